@@ -1,0 +1,40 @@
+package frame
+
+import "fmt"
+
+// ProtocolError is a violation of RFC 6455 (or of a configured limit) found in
+// what the peer sent. Code is the close code to answer with; Reason says what
+// was wrong in words short enough to go into that close frame.
+type ProtocolError struct {
+	Code   CloseCode
+	Reason string
+}
+
+func (e *ProtocolError) Error() string {
+	return "websocket: " + e.Reason + " (" + e.Code.String() + ")"
+}
+
+// Errorf returns a *ProtocolError with the given close code and a formatted reason.
+// Reasons longer than MaxCloseReason bytes are cut so they fit a close frame.
+func Errorf(code CloseCode, format string, args ...any) *ProtocolError {
+	r := fmt.Sprintf(format, args...)
+	if len(r) > MaxCloseReason {
+		r = r[:MaxCloseReason]
+		for len(r) > 0 && !ValidUTF8([]byte(r)) {
+			r = r[:len(r)-1]
+		}
+	}
+	return &ProtocolError{Code: code, Reason: r}
+}
+
+// Violations found while parsing headers and close payloads. They are
+// preallocated so that rejecting bad input does not allocate.
+var (
+	ErrReservedOpcode    = &ProtocolError{CloseProtocolError, "frame uses a reserved opcode"}
+	ErrFragmentedControl = &ProtocolError{CloseProtocolError, "control frame is fragmented (FIN not set)"}
+	ErrControlTooLong    = &ProtocolError{CloseProtocolError, "control frame payload longer than 125 bytes"}
+	ErrLengthOverflow    = &ProtocolError{CloseProtocolError, "64-bit payload length has its most significant bit set"}
+	ErrCloseTooShort     = &ProtocolError{CloseProtocolError, "close payload of 1 byte (a code needs 2)"}
+	ErrCloseCode         = &ProtocolError{CloseProtocolError, "close frame carries a code that may not be sent"}
+	ErrCloseReasonUTF8   = &ProtocolError{CloseInvalidPayload, "close reason is not valid UTF-8"}
+)

@@ -1,0 +1,10 @@
+module github.com/wskit/wskit
+
+go 1.26
+
+require (
+	github.com/gobwas/pool v0.2.1
+	github.com/gobwas/ws v1.5.0
+)
+
+require github.com/gobwas/httphead v0.1.0 // indirect

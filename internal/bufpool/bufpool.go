@@ -1,0 +1,55 @@
+// Package bufpool lends byte buffers by size class, so that a connection
+// holds a buffer only while it has unfinished input or unflushed output.
+//
+// Buffers travel as *[]byte: putting a pointer into the underlying
+// sync.Pools does not allocate, where putting a slice header would.
+package bufpool
+
+import "github.com/gobwas/pool"
+
+// Size classes are powers of two from minSize to maxSize; larger buffers are
+// allocated and dropped, as keeping them would pin rare peaks in memory.
+const (
+	minSize = 256
+	maxSize = 4 << 20
+)
+
+var buffers = pool.New(minSize, maxSize)
+
+// Get returns an empty buffer with capacity of at least n.
+func Get(n int) *[]byte {
+	x, size := buffers.Get(max(n, minSize))
+	if p, ok := x.(*[]byte); ok {
+		*p = (*p)[:0]
+		return p
+	}
+	b := make([]byte, 0, max(size, n, minSize))
+	return &b
+}
+
+// Put returns p to the pool. p must not be used afterwards.
+func Put(p *[]byte) {
+	if p == nil {
+		return
+	}
+	buffers.Put(p, cap(*p))
+}
+
+// Grow returns a buffer holding the bytes of *p with room for n more,
+// reusing p when it is big enough and otherwise moving to a larger pooled
+// buffer (p goes back to the pool). p may be nil.
+func Grow(p *[]byte, n int) *[]byte {
+	if p != nil && cap(*p)-len(*p) >= n {
+		return p
+	}
+	have := 0
+	if p != nil {
+		have = len(*p)
+	}
+	q := Get(max(2*have, have+n))
+	if p != nil {
+		*q = append(*q, *p...)
+		Put(p)
+	}
+	return q
+}
