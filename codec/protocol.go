@@ -1,0 +1,405 @@
+package codec
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/wskit/wskit/frame"
+)
+
+// Config sets up a Protocol.
+type Config struct {
+	Role           Role
+	MaxFrameSize   int64 // 0 means DefaultMaxFrameSize, < 0 no limit
+	MaxMessageSize int64 // 0 means DefaultMaxMessageSize, < 0 no limit
+	AllowedRsv     byte  // RSV bits claimed by negotiated extensions
+	FragmentSize   int   // split outgoing messages into frames of this size; 0 never
+	// Raw delivers every data frame as it arrives (fragments stay fragments)
+	// and answers nothing: no pong, no close reply. Limits and protocol rules
+	// still hold, and a violation still sends its close frame.
+	Raw bool
+	// PingPeriod, when positive, makes Tick send a ping that often.
+	PingPeriod time.Duration
+	// Timeout bounds the wait for a pong after a keepalive ping and for the
+	// peer's close frame after ours; 0 waits forever.
+	Timeout time.Duration
+}
+
+// State is the close-handshake state of a connection (RFC 6455 §7).
+type State uint8
+
+const (
+	StateOpen          State = iota
+	StateCloseSent           // our close is out, the peer's has not come
+	StateCloseReceived       // the peer's close came and is not answered (raw mode only)
+	StateClosed              // handshake done or connection failed: close the TCP connection
+)
+
+func (s State) String() string {
+	switch s {
+	case StateOpen:
+		return "open"
+	case StateCloseSent:
+		return "close sent"
+	case StateCloseReceived:
+		return "close received"
+	}
+	return "closed"
+}
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+const (
+	EventMessage EventKind = iota + 1 // a data message (or raw fragment)
+	EventPing
+	EventPong
+	EventClose
+)
+
+// Event is something the peer sent. Payload and Reason are borrowed: valid
+// until the next call on the Protocol and as long as the input bytes given
+// to Receive are not reused.
+type Event struct {
+	Kind    EventKind
+	Op      frame.Opcode // EventMessage: the message's opcode (the frame's in raw mode)
+	Fin     bool         // EventMessage in raw mode: the frame ends its message
+	Rsv     byte         // EventMessage: RSV bits of the first frame
+	Payload []byte
+	Code    frame.CloseCode // EventClose: the peer's code, CloseNoStatus when it sent none
+	Reason  []byte          // EventClose: the peer's reason
+}
+
+// Errors of the Protocol that are not violations by the peer.
+var (
+	ErrCloseSent    = errors.New("websocket: close already sent; no more data frames may be sent")
+	ErrCloseTimeout = errors.New("websocket: peer did not answer the close frame in time")
+	ErrPongTimeout  = &frame.ProtocolError{Code: frame.CloseInternalError, Reason: "ping timeout: no pong received in time"}
+)
+
+// Protocol is the state of one WebSocket connection, without I/O: feed it
+// received bytes with Receive, send through its Append methods, drain what it
+// owes the peer (pongs, the close reply, the close that reports a violation)
+// with AppendReplies, and call Tick at or after Deadline.
+//
+// A Protocol is not safe for concurrent use; the transport serialises calls.
+type Protocol struct {
+	cfg   Config
+	dec   Decoder
+	asm   Assembler
+	enc   Encoder
+	state State
+	out   []byte // replies owed to the peer
+	err   error
+
+	peerCode   frame.CloseCode
+	peerReason string
+	sentCode   frame.CloseCode
+	sentReason string
+	gotClose   bool
+	sentClose  bool
+
+	started  bool
+	nextPing time.Time
+	pingAt   time.Time
+	awaiting bool
+	pingSeq  uint64
+	closeAt  time.Time
+}
+
+// NewProtocol returns the state of a connection that has just opened.
+func NewProtocol(cfg Config) *Protocol {
+	p := &Protocol{cfg: cfg}
+	p.dec = Decoder{Role: cfg.Role, MaxFrameSize: cfg.MaxFrameSize, AllowedRsv: cfg.AllowedRsv}
+	p.asm = Assembler{MaxMessageSize: cfg.MaxMessageSize, Raw: cfg.Raw}
+	p.enc = Encoder{Role: cfg.Role, FragmentSize: cfg.FragmentSize}
+	return p
+}
+
+// State returns the close-handshake state.
+func (p *Protocol) State() State { return p.state }
+
+// Err returns the error that failed the connection, if any.
+func (p *Protocol) Err() error { return p.err }
+
+// Receive consumes bytes from the start of in until it has an event to
+// report, and says how many bytes it consumed. ok is false when all of in was
+// consumed without completing an event: call again with more bytes. After the
+// connection is closed, input is consumed and ignored.
+//
+// A violation returns a *frame.ProtocolError; the close frame carrying its
+// code is queued for AppendReplies and the state becomes StateClosed.
+func (p *Protocol) Receive(in []byte) (ev Event, n int, ok bool, err error) {
+	for {
+		if p.err != nil {
+			return ev, n, false, p.err
+		}
+		if p.state == StateClosed {
+			return ev, len(in), false, nil
+		}
+		f, k, complete, err := p.dec.Next(in[n:])
+		n += k
+		if err != nil {
+			return ev, n, false, p.fail(err)
+		}
+		if !complete {
+			if h, part, cut := p.dec.Partial(); cut && h.Op.IsData() && p.acceptsData() {
+				if err := p.asm.Check(h, part); err != nil {
+					return ev, n, false, p.fail(err)
+				}
+			}
+			return ev, n, false, nil
+		}
+		if f.Op.IsControl() {
+			ev, err = p.control(f)
+			if err != nil {
+				return ev, n, false, p.fail(err)
+			}
+			return ev, n, true, nil
+		}
+		if !p.acceptsData() {
+			continue // the peer's data after a close is dropped
+		}
+		m, done, err := p.asm.Push(f)
+		if err != nil {
+			return ev, n, false, p.fail(err)
+		}
+		if done {
+			return Event{Kind: EventMessage, Op: m.Op, Fin: m.Fin, Rsv: m.Rsv, Payload: m.Payload}, n, true, nil
+		}
+	}
+}
+
+func (p *Protocol) acceptsData() bool { return p.state == StateOpen }
+
+func (p *Protocol) control(f frame.Frame) (Event, error) {
+	switch f.Op {
+	case frame.OpPing:
+		if !p.cfg.Raw && (p.state == StateOpen || p.state == StateCloseSent) {
+			p.out = p.enc.AppendFrame(p.out, frame.Header{Fin: true, Op: frame.OpPong}, f.Payload)
+		}
+		return Event{Kind: EventPing, Payload: f.Payload}, nil
+	case frame.OpPong:
+		if p.awaiting && len(f.Payload) == 8 && binary.BigEndian.Uint64(f.Payload) == p.pingSeq {
+			p.awaiting = false
+		}
+		return Event{Kind: EventPong, Payload: f.Payload}, nil
+	}
+	code, reason, err := frame.ParseClose(f.Payload)
+	if err != nil {
+		return Event{}, err
+	}
+	p.gotClose = true
+	p.peerCode, p.peerReason = code, string(reason)
+	switch {
+	case p.state == StateCloseSent:
+		p.state = StateClosed
+	case p.cfg.Raw:
+		p.state = StateCloseReceived
+	default:
+		// Echo the code (and reason) the peer sent; an empty close gets an empty one.
+		p.out = p.enc.AppendFrame(p.out, frame.Header{Fin: true, Op: frame.OpClose}, f.Payload)
+		p.sentClose = true
+		p.sentCode, p.sentReason = code, p.peerReason
+		p.state = StateClosed
+	}
+	return Event{Kind: EventClose, Payload: f.Payload, Code: code, Reason: reason}, nil
+}
+
+// fail records err; for a violation it queues the close frame that reports
+// it, unless a close was already sent.
+func (p *Protocol) fail(err error) error {
+	p.err = err
+	var pe *frame.ProtocolError
+	if errors.As(err, &pe) && !p.sentClose {
+		var buf [frame.MaxControlPayload]byte
+		reason := pe.Reason
+		if len(reason) > frame.MaxCloseReason {
+			reason = frame.Errorf(pe.Code, "%s", reason).Reason
+		}
+		payload, _ := frame.AppendClose(buf[:0], pe.Code, reason)
+		p.out = p.enc.AppendFrame(p.out, frame.Header{Fin: true, Op: frame.OpClose}, payload)
+		p.sentClose = true
+		p.sentCode, p.sentReason = pe.Code, pe.Reason
+	}
+	p.state = StateClosed
+	return err
+}
+
+// AppendReplies appends the frames the connection owes the peer to dst and
+// forgets them. Call it after Receive and Tick, and write the result.
+func (p *Protocol) AppendReplies(dst []byte) []byte {
+	if len(p.out) == 0 {
+		return dst
+	}
+	dst = append(dst, p.out...)
+	if cap(p.out) > 1024 {
+		p.out = nil // a burst of pings should not pin memory on an idle connection
+	} else {
+		p.out = p.out[:0]
+	}
+	return dst
+}
+
+// AppendMessage appends a data message (OpText or OpBinary) with the given
+// RSV bits on its first frame, fragmented when Config.FragmentSize asks.
+func (p *Protocol) AppendMessage(dst []byte, op frame.Opcode, rsv byte, payload []byte) ([]byte, error) {
+	if p.sentClose {
+		return dst, ErrCloseSent
+	}
+	return p.enc.AppendMessage(dst, op, rsv, payload), nil
+}
+
+// AppendFrame appends one frame exactly as given, unchecked (raw sessions
+// write this way); only masking follows the role. A close frame changes the
+// state as AppendClose does.
+func (p *Protocol) AppendFrame(dst []byte, h frame.Header, payload []byte) ([]byte, error) {
+	if p.sentClose && (h.Op.IsData() || h.Op == frame.OpClose) {
+		return dst, ErrCloseSent
+	}
+	if h.Op == frame.OpClose {
+		code, reason, err := frame.ParseClose(payload)
+		if err != nil {
+			code, reason = frame.CloseNoStatus, nil
+		}
+		p.closeSent(code, string(reason))
+	}
+	return p.enc.AppendFrame(dst, h, payload), nil
+}
+
+// AppendPing appends a ping with the given payload (at most 125 bytes).
+func (p *Protocol) AppendPing(dst []byte, payload []byte) ([]byte, error) {
+	if len(payload) > frame.MaxControlPayload {
+		return dst, frame.ErrControlTooLong
+	}
+	return p.enc.AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpPing}, payload), nil
+}
+
+// AppendClose appends a close frame with code and reason and moves the
+// close handshake on. Use frame.CloseNoStatus with no reason for an empty
+// close frame.
+func (p *Protocol) AppendClose(dst []byte, code frame.CloseCode, reason string) ([]byte, error) {
+	if p.sentClose {
+		return dst, ErrCloseSent
+	}
+	var buf [frame.MaxControlPayload]byte
+	payload, err := frame.AppendClose(buf[:0], code, reason)
+	if err != nil {
+		return dst, err
+	}
+	p.closeSent(code, reason)
+	return p.enc.AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpClose}, payload), nil
+}
+
+func (p *Protocol) closeSent(code frame.CloseCode, reason string) {
+	p.sentClose = true
+	p.sentCode, p.sentReason = code, reason
+	if p.state == StateCloseReceived {
+		p.state = StateClosed
+	} else if p.state == StateOpen {
+		p.state = StateCloseSent
+	}
+}
+
+// CloseReason reports why the connection closed, once known: the code of
+// the violation that failed it, else the peer's close code, else ours. ok is
+// false while no close frame has been sent or received. A transport whose
+// connection ended with ok == false reports frame.CloseAbnormal (1006).
+func (p *Protocol) CloseReason() (code frame.CloseCode, reason string, ok bool) {
+	var pe *frame.ProtocolError
+	switch {
+	case errors.As(p.err, &pe):
+		return pe.Code, pe.Reason, true
+	case p.gotClose:
+		return p.peerCode, p.peerReason, true
+	case p.sentClose:
+		return p.sentCode, p.sentReason, true
+	}
+	return 0, "", false
+}
+
+// Tick runs the timers at time now: it appends a keepalive ping to dst when
+// one is due, and fails the connection when a pong or the peer's close frame
+// is overdue. ErrCloseTimeout leaves the state StateClosed; ErrPongTimeout
+// also queues a close frame (1011) for AppendReplies.
+func (p *Protocol) Tick(now time.Time, dst []byte) ([]byte, error) {
+	if p.err != nil {
+		return dst, p.err
+	}
+	if !p.started {
+		p.started = true
+		p.nextPing = now.Add(p.cfg.PingPeriod)
+	}
+	switch p.state {
+	case StateCloseSent:
+		if p.closeAt.IsZero() {
+			p.closeAt = now
+		}
+		if p.cfg.Timeout > 0 && !now.Before(p.closeAt.Add(p.cfg.Timeout)) {
+			p.state = StateClosed
+			p.err = ErrCloseTimeout
+			return dst, p.err
+		}
+	case StateOpen:
+		if p.cfg.PingPeriod <= 0 {
+			break
+		}
+		if p.awaiting {
+			if p.cfg.Timeout > 0 && !now.Before(p.pingAt.Add(p.cfg.Timeout)) {
+				return dst, p.fail(ErrPongTimeout)
+			}
+			break
+		}
+		if !now.Before(p.nextPing) {
+			p.pingSeq++
+			var payload [8]byte
+			binary.BigEndian.PutUint64(payload[:], p.pingSeq)
+			dst = p.enc.AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpPing}, payload[:])
+			p.awaiting = true
+			p.pingAt = now
+			p.nextPing = now.Add(p.cfg.PingPeriod)
+		}
+	}
+	return dst, nil
+}
+
+// Deadline returns when Tick must next run. ok is false when no timer is
+// armed; a zero time with ok true means at once (a timer needs its start).
+func (p *Protocol) Deadline() (t time.Time, ok bool) {
+	if p.err != nil {
+		return t, false
+	}
+	switch p.state {
+	case StateCloseSent:
+		if p.cfg.Timeout <= 0 {
+			return t, false
+		}
+		if p.closeAt.IsZero() {
+			return t, true
+		}
+		return p.closeAt.Add(p.cfg.Timeout), true
+	case StateOpen:
+		if p.cfg.PingPeriod <= 0 {
+			return t, false
+		}
+		if !p.started {
+			return t, true
+		}
+		if p.awaiting {
+			if p.cfg.Timeout <= 0 {
+				return t, false
+			}
+			return p.pingAt.Add(p.cfg.Timeout), true
+		}
+		return p.nextPing, true
+	}
+	return t, false
+}
+
+// Release hands pooled buffers back. Call it once the connection has ended.
+func (p *Protocol) Release() {
+	p.dec.Release()
+	p.asm.Release()
+	p.out = nil
+}
