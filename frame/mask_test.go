@@ -33,20 +33,27 @@ func forEachKernel(t *testing.T, f func(t *testing.T)) {
 	}
 }
 
+func randomBytes(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+func randomKey(rng *rand.Rand) (key [4]byte) {
+	copy(key[:], randomBytes(rng, 4))
+	return key
+}
+
 // checkMask masks n bytes at offset off of a guarded buffer from position
 // pos and compares the result, the bytes around it and the returned position
 // with maskReference.
 func checkMask(t *testing.T, rng *rand.Rand, n, off, pos int) {
 	t.Helper()
 	const guard = 64
-	buf := make([]byte, guard+off+n+guard)
-	for i := range buf {
-		buf[i] = byte(rng.Uint32())
-	}
-	var key [4]byte
-	for i := range key {
-		key[i] = byte(rng.Uint32())
-	}
+	buf := randomBytes(rng, guard+off+n+guard)
+	key := randomKey(rng)
 	want := bytes.Clone(buf)
 	maskReference(want[guard+off:guard+off+n], key, pos)
 
@@ -124,11 +131,8 @@ func TestMaskWords(t *testing.T) {
 			rng := rand.New(rand.NewPCG(9, 10))
 			for n := 8; n <= 300; n++ {
 				for pos := range 4 {
-					buf := make([]byte, 8+n+8)
-					for i := range buf {
-						buf[i] = byte(rng.Uint32())
-					}
-					key := [4]byte{byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32())}
+					buf := randomBytes(rng, 8+n+8)
+					key := randomKey(rng)
 					want := bytes.Clone(buf)
 					maskReference(want[8:8+n], key, pos)
 					k := binary.LittleEndian.Uint32(key[:])
@@ -150,11 +154,8 @@ func TestMaskChunked(t *testing.T) {
 		rng := rand.New(rand.NewPCG(5, 6))
 		for range 300 {
 			n := rng.IntN(3000)
-			payload := make([]byte, n)
-			for i := range payload {
-				payload[i] = byte(rng.Uint32())
-			}
-			key := [4]byte{byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32())}
+			payload := randomBytes(rng, n)
+			key := randomKey(rng)
 			whole := bytes.Clone(payload)
 			Mask(whole, key, 0)
 
@@ -185,12 +186,10 @@ func TestMaskTwice(t *testing.T) {
 	forEachKernel(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(7, 8))
 		for n := range 2100 {
-			b := make([]byte, n)
-			for i := range b {
-				b[i] = byte(rng.Uint32())
-			}
+			b := randomBytes(rng, n)
 			orig := bytes.Clone(b)
-			key := [4]byte{byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32()), 1}
+			key := randomKey(rng)
+			key[3] = 1 // never all zero, so masking must change something
 			pos := rng.IntN(4)
 			Mask(b, key, pos)
 			if n >= 4 && bytes.Equal(b, orig) {
