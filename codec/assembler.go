@@ -66,7 +66,7 @@ func (a *Assembler) Push(f frame.Frame) (m Message, ok bool, err error) {
 	if err := a.begin(f.Header); err != nil {
 		return m, false, a.fail(err)
 	}
-	if err := a.limit(a.size + int64(len(f.Payload))); err != nil {
+	if err := a.limit(int64(len(f.Payload))); err != nil {
 		return m, false, a.fail(err)
 	}
 	if a.op == frame.OpText && !a.SkipUTF8 {
@@ -114,7 +114,7 @@ func (a *Assembler) Check(h frame.Header, partial []byte) error {
 	if err := a.continuation(h); err != nil {
 		return a.fail(err)
 	}
-	if err := a.limit(a.size + h.Length); err != nil {
+	if err := a.limit(h.Length); err != nil {
 		return a.fail(err)
 	}
 	if op == frame.OpText && !a.SkipUTF8 && len(partial) > a.checked {
@@ -147,13 +147,16 @@ func (a *Assembler) begin(h frame.Header) error {
 	return nil
 }
 
+// limit checks that n more bytes keep the message within the limit. It
+// subtracts rather than adds: an announced frame length near 2^63 must not
+// wrap around and pass.
 func (a *Assembler) limit(n int64) error {
 	max := a.MaxMessageSize
 	if max == 0 {
 		max = DefaultMaxMessageSize
 	}
-	if max > 0 && n > max {
-		return frame.Errorf(frame.CloseMessageTooBig, "message of %d bytes or more exceeds the limit of %d", n, max)
+	if max > 0 && n > max-a.size {
+		return frame.Errorf(frame.CloseMessageTooBig, "message exceeds the limit of %d bytes", max)
 	}
 	return nil
 }

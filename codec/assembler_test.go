@@ -143,3 +143,14 @@ func TestAssemblerFragmentsDoNotAllocate(t *testing.T) {
 		t.Fatalf("%.1f allocations per fragmented message", allocs)
 	}
 }
+
+func TestAssemblerLimitDoesNotOverflow(t *testing.T) {
+	// Without a frame limit a peer can announce a frame of 2^63-1 bytes; added
+	// to what the message already holds, the length must not wrap around.
+	a := Assembler{MaxMessageSize: 100}
+	if _, _, err := a.Push(data(frame.OpBinary, false, "0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	h := frame.Header{Op: frame.OpContinuation, Fin: true, Length: 1<<63 - 1}
+	wantCode(t, a.Check(h, nil), frame.CloseMessageTooBig)
+}
