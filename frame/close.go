@@ -97,7 +97,7 @@ func ParseClose(p []byte) (code CloseCode, reason []byte, err error) {
 	}
 	code = CloseCode(binary.BigEndian.Uint16(p))
 	if !code.ValidOnWire() {
-		return code, nil, ErrCloseCode
+		return code, nil, ErrCloseCode.detail("close frame carries code %d, which may not be sent", uint16(code))
 	}
 	reason = p[2:]
 	if !ValidUTF8(reason) {

@@ -185,7 +185,7 @@ func TestParseClose(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			code, reason, err := frame.ParseClose(tc.in)
 			if tc.err != nil {
-				if err != tc.err {
+				if !errors.Is(err, tc.err) {
 					t.Fatalf("ParseClose(% x) = %v, %q, %v; want error %v", tc.in, code, reason, err, tc.err)
 				}
 				return
@@ -332,7 +332,7 @@ func TestAppendClose(t *testing.T) {
 			prefix := []byte("frame header")
 			dst := append(make([]byte, 0, 200), prefix...)
 			got, err := frame.AppendClose(dst, tc.code, tc.reason)
-			if err != tc.err {
+			if !errors.Is(err, tc.err) {
 				t.Fatalf("AppendClose(%v, %q) error = %v, want %v", tc.code, tc.reason, err, tc.err)
 			}
 			if !bytes.HasPrefix(got, prefix) {
@@ -481,5 +481,27 @@ func TestCloseErrorsCarryTheirCodes(t *testing.T) {
 	}
 	if frame.MaxCloseReason != 123 {
 		t.Errorf("MaxCloseReason = %d, want 123", frame.MaxCloseReason)
+	}
+}
+
+// Errors name the offending value and still match their sentinel.
+func TestErrorsNameTheOffendingValue(t *testing.T) {
+	tests := []struct {
+		err  error
+		kind error
+		text string
+	}{
+		{func() error { _, _, err := frame.ParseHeader([]byte{0x83}); return err }(), frame.ErrReservedOpcode, "reserved opcode 0x3"},
+		{func() error { _, _, err := frame.ParseHeader([]byte{0x09}); return err }(), frame.ErrFragmentedControl, "ping frame is fragmented"},
+		{func() error { _, _, err := frame.ParseHeader([]byte{0x88, 0x7e}); return err }(), frame.ErrControlTooLong, "close frame payload longer"},
+		{func() error { _, _, err := frame.ParseClose([]byte{0x03, 0xed}); return err }(), frame.ErrCloseCode, "code 1005"},
+	}
+	for _, tt := range tests {
+		if !errors.Is(tt.err, tt.kind) || !strings.Contains(tt.err.Error(), tt.text) {
+			t.Errorf("error %q: want it to match %q and contain %q", tt.err, tt.kind, tt.text)
+		}
+		if errors.Is(tt.err, frame.ErrLengthOverflow) {
+			t.Errorf("error %q matches an unrelated sentinel", tt.err)
+		}
 	}
 }

@@ -8,6 +8,19 @@ import "fmt"
 type ProtocolError struct {
 	Code   CloseCode
 	Reason string
+	kind   *ProtocolError // the sentinel this error details, for errors.Is
+}
+
+// Is reports whether e details target, so that errors.Is(err, ErrCloseCode)
+// holds for an error that also names the offending code.
+func (e *ProtocolError) Is(target error) bool { return e.kind != nil && e.kind == target }
+
+// detail returns e with a reason that names the offending values. It
+// allocates, which only rejecting bad input pays.
+func (e *ProtocolError) detail(format string, args ...any) *ProtocolError {
+	d := Errorf(e.Code, format, args...)
+	d.kind = e
+	return d
 }
 
 func (e *ProtocolError) Error() string {
@@ -30,11 +43,11 @@ func Errorf(code CloseCode, format string, args ...any) *ProtocolError {
 // Violations found while parsing headers and close payloads. They are
 // preallocated so that rejecting bad input does not allocate.
 var (
-	ErrReservedOpcode    = &ProtocolError{CloseProtocolError, "frame uses a reserved opcode"}
-	ErrFragmentedControl = &ProtocolError{CloseProtocolError, "control frame is fragmented (FIN not set)"}
-	ErrControlTooLong    = &ProtocolError{CloseProtocolError, "control frame payload longer than 125 bytes"}
-	ErrLengthOverflow    = &ProtocolError{CloseProtocolError, "64-bit payload length has its most significant bit set"}
-	ErrCloseTooShort     = &ProtocolError{CloseProtocolError, "close payload of 1 byte (a code needs 2)"}
-	ErrCloseCode         = &ProtocolError{CloseProtocolError, "close frame carries a code that may not be sent"}
-	ErrCloseReasonUTF8   = &ProtocolError{CloseInvalidPayload, "close reason is not valid UTF-8"}
+	ErrReservedOpcode    = &ProtocolError{Code: CloseProtocolError, Reason: "frame uses a reserved opcode"}
+	ErrFragmentedControl = &ProtocolError{Code: CloseProtocolError, Reason: "control frame is fragmented (FIN not set)"}
+	ErrControlTooLong    = &ProtocolError{Code: CloseProtocolError, Reason: "control frame payload longer than 125 bytes"}
+	ErrLengthOverflow    = &ProtocolError{Code: CloseProtocolError, Reason: "64-bit payload length has its most significant bit set"}
+	ErrCloseTooShort     = &ProtocolError{Code: CloseProtocolError, Reason: "close payload of 1 byte (a code needs 2)"}
+	ErrCloseCode         = &ProtocolError{Code: CloseProtocolError, Reason: "close frame carries a code that may not be sent"}
+	ErrCloseReasonUTF8   = &ProtocolError{Code: CloseInvalidPayload, Reason: "close reason is not valid UTF-8"}
 )

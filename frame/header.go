@@ -66,11 +66,11 @@ func ParseHeader(b []byte) (h Header, n int, err error) {
 	h.Rsv = b0 & (RSV1 | RSV2 | RSV3)
 	h.Op = Opcode(b0 & 0x0F)
 	if h.Op.IsReserved() {
-		return h, 0, ErrReservedOpcode
+		return h, 0, ErrReservedOpcode.detail("frame uses reserved opcode %#x", byte(h.Op))
 	}
 	control := h.Op.IsControl()
 	if control && !h.Fin {
-		return h, 0, ErrFragmentedControl
+		return h, 0, ErrFragmentedControl.detail("%v frame is fragmented (FIN not set)", h.Op)
 	}
 	if len(b) < 2 {
 		return h, 0, nil
@@ -79,7 +79,7 @@ func ParseHeader(b []byte) (h Header, n int, err error) {
 	h.Masked = b1&0x80 != 0
 	l7 := int64(b1 & 0x7F)
 	if control && l7 > MaxControlPayload {
-		return h, 0, ErrControlTooLong
+		return h, 0, ErrControlTooLong.detail("%v frame payload longer than 125 bytes", h.Op)
 	}
 	n = 2
 	switch l7 {

@@ -326,7 +326,7 @@ func TestParseHeaderErrors(t *testing.T) {
 						t.Errorf("prefix of %d bytes: ParseHeader(% x) = %+v, %d, %v; want n == 0, nil error",
 							k, tc.in[:k], h, n, err)
 					}
-				case err != tc.err:
+				case !errors.Is(err, tc.err):
 					t.Errorf("with %d bytes: ParseHeader(% x) = %+v, %d, %v; want error %v",
 						k, tc.in[:k], h, n, err, tc.err)
 				}

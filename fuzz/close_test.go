@@ -3,6 +3,7 @@ package fuzz
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"testing"
 	"unicode/utf8"
 
@@ -52,7 +53,7 @@ func FuzzParseClose(f *testing.F) {
 		case len(b) >= 2 && !utf8.Valid(b[2:]):
 			wantErr = frame.ErrCloseReasonUTF8
 		}
-		if err != wantErr {
+		if !errors.Is(err, wantErr) {
 			t.Fatalf("ParseClose(% x): error %v, want %v", b, err, wantErr)
 		}
 		if err != nil {

@@ -55,7 +55,7 @@ func (r *decoderRef) failed() bool { return len(r.errs) > 0 || r.tooBig }
 
 func (r *decoderRef) accepts(err error) bool {
 	for _, e := range r.errs {
-		if err == e {
+		if sameError(err, e) {
 			return true
 		}
 	}
