@@ -40,8 +40,9 @@ func Errorf(code CloseCode, format string, args ...any) *ProtocolError {
 	return &ProtocolError{Code: code, Reason: r}
 }
 
-// Violations found while parsing headers and close payloads. They are
-// preallocated so that rejecting bad input does not allocate.
+// Violations found while parsing headers and close payloads. Match them with
+// errors.Is: the errors returned may be detailed copies that name the value
+// at fault.
 var (
 	ErrReservedOpcode    = &ProtocolError{Code: CloseProtocolError, Reason: "frame uses a reserved opcode"}
 	ErrFragmentedControl = &ProtocolError{Code: CloseProtocolError, Reason: "control frame is fragmented (FIN not set)"}
