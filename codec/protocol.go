@@ -85,13 +85,15 @@ var (
 //
 // A Protocol is not safe for concurrent use; the transport serialises calls.
 type Protocol struct {
-	cfg   Config
-	dec   Decoder
-	asm   Assembler
-	enc   Encoder
-	state State
-	out   []byte // replies owed to the peer
-	err   error
+	raw        bool
+	pingPeriod time.Duration
+	timeout    time.Duration
+	dec        Decoder
+	asm        Assembler
+	enc        Encoder
+	state      State
+	out        []byte // replies owed to the peer
+	err        error
 
 	peerCode   frame.CloseCode
 	peerReason string
@@ -100,17 +102,18 @@ type Protocol struct {
 	gotClose   bool
 	sentClose  bool
 
-	started  bool
-	nextPing time.Time
-	pingAt   time.Time
+	// mark is when the running timer started: the last keepalive ping (or
+	// the first Tick) while open, the first Tick after our close while
+	// closing. marked is false until a Tick has set it.
+	mark     time.Time
+	marked   bool
 	awaiting bool
 	pingSeq  uint64
-	closeAt  time.Time
 }
 
 // NewProtocol returns the state of a connection that has just opened.
 func NewProtocol(cfg Config) *Protocol {
-	p := &Protocol{cfg: cfg}
+	p := &Protocol{raw: cfg.Raw, pingPeriod: cfg.PingPeriod, timeout: cfg.Timeout}
 	p.dec = Decoder{Role: cfg.Role, MaxFrameSize: cfg.MaxFrameSize, AllowedRsv: cfg.AllowedRsv}
 	p.asm = Assembler{MaxMessageSize: cfg.MaxMessageSize, Raw: cfg.Raw}
 	p.enc = Encoder{Role: cfg.Role, FragmentSize: cfg.FragmentSize}
@@ -176,7 +179,7 @@ func (p *Protocol) acceptsData() bool { return p.state == StateOpen }
 func (p *Protocol) control(f frame.Frame) (Event, error) {
 	switch f.Op {
 	case frame.OpPing:
-		if !p.cfg.Raw && (p.state == StateOpen || p.state == StateCloseSent) {
+		if !p.raw && (p.state == StateOpen || p.state == StateCloseSent) {
 			p.out = p.enc.AppendFrame(p.out, frame.Header{Fin: true, Op: frame.OpPong}, f.Payload)
 		}
 		return Event{Kind: EventPing, Payload: f.Payload}, nil
@@ -195,7 +198,7 @@ func (p *Protocol) control(f frame.Frame) (Event, error) {
 	switch {
 	case p.state == StateCloseSent:
 		p.state = StateClosed
-	case p.cfg.Raw:
+	case p.raw:
 		p.state = StateCloseReceived
 	default:
 		// Echo the code (and reason) the peer sent; an empty close gets an empty one.
@@ -299,6 +302,7 @@ func (p *Protocol) closeSent(code frame.CloseCode, reason string) {
 		p.state = StateClosed
 	} else if p.state == StateOpen {
 		p.state = StateCloseSent
+		p.marked = false // the close timer starts at the next Tick
 	}
 }
 
@@ -327,38 +331,34 @@ func (p *Protocol) Tick(now time.Time, dst []byte) ([]byte, error) {
 	if p.err != nil {
 		return dst, p.err
 	}
-	if !p.started {
-		p.started = true
-		p.nextPing = now.Add(p.cfg.PingPeriod)
+	if !p.marked {
+		p.marked = true
+		p.mark = now
 	}
 	switch p.state {
 	case StateCloseSent:
-		if p.closeAt.IsZero() {
-			p.closeAt = now
-		}
-		if p.cfg.Timeout > 0 && !now.Before(p.closeAt.Add(p.cfg.Timeout)) {
+		if p.timeout > 0 && !now.Before(p.mark.Add(p.timeout)) {
 			p.state = StateClosed
 			p.err = ErrCloseTimeout
 			return dst, p.err
 		}
 	case StateOpen:
-		if p.cfg.PingPeriod <= 0 {
+		if p.pingPeriod <= 0 {
 			break
 		}
 		if p.awaiting {
-			if p.cfg.Timeout > 0 && !now.Before(p.pingAt.Add(p.cfg.Timeout)) {
+			if p.timeout > 0 && !now.Before(p.mark.Add(p.timeout)) {
 				return dst, p.fail(ErrPongTimeout)
 			}
 			break
 		}
-		if !now.Before(p.nextPing) {
+		if !now.Before(p.mark.Add(p.pingPeriod)) {
 			p.pingSeq++
 			var payload [8]byte
 			binary.BigEndian.PutUint64(payload[:], p.pingSeq)
 			dst = p.enc.AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpPing}, payload[:])
 			p.awaiting = true
-			p.pingAt = now
-			p.nextPing = now.Add(p.cfg.PingPeriod)
+			p.mark = now
 		}
 	}
 	return dst, nil
@@ -370,31 +370,23 @@ func (p *Protocol) Deadline() (t time.Time, ok bool) {
 	if p.err != nil {
 		return t, false
 	}
-	switch p.state {
-	case StateCloseSent:
-		if p.cfg.Timeout <= 0 {
-			return t, false
-		}
-		if p.closeAt.IsZero() {
-			return t, true
-		}
-		return p.closeAt.Add(p.cfg.Timeout), true
-	case StateOpen:
-		if p.cfg.PingPeriod <= 0 {
-			return t, false
-		}
-		if !p.started {
-			return t, true
-		}
+	var wait time.Duration
+	switch {
+	case p.state == StateCloseSent:
+		wait = p.timeout
+	case p.state == StateOpen && p.pingPeriod > 0:
+		wait = p.pingPeriod
 		if p.awaiting {
-			if p.cfg.Timeout <= 0 {
-				return t, false
-			}
-			return p.pingAt.Add(p.cfg.Timeout), true
+			wait = p.timeout
 		}
-		return p.nextPing, true
 	}
-	return t, false
+	if wait <= 0 {
+		return t, false
+	}
+	if !p.marked {
+		return t, true
+	}
+	return p.mark.Add(wait), true
 }
 
 // Release hands pooled buffers back. Call it once the connection has ended.
