@@ -33,9 +33,6 @@ type Message struct {
 type Assembler struct {
 	MaxMessageSize int64 // 0 means DefaultMaxMessageSize, < 0 no limit
 	Raw            bool
-	// SkipUTF8 leaves text unchecked; for extensions that transform payloads
-	// (the check then belongs after the transform).
-	SkipUTF8 bool
 
 	op      frame.Opcode // opcode of the unfinished message, 0 between messages
 	rsv     byte
@@ -69,7 +66,7 @@ func (a *Assembler) Push(f frame.Frame) (m Message, ok bool, err error) {
 	if err := a.limit(int64(len(f.Payload))); err != nil {
 		return m, false, a.fail(err)
 	}
-	if a.op == frame.OpText && !a.SkipUTF8 {
+	if a.op == frame.OpText {
 		if !a.utf8.Write(f.Payload[a.checked:]) || (f.Fin && !a.utf8.Complete()) {
 			return m, false, a.fail(ErrInvalidUTF8)
 		}
@@ -117,7 +114,7 @@ func (a *Assembler) Check(h frame.Header, partial []byte) error {
 	if err := a.limit(h.Length); err != nil {
 		return a.fail(err)
 	}
-	if op == frame.OpText && !a.SkipUTF8 && len(partial) > a.checked {
+	if op == frame.OpText && len(partial) > a.checked {
 		if !a.utf8.Write(partial[a.checked:]) {
 			return a.fail(ErrInvalidUTF8)
 		}

@@ -92,10 +92,7 @@ func (d *Decoder) Next(in []byte) (f frame.Frame, n int, ok bool, err error) {
 }
 
 func (d *Decoder) continuePayload(in []byte) (f frame.Frame, n int, ok bool, err error) {
-	have := 0
-	if d.buf != nil {
-		have = len(*d.buf)
-	}
+	have := d.received()
 	need := d.hdr.Length - int64(have)
 	if int64(len(in)) < need {
 		d.appendPayload(in)
@@ -114,10 +111,7 @@ func (d *Decoder) appendPayload(p []byte) {
 	if len(p) == 0 {
 		return
 	}
-	have := 0
-	if d.buf != nil {
-		have = len(*d.buf)
-	}
+	have := d.received()
 	// Grow geometrically with the data, never straight to the announced
 	// length: a peer announcing a large frame must send it to cost memory.
 	room := max(len(p), min(int(d.hdr.Length)-have, 2*have))
@@ -142,12 +136,14 @@ func (d *Decoder) Partial() (h frame.Header, payload []byte, ok bool) {
 }
 
 // Buffered reports how many bytes of an unfinished frame the decoder holds.
-func (d *Decoder) Buffered() int {
-	n := d.hdrN
-	if d.buf != nil {
-		n += len(*d.buf)
+func (d *Decoder) Buffered() int { return d.hdrN + d.received() }
+
+// received is the number of payload bytes held of a cut frame.
+func (d *Decoder) received() int {
+	if d.buf == nil {
+		return 0
 	}
-	return n
+	return len(*d.buf)
 }
 
 // Release hands pooled buffers back; the decoder is unusable afterwards
