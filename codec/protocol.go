@@ -254,6 +254,10 @@ func (p *Protocol) AppendMessage(dst []byte, op frame.Opcode, rsv byte, payload 
 	return p.enc.AppendMessage(dst, op, rsv, payload), nil
 }
 
+// MessageSize returns the number of bytes AppendMessage appends for a
+// payload of n bytes, so that a caller can reserve room in one step.
+func (p *Protocol) MessageSize(n int) int { return p.enc.MessageSize(n) }
+
 // AppendFrame appends one frame exactly as given, unchecked (raw sessions
 // write this way); only masking follows the role. A close frame changes the
 // state as AppendClose does.

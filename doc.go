@@ -1,0 +1,42 @@
+// Package wskit is a WebSocket server and client toolkit in the shape of
+// Ktor's WebSockets plugin: Options, routes that mount on any net/http mux,
+// default sessions that handle control frames for you, raw sessions (package
+// wsraw) that hand you every frame, lifecycle callbacks, content converters
+// and a client Dial giving the same session type.
+//
+// The protocol itself lives in package codec (sans-I/O) and package frame
+// (the wire format); this package adds the handshake, the transport and the
+// session model on top.
+//
+// # From Ktor
+//
+//	install(WebSockets) { pingPeriod = 15.seconds }   srv, _ := wskit.NewServer(opts) // opts := wskit.DefaultOptions(); opts.PingPeriod = 15*time.Second
+//	webSocket("/echo") { … }                         mux.Handle("/echo", srv.WebSocket(func(s *wskit.Session) { … }))
+//	webSocket("/chat", protocol = "chat") { … }       srv.WebSocket(handler, "chat")
+//	webSocketRaw("/raw") { … }                        srv.WebSocketRaw(func(s *wsraw.Session) { … })
+//	for (frame in incoming) { … }                     for m := range s.Messages() { … }
+//	incoming.receive()                                s.Receive(ctx)
+//	send("text"); send(Frame.Binary(true, bytes))     s.SendText("text"); s.SendBinary(bytes)
+//	outgoing.send(Frame.Ping(bytes))                  s.SendFrame(frame.Header{Fin: true, Op: frame.OpPing}, bytes)
+//	close(CloseReason(NORMAL, "bye"))                 s.Close(wskit.CloseNormal, "bye")
+//	closeReason.await()                               <-s.Done(); r, _ := s.CloseReason()
+//	call.request                                      s.Request()
+//	sendSerialized(v); receiveDeserialized<T>()       wskit.SendValue(s, v); wskit.ReceiveValue[T](ctx, s)
+//	client.webSocket("ws://…") { … }                  s, err := wskit.Dial(ctx, "ws://…", nil)
+//
+// Ktor's onConnect / onMessage / onClose / onError idioms are the Events
+// callbacks OnOpen / OnMessage / OnClose / OnError; see Events.
+//
+// # Lifecycle
+//
+// A session ends in one of these ways, and CloseReason reports it:
+//   - the peer sent a close frame: its code and reason (1005 when it sent
+//     none), after our echo;
+//   - we closed (Close, or the handler returned: 1000; it panicked: 1011):
+//     our code and reason, once the peer answered or Timeout passed;
+//   - the peer broke the protocol: the code we closed with (1002, 1007,
+//     1009), and Err returns the *frame.ProtocolError;
+//   - the connection just ended: 1006 Abnormal Closure, never sent.
+//
+// Context is cancelled and Done is closed when the session ends.
+package wskit

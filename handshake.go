@@ -1,0 +1,187 @@
+package wskit
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/wskit/wskit/internal/bufpool"
+)
+
+// acceptGUID is the fixed string of RFC 6455 §1.3 appended to the key.
+const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// handshakeError is a refused upgrade: the HTTP status and the text sent.
+type handshakeError struct {
+	status int
+	msg    string
+	header [2]string // one extra response header, when set
+}
+
+func (e *handshakeError) Error() string { return e.msg }
+
+func (e *handshakeError) write(w http.ResponseWriter) {
+	h := w.Header()
+	if e.header[0] != "" {
+		h.Set(e.header[0], e.header[1])
+	}
+	if e.status == http.StatusUpgradeRequired {
+		h.Set("Connection", "Upgrade")
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(e.status)
+	w.Write([]byte(e.msg + "\n"))
+}
+
+func refuse(status int, msg string) *handshakeError {
+	return &handshakeError{status: status, msg: msg}
+}
+
+// checkRequest applies RFC 6455 §4.2.1 to an opening handshake and returns
+// the client's key, or the refusal to send.
+func checkRequest(r *http.Request) (key string, herr *handshakeError) {
+	if r.Method != http.MethodGet {
+		e := refuse(http.StatusMethodNotAllowed, "websocket: the opening handshake must be a GET request")
+		e.header = [2]string{"Allow", http.MethodGet}
+		return "", e
+	}
+	if !r.ProtoAtLeast(1, 1) {
+		return "", refuse(http.StatusBadRequest, "websocket: the opening handshake needs HTTP/1.1 or later")
+	}
+	if !headerHasToken(r.Header, "Upgrade", "websocket") {
+		e := refuse(http.StatusUpgradeRequired, "websocket: this endpoint speaks WebSocket only: Upgrade: websocket is missing")
+		e.header = [2]string{"Upgrade", "websocket"}
+		return "", e
+	}
+	if !headerHasToken(r.Header, "Connection", "upgrade") {
+		return "", refuse(http.StatusBadRequest, "websocket: the Connection header lacks the upgrade token")
+	}
+	if v := r.Header.Values("Sec-Websocket-Version"); len(v) != 1 || v[0] != "13" {
+		e := refuse(http.StatusUpgradeRequired, "websocket: unsupported Sec-WebSocket-Version: this server speaks version 13")
+		e.header = [2]string{"Sec-WebSocket-Version", "13"}
+		return "", e
+	}
+	keys := r.Header.Values("Sec-Websocket-Key")
+	if len(keys) != 1 || !validKey(keys[0]) {
+		return "", refuse(http.StatusBadRequest, "websocket: Sec-WebSocket-Key must be the base64 of 16 bytes")
+	}
+	return keys[0], nil
+}
+
+// validKey reports whether k is base64 of exactly 16 bytes (§4.1).
+func validKey(k string) bool {
+	if len(k) != 24 {
+		return false
+	}
+	var b [18]byte
+	n, err := base64.StdEncoding.Strict().Decode(b[:], []byte(k))
+	return err == nil && n == 16
+}
+
+// acceptKey appends the Sec-WebSocket-Accept value for key to dst.
+func acceptKey(dst []byte, key string) []byte {
+	var in [24 + len(acceptGUID)]byte
+	n := copy(in[:], key)
+	n += copy(in[n:], acceptGUID)
+	sum := sha1.Sum(in[:n])
+	return base64.StdEncoding.AppendEncode(dst, sum[:])
+}
+
+// headerHasToken reports whether any value of header name holds token in
+// its comma-separated list, compared case-insensitively (RFC 7230 §6.7).
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for v != "" {
+			var item string
+			item, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(strings.TrimSpace(item), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isToken reports whether s is an HTTP token (RFC 7230 §3.2.6), the form
+// a subprotocol name must have.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// selectProtocol picks the first of ours (in our order of preference) that
+// the client offered.
+func selectProtocol(r *http.Request, ours []string) string {
+	for _, p := range ours {
+		if headerHasToken(r.Header, "Sec-Websocket-Protocol", p) {
+			return p
+		}
+	}
+	return ""
+}
+
+// checkOrigin applies the Origin policy (§10.2): a browser page may open a
+// session only from the server's own origin or an allowed one.
+func (o *Options) checkOrigin(r *http.Request) *handshakeError {
+	if o.CheckOrigin != nil {
+		if o.CheckOrigin(r) {
+			return nil
+		}
+		return refuse(http.StatusForbidden, "websocket: origin not allowed")
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return refuse(http.StatusForbidden, "websocket: origin not allowed")
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return nil
+	}
+	for _, p := range o.OriginPatterns {
+		if ok, _ := matchHost(p, u.Host); ok {
+			return nil
+		}
+	}
+	return refuse(http.StatusForbidden, "websocket: cross-origin request from "+u.Host+" refused")
+}
+
+func matchHost(pattern, host string) (bool, error) {
+	return path.Match(strings.ToLower(pattern), strings.ToLower(host))
+}
+
+// writeAccept writes the 101 response that completes the handshake.
+func writeAccept(c net.Conn, key, protocol string, timeout time.Duration) error {
+	buf := bufpool.Get(256 + len(protocol))
+	defer bufpool.Put(buf)
+	b := append(*buf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = acceptKey(b, key)
+	if protocol != "" {
+		b = append(b, "\r\nSec-WebSocket-Protocol: "...)
+		b = append(b, protocol...)
+	}
+	b = append(b, "\r\n\r\n"...)
+	*buf = b
+	if timeout > 0 {
+		c.SetWriteDeadline(time.Now().Add(timeout))
+		defer c.SetWriteDeadline(time.Time{})
+	}
+	_, err := c.Write(b)
+	return err
+}

@@ -1,0 +1,445 @@
+// Package wsconn drives a codec.Protocol over a net.Conn: one goroutine
+// reads, any goroutine writes. Default and raw sessions are built on it.
+//
+// Writes are combined: a sender appends its frame to the pending output and,
+// if no other sender is writing, writes everything pending itself; senders
+// that arrive while a write is in progress only append, so a burst of sends
+// from many goroutines leaves in few system calls and never interleaves.
+package wsconn
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/wskit/wskit/codec"
+	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/bufpool"
+)
+
+// Policy says what a send does when the outgoing queue is full.
+type Policy uint8
+
+const (
+	// Block waits for the queue to drain, up to Config.WriteTimeout.
+	Block Policy = iota
+	// CloseTryAgain closes the connection with 1013 Try Again Later.
+	CloseTryAgain
+	// ClosePolicy closes the connection with 1008 Policy Violation.
+	ClosePolicy
+)
+
+// Errors of a Conn.
+var (
+	ErrClosed       = errors.New("websocket: connection closed")
+	ErrQueueFull    = errors.New("websocket: outgoing queue full")
+	ErrQueueTimeout = errors.New("websocket: outgoing queue stayed full past the timeout")
+	ErrWriteTimeout = errors.New("websocket: write did not complete within the timeout")
+)
+
+// Config sets up a Conn.
+type Config struct {
+	Codec          codec.Config
+	ReadBufferSize int           // 0 means 4096
+	WriteTimeout   time.Duration // bound on one write and on a blocked send; 0 none
+	MaxQueue       int           // unflushed output bytes before Policy applies; 0 no bound
+	Policy         Policy
+}
+
+// Conn is one WebSocket connection over a net.Conn.
+type Conn struct {
+	nc  net.Conn
+	cfg Config
+
+	// Read side: only the goroutine calling Next touches these.
+	rbuf *[]byte
+	r, w int
+
+	mu       sync.Mutex
+	proto    *codec.Protocol
+	out      *[]byte // pending output
+	spare    *[]byte
+	flushing bool          // a sender is writing; others only append
+	drained  chan struct{} // closed after a write round, made by a waiting sender
+	rdl      time.Time     // read deadline currently set
+	werr     error         // first write error: the connection is dead for writing
+	closed   bool          // the net.Conn is closed
+	released bool
+}
+
+// New wraps nc, whose first bytes (read past a handshake) are buffered.
+func New(nc net.Conn, buffered []byte, cfg Config) *Conn {
+	if cfg.ReadBufferSize <= 0 {
+		cfg.ReadBufferSize = 4096
+	}
+	c := &Conn{nc: nc, cfg: cfg, proto: codec.NewProtocol(cfg.Codec)}
+	c.rbuf = bufpool.Get(max(cfg.ReadBufferSize, len(buffered)))
+	*c.rbuf = (*c.rbuf)[:cap(*c.rbuf)]
+	c.w = copy(*c.rbuf, buffered)
+	return c
+}
+
+// NetConn returns the underlying connection.
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
+// Next reads until the peer has sent an event and returns it; the payload is
+// borrowed until the next call. Replies the protocol owes (pongs, the close
+// echo, the close reporting a violation) are written before Next returns.
+// Only one goroutine may call Next.
+//
+// A protocol violation returns its *frame.ProtocolError after the close frame
+// went out; a read error, a timeout of the protocol's timers or the end of
+// the close handshake returns an error too. Either way the caller then closes.
+func (c *Conn) Next() (codec.Event, error) {
+	for {
+		if c.r < c.w {
+			c.mu.Lock()
+			ev, n, ok, err := c.proto.Receive((*c.rbuf)[c.r:c.w])
+			c.r += n
+			c.queueReplies()
+			if err == nil && c.proto.State() == codec.StateClosed && !ok {
+				err = ErrClosed
+			}
+			werr := c.flushLocked()
+			if err == nil && ok {
+				return ev, nil
+			}
+			if err != nil {
+				return ev, err
+			}
+			if werr != nil {
+				return ev, werr
+			}
+			continue
+		}
+		c.r, c.w = 0, 0
+		if err := c.armTimers(); err != nil {
+			return codec.Event{}, err
+		}
+		n, err := c.nc.Read(*c.rbuf)
+		c.w = n
+		if err != nil && n == 0 {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue // a timer is due, or a sender changed the state
+			}
+			return codec.Event{}, c.readError(err)
+		}
+	}
+}
+
+// readError maps the end of the input: a finished close handshake is
+// ErrClosed, anything else the transport's error.
+func (c *Conn) readError(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proto.State() == codec.StateClosed && c.proto.Err() == nil {
+		return ErrClosed
+	}
+	if c.werr != nil {
+		return c.werr
+	}
+	return err
+}
+
+// armTimers runs the protocol's timers and sets the read deadline to the
+// next one.
+func (c *Conn) armTimers() error {
+	c.mu.Lock()
+	if c.proto.State() == codec.StateClosed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	d, ok := c.proto.Deadline()
+	if ok {
+		now := time.Now()
+		if !now.Before(d) {
+			out, err := c.proto.Tick(now, c.outBuf())
+			*c.out = out
+			c.queueReplies()
+			if werr := c.flushLocked(); err == nil {
+				err = werr
+			}
+			if err != nil {
+				return err
+			}
+			c.mu.Lock()
+			d, ok = c.proto.Deadline()
+		}
+	}
+	if !ok {
+		d = time.Time{}
+	}
+	if !d.Equal(c.rdl) {
+		c.rdl = d
+		c.nc.SetReadDeadline(d)
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// kick wakes the reader so that it recomputes its deadline after a state
+// change made by a sender. c.mu is held.
+func (c *Conn) kick() {
+	if c.cfg.Codec.Timeout > 0 || c.cfg.Codec.PingPeriod > 0 {
+		c.rdl = time.Unix(1, 0)
+		c.nc.SetReadDeadline(c.rdl)
+	}
+}
+
+func (c *Conn) outBuf() []byte {
+	if c.out == nil {
+		c.out = bufpool.Get(512)
+	}
+	return *c.out
+}
+
+func (c *Conn) queueReplies() {
+	*c.out = c.proto.AppendReplies(c.outBuf())
+}
+
+// WriteMessage sends a data message.
+func (c *Conn) WriteMessage(op frame.Opcode, rsv byte, p []byte) error {
+	c.mu.Lock()
+	if err := c.admit(c.proto.MessageSize(len(p))); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	var err error
+	*c.out, err = c.proto.AppendMessage(*c.out, op, rsv, p)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	return c.flushLocked()
+}
+
+// WriteFrame sends one frame exactly as given (only masking follows the role).
+func (c *Conn) WriteFrame(h frame.Header, p []byte) error {
+	c.mu.Lock()
+	if err := c.admit(frame.MaxHeaderSize + len(p)); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	before := c.proto.State()
+	var err error
+	*c.out, err = c.proto.AppendFrame(*c.out, h, p)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	if c.proto.State() != before {
+		c.kick()
+	}
+	return c.flushLocked()
+}
+
+// WritePing sends a ping.
+func (c *Conn) WritePing(p []byte) error {
+	c.mu.Lock()
+	if err := c.admit(frame.MaxHeaderSize + len(p)); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	var err error
+	*c.out, err = c.proto.AppendPing(*c.out, p)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	return c.flushLocked()
+}
+
+// WriteClose sends a close frame and starts the close handshake's timer. It
+// is not subject to the queue bound.
+func (c *Conn) WriteClose(code frame.CloseCode, reason string) error {
+	c.mu.Lock()
+	if c.werr != nil || c.released {
+		c.mu.Unlock()
+		return c.deadErr()
+	}
+	out, err := c.proto.AppendClose(c.outBuf(), code, reason)
+	*c.out = out
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	c.kick()
+	return c.flushLocked()
+}
+
+// admit makes room for n more bytes of output under the queue bound, or
+// applies the policy. c.mu is held on entry and on return.
+func (c *Conn) admit(n int) error {
+	for {
+		if c.werr != nil || c.released {
+			return c.deadErr()
+		}
+		if c.out == nil {
+			c.out = bufpool.Get(n)
+		}
+		queued := len(*c.out)
+		if !c.flushing || c.cfg.MaxQueue <= 0 || queued == 0 || queued+n <= c.cfg.MaxQueue {
+			if cap(*c.out)-queued < n {
+				c.out = bufpool.Grow(c.out, n)
+			}
+			return nil
+		}
+		switch c.cfg.Policy {
+		case CloseTryAgain, ClosePolicy:
+			code := frame.CloseTryAgainLater
+			if c.cfg.Policy == ClosePolicy {
+				code = frame.ClosePolicyViolation
+			}
+			if out, err := c.proto.AppendClose(*c.out, code, "outgoing queue full"); err == nil {
+				*c.out = out
+				c.kick()
+			}
+			return ErrQueueFull
+		}
+		if err := c.waitDrained(); err != nil {
+			return err
+		}
+	}
+}
+
+// waitDrained blocks until the writer finishes its round or the write
+// timeout passes. c.mu is held on entry and on return.
+func (c *Conn) waitDrained() error {
+	if c.drained == nil {
+		c.drained = make(chan struct{})
+	}
+	ch := c.drained
+	c.mu.Unlock()
+	var expired <-chan time.Time
+	if c.cfg.WriteTimeout > 0 {
+		t := time.NewTimer(c.cfg.WriteTimeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-ch:
+		c.mu.Lock()
+		return nil
+	case <-expired:
+		c.mu.Lock()
+		return ErrQueueTimeout
+	}
+}
+
+func (c *Conn) deadErr() error {
+	if c.werr != nil {
+		return c.werr
+	}
+	return ErrClosed
+}
+
+// flushLocked writes the pending output unless another sender is writing,
+// which will write it for us. It is called with c.mu held and releases it.
+func (c *Conn) flushLocked() error {
+	if c.flushing || c.out == nil || len(*c.out) == 0 || c.werr != nil {
+		err := c.werr
+		c.mu.Unlock()
+		return err
+	}
+	c.flushing = true
+	var err error
+	for c.out != nil && len(*c.out) > 0 && err == nil && !c.released {
+		buf := c.out
+		c.out, c.spare = c.spare, nil
+		if c.out != nil {
+			*c.out = (*c.out)[:0]
+		}
+		c.mu.Unlock()
+		err = c.write(*buf)
+		c.mu.Lock()
+		if cap(*buf) > 64<<10 || c.released {
+			bufpool.Put(buf) // a large buffer is not kept for an idle connection
+		} else {
+			*buf = (*buf)[:0]
+			c.spare = buf
+		}
+		if c.drained != nil {
+			close(c.drained)
+			c.drained = nil
+		}
+	}
+	c.flushing = false
+	if c.released {
+		bufpool.Put(c.out)
+		c.out = nil
+	}
+	if err != nil && c.werr == nil {
+		c.werr = err
+		c.closed = true
+		c.nc.Close() // a failed write leaves a stream that cannot be resumed
+	}
+	err = c.werr
+	c.mu.Unlock()
+	return err
+}
+
+func (c *Conn) write(b []byte) error {
+	if c.cfg.WriteTimeout > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+	}
+	_, err := c.nc.Write(b)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return ErrWriteTimeout
+	}
+	return err
+}
+
+// State returns the close-handshake state.
+func (c *Conn) State() codec.State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.proto.State()
+}
+
+// CloseReason reports the close code and reason once a close frame went
+// either way, as codec.Protocol.CloseReason does.
+func (c *Conn) CloseReason() (frame.CloseCode, string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.proto.CloseReason()
+}
+
+// WriteErr returns the error that ended writing, if any.
+func (c *Conn) WriteErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.werr
+}
+
+// Close closes the network connection; a blocked Next returns.
+func (c *Conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return c.nc.Close()
+}
+
+// Release returns the buffers to the pool. Call it after Close, once the
+// goroutine that called Next has stopped; later writes return ErrClosed.
+func (c *Conn) Release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.released {
+		return
+	}
+	c.released = true
+	c.proto.Release()
+	bufpool.Put(c.rbuf)
+	c.rbuf = nil
+	if !c.flushing {
+		bufpool.Put(c.out)
+		c.out = nil
+	}
+	bufpool.Put(c.spare)
+	c.spare = nil
+}

@@ -1,0 +1,171 @@
+package wskit
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// QueuePolicy says what a send does when the outgoing queue is full.
+type QueuePolicy uint8
+
+const (
+	// QueueBlock makes the sender wait for the queue to drain, for at most
+	// Options.Timeout; then the send fails with ErrQueueTimeout.
+	QueueBlock QueuePolicy = iota
+	// QueueCloseTryAgain closes the session with 1013 Try Again Later.
+	QueueCloseTryAgain
+	// QueueClosePolicy closes the session with 1008 Policy Violation.
+	QueueClosePolicy
+)
+
+func (p QueuePolicy) String() string {
+	switch p {
+	case QueueBlock:
+		return "block"
+	case QueueCloseTryAgain:
+		return "close 1013"
+	case QueueClosePolicy:
+		return "close 1008"
+	}
+	return fmt.Sprintf("QueuePolicy(%d)", uint8(p))
+}
+
+// Options configure a Server's sessions, or a client's through DialOptions.
+// Start from DefaultOptions and change what you need: NewServer and Dial
+// reject zero sizes and negative durations with an error.
+//
+// Ktor's WebSocketOptions map onto these fields as follows.
+//
+//   - pingPeriod (Ktor: off) → PingPeriod, off by default.
+//   - timeout (Ktor: 15 s, for the pinger only) → Timeout, 15 s, which bounds
+//     the wait for a pong, for the peer's close frame after ours, for a stuck
+//     write and for a sender blocked on a full queue.
+//   - maxFrameSize (Ktor: Long.MAX_VALUE) → MaxFrameSize, 16 MiB; and
+//     MaxMessageSize, 16 MiB, for the defragmented message (Ktor checks the
+//     frame limit on the total as well).
+//   - masking (Ktor: false) → not an option: RFC 6455 §5.1 fixes it by role.
+//     Dial masks every frame with a fresh key; a server never masks, and
+//     closes with 1002 on an unmasked client frame.
+//   - contentConverter (Ktor: none) → Converter, JSON.
+//   - extensions (Ktor: none) → none negotiated yet; the server declines
+//     every offered extension, so no RSV bit is accepted.
+//   - channels.outgoing (Ktor: unlimited, bounded since 3.4) → MaxQueue, 4 MiB,
+//     with QueuePolicy.
+type Options struct {
+	// PingPeriod is how often a keepalive ping is sent; 0 sends none.
+	PingPeriod time.Duration
+	// Timeout bounds the wait for a pong after a keepalive ping (then the
+	// session closes with 1011), for the peer's close frame after ours, for
+	// one write to the network and for a send blocked by a full queue.
+	// 0 means no bound.
+	Timeout time.Duration
+	// HandshakeTimeout bounds the opening handshake: writing the server's
+	// response, or the client's whole dial. 0 means no bound.
+	HandshakeTimeout time.Duration
+	// MaxFrameSize is the largest frame payload accepted; a larger frame
+	// closes the session with 1009 as soon as its header arrives.
+	MaxFrameSize int64
+	// MaxMessageSize is the largest message accepted after defragmentation;
+	// larger closes with 1009.
+	MaxMessageSize int64
+	// MaxQueue is how many bytes of output may wait while a write is in
+	// progress before QueuePolicy applies. A single message larger than it
+	// is still sent once the queue is empty.
+	MaxQueue int
+	// QueuePolicy says what a send does when the queue is full.
+	QueuePolicy QueuePolicy
+	// ReadBufferSize is the size of the buffer each connection reads into.
+	ReadBufferSize int
+	// FragmentSize, when positive, splits outgoing messages into frames of
+	// at most that many payload bytes.
+	FragmentSize int
+	// Subprotocols the server accepts, in order of preference. An offered
+	// protocol that is not listed is not selected; a route may also require
+	// its own (see Server.WebSocket).
+	Subprotocols []string
+	// OriginPatterns lists the hosts, besides the request's own, whose pages
+	// may open sessions: path.Match patterns against the Origin's host
+	// (and port), such as "example.com" or "*.example.com". Requests without
+	// an Origin header (non-browser clients) are always allowed.
+	OriginPatterns []string
+	// CheckOrigin, when set, replaces the Origin policy: it returns whether
+	// the upgrade may proceed (else 403).
+	CheckOrigin func(r *http.Request) bool
+	// Converter encodes values for SendValue and ReceiveValue.
+	Converter Converter
+	// Logger receives handler panics and handshake refusals; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultOptions returns the defaults described on Options.
+func DefaultOptions() Options {
+	return Options{
+		Timeout:          15 * time.Second,
+		HandshakeTimeout: 10 * time.Second,
+		MaxFrameSize:     16 << 20,
+		MaxMessageSize:   16 << 20,
+		MaxQueue:         4 << 20,
+		QueuePolicy:      QueueBlock,
+		ReadBufferSize:   4096,
+		Converter:        JSON{},
+	}
+}
+
+// ErrInvalidOptions is matched by every error Validate returns.
+var ErrInvalidOptions = errors.New("wskit: invalid options")
+
+// Validate reports the first option that cannot work.
+func (o *Options) Validate() error {
+	durations := []struct {
+		name string
+		d    time.Duration
+	}{{"PingPeriod", o.PingPeriod}, {"Timeout", o.Timeout}, {"HandshakeTimeout", o.HandshakeTimeout}}
+	for _, d := range durations {
+		if d.d < 0 {
+			return fmt.Errorf("%w: %s is negative (%v)", ErrInvalidOptions, d.name, d.d)
+		}
+	}
+	sizes := []struct {
+		name string
+		n    int64
+	}{
+		{"MaxFrameSize", o.MaxFrameSize}, {"MaxMessageSize", o.MaxMessageSize},
+		{"MaxQueue", int64(o.MaxQueue)}, {"ReadBufferSize", int64(o.ReadBufferSize)},
+	}
+	for _, s := range sizes {
+		if s.n <= 0 {
+			return fmt.Errorf("%w: %s must be positive, got %d (start from DefaultOptions)", ErrInvalidOptions, s.name, s.n)
+		}
+	}
+	if o.FragmentSize < 0 {
+		return fmt.Errorf("%w: FragmentSize is negative (%d)", ErrInvalidOptions, o.FragmentSize)
+	}
+	if o.QueuePolicy > QueueClosePolicy {
+		return fmt.Errorf("%w: unknown QueuePolicy %d", ErrInvalidOptions, o.QueuePolicy)
+	}
+	if o.Converter == nil {
+		return fmt.Errorf("%w: Converter is nil", ErrInvalidOptions)
+	}
+	for _, p := range o.Subprotocols {
+		if !isToken(p) {
+			return fmt.Errorf("%w: subprotocol %q is not an HTTP token", ErrInvalidOptions, p)
+		}
+	}
+	for _, p := range o.OriginPatterns {
+		if _, err := matchHost(p, ""); err != nil {
+			return fmt.Errorf("%w: origin pattern %q: %v", ErrInvalidOptions, p, err)
+		}
+	}
+	return nil
+}
+
+func (o *Options) logger() *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return slog.Default()
+}

@@ -1,0 +1,278 @@
+package wskit
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/wskit/wskit/codec"
+	"github.com/wskit/wskit/internal/wsconn"
+	"github.com/wskit/wskit/wsraw"
+)
+
+// Server holds the Options shared by its routes (Ktor's install(WebSockets))
+// and the sessions they opened, so that Shutdown can close them all.
+type Server struct {
+	opts Options
+
+	mu       sync.Mutex
+	sessions map[liveSession]struct{}
+	closing  bool
+	wg       sync.WaitGroup
+}
+
+// liveSession is what Shutdown needs of a default or raw session.
+type liveSession interface {
+	goingAway()
+	kill()
+}
+
+// NewServer validates opts and returns a Server.
+func NewServer(opts Options) (*Server, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts.Subprotocols = append([]string(nil), opts.Subprotocols...)
+	return &Server{opts: opts, sessions: make(map[liveSession]struct{})}, nil
+}
+
+// Options returns the server's options.
+func (srv *Server) Options() Options { return srv.opts }
+
+// WebSocket returns an http.Handler that upgrades requests to default
+// sessions and runs handler on each (Ktor's webSocket(path, protocol)).
+// Mount it on any mux: mux.Handle("GET /echo", srv.WebSocket(echo)).
+//
+// When protocols are given the route requires one of them: a client that
+// offers none is refused (400); the first listed that the client offered is
+// selected. Without them, Options.Subprotocols applies and is optional.
+//
+// Returning from handler closes the session with 1000 Normal Closure; a
+// panic closes it with 1011 Internal Error and is logged.
+func (srv *Server) WebSocket(handler func(*Session), protocols ...string) http.Handler {
+	mustTokens(protocols)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nc, buffered, protocol, ok := srv.upgrade(w, r, protocols)
+		if !ok {
+			return
+		}
+		s := newSession(wsconn.New(nc, buffered, srv.connConfig(codec.Server, false)), &srv.opts, r, protocol, false)
+		if !srv.track(s) {
+			s.Close(CloseGoingAway, "server shutting down")
+			s.releaseBuffers()
+			return
+		}
+		defer srv.untrack(s)
+		runHandler(s, handler)
+	})
+}
+
+// Handle returns an http.Handler that runs the lifecycle callbacks of ev on
+// each session (see Events).
+func (srv *Server) Handle(ev Events, protocols ...string) http.Handler {
+	return srv.WebSocket(ev.Run, protocols...)
+}
+
+// WebSocketRaw returns an http.Handler that upgrades requests to raw
+// sessions (Ktor's webSocketRaw). Returning from handler closes the TCP
+// connection; write a close frame first for a clean close. A panic is logged
+// and sends a 1011 close frame.
+func (srv *Server) WebSocketRaw(handler func(*wsraw.Session), protocols ...string) http.Handler {
+	mustTokens(protocols)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nc, buffered, protocol, ok := srv.upgrade(w, r, protocols)
+		if !ok {
+			return
+		}
+		c := wsconn.New(nc, buffered, srv.connConfig(codec.Server, true))
+		rs := &rawSession{Session: wsraw.New(c, r, protocol), c: c}
+		if srv.track(rs) {
+			defer srv.untrack(rs)
+			srv.runRaw(rs, handler)
+		}
+		c.Close()
+		c.Release()
+	})
+}
+
+func (srv *Server) runRaw(rs *rawSession, handler func(*wsraw.Session)) {
+	defer func() {
+		if v := recover(); v != nil {
+			logPanic(&srv.opts, rs.Request(), v)
+			rs.c.WriteClose(CloseInternalError, "internal error")
+		}
+	}()
+	handler(rs.Session)
+}
+
+type rawSession struct {
+	*wsraw.Session
+	c *wsconn.Conn
+}
+
+func (rs *rawSession) goingAway() { rs.c.WriteClose(CloseGoingAway, "server shutting down") }
+func (rs *rawSession) kill()      { rs.c.Close() }
+
+func (s *Session) goingAway() { go s.Close(CloseGoingAway, "server shutting down") }
+func (s *Session) kill()      { s.c.Close() }
+
+// runHandler runs a default session's handler and closes the session after
+// it: 1000 when it returns, 1011 when it panics.
+func runHandler(s *Session, handler func(*Session)) {
+	defer s.releaseBuffers()
+	defer func() {
+		if v := recover(); v != nil {
+			logPanic(s.opts, s.req, v)
+			s.closeWith(CloseInternalError, "internal error", ErrHandlerPanic)
+			return
+		}
+		s.Close(CloseNormal, "")
+	}()
+	handler(s)
+}
+
+func logPanic(opts *Options, r *http.Request, v any) {
+	attrs := []any{"panic", fmt.Sprint(v), "stack", string(debug.Stack())}
+	if r != nil {
+		attrs = append(attrs, "remote", r.RemoteAddr, "path", r.URL.Path)
+	}
+	opts.logger().Error("wskit: session handler panicked; closing with 1011", attrs...)
+}
+
+func mustTokens(protocols []string) {
+	for _, p := range protocols {
+		if !isToken(p) {
+			panic(fmt.Sprintf("wskit: subprotocol %q is not an HTTP token", p))
+		}
+	}
+}
+
+// upgrade carries out the server's side of the opening handshake. On
+// failure it has answered the request and returns ok false.
+func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request, required []string) (nc net.Conn, buffered []byte, protocol string, ok bool) {
+	key, herr := checkRequest(r)
+	if herr == nil {
+		herr = srv.opts.checkOrigin(r)
+	}
+	if herr == nil {
+		if len(required) > 0 {
+			if protocol = selectProtocol(r, required); protocol == "" {
+				herr = refuse(http.StatusBadRequest, fmt.Sprintf("websocket: this endpoint requires one of the subprotocols %q", required))
+			}
+		} else {
+			protocol = selectProtocol(r, srv.opts.Subprotocols)
+		}
+	}
+	if herr != nil {
+		srv.opts.logger().Debug("wskit: upgrade refused", "status", herr.status, "reason", herr.msg, "remote", r.RemoteAddr, "path", r.URL.Path)
+		herr.write(w)
+		return nil, nil, "", false
+	}
+	nc, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "websocket: the connection cannot be taken over: "+err.Error(), http.StatusInternalServerError)
+		return nil, nil, "", false
+	}
+	nc.SetDeadline(time.Time{}) // drop the HTTP server's deadlines
+	buffered = peekBuffered(rw.Reader)
+	if err := writeAccept(nc, key, protocol, srv.opts.HandshakeTimeout); err != nil {
+		nc.Close()
+		return nil, nil, "", false
+	}
+	return nc, buffered, protocol, true
+}
+
+// peekBuffered returns bytes the client sent after its request, already read
+// by the HTTP server.
+func peekBuffered(br *bufio.Reader) []byte {
+	if br == nil || br.Buffered() == 0 {
+		return nil
+	}
+	b, _ := br.Peek(br.Buffered())
+	return b
+}
+
+func (srv *Server) connConfig(role codec.Role, raw bool) wsconn.Config {
+	return connConfig(&srv.opts, role, raw)
+}
+
+func connConfig(o *Options, role codec.Role, raw bool) wsconn.Config {
+	cfg := wsconn.Config{
+		Codec: codec.Config{
+			Role:           role,
+			MaxFrameSize:   o.MaxFrameSize,
+			MaxMessageSize: o.MaxMessageSize,
+			FragmentSize:   o.FragmentSize,
+			Raw:            raw,
+		},
+		ReadBufferSize: o.ReadBufferSize,
+		WriteTimeout:   o.Timeout,
+		MaxQueue:       o.MaxQueue,
+		Policy:         wsconn.Policy(o.QueuePolicy),
+	}
+	if !raw {
+		cfg.Codec.PingPeriod = o.PingPeriod
+		cfg.Codec.Timeout = o.Timeout
+	}
+	return cfg
+}
+
+func (srv *Server) track(s liveSession) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.closing {
+		return false
+	}
+	srv.sessions[s] = struct{}{}
+	srv.wg.Add(1)
+	return true
+}
+
+func (srv *Server) untrack(s liveSession) {
+	srv.mu.Lock()
+	delete(srv.sessions, s)
+	srv.mu.Unlock()
+	srv.wg.Done()
+}
+
+// Sessions returns the number of open sessions.
+func (srv *Server) Sessions() int {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return len(srv.sessions)
+}
+
+// Shutdown closes every session with 1001 Going Away, refuses new ones, and
+// waits for their handlers to return. When ctx ends first, the remaining
+// connections are cut and ctx's error is returned. Stop the http.Server's
+// listener first (http.Server.Shutdown does not see hijacked connections).
+func (srv *Server) Shutdown(ctx context.Context) error {
+	srv.mu.Lock()
+	srv.closing = true
+	live := make([]liveSession, 0, len(srv.sessions))
+	for s := range srv.sessions {
+		live = append(live, s)
+	}
+	srv.mu.Unlock()
+	for _, s := range live {
+		s.goingAway()
+	}
+	done := make(chan struct{})
+	go func() { srv.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		srv.mu.Lock()
+		for s := range srv.sessions {
+			s.kill()
+		}
+		srv.mu.Unlock()
+		return ctx.Err()
+	}
+}
