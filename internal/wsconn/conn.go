@@ -107,6 +107,7 @@ func (c *Conn) Next() (codec.Event, error) {
 				return ev, nil
 			}
 			if err != nil {
+				c.linger()
 				return ev, err
 			}
 			if werr != nil {
@@ -128,6 +129,42 @@ func (c *Conn) Next() (codec.Event, error) {
 		}
 	}
 }
+
+// linger runs after the close frame reporting a violation went out. Closing
+// at once while the peer is still sending would reset the connection, and a
+// peer that sees the reset before our close frame reports 1006 instead of our
+// code; so it ends our side of the stream, and reads and drops input until
+// the peer closes too, for at most lingerTime.
+func (c *Conn) linger() {
+	d := lingerTime
+	if t := c.cfg.Codec.Timeout; t > 0 && t < d {
+		d = t
+	}
+	c.mu.Lock()
+	for c.flushing && c.werr == nil {
+		if c.waitDrained() != nil {
+			break
+		}
+	}
+	if c.werr != nil || c.closed || c.flushing {
+		c.mu.Unlock()
+		return
+	}
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	c.rdl = time.Now().Add(d)
+	c.nc.SetReadDeadline(c.rdl)
+	c.mu.Unlock()
+	for {
+		if _, err := c.nc.Read(*c.rbuf); err != nil {
+			return
+		}
+	}
+}
+
+// lingerTime bounds linger.
+const lingerTime = 2 * time.Second
 
 // readError maps the end of the input: a finished close handshake is
 // ErrClosed, anything else the transport's error.

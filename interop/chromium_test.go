@@ -1,0 +1,315 @@
+package interop
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/wskit/wskit/frame"
+)
+
+// browserEchoJS is an async function that the test calls in the page: it
+// opens its own WebSocket to input.path on the page's origin, echoes
+// input.texts and binary messages (ArrayBuffer) of input.sizes bytes, closes
+// with 1000 and input.closeReason, and returns what it saw. It does not use
+// anything that the page defines, so any same-origin page will do.
+const browserEchoJS = `async (input) => {
+	const stepMs = input.stepMs;
+	const pattern = (n) => {
+		const a = new Uint8Array(n);
+		for (let i = 0; i < n; i++) a[i] = (i * 31 + 7) & 0xff;
+		return a;
+	};
+	const sha256 = async (buf) => Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", buf)),
+		(b) => b.toString(16).padStart(2, "0")).join("");
+	const typeName = (d) => d instanceof ArrayBuffer ? "ArrayBuffer" : d instanceof Blob ? "Blob" : typeof d;
+	const withTimeout = (p, what) => new Promise((resolve, reject) => {
+		const timer = setTimeout(() => reject(new Error("no " + what + " within " + stepMs + " ms")), stepMs);
+		p.then((v) => { clearTimeout(timer); resolve(v); }, (e) => { clearTimeout(timer); reject(e); });
+	});
+	if (!window.isSecureContext || !crypto.subtle) throw new Error("the page is not a secure context: no crypto.subtle");
+
+	const url = new URL(input.path, location.href);
+	url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+	const ws = new WebSocket(url.href);
+	ws.binaryType = "arraybuffer";
+
+	// Messages queue up; next() takes the oldest, or waits for one.
+	const inbox = [];
+	let waiting = null;
+	let closeEvent = null;
+	ws.onmessage = (e) => {
+		if (waiting) { const w = waiting; waiting = null; w.resolve(e.data); } else inbox.push(e.data);
+	};
+	const closed = new Promise((resolve) => {
+		ws.onclose = (e) => {
+			closeEvent = { code: e.code, reason: e.reason, wasClean: e.wasClean };
+			if (waiting) { const w = waiting; waiting = null; w.reject(new Error("closed while waiting for a message: " + JSON.stringify(closeEvent))); }
+			resolve(closeEvent);
+		};
+	});
+	const next = (what) => withTimeout(new Promise((resolve, reject) => {
+		if (inbox.length > 0) resolve(inbox.shift());
+		else if (closeEvent) reject(new Error("closed: " + JSON.stringify(closeEvent)));
+		else waiting = { resolve, reject };
+	}), what);
+
+	await withTimeout(new Promise((resolve, reject) => {
+		ws.onopen = resolve;
+		ws.onerror = () => reject(new Error("WebSocket error before open"));
+	}), "open of " + url.href);
+
+	const out = { url: url.href, origin: location.origin, extensions: ws.extensions, protocol: ws.protocol,
+		texts: [], binaries: [], close: null };
+	for (const s of input.texts) {
+		ws.send(s);
+		const d = await next("echo of a text");
+		out.texts.push({ type: typeName(d), text: typeof d === "string" ? d : null });
+	}
+	for (const n of input.sizes) {
+		ws.send(pattern(n).buffer);
+		const d = await next("echo of " + n + " bytes");
+		const isBuf = d instanceof ArrayBuffer;
+		out.binaries.push({ type: typeName(d), size: isBuf ? d.byteLength : -1,
+			sha256: isBuf ? await sha256(d) : "" });
+	}
+	ws.close(1000, input.closeReason);
+	out.close = await withTimeout(closed, "close event");
+	return out;
+}`
+
+// browserInput is the argument of browserEchoJS.
+type browserInput struct {
+	Path        string   `json:"path"`
+	Texts       []string `json:"texts"`
+	Sizes       []int    `json:"sizes"`
+	CloseReason string   `json:"closeReason"`
+	StepMs      int      `json:"stepMs"`
+}
+
+// browserResult is what browserEchoJS returns.
+type browserResult struct {
+	URL        string `json:"url"`
+	Origin     string `json:"origin"`
+	Extensions string `json:"extensions"`
+	Protocol   string `json:"protocol"`
+	Texts      []struct {
+		Type string  `json:"type"`
+		Text *string `json:"text"`
+	} `json:"texts"`
+	Binaries []struct {
+		Type   string `json:"type"`
+		Size   int    `json:"size"`
+		SHA256 string `json:"sha256"`
+	} `json:"binaries"`
+	Close *struct {
+		Code     int    `json:"code"`
+		Reason   string `json:"reason"`
+		WasClean bool   `json:"wasClean"`
+	} `json:"close"`
+}
+
+// TestChromium loads the page at / of the server under test in headless
+// Chromium, and runs browserEchoJS in it against /echo.
+func TestChromium(t *testing.T) {
+	chromium := findChromium(t)
+	srv := newEchoServer(t)
+
+	var output syncBuffer
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		// Exactly these flags; chromedp adds --remote-debugging-pipe and the
+		// first page, about:blank. Not the helpers chromedp.Headless and
+		// chromedp.DisableGPU: they add flags of their own.
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.CombinedOutput(&output),
+	)
+	// Cleanups run last-in first-out: the browser closes, then the allocator
+	// waits for it, then t.TempDir removes the profile.
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		defer ccancel()
+		if err := chromedp.Cancel(cctx); err != nil {
+			t.Logf("closing the browser: %v", err)
+		}
+		cancel()
+	})
+	defer func() {
+		if t.Failed() {
+			t.Logf("browser output (without the D-Bus errors of a machine without D-Bus):\n%s", browserLog(output.String()))
+		}
+	}()
+
+	// The first Do starts the browser. A timeout on its context would stop
+	// the browser when it fires, later too, so a timer bounds the start
+	// instead, and the steps after it get a context with a timeout.
+	start := time.Now()
+	watchdog := time.AfterFunc(2*stepTimeout, cancelAlloc)
+	err := chromedp.Do(ctx)
+	if !watchdog.Stop() {
+		t.Fatalf("start %s: not ready within %v (%v)", chromium, 2*stepTimeout, err)
+	}
+	if err != nil {
+		t.Fatalf("start %s: %v", chromium, err)
+	}
+	version, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.userAgent`))
+	if err != nil {
+		t.Fatalf("read the user agent: %v", err)
+	}
+	t.Logf("%s started in %v: %s", chromium, time.Since(start).Round(time.Millisecond), version)
+	if p := chromedp.FromContext(ctx).Browser.Process(); p != nil {
+		if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.Pid)); err == nil {
+			t.Logf("command line: %s", strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " "))
+		}
+	}
+
+	stepCtx, stepCancel := context.WithTimeout(ctx, 4*stepTimeout)
+	defer stepCancel()
+	resp, err := chromedp.Run(stepCtx, chromedp.NavigateResponse(srv.URL+"/"))
+	if err != nil {
+		t.Fatalf("navigate to %s/: %v", srv.URL, err)
+	}
+	if resp.Status != http.StatusOK || resp.MimeType != "text/html" {
+		t.Fatalf("GET %s: %d %s, %s; want 200 and an HTML page", resp.URL, resp.Status, resp.StatusText, resp.MimeType)
+	}
+
+	in := browserInput{
+		Path:        "/echo",
+		CloseReason: "chromium done",
+		Sizes:       echoSizes,
+		StepMs:      int(stepTimeout / time.Millisecond),
+	}
+	for _, tc := range echoTexts {
+		in.Texts = append(in.Texts, tc.text)
+	}
+	arg, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := chromedp.Run(stepCtx, chromedp.Evaluate[browserResult](
+		"("+browserEchoJS+")("+string(arg)+")", chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("run the echo script in the page: %v", err)
+	}
+
+	t.Logf("browser at %s used %s, extensions %q", res.Origin, res.URL, res.Extensions)
+	if res.Origin != srv.URL {
+		t.Errorf("page origin %q, want %q", res.Origin, srv.URL)
+	}
+	if extensionNames(res.Extensions) != serverExtensions {
+		t.Errorf("ws.extensions %q, want %q", res.Extensions, serverExtensions)
+	}
+	if len(res.Texts) != len(echoTexts) {
+		t.Fatalf("%d text echoes, want %d", len(res.Texts), len(echoTexts))
+	}
+	for i, tc := range echoTexts {
+		got := res.Texts[i]
+		if got.Type != "string" || got.Text == nil || *got.Text != tc.text {
+			t.Errorf("text %s: echo is %s %s, want string %s", tc.name, got.Type, describeText(got.Text), describeText(&tc.text))
+		}
+	}
+	if len(res.Binaries) != len(echoSizes) {
+		t.Fatalf("%d binary echoes, want %d", len(res.Binaries), len(echoSizes))
+	}
+	for i, n := range echoSizes {
+		sum := sha256.Sum256(pattern(n))
+		want := hex.EncodeToString(sum[:])
+		got := res.Binaries[i]
+		if got.Type != "ArrayBuffer" || got.Size != n || got.SHA256 != want {
+			t.Errorf("binary %d: echo is %s of %d bytes sha256 %s, want ArrayBuffer of %d bytes sha256 %s",
+				n, got.Type, got.Size, got.SHA256, n, want)
+		}
+	}
+	if res.Close == nil || res.Close.Code != int(frame.CloseNormal) || !res.Close.WasClean {
+		t.Errorf("close event %+v, want code %d and wasClean", res.Close, frame.CloseNormal)
+	}
+}
+
+// findChromium returns the browser to run: $WSKIT_CHROMIUM if set, else
+// Debian's chromium binary, else chromium or chromium-browser on the PATH.
+//
+// Debian's /usr/bin/chromium is a shell script that adds flags of its own
+// (from /etc/chromium.d), so the real binary behind it comes first.
+func findChromium(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("WSKIT_CHROMIUM"); p != "" {
+		if _, err := exec.LookPath(p); err != nil {
+			missingPeer(t, "WSKIT_CHROMIUM=%s: %v", p, err)
+		}
+		return p
+	}
+	for _, p := range []string{"/usr/lib/chromium/chromium", "chromium", "chromium-browser"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	missingPeer(t, "chromium is not installed (apt-get install chromium)")
+	return ""
+}
+
+func describeText(s *string) string {
+	switch {
+	case s == nil:
+		return "null"
+	case len(*s) <= 40:
+		return fmt.Sprintf("%q", *s)
+	default:
+		return fmt.Sprintf("%q... (%d bytes)", (*s)[:20], len(*s))
+	}
+}
+
+// browserLog returns the last lines of the browser's output, without the
+// errors about D-Bus that Chromium prints where no D-Bus runs (CI, containers).
+func browserLog(out string) string {
+	const keep = 40
+	var lines []string
+	for line := range strings.Lines(out) {
+		if !strings.Contains(line, "dbus/") {
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) > keep {
+		lines = append([]string{fmt.Sprintf("(%d lines before)\n", len(lines)-keep)}, lines[len(lines)-keep:]...)
+	}
+	return strings.Join(lines, "")
+}
+
+// syncBuffer is a bytes.Buffer that the browser's output goroutine and the
+// test can use at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
