@@ -96,17 +96,25 @@ func acceptKey(dst []byte, key string) []byte {
 // headerHasToken reports whether any value of header name holds token in
 // its comma-separated list, compared case-insensitively (RFC 7230 §6.7).
 func headerHasToken(h http.Header, name, token string) bool {
+	return headerListHas(h, name, token, strings.EqualFold)
+}
+
+// headerListHas reports whether any value of header name holds item in its
+// comma-separated list, by the comparison eq.
+func headerListHas(h http.Header, name, item string, eq func(a, b string) bool) bool {
 	for _, v := range h.Values(name) {
 		for v != "" {
-			var item string
-			item, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(strings.TrimSpace(item), token) {
+			var el string
+			el, v, _ = strings.Cut(v, ",")
+			if eq(strings.TrimSpace(el), item) {
 				return true
 			}
 		}
 	}
 	return false
 }
+
+func equal(a, b string) bool { return a == b }
 
 // isToken reports whether s is an HTTP token (RFC 7230 §3.2.6), the form
 // a subprotocol name must have.
@@ -124,10 +132,11 @@ func isToken(s string) bool {
 }
 
 // selectProtocol picks the first of ours (in our order of preference) that
-// the client offered.
+// the client offered. Names compare exactly: the answer must be one of the
+// client's values (RFC 6455 §4.2.2), and clients check it byte for byte.
 func selectProtocol(r *http.Request, ours []string) string {
 	for _, p := range ours {
-		if headerHasToken(r.Header, "Sec-Websocket-Protocol", p) {
+		if headerListHas(r.Header, "Sec-Websocket-Protocol", p, equal) {
 			return p
 		}
 	}

@@ -1,0 +1,216 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wskit/wskit"
+	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/wsraw"
+)
+
+// Limits of the server under test, small so that the limit tests are quick.
+const (
+	maxFrame   = 64 << 10
+	maxMessage = 64 << 10
+	timeout    = 2 * time.Second
+)
+
+// env is a running server with the routes the tests talk to:
+//
+//	/echo    default session echoing every message with its type
+//	/mqtt    the same, but requiring the subprotocol "mqtt"
+//	/raw     raw session echoing data frames exactly, recording control frames
+//	/close   default session that closes at once with 4000 "bye"
+//	/flood   default session that sends until a send fails
+type env struct {
+	srv    *wskit.Server
+	ts     *httptest.Server
+	addr   string
+	raw    *rawLog
+	floods chan []floodResult
+}
+
+func testOptions() wskit.Options {
+	o := wskit.DefaultOptions()
+	o.MaxFrameSize = maxFrame
+	o.MaxMessageSize = maxMessage
+	o.Timeout = timeout
+	o.HandshakeTimeout = timeout
+	o.Subprotocols = []string{"chat.v2", "chat.v1"}
+	o.OriginPatterns = []string{"*.allowed.example"}
+	o.Logger = slog.New(slog.DiscardHandler)
+	return o
+}
+
+// newEnv starts a server for one test and stops it when the test ends,
+// checking that no goroutine is left behind.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	checkLeaks(t)
+	srv, err := wskit.NewServer(testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{srv: srv, raw: &rawLog{conns: map[string]*rawConn{}}, floods: make(chan []floodResult, 1)}
+	echo := func(s *wskit.Session) {
+		for m := range s.Messages() {
+			s.Send(m.Type, m.Payload)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/echo", srv.WebSocket(echo))
+	mux.Handle("/mqtt", srv.WebSocket(echo, "mqtt"))
+	mux.Handle("/raw", srv.WebSocketRaw(e.rawEcho))
+	mux.Handle("/close", srv.WebSocket(func(s *wskit.Session) { s.Close(4000, "bye") }))
+	mux.Handle("/flood", srv.WebSocket(e.flood))
+	e.ts = httptest.NewServer(mux)
+	e.addr = e.ts.Listener.Addr().String()
+	t.Cleanup(func() {
+		// Every client is gone by now: each session must end by itself,
+		// without Shutdown's help.
+		for deadline := time.Now().Add(replyWait); srv.Sessions() > 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Errorf("%d sessions still open %v after their clients closed", srv.Sessions(), replyWait)
+				break
+			}
+		}
+		e.ts.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Server.Shutdown: %v (a handler did not return)", err)
+		}
+	})
+	return e
+}
+
+// checkLeaks makes the test fail if, once it has cleaned up, more
+// goroutines run than before it started; it prints their stacks.
+func checkLeaks(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			n := runtime.NumGoroutine()
+			if n <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Errorf("goroutine leak: %d goroutines before the test, %d after\n%s", before, n, buf)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// rawLog records what each raw session saw, by the id in its query.
+type rawLog struct {
+	mu        sync.Mutex
+	conns     map[string]*rawConn
+	anonymous atomic.Int64 // sessions opened without an id
+}
+
+type rawConn struct {
+	done    chan struct{}
+	control []frame.Frame // control frames received, payloads copied
+	err     error         // the session's Err once the handler returned
+}
+
+func (l *rawLog) get(id string) *rawConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rc := l.conns[id]
+	if rc == nil {
+		rc = &rawConn{done: make(chan struct{})}
+		l.conns[id] = rc
+	}
+	return rc
+}
+
+// wait returns the record of session id once its handler has returned.
+func (l *rawLog) wait(t testing.TB, id string) *rawConn {
+	t.Helper()
+	rc := l.get(id)
+	select {
+	case <-rc.done:
+	case <-time.After(replyWait):
+		t.Fatalf("raw handler %q did not return", id)
+	}
+	return rc
+}
+
+// rawEcho echoes data frames exactly (fragments stay fragments), records
+// control frames, answers none of them, and on a close frame echoes it and
+// returns.
+func (e *env) rawEcho(s *wsraw.Session) {
+	id := s.Request().URL.Query().Get("id")
+	if id == "" {
+		id = fmt.Sprintf("anonymous %d", e.raw.anonymous.Add(1))
+	}
+	rc := e.raw.get(id)
+	defer close(rc.done)
+	for f := range s.Frames() {
+		if f.Op.IsControl() {
+			f.Payload = bytes.Clone(f.Payload)
+			rc.control = append(rc.control, f)
+			if f.Op == frame.OpClose {
+				s.WriteFrame(frame.Header{Fin: true, Op: frame.OpClose}, f.Payload)
+				return
+			}
+			continue
+		}
+		s.WriteFrame(f.Header, f.Payload)
+	}
+	rc.err = s.Err()
+}
+
+// rawTarget returns the /raw URL for a session the log knows as id.
+func rawTarget(id string) string { return "/raw?id=" + url.QueryEscape(id) }
+
+// floodResult is how one sender of a /flood handler ended.
+type floodResult struct {
+	err     error         // the error of the send that failed; nil if none did in 20 s
+	blocked time.Duration // how long that send took
+	sent    int           // bytes accepted before it
+}
+
+// flood sends 32 KiB messages from ?senders= goroutines (default 1) until
+// each has had a send fail, and reports how every sender ended.
+func (e *env) flood(s *wskit.Session) {
+	senders, _ := strconv.Atoi(s.Request().URL.Query().Get("senders"))
+	senders = max(senders, 1)
+	start := time.Now()
+	results := make([]floodResult, senders)
+	chunk := make([]byte, 32<<10)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() {
+			r := &results[i]
+			for time.Since(start) < 20*time.Second {
+				t0 := time.Now()
+				if r.err = s.SendBinary(chunk); r.err != nil {
+					r.blocked = time.Since(t0)
+					return
+				}
+				r.sent += len(chunk)
+			}
+		})
+	}
+	wg.Wait()
+	e.floods <- results
+}
