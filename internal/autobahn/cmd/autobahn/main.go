@@ -1,0 +1,13 @@
+// Command autobahn runs the Autobahn|Testsuite fuzzingclient cases 1 to 10
+// against a WebSocket echo server:
+//
+//	go run ./internal/autobahn/cmd/autobahn -url ws://127.0.0.1:9001/
+package main
+
+import (
+	"os"
+
+	"github.com/wskit/wskit/internal/autobahn"
+)
+
+func main() { os.Exit(autobahn.Main(os.Args[1:])) }

@@ -1,0 +1,91 @@
+package autobahn
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+)
+
+// Main is the command line: it runs the selected cases against an echo
+// server, prints a table and a summary line, and returns the exit status
+// (0 when nothing failed, 1 when a case failed, 2 on bad usage).
+//
+//	autobahn -url ws://127.0.0.1:9001/ [-cases 1.*,6.4.*] [-exclude 9.*] [-timeout 30s] [-v]
+func Main(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	return runMain(ctx, args, os.Stdout, os.Stderr)
+}
+
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("autobahn", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "ws://127.0.0.1:9001/", "URL of the echo server (ws:// only)")
+	include := fs.String("cases", "", "comma-separated case IDs or patterns to run, such as 1.*,6.4.* (default all)")
+	exclude := fs.String("exclude", "", "comma-separated case IDs or patterns to skip")
+	timeout := fs.Duration("timeout", 0, "hard limit per case (default: the case's own)")
+	verbose := fs.Bool("v", false, "print the detail of every case, not only of those that are not OK")
+	list := fs.Bool("list", false, "list the cases and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "autobahn: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	filter := Filter(splitList(*include), splitList(*exclude))
+	if *list {
+		for _, c := range Cases() {
+			if filter(c.ID) {
+				fmt.Fprintf(stdout, "%-8s %s\n", c.ID, c.Description)
+			}
+		}
+		return 0
+	}
+
+	const row = "%-8s %-13s %-16s %-5s %9s  %s\n"
+	fmt.Fprintf(stdout, row, "CASE", "RESULT", "CLOSE", "CODE", "TIME", "DETAIL")
+	var rs []Result
+	for _, c := range Cases() {
+		if !filter(c.ID) || ctx.Err() != nil {
+			continue
+		}
+		r := Run(ctx, *url, c, *timeout)
+		rs = append(rs, r)
+		code := "-"
+		if r.CloseCode != 0 {
+			code = fmt.Sprint(r.CloseCode)
+		}
+		detail := ""
+		if *verbose || r.Behavior != OK {
+			detail = r.Detail
+		}
+		ms := fmt.Sprintf("%.1fms", float64(r.Duration)/float64(time.Millisecond))
+		fmt.Fprintf(stdout, row, r.ID, r.Behavior, r.Close, code, ms, detail)
+	}
+	sum := Summarize(rs)
+	fmt.Fprintln(stdout, SummaryLine(sum))
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "autobahn: interrupted")
+		return 1
+	}
+	if sum[Failed] > 0 {
+		return 1
+	}
+	return 0
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
