@@ -53,7 +53,7 @@ func (p QueuePolicy) String() string {
 //   - extensions (Ktor: none) → none negotiated yet; the server declines
 //     every offered extension, so no RSV bit is accepted.
 //   - channels.outgoing (Ktor: unlimited, bounded since 3.4) → MaxQueue, 4 MiB,
-//     with QueuePolicy.
+//     with QueuePolicy; channels.incoming → IncomingQueue, 1 MiB.
 type Options struct {
 	// PingPeriod is how often a keepalive ping is sent; 0 sends none.
 	PingPeriod time.Duration
@@ -77,6 +77,11 @@ type Options struct {
 	MaxQueue int
 	// QueuePolicy says what a send does when the queue is full.
 	QueuePolicy QueuePolicy
+	// IncomingQueue is how many bytes of received messages a default
+	// session holds for a handler that is not waiting in Receive; when they
+	// are full, reading pauses, which pushes back on the peer. A message
+	// larger than it is still held when the queue is empty.
+	IncomingQueue int
 	// ReadBufferSize is the size of the buffer each connection reads into.
 	ReadBufferSize int
 	// FragmentSize, when positive, splits outgoing messages into frames of
@@ -110,6 +115,7 @@ func DefaultOptions() Options {
 		MaxMessageSize:   16 << 20,
 		MaxQueue:         4 << 20,
 		QueuePolicy:      QueueBlock,
+		IncomingQueue:    1 << 20,
 		ReadBufferSize:   4096,
 		Converter:        JSON{},
 	}
@@ -134,7 +140,8 @@ func (o *Options) Validate() error {
 		n    int64
 	}{
 		{"MaxFrameSize", o.MaxFrameSize}, {"MaxMessageSize", o.MaxMessageSize},
-		{"MaxQueue", int64(o.MaxQueue)}, {"ReadBufferSize", int64(o.ReadBufferSize)},
+		{"MaxQueue", int64(o.MaxQueue)}, {"IncomingQueue", int64(o.IncomingQueue)},
+		{"ReadBufferSize", int64(o.ReadBufferSize)},
 	}
 	for _, s := range sizes {
 		if s.n <= 0 {

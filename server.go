@@ -94,6 +94,8 @@ func (srv *Server) WebSocketRaw(handler func(*wsraw.Session), protocols ...strin
 		if srv.track(rs) {
 			defer srv.untrack(rs)
 			srv.runRaw(rs, handler)
+		} else {
+			rs.goingAway()
 		}
 		c.Close()
 		c.Release()
@@ -116,10 +118,10 @@ type rawSession struct {
 }
 
 func (rs *rawSession) goingAway() { rs.c.WriteClose(CloseGoingAway, "server shutting down") }
-func (rs *rawSession) kill()      { rs.c.Close() }
+func (rs *rawSession) kill()      { rs.c.Abort() }
 
 func (s *Session) goingAway() { go s.Close(CloseGoingAway, "server shutting down") }
-func (s *Session) kill()      { s.c.Close() }
+func (s *Session) kill()      { s.c.Abort() }
 
 // runHandler runs a default session's handler and closes the session after
 // it: 1000 when it returns, 1011 when it panics.

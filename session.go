@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/bufpool"
 	"github.com/wskit/wskit/internal/wsconn"
 )
 
@@ -63,11 +65,17 @@ var (
 // messages arrive defragmented; pings are answered, keepalive pings are sent
 // and timed, and the close handshake is carried out for you.
 //
-// Sends are safe from any goroutine. Receive and Messages are meant for one
-// goroutine at a time (they serialise if not). While a received message is
-// held (until the next Receive) nothing more is read, so a handler that does
-// not read pushes back on its peer; a session that only sends should still
-// range over Messages, or Close, to see the peer's close.
+// A goroutine reads for the session. It hands each message over without a
+// copy and, while the handler holds it (until the next Receive), only reads
+// ahead for a moment (holdGrace) without parsing: so a close or a violation
+// right after a request is answered after the request's reply. If the
+// handler takes longer, the reader goes on parsing, answers pings and sees
+// the peer's close, and copies further messages into a queue of
+// Options.IncomingQueue bytes; when that is full, reading pauses, which
+// pushes back on the peer. Either way the session sees the connection end.
+//
+// Sends are safe from any goroutine. Receive and Messages are for one
+// goroutine: each call releases the message the previous one returned.
 type Session struct {
 	c        *wsconn.Conn
 	opts     *Options
@@ -78,23 +86,37 @@ type Session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	deliver  chan Message  // hand-off of one borrowed message
-	release  chan struct{} // the receiver is done with it
-	stop     chan struct{} // closed when no more messages are wanted
-	stopOnce sync.Once
+	handoff  chan Message  // the next message, borrowed from the reader's buffers
 	done     chan struct{} // closed when the connection has ended
+	stop     chan struct{} // closed by Close: no more messages are wanted
+	stopOnce sync.Once
 
-	rmu     sync.Mutex
-	holding bool
+	rmu sync.Mutex // serialises receivers
+
+	mu          sync.Mutex
+	outstanding int       // messages handed over and not yet released
+	holdUntil   time.Time // end of the read-ahead without parsing
+	queuedBytes int
+	room        chan struct{} // closed when outstanding drops to 0, made by the reader
+	handoffPin  wsconn.Pin    // buffers of the message in handoff
+	held        wsconn.Pin    // buffers of the message the handler has
+	holding     bool
+	queue       []queued // copies of messages parsed while one was held
+	heldCopy    *[]byte  // buffer of the queued message returned last
+	stopped     bool
+	ended       bool
 
 	// Set before done is closed, read after.
 	reason CloseReason
 	err    error
-
-	emu   sync.Mutex
-	cause error // set by closeWith, becomes err
+	cause  error // set by closeWith under mu, becomes err
 
 	releaseOnce sync.Once
+}
+
+type queued struct {
+	m   Message
+	buf *[]byte
 }
 
 func newSession(c *wsconn.Conn, opts *Options, req *http.Request, protocol string, client bool) *Session {
@@ -104,8 +126,7 @@ func newSession(c *wsconn.Conn, opts *Options, req *http.Request, protocol strin
 	}
 	s := &Session{
 		c: c, opts: opts, req: req, protocol: protocol, client: client,
-		deliver: make(chan Message),
-		release: make(chan struct{}),
+		handoff: make(chan Message, 1),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -114,30 +135,121 @@ func newSession(c *wsconn.Conn, opts *Options, req *http.Request, protocol strin
 	return s
 }
 
-// readLoop owns the read side: it answers control frames (through the
-// codec) and hands messages over one at a time.
+// readLoop owns the read side: it parses while the handler holds no message
+// and only reads ahead while it does.
 func (s *Session) readLoop() {
 	var err error
-	for {
+	for err == nil {
+		if s.busy() {
+			switch ferr := s.c.Fill(s.opts.IncomingQueue, s.holdUntil); {
+			case ferr == nil:
+			case errors.Is(ferr, wsconn.ErrBufferFull):
+				s.waitRoom()
+			case errors.Is(ferr, wsconn.ErrTimerDue):
+				err = s.parseBuffered() // a pong may be waiting in the input
+			default:
+				// The connection ended: what it sent before still counts
+				// (a close frame gives the close reason).
+				if err = s.parseBuffered(); err == nil {
+					err = ferr
+				}
+			}
+			continue
+		}
 		var ev codec.Event
-		ev, err = s.c.Next()
-		if err != nil {
-			break
+		if ev, err = s.c.Next(); err == nil && ev.Kind == codec.EventMessage {
+			s.pass(Message{Type: ev.Op, Payload: ev.Payload})
+		}
+	}
+	s.finish(err)
+}
+
+// holdGrace is how long the reader waits, without parsing, for the handler
+// to be done with a message before it parses on. Long enough for a handler
+// to answer a message that came just before a close; short against the
+// keepalive timeout of a peer whose pings must be answered.
+const holdGrace = 100 * time.Millisecond
+
+// busy reports whether the reader should only read ahead: the handler has
+// yet to take and release a message, and not for long.
+func (s *Session) busy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.outstanding > 0 && !s.stopped && time.Now().Before(s.holdUntil)
+}
+
+// pass hands m over, borrowed, when the handler has nothing outstanding;
+// its buffers stay pinned until the handler releases it. Otherwise it queues
+// a copy, waiting for room in the queue.
+func (s *Session) pass(m Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return
+	}
+	if s.outstanding == 0 {
+		s.handoffPin = s.c.Pin()
+		s.outstanding++
+		s.holdUntil = time.Now().Add(holdGrace)
+		s.handoff <- m // empty: nothing was outstanding
+		return
+	}
+	for s.queuedBytes > 0 && s.queuedBytes+len(m.Payload) > s.opts.IncomingQueue {
+		s.mu.Unlock()
+		s.waitRoom()
+		s.mu.Lock()
+		if s.stopped {
+			return
+		}
+	}
+	s.enqueue(m)
+}
+
+// enqueue queues a copy of m. s.mu is held.
+func (s *Session) enqueue(m Message) {
+	buf := bufpool.Get(len(m.Payload))
+	*buf = append(*buf, m.Payload...)
+	s.queue = append(s.queue, queued{Message{Type: m.Type, Payload: *buf}, buf})
+	s.queuedBytes += len(m.Payload)
+	s.outstanding++
+}
+
+// parseBuffered parses the bytes read ahead, queueing copies of the messages
+// among them, when the input must be looked at before the handler is ready.
+func (s *Session) parseBuffered() error {
+	for {
+		ev, ok, err := s.c.NextBuffered()
+		if err != nil || !ok {
+			return err
 		}
 		if ev.Kind != codec.EventMessage {
 			continue
 		}
-		select {
-		case s.deliver <- Message{Type: ev.Op, Payload: ev.Payload}:
-		case <-s.stop:
-			continue
+		s.mu.Lock()
+		if !s.stopped {
+			s.enqueue(Message{Type: ev.Op, Payload: ev.Payload})
 		}
-		select {
-		case <-s.release:
-		case <-s.stop:
-		}
+		s.mu.Unlock()
 	}
-	s.finish(err)
+}
+
+// waitRoom waits until the handler has taken a queued message or released
+// every one.
+func (s *Session) waitRoom() {
+	s.mu.Lock()
+	if s.outstanding == 0 || s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	if s.room == nil {
+		s.room = make(chan struct{})
+	}
+	room := s.room
+	s.mu.Unlock()
+	select {
+	case <-room:
+	case <-s.stop:
+	}
 }
 
 // finish records why the session ended and wakes everyone waiting.
@@ -160,19 +272,22 @@ func (s *Session) finish(err error) {
 			reason = err.Error()
 		}
 	}
-	s.emu.Lock()
+	s.mu.Lock()
 	if s.cause != nil {
 		err = s.cause
 	}
-	s.emu.Unlock()
+	s.ended = true
+	s.mu.Unlock()
 	s.err = err
 	s.reason = CloseReason{Code: code, Reason: reason}
-	s.cancel()
 	close(s.done)
+	s.cancel() // after done: whoever sees the context end sees the reason
+
 }
 
-// Receive waits for the next message. After the session has ended it returns
-// a *CloseError carrying the close reason; if ctx ends first, ctx's error.
+// Receive waits for the next message. Once the session has ended and the
+// messages that came before the end are taken, it returns a *CloseError
+// carrying the close reason; if ctx ends first, ctx's error.
 func (s *Session) Receive(ctx context.Context) (Message, error) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
@@ -181,26 +296,82 @@ func (s *Session) Receive(ctx context.Context) (Message, error) {
 
 // receive waits for a message; ctx may be nil (wait until the end).
 func (s *Session) receive(ctx context.Context) (Message, error) {
+	s.mu.Lock()
+	s.releaseHeld()
+	m, ok := s.take()
+	s.mu.Unlock()
+	if ok {
+		return m, nil
+	}
 	var cancel <-chan struct{}
 	if ctx != nil {
 		cancel = ctx.Done()
 	}
-	if s.holding {
-		s.holding = false
-		select {
-		case s.release <- struct{}{}:
-		case <-s.stop:
-		case <-s.done:
-		}
-	}
 	select {
-	case m := <-s.deliver:
-		s.holding = true
+	case m := <-s.handoff:
+		s.mu.Lock()
+		s.held, s.holding = s.handoffPin, true
+		s.mu.Unlock()
 		return m, nil
 	case <-s.done:
-		return Message{}, &CloseError{CloseReason: s.reason, Err: s.err}
+	case <-s.stop:
 	case <-cancel:
+	}
+	s.mu.Lock()
+	m, ok = s.take()
+	s.mu.Unlock()
+	if ok {
+		return m, nil
+	}
+	if cancel != nil && ctx.Err() != nil {
 		return Message{}, ctx.Err()
+	}
+	<-s.done
+	return Message{}, &CloseError{CloseReason: s.reason, Err: s.err}
+}
+
+// take returns the oldest message not yet received, if any. s.mu is held.
+func (s *Session) take() (Message, bool) {
+	select {
+	case m := <-s.handoff:
+		s.held, s.holding = s.handoffPin, true
+		return m, true
+	default:
+	}
+	if len(s.queue) == 0 {
+		return Message{}, false
+	}
+	q := s.queue[0]
+	s.queue[0] = queued{}
+	s.queue = s.queue[1:]
+	s.queuedBytes -= len(q.m.Payload)
+	s.heldCopy = q.buf
+	if s.room != nil {
+		close(s.room)
+		s.room = nil
+	}
+	return q.m, true
+}
+
+// releaseHeld gives back the buffers of the message returned last and, when
+// it was the last outstanding one, lets the reader parse again. s.mu is held.
+func (s *Session) releaseHeld() {
+	switch {
+	case s.holding:
+		s.c.Unpin(s.held)
+		s.held, s.holding = wsconn.Pin{}, false
+	case s.heldCopy != nil:
+		bufpool.Put(s.heldCopy)
+		s.heldCopy = nil
+	default:
+		return
+	}
+	if s.outstanding--; s.outstanding == 0 {
+		if s.room != nil {
+			close(s.room)
+			s.room = nil
+		}
+		s.c.Wake()
 	}
 }
 
@@ -273,19 +444,22 @@ func (s *Session) closeWith(code CloseCode, reason string, cause error) error {
 	if _, err := frame.AppendClose(buf[:0], code, reason); err != nil {
 		return err
 	}
+	s.mu.Lock()
 	if cause != nil {
-		s.emu.Lock()
 		s.cause = cause
-		s.emu.Unlock()
 	}
+	s.stopped = true
+	s.dropQueue()
+	s.mu.Unlock()
 	s.stopOnce.Do(func() { close(s.stop) })
+	s.c.Wake() // input read ahead may hold the peer's close
 	// A close already sent or a dead connection ends the session anyway.
-	s.c.WriteClose(code, reason)
+	sent := s.c.WriteClose(code, reason) == nil
 	<-s.done
 	if s.client {
 		s.releaseBuffers()
 	}
-	if errors.Is(s.err, ErrCloseTimeout) {
+	if sent && errors.Is(s.err, ErrCloseTimeout) {
 		return s.err
 	}
 	return nil
@@ -340,6 +514,27 @@ func (s *Session) RemoteAddr() net.Addr { return s.c.NetConn().RemoteAddr() }
 // LocalAddr returns the local network address.
 func (s *Session) LocalAddr() net.Addr { return s.c.NetConn().LocalAddr() }
 
+// dropQueue returns the queued messages' buffers. s.mu is held.
+func (s *Session) dropQueue() {
+	for _, q := range s.queue {
+		bufpool.Put(q.buf)
+	}
+	s.queue, s.queuedBytes = nil, 0
+}
+
+// releaseBuffers returns every buffer once the session is over and its
+// handler has returned.
 func (s *Session) releaseBuffers() {
-	s.releaseOnce.Do(s.c.Release)
+	s.releaseOnce.Do(func() {
+		s.mu.Lock()
+		s.releaseHeld()
+		s.dropQueue()
+		select {
+		case <-s.handoff:
+			s.c.Unpin(s.handoffPin)
+		default:
+		}
+		s.mu.Unlock()
+		s.c.Release()
+	})
 }

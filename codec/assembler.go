@@ -158,6 +158,15 @@ func (a *Assembler) limit(n int64) error {
 	return nil
 }
 
+// Detach hands over the pooled buffer holding the last message returned, if
+// any: its payload then stays valid after the next call, and the caller
+// gives the buffer back to the pool when done with it.
+func (a *Assembler) Detach() *[]byte {
+	b := a.lent
+	a.lent = nil
+	return b
+}
+
 // Release hands pooled buffers back. Call it when the connection ends.
 func (a *Assembler) Release() {
 	bufpool.Put(a.lent)

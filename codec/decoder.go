@@ -122,6 +122,15 @@ func (d *Decoder) appendPayload(p []byte) {
 	}
 }
 
+// Detach hands over the pooled buffer holding the last frame returned, if
+// it was cut and copied: its payload then stays valid after the next call,
+// and the caller gives the buffer back to the pool when done with it.
+func (d *Decoder) Detach() *[]byte {
+	b := d.lent
+	d.lent = nil
+	return b
+}
+
 // Partial returns the header and the payload bytes received so far (already
 // unmasked) of a frame cut by the end of the input, so that text can be
 // checked before the frame is complete. ok is false between frames.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/bufpool"
 )
 
 // Config sets up a Protocol.
@@ -392,6 +393,17 @@ func (p *Protocol) Deadline() (t time.Time, ok bool) {
 	}
 	return p.mark.Add(wait), true
 }
+
+// DetachMessage hands over the pooled buffers that may hold the payload of
+// the last EventMessage, so that it stays valid while Receive goes on (the
+// payload may also point into the input given to Receive, which the caller
+// owns). Give each non-nil buffer back with ReturnBuffer when done.
+func (p *Protocol) DetachMessage() (bufs [2]*[]byte) {
+	return [2]*[]byte{p.dec.Detach(), p.asm.Detach()}
+}
+
+// ReturnBuffer gives a buffer from DetachMessage back to the pool.
+func ReturnBuffer(b *[]byte) { bufpool.Put(b) }
 
 // Release hands pooled buffers back. Call it once the connection has ended.
 func (p *Protocol) Release() {

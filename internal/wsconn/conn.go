@@ -53,9 +53,13 @@ type Conn struct {
 	nc  net.Conn
 	cfg Config
 
-	// Read side: only the goroutine calling Next touches these.
-	rbuf *[]byte
-	r, w int
+	// Read side: only the goroutine calling Next touches r and w; rbuf and
+	// pinned change under mu as Unpin reads them.
+	rbuf   *[]byte
+	r, w   int
+	pinned bool // rbuf holds a message still in use: read into a new one
+	kicked bool // Wake asked Fill to return
+	ahead  bool // Fill has read bytes not yet parsed (under mu, for Wake)
 
 	mu       sync.Mutex
 	proto    *codec.Protocol
@@ -75,48 +79,70 @@ func New(nc net.Conn, buffered []byte, cfg Config) *Conn {
 		cfg.ReadBufferSize = 4096
 	}
 	c := &Conn{nc: nc, cfg: cfg, proto: codec.NewProtocol(cfg.Codec)}
-	c.rbuf = bufpool.Get(max(cfg.ReadBufferSize, len(buffered)))
-	*c.rbuf = (*c.rbuf)[:cap(*c.rbuf)]
+	c.rbuf = newReadBuf(max(cfg.ReadBufferSize, len(buffered)))
 	c.w = copy(*c.rbuf, buffered)
 	return c
+}
+
+func newReadBuf(n int) *[]byte {
+	b := bufpool.Get(n)
+	*b = (*b)[:cap(*b)]
+	return b
+}
+
+// Pin keeps the payload of the message Next returned last valid while Next
+// goes on, until Unpin. Only the goroutine calling Next may call it, and
+// only one Pin may be outstanding.
+type Pin struct {
+	rbuf  *[]byte
+	codec [2]*[]byte
+}
+
+// Pin takes the buffers of the last message out of reuse.
+func (c *Conn) Pin() Pin {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pinned = true
+	return Pin{rbuf: c.rbuf, codec: c.proto.DetachMessage()}
+}
+
+// Unpin returns a pinned message's buffers; it is safe from any goroutine.
+func (c *Conn) Unpin(p Pin) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p.rbuf != nil && p.rbuf == c.rbuf {
+		c.pinned = false // the reader is still on it
+	} else {
+		bufpool.Put(p.rbuf)
+	}
+	codec.ReturnBuffer(p.codec[0])
+	codec.ReturnBuffer(p.codec[1])
 }
 
 // NetConn returns the underlying connection.
 func (c *Conn) NetConn() net.Conn { return c.nc }
 
 // Next reads until the peer has sent an event and returns it; the payload is
-// borrowed until the next call. Replies the protocol owes (pongs, the close
-// echo, the close reporting a violation) are written before Next returns.
-// Only one goroutine may call Next.
+// borrowed until the next call (or, after Pin, until Unpin). Replies the
+// protocol owes (pongs, the close echo, the close reporting a violation) are
+// written before Next returns. Only one goroutine may call Next, NextBuffered
+// and Fill.
 //
 // A protocol violation returns its *frame.ProtocolError after the close frame
 // went out; a read error, a timeout of the protocol's timers or the end of
 // the close handshake returns an error too. Either way the caller then closes.
 func (c *Conn) Next() (codec.Event, error) {
 	for {
-		if c.r < c.w {
-			c.mu.Lock()
-			ev, n, ok, err := c.proto.Receive((*c.rbuf)[c.r:c.w])
-			c.r += n
-			c.queueReplies()
-			if err == nil && c.proto.State() == codec.StateClosed && !ok {
-				err = ErrClosed
-			}
-			werr := c.flushLocked()
-			if err == nil && ok {
-				return ev, nil
-			}
-			if err != nil {
-				c.linger()
-				return ev, err
-			}
-			if werr != nil {
-				return ev, werr
-			}
-			continue
+		if ev, ok, err := c.NextBuffered(); ok || err != nil {
+			return ev, err
 		}
 		c.r, c.w = 0, 0
-		if err := c.armTimers(); err != nil {
+		if c.pinned {
+			c.mu.Lock()
+			c.rbuf, c.pinned = newReadBuf(c.cfg.ReadBufferSize), false
+			c.mu.Unlock()
+		}
+		if err := c.armTimers(time.Time{}); err != nil {
 			return codec.Event{}, err
 		}
 		n, err := c.nc.Read(*c.rbuf)
@@ -127,6 +153,99 @@ func (c *Conn) Next() (codec.Event, error) {
 			}
 			return codec.Event{}, c.readError(err)
 		}
+	}
+}
+
+// NextBuffered is Next without reading: ok is false when the bytes already
+// read hold no complete event.
+func (c *Conn) NextBuffered() (ev codec.Event, ok bool, err error) {
+	for c.r < c.w {
+		c.mu.Lock()
+		var n int
+		ev, n, ok, err = c.proto.Receive((*c.rbuf)[c.r:c.w])
+		c.r += n
+		c.ahead = c.r < c.w
+		c.queueReplies()
+		if err == nil && c.proto.State() == codec.StateClosed && !ok {
+			err = ErrClosed
+		}
+		werr := c.flushLocked()
+		if err != nil {
+			c.linger()
+			return ev, false, err
+		}
+		if ok {
+			return ev, true, nil
+		}
+		if werr != nil {
+			return ev, false, werr
+		}
+	}
+	return ev, false, nil
+}
+
+// Errors of Fill.
+var (
+	ErrBufferFull = errors.New("websocket: read-ahead buffer full")
+	ErrTimerDue   = errors.New("websocket: a timer is due with unparsed input")
+	errKicked     = errors.New("websocket: reader woken")
+)
+
+// Fill reads more bytes without parsing them, while the caller still uses
+// the last message and wants no other yet, so that the end of the
+// connection is seen. It keeps at most limit unparsed bytes and then returns
+// ErrBufferFull. It returns nil after a read or when woken by Wake,
+// ErrTimerDue when a protocol timer is due and unparsed input may hold what
+// it waits for (parse it with NextBuffered), and the read error at the end.
+//
+// Fill returns nil at until too, so that the caller can decide to parse.
+func (c *Conn) Fill(limit int, until time.Time) error {
+	c.mu.Lock()
+	if c.w == len(*c.rbuf) {
+		n := c.w - c.r
+		if n >= limit {
+			c.mu.Unlock()
+			return ErrBufferFull
+		}
+		nb := newReadBuf(n + max(n, c.cfg.ReadBufferSize))
+		copy(*nb, (*c.rbuf)[c.r:c.w])
+		if !c.pinned {
+			bufpool.Put(c.rbuf)
+		}
+		c.rbuf, c.pinned, c.r, c.w = nb, false, 0, n
+	}
+	c.mu.Unlock()
+	if err := c.armTimers(until); err != nil {
+		if err == errKicked {
+			return nil
+		}
+		return err
+	}
+	n, err := c.nc.Read((*c.rbuf)[c.w:])
+	if n > 0 {
+		c.mu.Lock()
+		c.w += n
+		c.ahead = true
+		c.mu.Unlock()
+	}
+	if err != nil && n == 0 {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil
+		}
+		return c.readError(err)
+	}
+	return nil
+}
+
+// Wake makes a Fill in progress return, when there is unparsed input for the
+// caller to go back to. It is safe from any goroutine.
+func (c *Conn) Wake() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ahead && !c.closed {
+		c.kicked = true
+		c.rdl = time.Unix(1, 0)
+		c.nc.SetReadDeadline(c.rdl)
 	}
 }
 
@@ -149,6 +268,9 @@ func (c *Conn) linger() {
 	if c.werr != nil || c.closed || c.flushing {
 		c.mu.Unlock()
 		return
+	}
+	if c.pinned {
+		c.rbuf, c.pinned = newReadBuf(c.cfg.ReadBufferSize), false
 	}
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
@@ -182,16 +304,36 @@ func (c *Conn) readError(err error) error {
 
 // armTimers runs the protocol's timers and sets the read deadline to the
 // next one.
-func (c *Conn) armTimers() error {
+// For Fill, until is not zero: a timer due with unparsed input returns
+// ErrTimerDue, and reaching until or a Wake returns errKicked.
+func (c *Conn) armTimers(until time.Time) error {
+	fill := !until.IsZero()
 	c.mu.Lock()
 	if c.proto.State() == codec.StateClosed {
 		c.mu.Unlock()
 		return ErrClosed
 	}
+	if c.kicked {
+		c.kicked = false
+		if fill {
+			c.mu.Unlock()
+			return errKicked
+		}
+	}
 	d, ok := c.proto.Deadline()
+	if fill {
+		if !time.Now().Before(until) {
+			c.mu.Unlock()
+			return errKicked
+		}
+	}
 	if ok {
 		now := time.Now()
 		if !now.Before(d) {
+			if fill && c.r < c.w {
+				c.mu.Unlock()
+				return ErrTimerDue
+			}
 			out, err := c.proto.Tick(now, c.outBuf())
 			*c.out = out
 			c.queueReplies()
@@ -207,6 +349,9 @@ func (c *Conn) armTimers() error {
 	}
 	if !ok {
 		d = time.Time{}
+	}
+	if fill && (d.IsZero() || until.Before(d)) {
+		d = until
 	}
 	if !d.Equal(c.rdl) {
 		c.rdl = d
@@ -247,7 +392,7 @@ func (c *Conn) WriteMessage(op frame.Opcode, rsv byte, p []byte) error {
 	*c.out, err = c.proto.AppendMessage(*c.out, op, rsv, p)
 	if err != nil {
 		c.mu.Unlock()
-		return err
+		return closedErr(err)
 	}
 	return c.flushLocked()
 }
@@ -264,7 +409,7 @@ func (c *Conn) WriteFrame(h frame.Header, p []byte) error {
 	*c.out, err = c.proto.AppendFrame(*c.out, h, p)
 	if err != nil {
 		c.mu.Unlock()
-		return err
+		return closedErr(err)
 	}
 	if c.proto.State() != before {
 		c.kick()
@@ -292,7 +437,7 @@ func (c *Conn) WritePing(p []byte) error {
 // is not subject to the queue bound.
 func (c *Conn) WriteClose(code frame.CloseCode, reason string) error {
 	c.mu.Lock()
-	if c.werr != nil || c.released {
+	if c.werr != nil || c.released || c.closed {
 		c.mu.Unlock()
 		return c.deadErr()
 	}
@@ -310,7 +455,7 @@ func (c *Conn) WriteClose(code frame.CloseCode, reason string) error {
 // applies the policy. c.mu is held on entry and on return.
 func (c *Conn) admit(n int) error {
 	for {
-		if c.werr != nil || c.released {
+		if c.werr != nil || c.released || c.closed {
 			return c.deadErr()
 		}
 		if c.out == nil {
@@ -363,6 +508,14 @@ func (c *Conn) waitDrained() error {
 		c.mu.Lock()
 		return ErrQueueTimeout
 	}
+}
+
+// closedErr reports a send after our close frame as ErrClosed.
+func closedErr(err error) error {
+	if errors.Is(err, codec.ErrCloseSent) {
+		return ErrClosed
+	}
+	return err
 }
 
 func (c *Conn) deadErr() error {
@@ -454,6 +607,24 @@ func (c *Conn) WriteErr() error {
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Output being written (such as the echo of the peer's close, queued
+	// behind a send) goes out first, within the write timeout.
+	for c.flushing && c.werr == nil && !c.closed {
+		if c.waitDrained() != nil {
+			break
+		}
+	}
+	return c.closeLocked()
+}
+
+// Abort closes the network connection at once, dropping unwritten output.
+func (c *Conn) Abort() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeLocked()
+}
+
+func (c *Conn) closeLocked() error {
 	if c.closed {
 		return nil
 	}
@@ -471,7 +642,9 @@ func (c *Conn) Release() {
 	}
 	c.released = true
 	c.proto.Release()
-	bufpool.Put(c.rbuf)
+	if !c.pinned {
+		bufpool.Put(c.rbuf) // else the holder of the Pin returns it
+	}
 	c.rbuf = nil
 	if !c.flushing {
 		bufpool.Put(c.out)

@@ -31,6 +31,7 @@ type peer struct {
 	nc     net.Conn
 	role   codec.Role // the peer's role: the opposite of the Conn's
 	frames chan rxFrame
+	out    chan []byte // frames for the writer goroutine: a pipe write blocks until read
 }
 
 // newPair returns a Conn in role over a net.Pipe and its peer. The peer
@@ -43,10 +44,18 @@ func newPair(t *testing.T, cfg Config, buffered []byte) (*Conn, *peer) {
 	if cfg.Codec.Role == codec.Client {
 		role = codec.Server
 	}
-	p := &peer{t: t, nc: b, role: role, frames: make(chan rxFrame, 1024)}
+	p := &peer{t: t, nc: b, role: role, frames: make(chan rxFrame, 1024), out: make(chan []byte, 64)}
+	go func() {
+		for b := range p.out {
+			if _, err := p.nc.Write(b); err != nil {
+				return
+			}
+		}
+	}()
 	t.Cleanup(func() {
 		c.Close()
 		b.Close()
+		close(p.out)
 	})
 	return c, p
 }
@@ -80,17 +89,14 @@ func (p *peer) next() rxFrame {
 	}
 }
 
-// write sends a frame masked as the peer's role requires (or as forced).
+// write queues a frame, masked or not, for the peer's writer goroutine.
 func (p *peer) write(h frame.Header, payload []byte, masked bool) {
-	p.t.Helper()
 	role := codec.Server
 	if masked {
 		role = codec.Client
 	}
 	e := codec.Encoder{Role: role}
-	if _, err := p.nc.Write(e.AppendFrame(nil, h, payload)); err != nil {
-		p.t.Fatalf("peer write: %v", err)
-	}
+	p.out <- e.AppendFrame(nil, h, payload)
 }
 
 func readFrame(r io.Reader) (frame.Header, []byte, error) {
@@ -239,11 +245,11 @@ func TestNextProtocolViolation(t *testing.T) {
 	c, p := newPair(t, serverConfig(), nil)
 	p.startReading()
 	p.write(frame.Header{Fin: true, Op: frame.OpText}, []byte("unmasked"), false)
-	_, err := nextEvent(t, c)
-	var pe *frame.ProtocolError
-	if !errors.As(err, &pe) || pe.Code != frame.CloseProtocolError {
-		t.Fatalf("Next = %v, want a *frame.ProtocolError with 1002", err)
-	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Next()
+		errc <- err
+	}()
 	f := p.next()
 	if f.h.Op != frame.OpClose {
 		t.Fatalf("got %v, want the close frame reporting the violation", f.h.Op)
@@ -251,8 +257,37 @@ func TestNextProtocolViolation(t *testing.T) {
 	if code, _, _ := frame.ParseClose(f.p); code != frame.CloseProtocolError {
 		t.Errorf("close code %v, want 1002", code)
 	}
+	// Next may linger for the peer's end of the stream; the peer closes.
+	p.nc.Close()
+	var err error
+	select {
+	case err = <-errc:
+	case <-time.After(time.Second):
+		t.Fatal("Next did not return once the peer closed")
+	}
+	var pe *frame.ProtocolError
+	if !errors.As(err, &pe) || pe.Code != frame.CloseProtocolError {
+		t.Fatalf("Next = %v, want a *frame.ProtocolError with 1002", err)
+	}
 	if code, _, ok := c.CloseReason(); !ok || code != frame.CloseProtocolError {
 		t.Errorf("CloseReason = %v, %v", code, ok)
+	}
+}
+
+// After a violation Next waits at most Timeout for a peer that neither
+// closes nor stops sending.
+func TestNextViolationLingerBounded(t *testing.T) {
+	cfg := serverConfig()
+	cfg.Codec.Timeout = 100 * time.Millisecond
+	c, p := newPair(t, cfg, nil)
+	p.startReading()
+	p.write(frame.Header{Fin: true, Op: frame.OpText}, []byte("unmasked"), false)
+	start := time.Now()
+	if _, err := nextEvent(t, c); !errors.As(err, new(*frame.ProtocolError)) {
+		t.Fatalf("Next = %v, want a *frame.ProtocolError", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Next returned after %v, want about Timeout (100ms)", d)
 	}
 }
 
@@ -553,10 +588,49 @@ func TestWriteArguments(t *testing.T) {
 	if c.State() != codec.StateCloseSent {
 		t.Errorf("State = %v after a close via WriteFrame, want close sent", c.State())
 	}
-	if err := c.WriteMessage(frame.OpText, 0, []byte("late")); !errors.Is(err, codec.ErrCloseSent) {
-		t.Errorf("data after close = %v, want ErrCloseSent", err)
+	if err := c.WriteMessage(frame.OpText, 0, []byte("late")); !errors.Is(err, ErrClosed) {
+		t.Errorf("data after close = %v, want ErrClosed", err)
 	}
 	if err := c.WritePing([]byte("still allowed")); err != nil {
 		t.Errorf("ping after close = %v", err)
+	}
+}
+
+// The close echo owed to the peer is queued behind a write in progress.
+// Next reports the end of the close handshake and the caller closes, as
+// every user of Conn does; the echo must still reach the peer.
+func TestCloseEchoNotLostBehindPendingWrite(t *testing.T) {
+	c, p := newPair(t, serverConfig(), nil)
+	msg := make([]byte, 64<<10)
+	sent := make(chan error, 1)
+	go func() { sent <- c.WriteMessage(frame.OpBinary, 0, msg) }()
+	waitFlushing(t, c) // blocked: the peer does not read yet
+	p.write(frame.Header{Fin: true, Op: frame.OpClose}, []byte{0x03, 0xe8}, true)
+	if ev, err := nextEvent(t, c); err != nil || ev.Kind != codec.EventClose {
+		t.Fatalf("Next = %+v, %v; want the peer's close", ev, err)
+	}
+	// The peer starts reading a little later.
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		p.startReading()
+	}()
+	_, err := nextEvent(t, c)
+	c.Close() // what Session.finish does once Next has failed
+	if !errors.Is(err, ErrClosed) {
+		t.Errorf("Next = %v, want ErrClosed", err)
+	}
+	var ops []frame.Opcode
+	for {
+		f := p.next()
+		if f.err != nil {
+			break
+		}
+		ops = append(ops, f.h.Op)
+	}
+	if len(ops) != 2 || ops[0] != frame.OpBinary || ops[1] != frame.OpClose {
+		t.Errorf("the peer read %v, want [binary close]: the close echo was dropped when the connection closed", ops)
+	}
+	if err := <-sent; err != nil {
+		t.Errorf("the pending write = %v", err)
 	}
 }
