@@ -1,0 +1,90 @@
+// Command wskit is the wskit toolkit's command line: a demo server and an
+// interactive client.
+//
+//	wskit serve [-addr :8080] [-engine std] [-max-message 64MiB] [-ping 0] [-timeout 15s]
+//	wskit dial [-send TEXT]... [-count N] [-binary] [-H 'Name: value']... [-subprotocol P]... [-timeout 15s] URL
+//
+// serve answers /echo (a default session echoing every message), /raw (a
+// raw session echoing every frame as it came), /hello (the Ktor guide's
+// greeting) and / (a page to try /echo from a browser). dial sends the lines
+// typed on stdin as text messages and prints what it receives, like wscat.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `wskit is a WebSocket demo server and client.
+
+Usage:
+
+	wskit serve [flags]       serve /echo, /raw, /hello and a demo page at /
+	wskit dial [flags] URL    open a session; stdin lines go out, messages are printed
+	wskit help                show this help
+
+Run 'wskit serve -h' or 'wskit dial -h' for the flags of a command.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches to a command and returns the process's exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stderr)
+	case "dial":
+		return runDial(ctx, args[1:], stdin, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "wskit: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// parseArgs parses flags placed before, between or after the positional
+// arguments, which it returns. A "--" ends the flags.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if len(args)-len(rest) > 0 && args[len(args)-len(rest)-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+// flagSet returns a FlagSet that reports errors to stderr and prints the
+// command's synopsis above its flags.
+func flagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}

@@ -1,0 +1,329 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wskit/wskit"
+	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/wsraw"
+)
+
+//go:embed static/index.html
+var indexHTML []byte
+
+// shutdownGrace bounds the graceful part of a shutdown: stopping the
+// listener, then closing the sessions with 1001.
+const shutdownGrace = 5 * time.Second
+
+// serveConfig holds the flags of wskit serve.
+type serveConfig struct {
+	addr       string
+	engine     string
+	maxMessage int64
+	ping       time.Duration
+	timeout    time.Duration
+}
+
+// options returns the server's Options for c.
+func (c serveConfig) options(log *slog.Logger) wskit.Options {
+	o := wskit.DefaultOptions()
+	o.MaxFrameSize = c.maxMessage
+	o.MaxMessageSize = c.maxMessage
+	o.PingPeriod = c.ping
+	o.Timeout = c.timeout
+	o.Logger = log
+	return o
+}
+
+// engine serves the demo routes on ln until ctx ends, then shuts down.
+type engine func(ctx context.Context, ln net.Listener, opts wskit.Options, log *slog.Logger) error
+
+// engines are the transports wskit serve can run on; -engine picks one.
+var engines = map[string]engine{
+	"std": serveStd,
+}
+
+// lookupEngine returns the engine called name.
+func lookupEngine(name string) (engine, error) {
+	if e, ok := engines[name]; ok {
+		return e, nil
+	}
+	return nil, fmt.Errorf("unknown engine %q (available: std)", name)
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
+	c := serveConfig{maxMessage: 64 << 20}
+	fs := flagSet("serve", "wskit serve [flags]", stderr)
+	fs.StringVar(&c.addr, "addr", ":8080", "listen `address` (port 0 picks a free port)")
+	fs.StringVar(&c.engine, "engine", "std", "transport `engine`: std (net/http)")
+	fs.Var((*sizeValue)(&c.maxMessage), "max-message", "largest frame and message accepted, such as 64MiB, 1KiB or 512 (bytes)")
+	fs.DurationVar(&c.ping, "ping", 0, "keepalive ping `period`; 0 sends none")
+	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "wait for a pong, a close reply or a write; 0 waits forever")
+	rest, err := parseArgs(fs, args)
+	switch {
+	case err != nil:
+		return c, err
+	case len(rest) > 0:
+		return c, fmt.Errorf("unexpected argument %q", rest[0])
+	case c.maxMessage <= 0:
+		return c, errors.New("-max-message must be positive")
+	case c.ping < 0:
+		return c, errors.New("-ping must not be negative")
+	case c.timeout < 0:
+		return c, errors.New("-timeout must not be negative")
+	}
+	return c, nil
+}
+
+// runServe runs wskit serve until ctx ends and returns the exit code.
+func runServe(ctx context.Context, args []string, stderr io.Writer) int {
+	c, err := parseServeFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "wskit serve: %v\n", err)
+		return 2
+	}
+	serve, err := lookupEngine(c.engine)
+	if err != nil {
+		fmt.Fprintf(stderr, "wskit serve: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "wskit serve: %v\n", err)
+		return 1
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "page", pageURL(ln.Addr()), "engine", c.engine,
+		"max_message", formatSize(c.maxMessage), "ping", c.ping, "timeout", c.timeout)
+	if err := serve(ctx, ln, c.options(log), log); err != nil {
+		log.Error("serve failed", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+// pageURL returns the demo page's URL for a listener's address.
+func pageURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+// serveStd is the net/http engine: an http.Server with a goroutine per
+// connection.
+func serveStd(ctx context.Context, ln net.Listener, opts wskit.Options, log *slog.Logger) error {
+	srv, err := wskit.NewServer(opts)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	hs := &http.Server{
+		Handler:           newMux(srv, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "sessions", srv.Sessions())
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	// Stop accepting first: http.Server.Shutdown does not see hijacked
+	// connections, which the wskit server then closes with 1001.
+	err = hs.Shutdown(sctx)
+	if serr := srv.Shutdown(sctx); err == nil {
+		err = serr
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("shutdown deadline passed; remaining connections were cut")
+		return nil
+	}
+	return err
+}
+
+// newMux returns the demo routes: /echo, /raw, /hello and the page at /.
+func newMux(srv *wskit.Server, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/echo", srv.WebSocket(logged(log, echo)))
+	mux.Handle("/hello", srv.WebSocket(logged(log, hello)))
+	mux.Handle("/raw", srv.WebSocketRaw(loggedRaw(log, rawEcho)))
+	mux.HandleFunc("GET /{$}", serveIndex)
+	return mux
+}
+
+func serveIndex(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.Write(indexHTML)
+}
+
+// echo sends every message back with its type.
+func echo(s *wskit.Session) {
+	for m := range s.Messages() {
+		if s.Send(m.Type, m.Payload) != nil {
+			return
+		}
+	}
+}
+
+// hello is the Ktor guide's example: it asks for a name and greets each
+// text message until told "bye".
+func hello(s *wskit.Session) {
+	if s.SendText("Please enter your name") != nil {
+		return
+	}
+	for m := range s.Messages() {
+		if m.Type != wskit.Text {
+			continue
+		}
+		text := m.Text()
+		if strings.EqualFold(text, "bye") {
+			s.Close(wskit.CloseNormal, "Client said BYE")
+			return
+		}
+		if s.SendText("Hi, "+text+"!") != nil {
+			return
+		}
+	}
+}
+
+// rawEcho writes every data frame back as it came (fragments stay
+// fragments), answers pings and echoes the close frame.
+func rawEcho(s *wsraw.Session) {
+	for f := range s.Frames() {
+		h := frame.Header{Fin: true, Op: f.Op}
+		switch f.Op {
+		case frame.OpPong:
+			continue
+		case frame.OpPing:
+			h.Op = frame.OpPong
+		case frame.OpClose:
+		default:
+			h.Fin, h.Rsv = f.Fin, f.Rsv
+		}
+		if s.WriteFrame(h, f.Payload) != nil || f.Op == frame.OpClose {
+			return
+		}
+	}
+}
+
+// logged wraps a default session's handler to log its open and close.
+func logged(log *slog.Logger, handler func(*wskit.Session)) func(*wskit.Session) {
+	return func(s *wskit.Session) {
+		r := s.Request()
+		log := log.With("remote", r.RemoteAddr, "path", r.URL.Path)
+		log.Info("session open", "subprotocol", s.Subprotocol())
+		handler(s)
+		s.Close(wskit.CloseNormal, "") // a no-op when the session has ended
+		reason, _ := s.CloseReason()
+		attrs := []any{"code", int(reason.Code), "reason", reason.Reason}
+		if err := s.Err(); err != nil {
+			attrs = append(attrs, "err", err)
+		}
+		log.Info("session closed", attrs...)
+	}
+}
+
+// loggedRaw wraps a raw session's handler to log its open and close.
+func loggedRaw(log *slog.Logger, handler func(*wsraw.Session)) func(*wsraw.Session) {
+	return func(s *wsraw.Session) {
+		r := s.Request()
+		log := log.With("remote", r.RemoteAddr, "path", r.URL.Path)
+		log.Info("session open", "subprotocol", s.Subprotocol(), "raw", true)
+		handler(s)
+		code, reason, ok := s.CloseReason()
+		if !ok {
+			code = frame.CloseAbnormal
+		}
+		attrs := []any{"code", int(code), "reason", reason}
+		if err := s.Err(); err != nil {
+			attrs = append(attrs, "err", err)
+		}
+		log.Info("session closed", attrs...)
+	}
+}
+
+// sizeValue is a flag.Value for byte sizes such as 64MiB.
+type sizeValue int64
+
+func (v *sizeValue) String() string { return formatSize(int64(*v)) }
+
+func (v *sizeValue) Set(s string) error {
+	n, err := parseSize(s)
+	if err != nil {
+		return err
+	}
+	*v = sizeValue(n)
+	return nil
+}
+
+var sizeUnits = []struct {
+	name  string
+	shift uint
+}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0}}
+
+// parseSize parses a byte count: plain digits, or digits followed by B,
+// KiB, MiB, GiB or TiB (any case, a space allowed before the unit).
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, fmt.Errorf("size %q: want a number of bytes such as 1024, 64KiB or 16MiB", s)
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	unit := strings.TrimSpace(t[i:])
+	if unit == "" {
+		return n, nil
+	}
+	for _, u := range sizeUnits {
+		if strings.EqualFold(unit, u.name) {
+			if n > (1<<63-1)>>u.shift {
+				return 0, fmt.Errorf("size %q is too large", s)
+			}
+			return n << u.shift, nil
+		}
+	}
+	return 0, fmt.Errorf("size %q: unknown unit %q (use B, KiB, MiB, GiB or TiB)", s, unit)
+}
+
+// formatSize writes n with the largest unit that divides it exactly.
+func formatSize(n int64) string {
+	for _, u := range sizeUnits {
+		if n != 0 && u.shift > 0 && n&(1<<u.shift-1) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}

@@ -1,0 +1,514 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wskit/wskit"
+	"github.com/wskit/wskit/frame"
+)
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of loggers
+// and goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitFor polls cond until it holds or fails the test after a few seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// newTestServer serves newMux with the serve command's default options and
+// returns it with its log.
+func newTestServer(t *testing.T) (*httptest.Server, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	c, err := parseServeFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := wskit.NewServer(c.options(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(newMux(srv, log))
+	t.Cleanup(func() {
+		ts.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return ts, logs
+}
+
+func wsURL(ts *httptest.Server, path string) string {
+	return "ws" + strings.TrimPrefix(ts.URL, "http") + path
+}
+
+func dialTest(t *testing.T, ts *httptest.Server, path string) *wskit.Session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := wskit.Dial(ctx, wsURL(ts, path), nil)
+	if err != nil {
+		t.Fatalf("Dial %s: %v", path, err)
+	}
+	t.Cleanup(func() { s.Close(wskit.CloseNormal, "") })
+	return s
+}
+
+func receive(t *testing.T, s *wskit.Session) wskit.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m, err := s.Receive(ctx)
+	if err != nil {
+		t.Fatalf("Receive: %v", err)
+	}
+	return m.Clone()
+}
+
+func TestEcho(t *testing.T) {
+	ts, logs := newTestServer(t)
+	s := dialTest(t, ts, "/echo")
+	msgs := []wskit.Message{
+		{Type: wskit.Text, Payload: []byte("hello")},
+		{Type: wskit.Binary, Payload: []byte{0, 1, 0xfe, 0xff}},
+		{Type: wskit.Text, Payload: []byte("héllo, 世界")},
+		{Type: wskit.Binary, Payload: bytes.Repeat([]byte{7}, 100_000)},
+		{Type: wskit.Text, Payload: []byte{}},
+	}
+	for _, want := range msgs {
+		if err := s.Send(want.Type, want.Payload); err != nil {
+			t.Fatal(err)
+		}
+		got := receive(t, s)
+		if got.Type != want.Type || !bytes.Equal(got.Payload, want.Payload) {
+			t.Fatalf("echo of %v (%d bytes) = %v (%d bytes)", want.Type, len(want.Payload), got.Type, len(got.Payload))
+		}
+	}
+	if err := s.Close(wskit.CloseNormal, "done"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the close to be logged", func() bool { return strings.Contains(logs.String(), "session closed") })
+	log := logs.String()
+	for _, want := range []string{"session open", "path=/echo", "remote=127.0.0.1:", "code=1000", "reason=done"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+// TestHello follows the Ktor guide's test of its /echo greeting route.
+func TestHello(t *testing.T) {
+	ts, _ := newTestServer(t)
+	s := dialTest(t, ts, "/hello")
+	if m := receive(t, s); m.Type != wskit.Text || m.Text() != "Please enter your name" {
+		t.Fatalf("greeting = %v %q", m.Type, m.Payload)
+	}
+	if err := s.SendText("JetBrains"); err != nil {
+		t.Fatal(err)
+	}
+	if m := receive(t, s); m.Type != wskit.Text || m.Text() != "Hi, JetBrains!" {
+		t.Fatalf("reply = %v %q", m.Type, m.Payload)
+	}
+	if err := s.SendBinary([]byte("bye")); err != nil { // not text: ignored
+		t.Fatal(err)
+	}
+	if err := s.SendText("BYE"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := s.Receive(ctx)
+	var ce *wskit.CloseError
+	if !errors.As(err, &ce) {
+		t.Fatalf("Receive after BYE: %v, want a *wskit.CloseError", err)
+	}
+	want := wskit.CloseReason{Code: wskit.CloseNormal, Reason: "Client said BYE"}
+	if ce.CloseReason != want || ce.Err != nil {
+		t.Fatalf("closed with %v (err %v), want %v", ce.CloseReason, ce.Err, want)
+	}
+}
+
+// rawClient speaks WebSocket by hand, to see frames exactly as sent.
+type rawClient struct {
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+func dialRaw(t *testing.T, ts *httptest.Server, path string) *rawClient {
+	t.Helper()
+	addr := ts.Listener.Addr().String()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	// The key and accept value of RFC 6455 §1.3.
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", path, addr)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake status %s", resp.Status)
+	}
+	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Fatalf("Sec-WebSocket-Accept = %q", got)
+	}
+	return &rawClient{conn: conn, br: br}
+}
+
+// write sends one masked frame.
+func (c *rawClient) write(t *testing.T, fin bool, op frame.Opcode, payload string) {
+	t.Helper()
+	h := frame.Header{Fin: fin, Op: op, Masked: true, Mask: [4]byte{0x12, 0x34, 0x56, 0x78}, Length: int64(len(payload))}
+	b := frame.AppendHeader(nil, h)
+	n := len(b)
+	b = append(b, payload...)
+	frame.Mask(b[n:], h.Mask, 0)
+	if _, err := c.conn.Write(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// read returns the next frame; the server's are never masked.
+func (c *rawClient) read(t *testing.T) frame.Frame {
+	t.Helper()
+	var hdr []byte
+	for {
+		b, err := c.br.ReadByte()
+		if err != nil {
+			t.Fatalf("reading a frame header: %v", err)
+		}
+		hdr = append(hdr, b)
+		h, n, err := frame.ParseHeader(hdr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			continue
+		}
+		if h.Masked {
+			t.Fatal("the server sent a masked frame")
+		}
+		p := make([]byte, h.Length)
+		if _, err := io.ReadFull(c.br, p); err != nil {
+			t.Fatal(err)
+		}
+		return frame.Frame{Header: h, Payload: p}
+	}
+}
+
+func TestRaw(t *testing.T) {
+	ts, logs := newTestServer(t)
+	c := dialRaw(t, ts, "/raw")
+	type sent struct {
+		fin     bool
+		op      frame.Opcode
+		payload string
+	}
+	expect := func(want sent) {
+		t.Helper()
+		f := c.read(t)
+		if f.Fin != want.fin || f.Op != want.op || string(f.Payload) != want.payload || f.Rsv != 0 {
+			t.Fatalf("got frame fin=%v op=%v %q, want fin=%v op=%v %q", f.Fin, f.Op, f.Payload, want.fin, want.op, want.payload)
+		}
+	}
+
+	// A text message in three fragments comes back as three fragments.
+	fragments := []sent{
+		{false, frame.OpText, "Hel"},
+		{false, frame.OpContinuation, "lo, "},
+		{true, frame.OpContinuation, "raw"},
+	}
+	for _, f := range fragments {
+		c.write(t, f.fin, f.op, f.payload)
+	}
+	for _, f := range fragments {
+		expect(f)
+	}
+
+	// A ping is answered with a pong of the same payload, also between
+	// fragments; a pong is not answered.
+	c.write(t, true, frame.OpPing, "p1")
+	expect(sent{true, frame.OpPong, "p1"})
+	c.write(t, true, frame.OpPong, "unsolicited")
+	c.write(t, false, frame.OpBinary, "\x00\x01")
+	c.write(t, true, frame.OpPing, "p2")
+	c.write(t, true, frame.OpContinuation, "\x02")
+	expect(sent{false, frame.OpBinary, "\x00\x01"})
+	expect(sent{true, frame.OpPong, "p2"})
+	expect(sent{true, frame.OpContinuation, "\x02"})
+
+	// The close frame is echoed, then the connection ends.
+	closePayload, _ := frame.AppendClose(nil, 4001, "raw bye")
+	c.write(t, true, frame.OpClose, string(closePayload))
+	expect(sent{true, frame.OpClose, string(closePayload)})
+	if _, err := c.br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the close: %v, want io.EOF", err)
+	}
+	waitFor(t, "the close to be logged", func() bool { return strings.Contains(logs.String(), "session closed") })
+	if log := logs.String(); !strings.Contains(log, "path=/raw") || !strings.Contains(log, "code=4001") {
+		t.Errorf("log lacks the raw session's path or close code:\n%s", log)
+	}
+}
+
+func TestIndex(t *testing.T) {
+	ts, _ := newTestServer(t)
+	resp, err := http.Get(ts.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET / = %s", resp.Status)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	page := string(body)
+	for _, id := range []string{"path", "connect", "disconnect", "status", "input", "send", "sendBinary", "log"} {
+		if !strings.Contains(page, `id="`+id+`"`) {
+			t.Errorf("page lacks #%s", id)
+		}
+	}
+	for _, want := range []string{"window.wskitDemo", "sendText(s)", "sendBinary(u8)", "received", "closed"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "http://") || strings.Contains(page, "https://") || strings.Contains(page, "src=") {
+		t.Error("page loads an external resource")
+	}
+
+	for _, path := range []string{"/nope", "/index.html"} {
+		resp, err := http.Get(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s = %s, want 404", path, resp.Status)
+		}
+	}
+	// A WebSocket route asked for by a plain GET says what it is.
+	resp, err = http.Get(ts.URL + "/echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUpgradeRequired {
+		t.Errorf("plain GET /echo = %s, want 426", resp.Status)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		err  bool
+	}{
+		{"0", 0, false},
+		{"512", 512, false},
+		{"1KiB", 1 << 10, false},
+		{"64MiB", 64 << 20, false},
+		{"64mib", 64 << 20, false},
+		{"2 GiB", 2 << 30, false},
+		{"1TiB", 1 << 40, false},
+		{"100B", 100, false},
+		{" 7KiB ", 7 << 10, false},
+		{"9223372036854775807", 1<<63 - 1, false},
+		{"", 0, true},
+		{"MiB", 0, true},
+		{"-1", 0, true},
+		{"1.5MiB", 0, true},
+		{"64MB", 0, true},
+		{"64M", 0, true},
+		{"12 34", 0, true},
+		{"9223372036854775808", 0, true},
+		{"8388608TiB", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseSize(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestFormatSize(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 100: "100", 1024: "1KiB", 1536: "1536", 64 << 20: "64MiB", 3 << 30: "3GiB"} {
+		if got := formatSize(n); got != want {
+			t.Errorf("formatSize(%d) = %q, want %q", n, got, want)
+		}
+		if back, err := parseSize(formatSize(n)); err != nil || back != n {
+			t.Errorf("parseSize(formatSize(%d)) = %d, %v", n, back, err)
+		}
+	}
+}
+
+func TestParseServeFlags(t *testing.T) {
+	c, err := parseServeFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := serveConfig{addr: ":8080", engine: "std", maxMessage: 64 << 20, timeout: 15 * time.Second}
+	if c != want {
+		t.Errorf("defaults = %+v, want %+v", c, want)
+	}
+	o := c.options(nil)
+	if o.MaxFrameSize != 64<<20 || o.MaxMessageSize != 64<<20 || o.PingPeriod != 0 || o.Timeout != 15*time.Second {
+		t.Errorf("options = %+v", o)
+	}
+
+	c, err = parseServeFlags([]string{"-addr", "127.0.0.1:0", "-max-message", "1KiB", "-ping", "5s", "-timeout", "2s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = serveConfig{addr: "127.0.0.1:0", engine: "std", maxMessage: 1024, ping: 5 * time.Second, timeout: 2 * time.Second}
+	if c != want {
+		t.Errorf("parsed %+v, want %+v", c, want)
+	}
+
+	bad := map[string][]string{
+		"unknown engine":          {"-engine", "poll"},
+		"-max-message must be":    {"-max-message", "0"},
+		"unknown unit":            {"-max-message", "10MB"},
+		"-ping must not be":       {"-ping", "-1s"},
+		"-timeout must not be":    {"-timeout", "-1s"},
+		"unexpected argument":     {"extra"},
+		"flag provided but not":   {"-nope"},
+		"invalid value \"x\" for": {"-ping", "x"},
+	}
+	for want, args := range bad {
+		var stderr syncBuffer
+		if code := runServe(context.Background(), args, &stderr); code != 2 {
+			t.Errorf("serve %q: exit %d, want 2", args, code)
+		}
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("serve %q: stderr %q lacks %q", args, stderr.String(), want)
+		}
+	}
+}
+
+// TestRunServe runs the serve command in process until its context ends.
+func TestRunServe(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	exit := make(chan int, 1)
+	go func() { exit <- runServe(ctx, []string{"-addr", "127.0.0.1:0"}, &stderr) }()
+	var addr string
+	waitFor(t, "the listen address", func() bool {
+		addr = listenAddr(stderr.String())
+		return addr != ""
+	})
+	s, err := wskit.Dial(ctx, "ws://"+addr+"/echo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SendText("hi"); err != nil {
+		t.Fatal(err)
+	}
+	if m := receive(t, s); m.Text() != "hi" {
+		t.Fatalf("echo = %q", m.Payload)
+	}
+	cancel()
+	// Receive again: while a message is held the session reads nothing.
+	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel()
+	if _, err := s.Receive(rctx); err == nil {
+		t.Fatal("Receive after the shutdown returned a message")
+	}
+	if r, _ := s.CloseReason(); r.Code != wskit.CloseGoingAway {
+		t.Errorf("session closed with %v, want 1001", r)
+	}
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Errorf("exit %d, stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	log := stderr.String()
+	for _, want := range []string{"shutting down", "code=1001", "stopped"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+// listenAddr finds the address in the "listening" log line, or "".
+func listenAddr(log string) string {
+	for line := range strings.Lines(log) {
+		if !strings.Contains(line, "msg=listening") {
+			continue
+		}
+		for field := range strings.FieldsSeq(line) {
+			if a, ok := strings.CutPrefix(field, "addr="); ok {
+				return a
+			}
+		}
+	}
+	return ""
+}
+
+func TestPageURL(t *testing.T) {
+	tests := map[string]string{
+		"127.0.0.1:8080": "http://127.0.0.1:8080/",
+		"[::]:8080":      "http://localhost:8080/",
+		"0.0.0.0:1":      "http://localhost:1/",
+		"[::1]:9":        "http://[::1]:9/",
+	}
+	for addr, want := range tests {
+		a, err := net.ResolveTCPAddr("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pageURL(a); got != want {
+			t.Errorf("pageURL(%s) = %q, want %q", addr, got, want)
+		}
+	}
+}
