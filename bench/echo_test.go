@@ -1,0 +1,255 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wskit/wskit"
+	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/wsraw"
+)
+
+// An echo server under test, started once per benchmark and shared by its
+// sizes.
+type impl struct {
+	name    string
+	handler func(testing.TB) http.Handler
+}
+
+// impls are listed gorilla first so that benchstat -col /impl takes it as
+// the base and reads every other column as "vs gorilla". wskitraw is a
+// diagnostic beside wskit: the same connection and codec without the
+// default session's hand-off of each message from its read goroutine to
+// the handler's.
+var impls = []impl{
+	{"gorilla", gorillaEcho},
+	{"gorillacopy", gorillaCopyEcho},
+	{"wskit", wskitEcho},
+	{"wskitraw", wskitRawEcho},
+}
+
+type echoSize struct {
+	name string
+	n    int
+}
+
+var echoSizes = []echoSize{{"64B", 64}, {"1KiB", 1 << 10}, {"64KiB", 64 << 10}}
+
+// newWskitServer returns a server with DefaultOptions that is shut down
+// when the test or benchmark ends.
+func newWskitServer(tb testing.TB) *wskit.Server {
+	srv, err := wskit.NewServer(wskit.DefaultOptions())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			tb.Errorf("wskit Shutdown: %v", err)
+		}
+	})
+	return srv
+}
+
+// wskitEcho is the echo server as a wskit user writes it: a default session
+// with DefaultOptions, ranging over Messages and sending each one back.
+func wskitEcho(tb testing.TB) http.Handler {
+	return newWskitServer(tb).WebSocket(func(s *wskit.Session) {
+		for m := range s.Messages() {
+			if s.Send(m.Type, m.Payload) != nil {
+				return
+			}
+		}
+	})
+}
+
+// wskitRawEcho echoes on a raw session (wsraw): the handler reads frames on
+// its own goroutine, with no read goroutine and no hand-off, and writes
+// each data frame back as it came (the client sends whole messages as
+// single frames).
+func wskitRawEcho(tb testing.TB) http.Handler {
+	return newWskitServer(tb).WebSocketRaw(func(s *wsraw.Session) {
+		for f := range s.Frames() {
+			if f.Op.IsControl() {
+				return
+			}
+			if s.WriteFrame(frame.Header{Fin: f.Fin, Op: f.Op}, f.Payload) != nil {
+				return
+			}
+		}
+	})
+}
+
+// gorillaEcho is the echo server gorilla/websocket documents
+// (examples/echo/server.go): an Upgrader with default options (4096-byte
+// read and write buffers) and a ReadMessage/WriteMessage loop. ReadMessage
+// reads the message with io.ReadAll, so it allocates; WriteMessage has a
+// server fast path that sends one frame without allocating.
+func gorillaEcho(tb testing.TB) http.Handler {
+	var upgrader websocket.Upgrader
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			mt, p, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := c.WriteMessage(mt, p); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// gorillaCopyEcho is gorilla's streaming path, as its Autobahn server
+// (examples/autobahn/server.go, echoCopyFull) does it: NextReader, NextWriter
+// and io.Copy, which reads the payload straight into the write buffer
+// (messageWriter.ReadFrom) instead of into a fresh slice. NextReader and
+// NextWriter allocate their reader and writer; a message larger than the
+// 4096-byte write buffer leaves as several frames.
+func gorillaCopyEcho(tb testing.TB) http.Handler {
+	var upgrader websocket.Upgrader
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			mt, r, err := c.NextReader()
+			if err != nil {
+				return
+			}
+			w, err := c.NextWriter(mt)
+			if err != nil {
+				return
+			}
+			if _, err := io.Copy(w, r); err != nil {
+				return
+			}
+			if err := w.Close(); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// startServer serves h on a loopback port under httptest and returns its
+// host:port.
+func startServer(tb testing.TB, h http.Handler) string {
+	mux := http.NewServeMux()
+	mux.Handle("GET /echo", h)
+	ts := httptest.NewServer(mux)
+	tb.Cleanup(ts.Close)
+	return strings.TrimPrefix(ts.URL, "http://")
+}
+
+func payload(n int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(i*7 + i>>8)
+	}
+	return p
+}
+
+// dial connects a raw client and checks one echo.
+func dial(tb testing.TB, addr string, size int) *rawClient {
+	c, err := dialRaw(addr, "/echo", payload(size))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	if err := c.echo(true); err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+func reportMsgs(b *testing.B) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkEcho echoes one message at a time over one loopback TCP
+// connection (a closed loop): the client writes a frame and reads the whole
+// reply before the next. B/op, allocs/op are the whole process's, and the
+// client allocates nothing per echo (TestRawClientZeroAllocs), so they are
+// the server's. MB/s counts the payload one way.
+func BenchmarkEcho(b *testing.B) {
+	for _, im := range impls {
+		b.Run("impl="+im.name, func(b *testing.B) {
+			addr := startServer(b, im.handler(b))
+			for _, size := range echoSizes {
+				b.Run("size="+size.name, func(b *testing.B) {
+					c := dial(b, addr, size.n)
+					b.SetBytes(int64(size.n))
+					b.ReportAllocs()
+					for b.Loop() {
+						if err := c.echo(false); err != nil {
+							b.Fatal(err)
+						}
+					}
+					reportMsgs(b)
+				})
+			}
+		})
+	}
+}
+
+// BenchmarkEchoParallel runs the closed loop on several connections at once,
+// each with its own client goroutine; b.N counts echoes over all of them.
+// On a 2-core machine this measures how the servers share the cores among
+// many connections (their goroutines, wake-ups and system calls) more than
+// any single connection's latency.
+func BenchmarkEchoParallel(b *testing.B) {
+	const conns = 16
+	for _, im := range impls {
+		b.Run("impl="+im.name, func(b *testing.B) {
+			addr := startServer(b, im.handler(b))
+			for _, size := range echoSizes {
+				b.Run("size="+size.name, func(b *testing.B) {
+					clients := make([]*rawClient, conns)
+					for i := range clients {
+						clients[i] = dial(b, addr, size.n)
+					}
+					b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
+						b.SetBytes(int64(size.n))
+						b.ReportAllocs()
+						var (
+							next atomic.Int64
+							wg   sync.WaitGroup
+						)
+						b.ResetTimer()
+						for _, c := range clients {
+							wg.Go(func() {
+								for next.Add(1) <= int64(b.N) {
+									if err := c.echo(false); err != nil {
+										b.Error(err)
+										return
+									}
+								}
+							})
+						}
+						wg.Wait()
+						b.StopTimer()
+						reportMsgs(b)
+					})
+				})
+			}
+		})
+	}
+}
