@@ -65,14 +65,15 @@ var (
 // messages arrive defragmented; pings are answered, keepalive pings are sent
 // and timed, and the close handshake is carried out for you.
 //
-// A goroutine reads for the session. It hands each message over without a
-// copy and, while the handler holds it (until the next Receive), only reads
-// ahead for a moment (holdGrace) without parsing: so a close or a violation
-// right after a request is answered after the request's reply. If the
-// handler takes longer, the reader goes on parsing, answers pings and sees
-// the peer's close, and copies further messages into a queue of
-// Options.IncomingQueue bytes; when that is full, reading pauses, which
-// pushes back on the peer. Either way the session sees the connection end.
+// Messages and Receive(ctx) with a context that cannot be cancelled read on
+// the caller's goroutine, and hand the message over without a copy. While
+// the handler holds a message (until the next Receive), nothing is read for
+// a moment (holdGrace), so a close or a violation right after a request is
+// answered after the request's reply. If the handler takes longer, or is not
+// receiving at all, the session's own goroutine reads: it answers pings,
+// sees the peer's close or the connection end, and copies messages into a
+// queue of Options.IncomingQueue bytes; when that is full, reading pauses,
+// which pushes back on the peer.
 //
 // Sends are safe from any goroutine. Receive and Messages are for one
 // goroutine: each call releases the message the previous one returned.
@@ -86,7 +87,9 @@ type Session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	handoff  chan Message  // the next message, borrowed from the reader's buffers
+	notify   chan struct{} // tells a waiting receiver that a message came
+	wake     chan struct{} // asks the background reader to read
+	grace    *time.Timer   // wakes it when the handler holds a message too long
 	done     chan struct{} // closed when the connection has ended
 	stop     chan struct{} // closed by Close: no more messages are wanted
 	stopOnce sync.Once
@@ -94,15 +97,20 @@ type Session struct {
 	rmu sync.Mutex // serialises receivers
 
 	mu          sync.Mutex
-	outstanding int       // messages handed over and not yet released
-	holdUntil   time.Time // end of the read-ahead without parsing
-	queuedBytes int
-	room        chan struct{} // closed when outstanding drops to 0, made by the reader
-	handoffPin  wsconn.Pin    // buffers of the message in handoff
-	held        wsconn.Pin    // buffers of the message the handler has
+	reader      reader    // who reads now
+	holdSince   time.Time // when the handler took the message it holds
+	graceArmed  bool
+	waiting     bool          // a receiver waits on notify
+	outstanding int           // messages handed over and not yet released
+	room        chan struct{} // closed when the queue shrinks, made by the reader
+	next        Message       // the next message, borrowed from the reader's buffers
+	nextPin     wsconn.Pin    // its buffers
+	hasNext     bool
+	held        wsconn.Pin // buffers of the message the handler has
 	holding     bool
-	queue       []queued // copies of messages parsed while one was held
-	heldCopy    *[]byte  // buffer of the queued message returned last
+	queue       []queued // copies of messages that came while one was held
+	queuedBytes int
+	heldCopy    *[]byte // buffer of the queued message returned last
 	stopped     bool
 	ended       bool
 
@@ -114,10 +122,25 @@ type Session struct {
 	releaseOnce sync.Once
 }
 
+// reader says which goroutine owns the read side.
+type reader uint8
+
+const (
+	readerNone       reader = iota
+	readerReceiver          // a Receive reads directly
+	readerBackground        // the session's goroutine reads
+)
+
 type queued struct {
 	m   Message
 	buf *[]byte
 }
+
+// holdGrace is how long nothing is read while the handler holds a message.
+// Long enough for a handler to answer a message that came just before a
+// close; short against the keepalive timeout of a peer whose pings must be
+// answered.
+const holdGrace = 100 * time.Millisecond
 
 func newSession(c *wsconn.Conn, opts *Options, req *http.Request, protocol string, client bool) *Session {
 	parent := context.Background()
@@ -126,130 +149,144 @@ func newSession(c *wsconn.Conn, opts *Options, req *http.Request, protocol strin
 	}
 	s := &Session{
 		c: c, opts: opts, req: req, protocol: protocol, client: client,
-		handoff: make(chan Message, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		notify: make(chan struct{}, 1),
+		wake:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		reader: readerBackground, // until the handler receives
 	}
 	s.ctx, s.cancel = context.WithCancel(parent)
+	s.grace = time.AfterFunc(time.Hour, s.graceOver)
+	s.grace.Stop()
 	go s.readLoop()
 	return s
 }
 
-// readLoop owns the read side: it parses while the handler holds no message
-// and only reads ahead while it does.
+// graceOver runs when the grace timer fires: if nobody has been reading for
+// holdGrace, the background reader takes over; else the timer is armed for
+// the rest of the current hold.
+func (s *Session) graceOver() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.graceArmed = false
+	if s.reader != readerNone || s.ended || s.outstanding == 0 {
+		return
+	}
+	if left := holdGrace - time.Since(s.holdSince); left > 0 {
+		s.graceArmed = true
+		s.grace.Reset(left)
+		return
+	}
+	s.wakeReader()
+}
+
+// wakeReader asks the background reader to take over the read side.
+func (s *Session) wakeReader() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// readLoop is the background reader: it reads while nobody else does and a
+// reader is needed, and parks when a receiver reads for itself.
 func (s *Session) readLoop() {
-	var err error
-	for err == nil {
-		if s.busy() {
-			switch ferr := s.c.Fill(s.opts.IncomingQueue, s.holdUntil); {
-			case ferr == nil:
-			case errors.Is(ferr, wsconn.ErrBufferFull):
-				s.waitRoom()
-			case errors.Is(ferr, wsconn.ErrTimerDue):
-				err = s.parseBuffered() // a pong may be waiting in the input
-			default:
-				// The connection ended: what it sent before still counts
-				// (a close frame gives the close reason).
-				if err = s.parseBuffered(); err == nil {
-					err = ferr
-				}
+	for {
+		s.mu.Lock()
+		active, ended := s.reader == readerBackground, s.ended
+		s.mu.Unlock()
+		switch {
+		case ended:
+			return
+		case active:
+			if !s.readBackground() {
+				return
 			}
 			continue
 		}
-		var ev codec.Event
-		if ev, err = s.c.Next(); err == nil && ev.Kind == codec.EventMessage {
-			s.pass(Message{Type: ev.Op, Payload: ev.Payload})
-		}
-	}
-	s.finish(err)
-}
-
-// holdGrace is how long the reader waits, without parsing, for the handler
-// to be done with a message before it parses on. Long enough for a handler
-// to answer a message that came just before a close; short against the
-// keepalive timeout of a peer whose pings must be answered.
-const holdGrace = 100 * time.Millisecond
-
-// busy reports whether the reader should only read ahead: the handler has
-// yet to take and release a message, and not for long.
-func (s *Session) busy() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.outstanding > 0 && !s.stopped && time.Now().Before(s.holdUntil)
-}
-
-// pass hands m over, borrowed, when the handler has nothing outstanding;
-// its buffers stay pinned until the handler releases it. Otherwise it queues
-// a copy, waiting for room in the queue.
-func (s *Session) pass(m Message) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return
-	}
-	if s.outstanding == 0 {
-		s.handoffPin = s.c.Pin()
-		s.outstanding++
-		s.holdUntil = time.Now().Add(holdGrace)
-		s.handoff <- m // empty: nothing was outstanding
-		return
-	}
-	for s.queuedBytes > 0 && s.queuedBytes+len(m.Payload) > s.opts.IncomingQueue {
-		s.mu.Unlock()
-		s.waitRoom()
-		s.mu.Lock()
-		if s.stopped {
+		select {
+		case <-s.wake:
+		case <-s.done:
 			return
 		}
+		s.mu.Lock()
+		if s.reader == readerNone && !s.ended {
+			s.reader = readerBackground
+		}
+		s.mu.Unlock()
 	}
-	s.enqueue(m)
 }
 
-// enqueue queues a copy of m. s.mu is held.
-func (s *Session) enqueue(m Message) {
-	buf := bufpool.Get(len(m.Payload))
-	*buf = append(*buf, m.Payload...)
-	s.queue = append(s.queue, queued{Message{Type: m.Type, Payload: *buf}, buf})
-	s.queuedBytes += len(m.Payload)
-	s.outstanding++
-}
-
-// parseBuffered parses the bytes read ahead, queueing copies of the messages
-// among them, when the input must be looked at before the handler is ready.
-func (s *Session) parseBuffered() error {
+// readBackground reads until a receiver has taken a message and can read on
+// its own (it returns true), or the connection ends (false).
+func (s *Session) readBackground() bool {
 	for {
-		ev, ok, err := s.c.NextBuffered()
-		if err != nil || !ok {
-			return err
+		ev, err := s.c.Next()
+		if err != nil {
+			s.finish(err)
+			return false
 		}
 		if ev.Kind != codec.EventMessage {
 			continue
 		}
 		s.mu.Lock()
-		if !s.stopped {
-			s.enqueue(Message{Type: ev.Op, Payload: ev.Payload})
+		if s.pass(Message{Type: ev.Op, Payload: ev.Payload}) {
+			s.reader = readerNone // the receiver reads the next one itself
+			s.mu.Unlock()
+			return true
 		}
 		s.mu.Unlock()
 	}
 }
 
-// waitRoom waits until the handler has taken a queued message or released
-// every one.
-func (s *Session) waitRoom() {
-	s.mu.Lock()
-	if s.outstanding == 0 || s.stopped {
+// pass gives m to the handler: borrowed when it has nothing outstanding
+// (the buffers stay pinned until it releases m), else as a queued copy once
+// there is room. It reports whether a receiver was waiting. s.mu is held.
+func (s *Session) pass(m Message) bool {
+	if s.stopped {
+		return false
+	}
+	if s.outstanding == 0 {
+		s.next, s.nextPin, s.hasNext = m, s.c.Pin(), true
+		s.outstanding++
+		return s.signal()
+	}
+	for s.queuedBytes > 0 && s.queuedBytes+len(m.Payload) > s.opts.IncomingQueue {
+		if s.room == nil {
+			s.room = make(chan struct{})
+		}
+		room := s.room
 		s.mu.Unlock()
-		return
+		select {
+		case <-room:
+		case <-s.stop:
+		}
+		s.mu.Lock()
+		if s.stopped {
+			return false
+		}
 	}
-	if s.room == nil {
-		s.room = make(chan struct{})
+	buf := bufpool.Get(len(m.Payload))
+	*buf = append(*buf, m.Payload...)
+	s.queue = append(s.queue, queued{Message{Type: m.Type, Payload: *buf}, buf})
+	s.queuedBytes += len(m.Payload)
+	s.outstanding++
+	s.signal()
+	return false
+}
+
+// signal wakes a waiting receiver and reports whether there was one. s.mu
+// is held.
+func (s *Session) signal() bool {
+	if !s.waiting {
+		return false
 	}
-	room := s.room
-	s.mu.Unlock()
+	s.waiting = false
 	select {
-	case <-room:
-	case <-s.stop:
+	case s.notify <- struct{}{}:
+	default:
 	}
+	return true
 }
 
 // finish records why the session ended and wakes everyone waiting.
@@ -277,6 +314,7 @@ func (s *Session) finish(err error) {
 		err = s.cause
 	}
 	s.ended = true
+	s.grace.Stop()
 	s.mu.Unlock()
 	s.err = err
 	s.reason = CloseReason{Code: code, Reason: reason}
@@ -287,7 +325,9 @@ func (s *Session) finish(err error) {
 
 // Receive waits for the next message. Once the session has ended and the
 // messages that came before the end are taken, it returns a *CloseError
-// carrying the close reason; if ctx ends first, ctx's error.
+// carrying the close reason; if ctx ends first, ctx's error. With a context
+// that cannot be cancelled, such as context.Background(), Receive reads on
+// the caller's goroutine, which saves a goroutine switch per message.
 func (s *Session) Receive(ctx context.Context) (Message, error) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
@@ -296,47 +336,94 @@ func (s *Session) Receive(ctx context.Context) (Message, error) {
 
 // receive waits for a message; ctx may be nil (wait until the end).
 func (s *Session) receive(ctx context.Context) (Message, error) {
-	s.mu.Lock()
-	s.releaseHeld()
-	m, ok := s.take()
-	s.mu.Unlock()
-	if ok {
-		return m, nil
-	}
 	var cancel <-chan struct{}
 	if ctx != nil {
 		cancel = ctx.Done()
 	}
-	select {
-	case m := <-s.handoff:
-		s.mu.Lock()
-		s.held, s.holding = s.handoffPin, true
+	s.mu.Lock()
+	s.releaseHeld()
+	if m, ok := s.take(); ok {
 		s.mu.Unlock()
 		return m, nil
-	case <-s.done:
-	case <-s.stop:
-	case <-cancel:
 	}
-	s.mu.Lock()
-	m, ok = s.take()
+	if s.reader == readerNone && !s.ended && !s.stopped && cancel == nil {
+		s.reader = readerReceiver
+		s.mu.Unlock()
+		return s.readDirect()
+	}
+	if s.reader == readerNone && !s.ended {
+		s.wakeReader()
+	}
+	for {
+		s.waiting = true
+		s.mu.Unlock()
+		select {
+		case <-s.notify:
+		case <-s.done:
+		case <-s.stop:
+		case <-cancel:
+		}
+		s.mu.Lock()
+		s.waiting = false
+		if m, ok := s.take(); ok {
+			s.mu.Unlock()
+			return m, nil
+		}
+		if s.ended || s.stopped || (cancel != nil && ctx.Err() != nil) {
+			break
+		}
+	}
 	s.mu.Unlock()
-	if ok {
-		return m, nil
-	}
 	if cancel != nil && ctx.Err() != nil {
 		return Message{}, ctx.Err()
 	}
 	<-s.done
-	return Message{}, &CloseError{CloseReason: s.reason, Err: s.err}
+	return Message{}, s.closeError()
+}
+
+// readDirect reads on the receiver's goroutine until a message comes or the
+// connection ends.
+func (s *Session) readDirect() (Message, error) {
+	for {
+		ev, err := s.c.Next()
+		if err != nil {
+			s.finish(err)
+			return Message{}, s.closeError()
+		}
+		if ev.Kind != codec.EventMessage {
+			continue
+		}
+		s.mu.Lock()
+		if s.stopped {
+			s.mu.Unlock()
+			continue // read on to the peer's close
+		}
+		s.held, s.holding = s.c.Pin(), true
+		s.outstanding++
+		s.reader = readerNone
+		// One timer armed at a time, rather than a reset per message: when
+		// it fires, graceOver looks at how long the current hold has lasted.
+		s.holdSince = time.Now()
+		if !s.graceArmed {
+			s.graceArmed = true
+			s.grace.Reset(holdGrace)
+		}
+		s.mu.Unlock()
+		return Message{Type: ev.Op, Payload: ev.Payload}, nil
+	}
+}
+
+func (s *Session) closeError() error {
+	return &CloseError{CloseReason: s.reason, Err: s.err}
 }
 
 // take returns the oldest message not yet received, if any. s.mu is held.
 func (s *Session) take() (Message, bool) {
-	select {
-	case m := <-s.handoff:
-		s.held, s.holding = s.handoffPin, true
+	if s.hasNext {
+		m := s.next
+		s.held, s.holding = s.nextPin, true
+		s.next, s.nextPin, s.hasNext = Message{}, wsconn.Pin{}, false
 		return m, true
-	default:
 	}
 	if len(s.queue) == 0 {
 		return Message{}, false
@@ -366,13 +453,7 @@ func (s *Session) releaseHeld() {
 	default:
 		return
 	}
-	if s.outstanding--; s.outstanding == 0 {
-		if s.room != nil {
-			close(s.room)
-			s.room = nil
-		}
-		s.c.Wake()
-	}
+	s.outstanding--
 }
 
 // Messages returns an iterator over received messages that ends when the
@@ -452,7 +533,7 @@ func (s *Session) closeWith(code CloseCode, reason string, cause error) error {
 	s.dropQueue()
 	s.mu.Unlock()
 	s.stopOnce.Do(func() { close(s.stop) })
-	s.c.Wake() // input read ahead may hold the peer's close
+	s.wakeReader() // someone must read the peer's close
 	// A close already sent or a dead connection ends the session anyway.
 	sent := s.c.WriteClose(code, reason) == nil
 	<-s.done
@@ -529,10 +610,9 @@ func (s *Session) releaseBuffers() {
 		s.mu.Lock()
 		s.releaseHeld()
 		s.dropQueue()
-		select {
-		case <-s.handoff:
-			s.c.Unpin(s.handoffPin)
-		default:
+		if s.hasNext {
+			s.c.Unpin(s.nextPin)
+			s.next, s.nextPin, s.hasNext = Message{}, wsconn.Pin{}, false
 		}
 		s.mu.Unlock()
 		s.c.Release()

@@ -58,14 +58,13 @@ type Conn struct {
 	rbuf   *[]byte
 	r, w   int
 	pinned bool // rbuf holds a message still in use: read into a new one
-	kicked bool // Wake asked Fill to return
-	ahead  bool // Fill has read bytes not yet parsed (under mu, for Wake)
 
 	mu       sync.Mutex
 	proto    *codec.Protocol
 	out      *[]byte // pending output
 	spare    *[]byte
 	flushing bool          // a sender is writing; others only append
+	wdl      time.Time     // write deadline set, touched by the writing sender only
 	drained  chan struct{} // closed after a write round, made by a waiting sender
 	rdl      time.Time     // read deadline currently set
 	werr     error         // first write error: the connection is dead for writing
@@ -125,8 +124,8 @@ func (c *Conn) NetConn() net.Conn { return c.nc }
 // Next reads until the peer has sent an event and returns it; the payload is
 // borrowed until the next call (or, after Pin, until Unpin). Replies the
 // protocol owes (pongs, the close echo, the close reporting a violation) are
-// written before Next returns. Only one goroutine may call Next, NextBuffered
-// and Fill.
+// written before Next returns. Only one goroutine at a time may call Next
+// and NextBuffered.
 //
 // A protocol violation returns its *frame.ProtocolError after the close frame
 // went out; a read error, a timeout of the protocol's timers or the end of
@@ -137,12 +136,7 @@ func (c *Conn) Next() (codec.Event, error) {
 			return ev, err
 		}
 		c.r, c.w = 0, 0
-		if c.pinned {
-			c.mu.Lock()
-			c.rbuf, c.pinned = newReadBuf(c.cfg.ReadBufferSize), false
-			c.mu.Unlock()
-		}
-		if err := c.armTimers(time.Time{}); err != nil {
+		if err := c.armTimers(); err != nil {
 			return codec.Event{}, err
 		}
 		n, err := c.nc.Read(*c.rbuf)
@@ -164,7 +158,6 @@ func (c *Conn) NextBuffered() (ev codec.Event, ok bool, err error) {
 		var n int
 		ev, n, ok, err = c.proto.Receive((*c.rbuf)[c.r:c.w])
 		c.r += n
-		c.ahead = c.r < c.w
 		c.queueReplies()
 		if err == nil && c.proto.State() == codec.StateClosed && !ok {
 			err = ErrClosed
@@ -182,71 +175,6 @@ func (c *Conn) NextBuffered() (ev codec.Event, ok bool, err error) {
 		}
 	}
 	return ev, false, nil
-}
-
-// Errors of Fill.
-var (
-	ErrBufferFull = errors.New("websocket: read-ahead buffer full")
-	ErrTimerDue   = errors.New("websocket: a timer is due with unparsed input")
-	errKicked     = errors.New("websocket: reader woken")
-)
-
-// Fill reads more bytes without parsing them, while the caller still uses
-// the last message and wants no other yet, so that the end of the
-// connection is seen. It keeps at most limit unparsed bytes and then returns
-// ErrBufferFull. It returns nil after a read or when woken by Wake,
-// ErrTimerDue when a protocol timer is due and unparsed input may hold what
-// it waits for (parse it with NextBuffered), and the read error at the end.
-//
-// Fill returns nil at until too, so that the caller can decide to parse.
-func (c *Conn) Fill(limit int, until time.Time) error {
-	c.mu.Lock()
-	if c.w == len(*c.rbuf) {
-		n := c.w - c.r
-		if n >= limit {
-			c.mu.Unlock()
-			return ErrBufferFull
-		}
-		nb := newReadBuf(n + max(n, c.cfg.ReadBufferSize))
-		copy(*nb, (*c.rbuf)[c.r:c.w])
-		if !c.pinned {
-			bufpool.Put(c.rbuf)
-		}
-		c.rbuf, c.pinned, c.r, c.w = nb, false, 0, n
-	}
-	c.mu.Unlock()
-	if err := c.armTimers(until); err != nil {
-		if err == errKicked {
-			return nil
-		}
-		return err
-	}
-	n, err := c.nc.Read((*c.rbuf)[c.w:])
-	if n > 0 {
-		c.mu.Lock()
-		c.w += n
-		c.ahead = true
-		c.mu.Unlock()
-	}
-	if err != nil && n == 0 {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil
-		}
-		return c.readError(err)
-	}
-	return nil
-}
-
-// Wake makes a Fill in progress return, when there is unparsed input for the
-// caller to go back to. It is safe from any goroutine.
-func (c *Conn) Wake() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ahead && !c.closed {
-		c.kicked = true
-		c.rdl = time.Unix(1, 0)
-		c.nc.SetReadDeadline(c.rdl)
-	}
 }
 
 // linger runs after the close frame reporting a violation went out. Closing
@@ -304,36 +232,20 @@ func (c *Conn) readError(err error) error {
 
 // armTimers runs the protocol's timers and sets the read deadline to the
 // next one.
-// For Fill, until is not zero: a timer due with unparsed input returns
-// ErrTimerDue, and reaching until or a Wake returns errKicked.
-func (c *Conn) armTimers(until time.Time) error {
-	fill := !until.IsZero()
+// It also moves reading to a fresh buffer when the current one is pinned.
+func (c *Conn) armTimers() error {
 	c.mu.Lock()
+	if c.pinned {
+		c.rbuf, c.pinned = newReadBuf(c.cfg.ReadBufferSize), false
+	}
 	if c.proto.State() == codec.StateClosed {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if c.kicked {
-		c.kicked = false
-		if fill {
-			c.mu.Unlock()
-			return errKicked
-		}
-	}
 	d, ok := c.proto.Deadline()
-	if fill {
-		if !time.Now().Before(until) {
-			c.mu.Unlock()
-			return errKicked
-		}
-	}
 	if ok {
 		now := time.Now()
 		if !now.Before(d) {
-			if fill && c.r < c.w {
-				c.mu.Unlock()
-				return ErrTimerDue
-			}
 			out, err := c.proto.Tick(now, c.outBuf())
 			*c.out = out
 			c.queueReplies()
@@ -349,9 +261,6 @@ func (c *Conn) armTimers(until time.Time) error {
 	}
 	if !ok {
 		d = time.Time{}
-	}
-	if fill && (d.IsZero() || until.Before(d)) {
-		d = until
 	}
 	if !d.Equal(c.rdl) {
 		c.rdl = d
@@ -571,8 +480,14 @@ func (c *Conn) flushLocked() error {
 }
 
 func (c *Conn) write(b []byte) error {
-	if c.cfg.WriteTimeout > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+	if t := c.cfg.WriteTimeout; t > 0 {
+		// The deadline moves only once half of it is used up, so a write
+		// is cut after between t/2 and t, and most writes set nothing.
+		now := time.Now()
+		if c.wdl.Sub(now) < t/2 {
+			c.wdl = now.Add(t)
+			c.nc.SetWriteDeadline(c.wdl)
+		}
 	}
 	_, err := c.nc.Write(b)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
