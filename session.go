@@ -231,7 +231,10 @@ func (s *Session) readBackground() bool {
 		}
 		s.mu.Lock()
 		if s.pass(Message{Type: ev.Op, Payload: ev.Payload}) {
-			s.reader = readerNone // the receiver reads the next one itself
+			// Lent without a copy: nothing is read while the handler holds
+			// it, and its next Receive reads for itself.
+			s.reader = readerNone
+			s.startHold()
 			s.mu.Unlock()
 			return true
 		}
@@ -241,7 +244,7 @@ func (s *Session) readBackground() bool {
 
 // pass gives m to the handler: borrowed when it has nothing outstanding
 // (the buffers stay pinned until it releases m), else as a queued copy once
-// there is room. It reports whether a receiver was waiting. s.mu is held.
+// there is room. It reports whether m was lent without a copy. s.mu is held.
 func (s *Session) pass(m Message) bool {
 	if s.stopped {
 		return false
@@ -249,7 +252,8 @@ func (s *Session) pass(m Message) bool {
 	if s.outstanding == 0 {
 		s.next, s.nextPin, s.hasNext = m, s.c.Pin(), true
 		s.outstanding++
-		return s.signal()
+		s.signal()
+		return true
 	}
 	for s.queuedBytes > 0 && s.queuedBytes+len(m.Payload) > s.opts.IncomingQueue {
 		if s.room == nil {
@@ -275,18 +279,29 @@ func (s *Session) pass(m Message) bool {
 	return false
 }
 
-// signal wakes a waiting receiver and reports whether there was one. s.mu
-// is held.
-func (s *Session) signal() bool {
+// signal wakes a waiting receiver. s.mu is held.
+func (s *Session) signal() {
 	if !s.waiting {
-		return false
+		return
 	}
 	s.waiting = false
 	select {
 	case s.notify <- struct{}{}:
 	default:
 	}
-	return true
+}
+
+// startHold notes that the handler now holds a message and that nobody
+// reads; the grace timer hands reading to the background reader if the hold
+// lasts. One timer is armed at a time, rather than a reset per message: when
+// it fires, graceOver looks at how long the current hold has lasted. s.mu is
+// held.
+func (s *Session) startHold() {
+	s.holdSince = time.Now()
+	if !s.graceArmed {
+		s.graceArmed = true
+		s.grace.Reset(holdGrace)
+	}
 }
 
 // finish records why the session ended and wakes everyone waiting.
@@ -401,13 +416,7 @@ func (s *Session) readDirect() (Message, error) {
 		s.held, s.holding = s.c.Pin(), true
 		s.outstanding++
 		s.reader = readerNone
-		// One timer armed at a time, rather than a reset per message: when
-		// it fires, graceOver looks at how long the current hold has lasted.
-		s.holdSince = time.Now()
-		if !s.graceArmed {
-			s.graceArmed = true
-			s.grace.Reset(holdGrace)
-		}
+		s.startHold()
 		s.mu.Unlock()
 		return Message{Type: ev.Op, Payload: ev.Payload}, nil
 	}
