@@ -26,6 +26,9 @@ var indexHTML []byte
 // listener, then closing the sessions with 1001.
 const shutdownGrace = 5 * time.Second
 
+// httpGrace bounds the wait for plain HTTP requests at shutdown.
+const httpGrace = time.Second
+
 // serveConfig holds the flags of wskit serve.
 type serveConfig struct {
 	addr       string
@@ -152,10 +155,19 @@ func serveStd(ctx context.Context, ln net.Listener, opts wskit.Options, log *slo
 	log.Info("shutting down", "sessions", srv.Sessions())
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	// Stop accepting first: http.Server.Shutdown does not see hijacked
-	// connections, which the wskit server then closes with 1001.
-	err = hs.Shutdown(sctx)
-	if serr := srv.Shutdown(sctx); err == nil {
+	// http.Server.Shutdown does not see hijacked connections: the wskit
+	// server closes those with 1001, meanwhile. Plain HTTP requests get
+	// httpGrace; then connections that never sent a request (browsers keep
+	// a spare one open, which Shutdown would wait 5 s for) are cut.
+	sessions := make(chan error, 1)
+	go func() { sessions <- srv.Shutdown(sctx) }()
+	hctx, hcancel := context.WithTimeout(sctx, httpGrace)
+	err = hs.Shutdown(hctx)
+	hcancel()
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = hs.Close()
+	}
+	if serr := <-sessions; err == nil {
 		err = serr
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
