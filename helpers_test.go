@@ -2,7 +2,6 @@ package wskit_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -15,13 +14,13 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/wskit/wskit"
 	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/wstest"
 )
 
 // wait bounds every wait in these tests: long enough for a loaded -race
@@ -167,23 +166,8 @@ func checkGoroutines(t *testing.T) {
 func newTextLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
 
 // syncBuffer is a bytes.Buffer safe for a logger writing from another
-// goroutine while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// goroutine while the test reads it; the other test files use this name.
+type syncBuffer = wstest.SyncBuffer
 
 // rawClient speaks WebSocket by hand over a TCP connection, so that a test
 // can break the rules, stop reading, or cut the connection.
@@ -244,7 +228,7 @@ func (c *rawClient) write(h frame.Header, payload []byte) error {
 func (c *rawClient) read() (frame.Header, []byte, error) {
 	c.nc.SetReadDeadline(time.Now().Add(wait))
 	defer c.nc.SetReadDeadline(time.Time{})
-	return readFrame(c.br)
+	return wstest.ReadFrame(c.br)
 }
 
 // readClose reads frames until a close frame and returns its code and
@@ -284,37 +268,4 @@ func (c *rawClient) finish() {
 	c.t.Helper()
 	c.readEOF()
 	c.nc.Close()
-}
-
-// readFrame reads one frame from r by hand.
-func readFrame(r io.Reader) (frame.Header, []byte, error) {
-	var b [frame.MaxHeaderSize]byte
-	if _, err := io.ReadFull(r, b[:2]); err != nil {
-		return frame.Header{}, nil, err
-	}
-	n := 2
-	switch b[1] & 0x7f {
-	case 126:
-		n += 2
-	case 127:
-		n += 8
-	}
-	if b[1]&0x80 != 0 {
-		n += 4
-	}
-	if _, err := io.ReadFull(r, b[2:n]); err != nil {
-		return frame.Header{}, nil, err
-	}
-	h, m, err := frame.ParseHeader(b[:n])
-	if err != nil || m != n {
-		return h, nil, fmt.Errorf("bad header %x: %v", b[:n], err)
-	}
-	p := make([]byte, h.Length)
-	if _, err := io.ReadFull(r, p); err != nil {
-		return h, nil, err
-	}
-	if h.Masked {
-		frame.Mask(p, h.Mask, 0)
-	}
-	return h, p, nil
 }

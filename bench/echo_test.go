@@ -91,12 +91,10 @@ func wskitRawEcho(tb testing.TB) http.Handler {
 	})
 }
 
-// gorillaEcho is the echo server gorilla/websocket documents
-// (examples/echo/server.go): an Upgrader with default options (4096-byte
-// read and write buffers) and a ReadMessage/WriteMessage loop. ReadMessage
-// reads the message with io.ReadAll, so it allocates; WriteMessage has a
-// server fast path that sends one frame without allocating.
-func gorillaEcho(tb testing.TB) http.Handler {
+// gorillaServer upgrades each request with a default gorilla Upgrader
+// (4096-byte read and write buffers) and calls echo1 on the connection until
+// it fails, then closes the connection.
+func gorillaServer(echo1 func(*websocket.Conn) error) http.Handler {
 	var upgrader websocket.Upgrader
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := upgrader.Upgrade(w, r, nil)
@@ -104,15 +102,23 @@ func gorillaEcho(tb testing.TB) http.Handler {
 			return
 		}
 		defer c.Close()
-		for {
-			mt, p, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			if err := c.WriteMessage(mt, p); err != nil {
-				return
-			}
+		for echo1(c) == nil {
 		}
+	})
+}
+
+// gorillaEcho is the echo server gorilla/websocket documents
+// (examples/echo/server.go): an Upgrader with default options and a
+// ReadMessage/WriteMessage loop. ReadMessage reads the message with
+// io.ReadAll, so it allocates; WriteMessage has a server fast path that
+// sends one frame without allocating.
+func gorillaEcho(testing.TB) http.Handler {
+	return gorillaServer(func(c *websocket.Conn) error {
+		mt, p, err := c.ReadMessage()
+		if err != nil {
+			return err
+		}
+		return c.WriteMessage(mt, p)
 	})
 }
 
@@ -122,30 +128,20 @@ func gorillaEcho(tb testing.TB) http.Handler {
 // (messageWriter.ReadFrom) instead of into a fresh slice. NextReader and
 // NextWriter allocate their reader and writer; a message larger than the
 // 4096-byte write buffer leaves as several frames.
-func gorillaCopyEcho(tb testing.TB) http.Handler {
-	var upgrader websocket.Upgrader
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := upgrader.Upgrade(w, r, nil)
+func gorillaCopyEcho(testing.TB) http.Handler {
+	return gorillaServer(func(c *websocket.Conn) error {
+		mt, r, err := c.NextReader()
 		if err != nil {
-			return
+			return err
 		}
-		defer c.Close()
-		for {
-			mt, r, err := c.NextReader()
-			if err != nil {
-				return
-			}
-			w, err := c.NextWriter(mt)
-			if err != nil {
-				return
-			}
-			if _, err := io.Copy(w, r); err != nil {
-				return
-			}
-			if err := w.Close(); err != nil {
-				return
-			}
+		w, err := c.NextWriter(mt)
+		if err != nil {
+			return err
 		}
+		if _, err := io.Copy(w, r); err != nil {
+			return err
+		}
+		return w.Close()
 	})
 }
 

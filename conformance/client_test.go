@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/wstest"
 )
 
 // replyWait bounds every wait for the server: a reply, a close frame, the
@@ -161,40 +162,18 @@ func (c *client) send(b []byte) {
 	}
 }
 
-// readFrame reads one server frame, waiting at most wait.
+// maxServerFrame bounds the payload length that readFrame accepts, so that
+// a broken length fails the test instead of allocating it.
+const maxServerFrame = 1 << 24
+
+// readFrame reads one server frame, unmasked if it is masked (the header
+// keeps Masked and Mask), waiting at most wait.
 func (c *client) readFrame(wait time.Duration) (frame.Frame, error) {
 	c.conn.SetReadDeadline(time.Now().Add(wait))
 	defer c.conn.SetReadDeadline(time.Time{})
-	var hdr [frame.MaxHeaderSize]byte
-	if _, err := io.ReadFull(c.br, hdr[:2]); err != nil {
+	h, p, err := wstest.ReadFrameLimit(c.br, maxServerFrame)
+	if err != nil {
 		return frame.Frame{}, err
-	}
-	n := 2
-	switch hdr[1] & 0x7F {
-	case 126:
-		n += 2
-	case 127:
-		n += 8
-	}
-	if hdr[1]&0x80 != 0 {
-		n += 4
-	}
-	if _, err := io.ReadFull(c.br, hdr[2:n]); err != nil {
-		return frame.Frame{}, err
-	}
-	h, hn, err := frame.ParseHeader(hdr[:n])
-	if err != nil || hn != n {
-		return frame.Frame{}, fmt.Errorf("server sent a bad frame header % x: %v", hdr[:n], err)
-	}
-	if h.Length > 1<<24 {
-		return frame.Frame{}, fmt.Errorf("server announced a %d-byte frame", h.Length)
-	}
-	p := make([]byte, h.Length)
-	if _, err := io.ReadFull(c.br, p); err != nil {
-		return frame.Frame{}, err
-	}
-	if h.Masked {
-		frame.Mask(p, h.Mask, 0)
 	}
 	return frame.Frame{Header: h, Payload: p}, nil
 }

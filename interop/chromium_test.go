@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/wstest"
 )
 
 // browserEchoJS is an async function that the test calls in the page: it
@@ -126,58 +126,12 @@ func TestChromium(t *testing.T) {
 	chromium := findChromium(t)
 	srv := newEchoServer(t)
 
-	var output syncBuffer
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		// Exactly these flags; chromedp adds --remote-debugging-pipe and the
-		// first page, about:blank. Not the helpers chromedp.Headless and
-		// chromedp.DisableGPU: they add flags of their own.
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.CombinedOutput(&output),
-	)
-	// Cleanups run last-in first-out: the browser closes, then the allocator
-	// waits for it, then t.TempDir removes the profile.
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-		defer ccancel()
-		if err := chromedp.Cancel(cctx); err != nil {
-			t.Logf("closing the browser: %v", err)
-		}
-		cancel()
-	})
-	defer func() {
-		if t.Failed() {
-			t.Logf("browser output (without the D-Bus errors of a machine without D-Bus):\n%s", browserLog(output.String()))
-		}
-	}()
-
-	// The first Do starts the browser. A timeout on its context would stop
-	// the browser when it fires, later too, so a timer bounds the start
-	// instead, and the steps after it get a context with a timeout.
-	start := time.Now()
-	watchdog := time.AfterFunc(2*stepTimeout, cancelAlloc)
-	err := chromedp.Do(ctx)
-	if !watchdog.Stop() {
-		t.Fatalf("start %s: not ready within %v (%v)", chromium, 2*stepTimeout, err)
-	}
-	if err != nil {
-		t.Fatalf("start %s: %v", chromium, err)
-	}
+	ctx, _ := startBrowser(t, chromium)
 	version, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.userAgent`))
 	if err != nil {
 		t.Fatalf("read the user agent: %v", err)
 	}
-	t.Logf("%s started in %v: %s", chromium, time.Since(start).Round(time.Millisecond), version)
+	t.Logf("user agent: %s", version)
 	if p := chromedp.FromContext(ctx).Browser.Process(); p != nil {
 		if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.Pid)); err == nil {
 			t.Logf("command line: %s", strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " "))
@@ -295,21 +249,64 @@ func browserLog(out string) string {
 	return strings.Join(lines, "")
 }
 
-// syncBuffer is a bytes.Buffer that the browser's output goroutine and the
-// test can use at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// startBrowser starts headless Chromium with a fresh profile and returns the
+// context of its first tab, and a func that closes the browser and waits for
+// it to exit. A cleanup closes it too, and logs its output when the test
+// failed. TestChromium and TestChromiumDemoPage both use it, so they run the
+// browser the same way (see the README).
+func startBrowser(t *testing.T, chromium string) (context.Context, func() error) {
+	t.Helper()
+	output := new(wstest.SyncBuffer)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		// Exactly these flags; chromedp adds --remote-debugging-pipe and the
+		// first page, about:blank. Not the helpers chromedp.Headless and
+		// chromedp.DisableGPU: they add flags of their own.
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.CombinedOutput(output),
+	)
+	// Cleanups run last-in first-out: the browser closes, then the allocator
+	// waits for it and the output is logged, then t.TempDir removes the
+	// profile.
+	t.Cleanup(func() {
+		cancelAlloc()
+		if t.Failed() {
+			t.Logf("browser output (without the D-Bus errors of a machine without D-Bus):\n%s", browserLog(output.String()))
+		}
+	})
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	closeBrowser := sync.OnceValue(func() error {
+		defer cancel()
+		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		defer ccancel()
+		return chromedp.Cancel(cctx)
+	})
+	t.Cleanup(func() {
+		if err := closeBrowser(); err != nil {
+			t.Logf("closing the browser: %v", err)
+		}
+	})
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	// The first Do starts the browser. A timeout on its context would stop
+	// the browser when it fires, later too, so a timer bounds the start
+	// instead, and the steps after it get a context with a timeout.
+	start := time.Now()
+	watchdog := time.AfterFunc(2*stepTimeout, cancelAlloc)
+	err := chromedp.Do(ctx)
+	if !watchdog.Stop() {
+		t.Fatalf("start %s: not ready within %v (%v)", chromium, 2*stepTimeout, err)
+	}
+	if err != nil {
+		t.Fatalf("start %s: %v", chromium, err)
+	}
+	t.Logf("%s started in %v", chromium, time.Since(start).Round(time.Millisecond))
+	return ctx, closeBrowser
 }

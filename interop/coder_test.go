@@ -40,11 +40,7 @@ func TestCoderClient(t *testing.T) {
 		ctx := coderContext(t)
 		c := coderDial(ctx, t, echoURL, websocket.CompressionDisabled)
 		// Ping waits for its pong, which only a running read sees.
-		readErr := make(chan error, 1)
-		go func() {
-			_, _, err := c.Read(ctx)
-			readErr <- err
-		}()
+		readErr := coderReadAsync(ctx, c)
 		for i := range 3 {
 			pctx, cancel := context.WithTimeout(ctx, stepTimeout)
 			err := c.Ping(pctx)
@@ -89,11 +85,7 @@ func TestCoderClient(t *testing.T) {
 	t.Run("too-big", func(t *testing.T) {
 		ctx := coderContext(t)
 		c := coderDial(ctx, t, echoURL, websocket.CompressionDisabled)
-		readErr := make(chan error, 1)
-		go func() {
-			_, _, err := c.Read(ctx)
-			readErr <- err
-		}()
+		readErr := coderReadAsync(ctx, c)
 		// The server may close before the whole payload is written.
 		if err := c.Write(ctx, websocket.MessageBinary, pattern(maxMessageSize+1)); err != nil {
 			t.Logf("write of %d bytes: %v", maxMessageSize+1, err)
@@ -133,6 +125,17 @@ func coderDial(ctx context.Context, t *testing.T, url string, mode websocket.Com
 	// coder reads at most 32 KiB per message by default.
 	c.SetReadLimit(2 * maxMessageSize)
 	return c
+}
+
+// coderReadAsync reads one message from c on a goroutine of its own and
+// sends the read's error on the returned channel.
+func coderReadAsync(ctx context.Context, c *websocket.Conn) <-chan error {
+	readErr := make(chan error, 1)
+	go func() {
+		_, _, err := c.Read(ctx)
+		readErr <- err
+	}()
+	return readErr
 }
 
 func coderEcho1(ctx context.Context, t *testing.T, c *websocket.Conn, typ websocket.MessageType, p []byte, what string) {

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/wskit/wskit/internal/wstest"
 )
 
 // TestChromiumDemoPage builds the wskit command, runs `wskit serve` as a
@@ -37,7 +37,7 @@ import (
 func TestChromiumDemoPage(t *testing.T) {
 	chromium := findChromium(t)
 	srv := startDemoServer(t, buildWskit(t))
-	ctx, closeBrowser := startDemoBrowser(t, chromium)
+	ctx, closeBrowser := startBrowser(t, chromium)
 	p := &demoPage{t: t, ctx: ctx, srv: srv}
 
 	start := time.Now()
@@ -512,7 +512,7 @@ func raceEnabled() bool {
 // demoServer is a running `wskit serve`.
 type demoServer struct {
 	cmd        *exec.Cmd
-	stderr     syncBuffer
+	stderr     wstest.SyncBuffer
 	addr, page string // from its "listening" log line
 
 	exited  chan struct{} // closed when cmd.Wait returned
@@ -640,59 +640,4 @@ func (s *demoServer) stop(t *testing.T) {
 		s.reported.Store(true)
 		t.Fatalf("wskit serve after SIGINT: %v, want exit status 0; stderr:\n%s", s.waitErr, s.stderr.String())
 	}
-}
-
-// startDemoBrowser starts Chromium as TestChromium does (the same flags, a
-// fresh profile) and returns the context of its first tab, and a func that
-// closes the browser and waits for it to exit. A cleanup closes it too, and
-// logs its output when the test failed.
-func startDemoBrowser(t *testing.T, chromium string) (context.Context, func() error) {
-	t.Helper()
-	output := new(syncBuffer)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		// The flags of TestChromium (see the README).
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.CombinedOutput(output),
-	)
-	t.Cleanup(func() {
-		cancelAlloc()
-		if t.Failed() {
-			t.Logf("browser output (without the D-Bus errors of a machine without D-Bus):\n%s", browserLog(output.String()))
-		}
-	})
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	closeBrowser := sync.OnceValue(func() error {
-		defer cancel()
-		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-		defer ccancel()
-		return chromedp.Cancel(cctx)
-	})
-	t.Cleanup(func() {
-		if err := closeBrowser(); err != nil {
-			t.Logf("closing the browser: %v", err)
-		}
-	})
-
-	// As in TestChromium: a timer, not a context timeout, bounds the start,
-	// because the context of the first Do lives as long as the browser.
-	start := time.Now()
-	watchdog := time.AfterFunc(2*stepTimeout, cancelAlloc)
-	err := chromedp.Do(ctx)
-	if !watchdog.Stop() {
-		t.Fatalf("start %s: not ready within %v (%v)", chromium, 2*stepTimeout, err)
-	}
-	if err != nil {
-		t.Fatalf("start %s: %v", chromium, err)
-	}
-	t.Logf("%s started in %v", chromium, time.Since(start).Round(time.Millisecond))
-	return ctx, closeBrowser
 }

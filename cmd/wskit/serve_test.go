@@ -12,32 +12,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/wskit/wskit"
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/wstest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of loggers
-// and goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// and goroutines; the other test files use this name.
+type syncBuffer = wstest.SyncBuffer
 
 // waitFor polls cond until it holds or fails the test after a few seconds.
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/wstest"
 )
 
 const wait = 5 * time.Second
@@ -66,7 +67,7 @@ func (p *peer) startReading() {
 		defer close(p.frames)
 		br := bufio.NewReader(p.nc)
 		for {
-			h, payload, err := readFrame(br)
+			h, payload, err := wstest.ReadFrame(br)
 			p.frames <- rxFrame{h, payload, err}
 			if err != nil {
 				return
@@ -97,38 +98,6 @@ func (p *peer) write(h frame.Header, payload []byte, masked bool) {
 	}
 	e := codec.Encoder{Role: role}
 	p.out <- e.AppendFrame(nil, h, payload)
-}
-
-func readFrame(r io.Reader) (frame.Header, []byte, error) {
-	var b [frame.MaxHeaderSize]byte
-	if _, err := io.ReadFull(r, b[:2]); err != nil {
-		return frame.Header{}, nil, err
-	}
-	n := 2
-	switch b[1] & 0x7f {
-	case 126:
-		n += 2
-	case 127:
-		n += 8
-	}
-	if b[1]&0x80 != 0 {
-		n += 4
-	}
-	if _, err := io.ReadFull(r, b[2:n]); err != nil {
-		return frame.Header{}, nil, err
-	}
-	h, m, err := frame.ParseHeader(b[:n])
-	if err != nil || m != n {
-		return h, nil, fmt.Errorf("bad header %x: %v", b[:n], err)
-	}
-	p := make([]byte, h.Length)
-	if _, err := io.ReadFull(r, p); err != nil {
-		return h, nil, err
-	}
-	if h.Masked {
-		frame.Mask(p, h.Mask, 0)
-	}
-	return h, p, nil
 }
 
 func serverConfig() Config {
