@@ -63,7 +63,10 @@ type Options struct {
 	// 0 means no bound.
 	Timeout time.Duration
 	// HandshakeTimeout bounds the opening handshake: writing the server's
-	// response, or the client's whole dial. 0 means no bound.
+	// response, or the client's whole dial. 0 means no bound. On net/http,
+	// reading the request is the http.Server's part: set its
+	// ReadHeaderTimeout and MaxHeaderBytes (wskit serve uses this timeout
+	// and 16 KiB).
 	HandshakeTimeout time.Duration
 	// MaxFrameSize is the largest frame payload accepted; a larger frame
 	// closes the session with 1009 as soon as its header arrives.

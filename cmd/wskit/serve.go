@@ -140,11 +140,7 @@ func serveStd(ctx context.Context, ln net.Listener, opts wskit.Options, log *slo
 		ln.Close()
 		return err
 	}
-	hs := &http.Server{
-		Handler:           newMux(srv, log),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	hs := newHTTPServer(newMux(srv, log), log, opts.HandshakeTimeout)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	select {
@@ -175,6 +171,21 @@ func serveStd(ctx context.Context, ln net.Listener, opts wskit.Options, log *slo
 		return nil
 	}
 	return err
+}
+
+// maxHandshake bounds the request line and headers of an opening handshake
+// (a browser's is under 2 KiB); larger is answered 431 by net/http.
+const maxHandshake = 16 << 10
+
+// newHTTPServer returns the http.Server of the std engine, with the
+// handshake bounded in size and in time against slow clients.
+func newHTTPServer(h http.Handler, log *slog.Logger, handshakeTimeout time.Duration) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: handshakeTimeout,
+		MaxHeaderBytes:    maxHandshake,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // newMux returns the demo routes: /echo, /raw, /hello and the page at /.

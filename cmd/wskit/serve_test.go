@@ -497,3 +497,60 @@ func TestPageURL(t *testing.T) {
 		}
 	}
 }
+
+// TestHandshakeSizeLimit: an opening handshake whose headers exceed
+// maxHandshake is refused with 431 before it reaches the routes, one under
+// it upgrades, and one that stalls is cut after the handshake timeout.
+func TestHandshakeSizeLimit(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	srv, err := wskit.NewServer(wskit.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(nil)
+	ts.Config = newHTTPServer(newMux(srv, log), log, 300*time.Millisecond)
+	ts.Start()
+	defer ts.Close()
+	t.Run("slow client", func(t *testing.T) {
+		nc, err := net.Dial("tcp", ts.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		io.WriteString(nc, "GET /echo HTTP/1.1\r\nHost: x\r\n") // and nothing more
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadAll(nc); err != nil {
+			t.Fatalf("the connection was not closed after the handshake timeout: %v", err)
+		}
+	})
+	for _, tc := range []struct {
+		name   string
+		pad    int
+		status int
+	}{
+		{"under the limit", maxHandshake / 2, http.StatusSwitchingProtocols},
+		{"over the limit", 2 * maxHandshake, http.StatusRequestHeaderFieldsTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nc, err := net.Dial("tcp", ts.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(5 * time.Second))
+			req := "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+				"X-Pad: " + strings.Repeat("p", tc.pad) + "\r\n\r\n"
+			if _, err := io.WriteString(nc, req); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+		})
+	}
+}
