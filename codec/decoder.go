@@ -105,6 +105,28 @@ func (d *Decoder) continuePayload(in []byte) (f frame.Frame, n int, ok bool, err
 	return f, int(need), true, nil
 }
 
+// Room returns free space in the buffer of a frame cut by the end of the
+// input, for the caller to read the frame's next payload bytes straight into
+// it; passing exactly those bytes to Next then costs no copy. It offers at
+// most what the frame still needs, growing with the bytes received as Next
+// does, and returns nil between frames or when the frame needs fewer than
+// least more bytes.
+func (d *Decoder) Room(least int) []byte {
+	if !d.inFrame || d.err != nil {
+		return nil
+	}
+	have := d.received()
+	need := int(d.hdr.Length) - have
+	if need < least {
+		return nil
+	}
+	// At least what appendPayload would ask for, so it never moves the
+	// bytes read into the room to another buffer.
+	r := min(need, max(least, 2*have))
+	d.buf = bufpool.Grow(d.buf, r)
+	return (*d.buf)[have : have+r]
+}
+
 // appendPayload copies p to the cut frame's buffer, unmasking it as it goes
 // so that Partial can show readable bytes.
 func (d *Decoder) appendPayload(p []byte) {
@@ -116,7 +138,8 @@ func (d *Decoder) appendPayload(p []byte) {
 	// length: a peer announcing a large frame must send it to cost memory.
 	room := max(len(p), min(int(d.hdr.Length)-have, 2*have))
 	d.buf = bufpool.Grow(d.buf, room)
-	*d.buf = append(*d.buf, p...)
+	*d.buf = append(*d.buf, p...) // a no-op move when p was read into Room
+
 	if d.hdr.Masked {
 		frame.Mask((*d.buf)[have:], d.hdr.Mask, have)
 	}

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"bytes"
 	"errors"
 	"math/rand/v2"
 	"reflect"
@@ -201,5 +202,54 @@ func TestDecoderCutFramesReuseBuffers(t *testing.T) {
 	}
 	if d.Buffered() != 0 {
 		t.Fatal("decoder holds bytes between frames")
+	}
+}
+
+// TestDecoderRoom reads the payload of large frames into Room, as a
+// transport does, in reads of varying size, mixed with frames passed the
+// usual way: every frame comes out as sent, and the room never exceeds what
+// the frame still needs nor runs ahead of the data received.
+func TestDecoderRoom(t *testing.T) {
+	big := make([]byte, 300<<10)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	stream := concat(clientFrame(frame.OpBinary, true, big), clientFrame(frame.OpText, true, []byte("small")),
+		clientFrame(frame.OpBinary, true, big[:70000]))
+	want := [][]byte{big, []byte("small"), big[:70000]}
+	d := Decoder{Role: Server}
+	var got [][]byte
+	reads := []int{1, 4096, 100, 65536, 7, 20000}
+	for i := 0; len(stream) > 0; i++ {
+		var f frame.Frame
+		var ok bool
+		var err error
+		if room := d.Room(1024); room != nil {
+			if _, part, _ := d.Partial(); len(room) > max(1024, 2*len(part)) {
+				t.Fatalf("room of %d bytes after %d received", len(room), len(part))
+			}
+			k := copy(room[:min(len(room), reads[i%len(reads)])], stream)
+			stream = stream[k:]
+			f, _, ok, err = d.Next(room[:k])
+		} else {
+			k := min(len(stream), reads[i%len(reads)])
+			var n int
+			f, n, ok, err = d.Next(stream[:k])
+			stream = stream[n:]
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			got = append(got, bytes.Clone(f.Payload))
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d frames, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Errorf("frame %d: %d bytes differ from the %d sent", i, len(got[i]), len(want[i]))
+		}
 	}
 }

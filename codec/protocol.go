@@ -255,6 +255,16 @@ func (p *Protocol) AppendMessage(dst []byte, op frame.Opcode, rsv byte, payload 
 	return p.enc.AppendMessage(dst, op, rsv, payload), nil
 }
 
+// ReadRoom is Decoder.Room for the frame being received: free space to read
+// the rest of a large cut frame into and hand to Receive without a copy;
+// nil when there is no such frame or the connection is closed.
+func (p *Protocol) ReadRoom(least int) []byte {
+	if p.err != nil || p.state == StateClosed {
+		return nil
+	}
+	return p.dec.Room(least)
+}
+
 // MessageSize returns the number of bytes AppendMessage appends for a
 // payload of n bytes, so that a caller can reserve room in one step.
 func (p *Protocol) MessageSize(n int) int { return p.enc.MessageSize(n) }

@@ -139,6 +139,24 @@ func (c *Conn) Next() (codec.Event, error) {
 		if err := c.armTimers(); err != nil {
 			return codec.Event{}, err
 		}
+		// The rest of a frame larger than the read buffer is read straight
+		// into the frame's own buffer.
+		c.mu.Lock()
+		room := c.proto.ReadRoom(len(*c.rbuf))
+		c.mu.Unlock()
+		if room != nil {
+			n, err := c.nc.Read(room)
+			if n > 0 {
+				if ev, _, ok, err := c.receive(room[:n]); ok || err != nil {
+					return ev, err
+				}
+				continue
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
+			return codec.Event{}, c.readError(err)
+		}
 		n, err := c.nc.Read(*c.rbuf)
 		c.w = n
 		if err != nil && n == 0 {
@@ -154,27 +172,35 @@ func (c *Conn) Next() (codec.Event, error) {
 // read hold no complete event.
 func (c *Conn) NextBuffered() (ev codec.Event, ok bool, err error) {
 	for c.r < c.w {
-		c.mu.Lock()
 		var n int
-		ev, n, ok, err = c.proto.Receive((*c.rbuf)[c.r:c.w])
+		ev, n, ok, err = c.receive((*c.rbuf)[c.r:c.w])
 		c.r += n
-		c.queueReplies()
-		if err == nil && c.proto.State() == codec.StateClosed && !ok {
-			err = ErrClosed
-		}
-		werr := c.flushLocked()
-		if err != nil {
-			c.linger()
-			return ev, false, err
-		}
-		if ok {
-			return ev, true, nil
-		}
-		if werr != nil {
-			return ev, false, werr
+		if ok || err != nil {
+			return ev, ok, err
 		}
 	}
 	return ev, false, nil
+}
+
+// receive feeds in to the protocol and writes the replies it owes. It
+// returns how much of in was consumed, and the event or the error that ends
+// reading (a violation, the end of the close handshake, a write error).
+func (c *Conn) receive(in []byte) (ev codec.Event, n int, ok bool, err error) {
+	c.mu.Lock()
+	ev, n, ok, err = c.proto.Receive(in)
+	c.queueReplies()
+	if err == nil && c.proto.State() == codec.StateClosed && !ok {
+		err = ErrClosed
+	}
+	werr := c.flushLocked()
+	if err != nil {
+		c.linger()
+		return ev, n, false, err
+	}
+	if ok {
+		return ev, n, true, nil
+	}
+	return ev, n, false, werr
 }
 
 // linger runs after the close frame reporting a violation went out. Closing
