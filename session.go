@@ -349,12 +349,9 @@ func (s *Session) Receive(ctx context.Context) (Message, error) {
 	return s.receive(ctx)
 }
 
-// receive waits for a message; ctx may be nil (wait until the end).
+// receive waits for a message.
 func (s *Session) receive(ctx context.Context) (Message, error) {
-	var cancel <-chan struct{}
-	if ctx != nil {
-		cancel = ctx.Done()
-	}
+	cancel := ctx.Done() // nil when ctx cannot be cancelled
 	s.mu.Lock()
 	s.releaseHeld()
 	if m, ok := s.take(); ok {
@@ -473,7 +470,7 @@ func (s *Session) Messages() iter.Seq[Message] {
 		s.rmu.Lock()
 		defer s.rmu.Unlock()
 		for {
-			m, err := s.receive(nil)
+			m, err := s.receive(context.Background())
 			if err != nil || !yield(m) {
 				return
 			}

@@ -125,14 +125,14 @@ func (c *Conn) NetConn() net.Conn { return c.nc }
 // borrowed until the next call (or, after Pin, until Unpin). Replies the
 // protocol owes (pongs, the close echo, the close reporting a violation) are
 // written before Next returns. Only one goroutine at a time may call Next
-// and NextBuffered.
+// and nextBuffered.
 //
 // A protocol violation returns its *frame.ProtocolError after the close frame
 // went out; a read error, a timeout of the protocol's timers or the end of
 // the close handshake returns an error too. Either way the caller then closes.
 func (c *Conn) Next() (codec.Event, error) {
 	for {
-		if ev, ok, err := c.NextBuffered(); ok || err != nil {
+		if ev, ok, err := c.nextBuffered(); ok || err != nil {
 			return ev, err
 		}
 		c.r, c.w = 0, 0
@@ -168,9 +168,9 @@ func (c *Conn) Next() (codec.Event, error) {
 	}
 }
 
-// NextBuffered is Next without reading: ok is false when the bytes already
+// nextBuffered is Next without reading: ok is false when the bytes already
 // read hold no complete event.
-func (c *Conn) NextBuffered() (ev codec.Event, ok bool, err error) {
+func (c *Conn) nextBuffered() (ev codec.Event, ok bool, err error) {
 	for c.r < c.w {
 		var n int
 		ev, n, ok, err = c.receive((*c.rbuf)[c.r:c.w])
