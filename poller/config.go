@@ -1,0 +1,68 @@
+package poller
+
+import (
+	"log/slog"
+	"runtime"
+	"time"
+)
+
+// Config sets up an Engine. The zero value is ready to use.
+type Config struct {
+	// Loops is the number of event loops; 0 means runtime.GOMAXPROCS(0).
+	Loops int
+	// ReadBufferSize is the size of each loop's shared read buffer; 0 means
+	// 64 KiB.
+	ReadBufferSize int
+	// LevelTriggered registers loop-driven connections level-triggered
+	// rather than edge-triggered (see the package documentation).
+	LevelTriggered bool
+	// Wait says how an idle loop waits for events.
+	Wait WaitMode
+	// TimerTick is the resolution of the timer wheel; 0 means 10 ms.
+	TimerTick time.Duration
+	// Logger receives accept errors; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// WaitMode says how an idle loop waits for events.
+type WaitMode uint8
+
+const (
+	// WaitPark parks the loop goroutine in the runtime's network poller,
+	// giving up its thread and P while idle.
+	WaitPark WaitMode = iota
+	// WaitBlock blocks the loop in the epoll_wait system call.
+	WaitBlock
+)
+
+func (c *Config) setDefaults() {
+	if c.Loops <= 0 {
+		c.Loops = runtime.GOMAXPROCS(0)
+	}
+	if c.ReadBufferSize <= 0 {
+		c.ReadBufferSize = 64 << 10
+	}
+	if c.TimerTick <= 0 {
+		c.TimerTick = 10 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Handler receives a loop's events about its connections. Every method runs
+// on the connection's loop and must not block: the loop serves many
+// connections. A connection's methods are never called concurrently.
+type Handler interface {
+	// OnOpen is called when a connection has been accepted.
+	OnOpen(c *Conn)
+	// OnData is called with bytes read from c. in is the loop's buffer,
+	// borrowed for the call.
+	OnData(c *Conn, in []byte)
+	// OnTimer is called when the timer set by Conn.SetTimer is due.
+	OnTimer(c *Conn)
+	// OnClose is called once when c has been closed: err is io.EOF when the
+	// peer closed, ErrClosed when the engine closed, the read or write error,
+	// or the error given to Conn.CloseWithError.
+	OnClose(c *Conn, err error)
+}

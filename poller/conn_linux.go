@@ -1,0 +1,476 @@
+//go:build linux
+
+package poller
+
+import (
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wskit/wskit/internal/bufpool"
+)
+
+// Conn is a connection served by a loop. Output is queued in pooled chunks
+// and flushed by the loop, or at once by a writer that is not on the loop.
+type Conn struct {
+	fd int
+	l  *loop
+	sa unix.Sockaddr
+	tm timer
+
+	// Context is for the handler's own state; the poller does not touch it.
+	Context any
+
+	dispatching atomic.Bool // a handler call on c is running on the loop
+	paused      atomic.Bool
+
+	mu        sync.Mutex
+	out       []*[]byte // output chunks; the first has sent bytes written
+	sent      int
+	queued    int   // bytes not yet written
+	werr      error // the write error that ended output
+	waitOut   bool  // the socket's buffer is full: wait for EPOLLOUT
+	dirty     bool  // in the loop's flush list
+	closing   bool  // close once the output is written
+	closeErr  error // what OnClose reports after Close
+	linger    time.Duration
+	lingering bool
+	closed    bool
+
+	// Detached connections: readiness signals and deadlines.
+	detached       bool
+	rready, wready chan struct{}
+	rdl, wdl       int64
+}
+
+// Fd returns the connection's descriptor.
+func (c *Conn) Fd() int { return c.fd }
+
+// RemoteAddr returns the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return sockaddrToAddr(c.sa) }
+
+// LocalAddr returns the local address.
+func (c *Conn) LocalAddr() net.Addr {
+	sa, err := unix.Getsockname(c.fd)
+	if err != nil {
+		return nil
+	}
+	return sockaddrToAddr(sa)
+}
+
+func sockaddrToAddr(sa unix.Sockaddr) net.Addr {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+	case *unix.SockaddrUnix:
+		return &net.UnixAddr{Name: a.Name, Net: "unix"}
+	}
+	return nil
+}
+
+// Lock locks c's output; hold it around Buffer and Commit. The loop holds
+// it while flushing.
+func (c *Conn) Lock() { c.mu.Lock() }
+
+// Unlock unlocks c's output.
+func (c *Conn) Unlock() { c.mu.Unlock() }
+
+// chunkSize is the least size of an output chunk.
+const chunkSize = 4096
+
+// Buffer returns room for at least n bytes at the end of the output: a
+// slice of length 0 to append to and hand to Commit. c is locked.
+func (c *Conn) Buffer(n int) []byte {
+	if k := len(c.out); k > 0 {
+		last := *c.out[k-1]
+		if cap(last)-len(last) >= n {
+			return last[len(last):len(last)]
+		}
+	}
+	b := bufpool.Get(max(n, chunkSize))
+	c.out = append(c.out, b)
+	return (*b)[:0]
+}
+
+// Commit queues b, the slice Buffer returned with bytes appended to it. A
+// writer on the loop (in a handler call) leaves the write to the end of the
+// iteration, which combines it with others; any other writer writes at once
+// what the socket takes. c is locked. It returns the write error that ended
+// the connection's output, if any.
+func (c *Conn) Commit(b []byte) error {
+	if c.werr != nil || c.closed {
+		return c.outErr()
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	last := c.out[len(c.out)-1]
+	end := len(*last)
+	if end < cap(*last) && unsafe.SliceData(b) == unsafe.SliceData((*last)[end:cap(*last)]) {
+		*last = (*last)[:end+len(b)]
+	} else {
+		// b outgrew the room Buffer gave (or came from elsewhere): copy it.
+		nb := bufpool.Get(len(b))
+		*nb = append((*nb)[:0], b...)
+		c.out = append(c.out, nb)
+	}
+	c.queued += len(b)
+	switch {
+	case c.waitOut || c.dirty:
+	case c.dispatching.Load():
+		// The loop flushes after the handler call.
+	default:
+		var iov [8]unix.Iovec
+		s := iov[:0]
+		c.flushLocked(&s)
+		if c.closing && (c.queued == 0 || c.werr != nil) {
+			c.l.post(task{kind: taskFlush, c: c})
+		}
+	}
+	return nil
+}
+
+func (c *Conn) outErr() error {
+	if c.werr != nil {
+		return c.werr
+	}
+	return ErrClosed
+}
+
+// Write queues a copy of p (see Commit).
+func (c *Conn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.Commit(append(c.Buffer(len(p)), p...)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Queued returns the number of output bytes not yet written. c is locked.
+func (c *Conn) Queued() int { return c.queued }
+
+// flushLocked writes queued output until done or the socket is full.
+func (c *Conn) flushLocked(iov *[]unix.Iovec) {
+	for c.queued > 0 && c.werr == nil && !c.closed {
+		v := (*iov)[:0]
+		for i, b := range c.out {
+			if len(v) == cap(v) {
+				break
+			}
+			p := *b
+			if i == 0 {
+				p = p[c.sent:]
+			}
+			if len(p) > 0 {
+				v = append(v, unix.Iovec{Base: &p[0]})
+				v[len(v)-1].SetLen(len(p))
+			}
+		}
+		*iov = v
+		n, err := writev(c.fd, v)
+		if n > 0 {
+			c.consume(n)
+		}
+		switch {
+		case err == nil:
+		case err == unix.EAGAIN:
+			c.waitOut = true
+			if c.l.e.cfg.LevelTriggered && !c.detached {
+				c.l.ctl(unix.EPOLL_CTL_MOD, c.fd, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP)
+			}
+			return
+		case err == unix.EINTR:
+		default:
+			c.werr = os.NewSyscallError("writev", err)
+			c.dropOutput()
+			return
+		}
+	}
+}
+
+func writev(fd int, v []unix.Iovec) (int, error) {
+	if len(v) == 1 {
+		return unix.Write(fd, unsafe.Slice(v[0].Base, v[0].Len))
+	}
+	n, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&v[0])), uintptr(len(v)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// consume drops n written bytes from the front of the output.
+func (c *Conn) consume(n int) {
+	c.queued -= n
+	for n > 0 {
+		b := c.out[0]
+		left := len(*b) - c.sent
+		if n < left {
+			c.sent += n
+			return
+		}
+		n -= left
+		c.sent = 0
+		bufpool.Put(b)
+		copy(c.out, c.out[1:])
+		c.out[len(c.out)-1] = nil
+		c.out = c.out[:len(c.out)-1]
+	}
+	if c.queued == 0 && len(c.out) > 0 {
+		for i, b := range c.out {
+			bufpool.Put(b)
+			c.out[i] = nil
+		}
+		c.out = c.out[:0]
+		c.sent = 0
+	}
+	if len(c.out) == 0 {
+		c.out = nil // an idle connection keeps nothing
+	}
+}
+
+func (c *Conn) dropOutput() {
+	for _, b := range c.out {
+		bufpool.Put(b)
+	}
+	c.out, c.sent, c.queued = nil, 0, 0
+}
+
+// Close closes c once its queued output is written; OnClose then reports
+// ErrClosed. Safe from any goroutine.
+func (c *Conn) Close() error { return c.CloseWithError(nil, 0) }
+
+// CloseWithError closes c once its output is written and makes OnClose
+// report err. With linger > 0 it first shuts down the writing side and
+// reads and drops input until the peer closes, for at most linger: closing a
+// socket with unread input resets the connection, and a peer may then lose
+// the last bytes written to it.
+func (c *Conn) CloseWithError(err error, linger time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.closing {
+		return nil
+	}
+	c.closing, c.closeErr, c.linger = true, err, linger
+	if c.closeErr == nil {
+		c.closeErr = ErrClosed
+	}
+	if c.dispatching.Load() {
+		return nil // the loop looks after the handler call
+	}
+	c.l.post(task{kind: taskFlush, c: c})
+	return nil
+}
+
+// Abort closes c at once, dropping queued output. Safe from any goroutine.
+func (c *Conn) Abort(err error) {
+	c.mu.Lock()
+	c.dropOutput()
+	c.mu.Unlock()
+	c.CloseWithError(err, 0)
+}
+
+// SetTimer makes the loop call OnTimer at t (at the wheel's resolution,
+// never early); a zero t stops the timer. Safe from any goroutine.
+func (c *Conn) SetTimer(t time.Time) {
+	var when int64
+	if !t.IsZero() {
+		when = max(t.UnixNano(), 1)
+	}
+	c.tm.c = c
+	l := c.l
+	l.tmu.Lock()
+	l.wheel.set(&c.tm, when)
+	wake := when != 0 && l.parkAt != 0 && (l.parkAt < 0 || when < l.parkAt)
+	l.tmu.Unlock()
+	if wake {
+		l.wake() // parked with a later deadline
+	}
+}
+
+// PauseRead stops reading c until ResumeRead, to push back on the peer.
+func (c *Conn) PauseRead() { c.paused.Store(true) }
+
+// ResumeRead reads c again. Safe from any goroutine.
+func (c *Conn) ResumeRead() {
+	if c.paused.Swap(false) {
+		c.l.post(task{kind: taskResume, c: c})
+	}
+}
+
+// Detach hands c over to a goroutine, as a net.Conn: the loop no longer
+// reads c nor calls its handler but OnClose, and readiness wakes that
+// goroutine's Read and Write. Call it from a handler call on c; bytes the
+// handler already received are the caller's to pass on.
+func (c *Conn) Detach() net.Conn {
+	c.mu.Lock()
+	c.detached = true
+	c.rready = make(chan struct{}, 1)
+	c.wready = make(chan struct{}, 1)
+	c.mu.Unlock()
+	if c.l.e.cfg.LevelTriggered {
+		c.l.ctl(unix.EPOLL_CTL_MOD, c.fd, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP|unix.EPOLLET)
+	}
+	c.l.tmu.Lock()
+	c.l.wheel.set(&c.tm, 0)
+	c.l.tmu.Unlock()
+	return (*netConn)(c)
+}
+
+// netConn is a detached Conn seen as a net.Conn.
+type netConn Conn
+
+func (nc *netConn) Read(p []byte) (int, error) {
+	c := (*Conn)(nc)
+	for {
+		c.mu.Lock()
+		if c.closed || c.closing {
+			c.mu.Unlock()
+			return 0, net.ErrClosed
+		}
+		if c.rdl != 0 && time.Now().UnixNano() >= c.rdl {
+			c.mu.Unlock()
+			return 0, os.ErrDeadlineExceeded
+		}
+		n, err := readFD(c.fd, p)
+		c.mu.Unlock()
+		switch {
+		case n > 0:
+			return n, nil
+		case err == nil:
+			if len(p) == 0 {
+				return 0, nil
+			}
+			return 0, io.EOF
+		case err == unix.EAGAIN:
+			<-c.rready
+		case err == unix.EINTR:
+		default:
+			return 0, os.NewSyscallError("read", err)
+		}
+	}
+}
+
+func (nc *netConn) Write(p []byte) (int, error) {
+	c := (*Conn)(nc)
+	written := 0
+	for len(p) > 0 {
+		c.mu.Lock()
+		if c.closed || c.closing {
+			c.mu.Unlock()
+			return written, net.ErrClosed
+		}
+		if c.wdl != 0 && time.Now().UnixNano() >= c.wdl {
+			c.mu.Unlock()
+			return written, os.ErrDeadlineExceeded
+		}
+		n, err := unix.Write(c.fd, p)
+		c.mu.Unlock()
+		if n > 0 {
+			written += n
+			p = p[n:]
+			continue
+		}
+		switch err {
+		case unix.EAGAIN:
+			<-c.wready
+		case unix.EINTR:
+		default:
+			return written, os.NewSyscallError("write", err)
+		}
+	}
+	return written, nil
+}
+
+// Close closes the connection; the loop reports it to OnClose.
+func (nc *netConn) Close() error {
+	c := (*Conn)(nc)
+	c.mu.Lock()
+	if c.closed || c.closing {
+		c.mu.Unlock()
+		return net.ErrClosed
+	}
+	c.closing, c.closeErr = true, ErrClosed
+	c.mu.Unlock()
+	signal(c.rready)
+	signal(c.wready)
+	c.l.post(task{kind: taskFlush, c: c})
+	return nil
+}
+
+// CloseWrite shuts down the writing side.
+func (nc *netConn) CloseWrite() error {
+	c := (*Conn)(nc)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.closing {
+		return net.ErrClosed
+	}
+	return unix.Shutdown(c.fd, unix.SHUT_WR)
+}
+
+func (nc *netConn) LocalAddr() net.Addr  { return (*Conn)(nc).LocalAddr() }
+func (nc *netConn) RemoteAddr() net.Addr { return (*Conn)(nc).RemoteAddr() }
+
+func (nc *netConn) SetDeadline(t time.Time) error {
+	nc.setDeadlines(t, true, true)
+	return nil
+}
+
+func (nc *netConn) SetReadDeadline(t time.Time) error {
+	nc.setDeadlines(t, true, false)
+	return nil
+}
+
+func (nc *netConn) SetWriteDeadline(t time.Time) error {
+	nc.setDeadlines(t, false, true)
+	return nil
+}
+
+// setDeadlines sets the read and/or write deadline and arms the wheel for
+// the earlier of the two; a deadline already past wakes the waiter now.
+func (nc *netConn) setDeadlines(t time.Time, r, w bool) {
+	c := (*Conn)(nc)
+	var d int64
+	if !t.IsZero() {
+		d = max(t.UnixNano(), 1)
+	}
+	c.mu.Lock()
+	if r {
+		c.rdl = d
+	}
+	if w {
+		c.wdl = d
+	}
+	next := c.rdl
+	if c.wdl != 0 && (next == 0 || c.wdl < next) {
+		next = c.wdl
+	}
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return
+	}
+	if d != 0 && d <= time.Now().UnixNano() {
+		if r {
+			signal(c.rready)
+		}
+		if w {
+			signal(c.wready)
+		}
+	}
+	if next == 0 {
+		c.SetTimer(time.Time{})
+	} else {
+		c.SetTimer(time.Unix(0, next))
+	}
+}

@@ -1,0 +1,715 @@
+//go:build linux
+
+package poller
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Supported reports whether this platform has the poller.
+const Supported = true
+
+// Engine runs the event loops and the listeners accepted into them.
+type Engine struct {
+	cfg   Config
+	h     Handler
+	loops []*loop
+	next  atomic.Uint32
+	conns atomic.Int64
+
+	mu        sync.Mutex
+	listeners []*listener
+	closed    bool
+	done      sync.WaitGroup // loop goroutines
+}
+
+// New starts cfg.Loops event loops that report to h. It raises the soft
+// limit on open files to the hard limit first.
+func New(cfg Config, h Handler) (*Engine, error) {
+	cfg.setDefaults()
+	if err := RaiseFileLimit(); err != nil {
+		cfg.Logger.Warn("poller: cannot raise the open file limit", "err", err)
+	}
+	e := &Engine{cfg: cfg, h: h}
+	for i := 0; i < cfg.Loops; i++ {
+		l, err := newLoop(e, i)
+		if err != nil {
+			for _, l := range e.loops {
+				l.release()
+			}
+			return nil, err
+		}
+		e.loops = append(e.loops, l)
+	}
+	for _, l := range e.loops {
+		e.done.Add(1)
+		go l.run()
+	}
+	return e, nil
+}
+
+// RaiseFileLimit sets the soft limit on open files (RLIMIT_NOFILE) to the
+// hard limit.
+func RaiseFileLimit() error {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	if lim.Cur >= lim.Max {
+		return nil
+	}
+	lim.Cur = lim.Max
+	return unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+}
+
+// Conns returns the number of open connections.
+func (e *Engine) Conns() int { return int(e.conns.Load()) }
+
+// listener is a listening socket accepted on one loop.
+type listener struct {
+	fd      int
+	l       *loop
+	ln      net.Listener
+	stopped chan struct{}
+	once    sync.Once
+	backoff time.Duration
+	off     bool // taken out of epoll after an accept error
+}
+
+// ErrClosed is returned by Serve after Close or StopAccepting, and by
+// operations on a closed connection.
+var ErrClosed = net.ErrClosed
+
+// Serve accepts connections from ln into the loops until StopAccepting or
+// Close, and returns ErrClosed then. ln must be a *net.TCPListener or
+// *net.UnixListener; Serve works on a duplicate of its socket, and closes ln
+// when it returns.
+func (e *Engine) Serve(ln net.Listener) error {
+	fl, ok := ln.(interface{ File() (*os.File, error) })
+	if !ok {
+		return fmt.Errorf("poller: cannot take the socket of a %T", ln)
+	}
+	f, err := fl.File()
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		return err
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	ls := &listener{fd: fd, ln: ln, stopped: make(chan struct{})}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		unix.Close(fd)
+		return ErrClosed
+	}
+	ls.l = e.loops[len(e.listeners)%len(e.loops)]
+	e.listeners = append(e.listeners, ls)
+	e.mu.Unlock()
+	ls.l.post(task{kind: taskListen, ls: ls})
+	<-ls.stopped
+	return ErrClosed
+}
+
+// StopAccepting closes the listeners; Serve returns. Open connections stay.
+func (e *Engine) StopAccepting() {
+	e.mu.Lock()
+	lss := e.listeners
+	e.listeners = nil
+	e.mu.Unlock()
+	for _, ls := range lss {
+		ls.l.post(task{kind: taskUnlisten, ls: ls})
+	}
+}
+
+// Close stops accepting, closes every connection (OnClose gets ErrClosed)
+// and stops the loops. It returns once they have stopped.
+func (e *Engine) Close() error {
+	e.StopAccepting()
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		e.done.Wait()
+		return nil
+	}
+	e.closed = true
+	e.mu.Unlock()
+	for _, l := range e.loops {
+		l.post(task{kind: taskStop})
+	}
+	e.done.Wait()
+	return nil
+}
+
+// taskKind says what a task asks of a loop.
+type taskKind uint8
+
+const (
+	taskAdd taskKind = iota + 1
+	taskListen
+	taskUnlisten
+	taskResumeAccept
+	taskFlush
+	taskResume
+	taskFunc
+	taskStop
+)
+
+// task is work handed to a loop by another goroutine.
+type task struct {
+	kind taskKind
+	fd   int
+	sa   unix.Sockaddr
+	c    *Conn
+	ls   *listener
+	fn   func()
+}
+
+// loop is one event loop: an epoll instance, its connections, a read
+// buffer, a timer wheel.
+type loop struct {
+	e      *Engine
+	id     int
+	epfd   int
+	efd    int // eventfd that wakes the loop
+	file   *os.File
+	raw    syscall.RawConn
+	buf    []byte
+	events []unix.EpollEvent
+	conns  []*Conn // by descriptor
+	lss    []*listener
+	n      int // open connections
+
+	tmu   sync.Mutex
+	wheel *wheel
+
+	qmu     sync.Mutex
+	tasks   []task
+	spare   []task
+	woken   atomic.Bool
+	dirty   []*Conn // output to flush at the end of the iteration
+	again   []*Conn // filled the read buffer: read more next iteration
+	fired   []*Conn
+	iov     []unix.Iovec
+	parkDL  time.Time // deadline set on file
+	parkAt  int64     // under tmu: when the parked loop wakes; 0 while it runs, -1 never
+	stopped bool
+}
+
+func newLoop(e *Engine, id int) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	l := &loop{
+		e: e, id: id, epfd: epfd, efd: efd,
+		buf:    make([]byte, e.cfg.ReadBufferSize),
+		events: make([]unix.EpollEvent, 256),
+		wheel:  newWheel(e.cfg.TimerTick, 1024),
+		iov:    make([]unix.Iovec, 0, maxIovecs),
+	}
+	l.wheel.start(time.Now().UnixNano())
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(efd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
+		l.release()
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	if e.cfg.Wait == WaitPark {
+		// The runtime's poller watches the epoll descriptor, so that the loop
+		// goroutine can park there instead of blocking a thread.
+		if err := unix.SetNonblock(epfd, true); err != nil {
+			l.release()
+			return nil, err
+		}
+		l.file = os.NewFile(uintptr(epfd), "epoll")
+		if l.raw, err = l.file.SyscallConn(); err != nil {
+			l.release()
+			return nil, err
+		}
+		if err := l.file.SetReadDeadline(time.Time{}); err != nil {
+			l.release()
+			return nil, fmt.Errorf("poller: the runtime cannot poll an epoll descriptor: %w", err)
+		}
+	}
+	return l, nil
+}
+
+func (l *loop) release() {
+	if l.file != nil {
+		l.file.Close()
+	} else {
+		unix.Close(l.epfd)
+	}
+	unix.Close(l.efd)
+}
+
+// post hands t to the loop and wakes it.
+func (l *loop) post(t task) {
+	l.qmu.Lock()
+	l.tasks = append(l.tasks, t)
+	l.qmu.Unlock()
+	l.wake()
+}
+
+func (l *loop) wake() {
+	if l.woken.CompareAndSwap(false, true) {
+		var one = [8]byte{1}
+		unix.Write(l.efd, one[:])
+	}
+}
+
+// maxIovecs bounds one writev.
+const maxIovecs = 64
+
+// maxReads bounds the reads of one connection per iteration.
+const maxReads = 4
+
+func (l *loop) run() {
+	defer l.e.done.Done()
+	for !l.stopped {
+		n := l.wait()
+		for i := 0; i < n; i++ {
+			ev := &l.events[i]
+			fd := int(ev.Fd)
+			if fd == l.efd {
+				continue
+			}
+			if fd < len(l.conns) {
+				if c := l.conns[fd]; c != nil {
+					l.event(c, ev.Events)
+					continue
+				}
+			}
+			for _, ls := range l.lss {
+				if ls.fd == fd {
+					l.accept(ls)
+				}
+			}
+		}
+		l.runTasks()
+		if len(l.again) > 0 {
+			again := l.again
+			l.again = l.again[:0]
+			for i, c := range again {
+				again[i] = nil
+				l.read(c)
+			}
+		}
+		l.runTimers()
+		l.flushDirty()
+	}
+	l.shutdown()
+}
+
+// wait returns the number of events in l.events, waiting for some only when
+// the loop has nothing else to do.
+func (l *loop) wait() int {
+	busy := len(l.again) > 0 || l.woken.Load()
+	if busy {
+		n, _ := unix.EpollWait(l.epfd, l.events, 0)
+		return max(n, 0)
+	}
+	var deadline time.Time
+	l.tmu.Lock()
+	l.parkAt = -1
+	if next := l.wheel.next(); next != 0 {
+		deadline = time.Unix(0, next)
+		l.parkAt = next
+	}
+	l.tmu.Unlock()
+	defer func() {
+		l.tmu.Lock()
+		l.parkAt = 0
+		l.tmu.Unlock()
+	}()
+	if l.e.cfg.Wait == WaitBlock {
+		msec := -1
+		if !deadline.IsZero() {
+			msec = max(int(time.Until(deadline)/time.Millisecond)+1, 0)
+		}
+		n, _ := unix.EpollWait(l.epfd, l.events, msec)
+		return max(n, 0)
+	}
+	if !deadline.Equal(l.parkDL) {
+		l.parkDL = deadline
+		l.file.SetReadDeadline(deadline)
+	}
+	n := 0
+	l.raw.Read(func(fd uintptr) bool {
+		var err error
+		n, err = unix.EpollWait(int(fd), l.events, 0)
+		return n != 0 || (err != nil && err != unix.EINTR)
+	})
+	return max(n, 0)
+}
+
+func (l *loop) runTasks() {
+	if !l.woken.Load() {
+		return
+	}
+	l.woken.Store(false)
+	l.qmu.Lock()
+	tasks := l.tasks
+	l.tasks = l.spare[:0]
+	l.qmu.Unlock()
+	for i := range tasks {
+		t := tasks[i]
+		tasks[i] = task{}
+		switch t.kind {
+		case taskAdd:
+			l.add(t.fd, t.sa)
+		case taskListen:
+			l.listen(t.ls)
+		case taskUnlisten:
+			l.unlisten(t.ls)
+		case taskResumeAccept:
+			if t.ls.off && !t.ls.isStopped() {
+				t.ls.off = false
+				l.ctl(unix.EPOLL_CTL_ADD, t.ls.fd, unix.EPOLLIN)
+			}
+		case taskFlush:
+			l.markDirty(t.c)
+		case taskResume:
+			if t.c.l == l && l.conns[t.c.fd] == t.c {
+				l.read(t.c)
+			}
+		case taskFunc:
+			t.fn()
+		case taskStop:
+			l.stopped = true
+		}
+	}
+	l.spare = tasks
+}
+
+func (l *loop) ctl(op, fd int, events uint32) error {
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+	return unix.EpollCtl(l.epfd, op, fd, &ev)
+}
+
+func (ls *listener) isStopped() bool {
+	select {
+	case <-ls.stopped:
+		return true
+	default:
+		return false
+	}
+}
+
+func (l *loop) listen(ls *listener) {
+	if ls.isStopped() {
+		return
+	}
+	if err := l.ctl(unix.EPOLL_CTL_ADD, ls.fd, unix.EPOLLIN); err != nil {
+		l.e.cfg.Logger.Error("poller: cannot watch the listener", "err", err)
+		l.unlisten(ls)
+		return
+	}
+	l.lss = append(l.lss, ls)
+}
+
+func (l *loop) unlisten(ls *listener) {
+	ls.once.Do(func() {
+		for i, x := range l.lss {
+			if x == ls {
+				l.lss = append(l.lss[:i], l.lss[i+1:]...)
+				break
+			}
+		}
+		unix.Close(ls.fd) // also leaves epoll
+		ls.ln.Close()
+		close(ls.stopped)
+	})
+}
+
+// accept takes the pending connections of ls and spreads them over the
+// loops. When the process is out of descriptors it stops watching ls for a
+// while, longer each time, rather than spin on the error.
+func (l *loop) accept(ls *listener) {
+	for i := 0; i < 128; i++ {
+		fd, sa, err := unix.Accept4(ls.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		switch {
+		case err == nil:
+		case err == unix.EAGAIN || err == unix.EINTR || err == unix.ECONNABORTED:
+			if err == unix.EAGAIN {
+				ls.backoff = 0
+				return
+			}
+			continue
+		default:
+			ls.backoff = min(max(2*ls.backoff, 5*time.Millisecond), time.Second)
+			l.e.cfg.Logger.Error("poller: accept failed; pausing accepts", "err", os.NewSyscallError("accept4", err), "pause", ls.backoff)
+			ls.off = true
+			l.ctl(unix.EPOLL_CTL_DEL, ls.fd, 0)
+			time.AfterFunc(ls.backoff, func() { l.post(task{kind: taskResumeAccept, ls: ls}) })
+			return
+		}
+		if _, ok := sa.(*unix.SockaddrUnix); !ok {
+			unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		}
+		target := l.e.loops[int(l.e.next.Add(1))%len(l.e.loops)]
+		if target == l {
+			l.add(fd, sa)
+		} else {
+			target.post(task{kind: taskAdd, fd: fd, sa: sa})
+		}
+	}
+}
+
+// add takes a connected descriptor into the loop.
+func (l *loop) add(fd int, sa unix.Sockaddr) {
+	if l.stopped {
+		unix.Close(fd)
+		return
+	}
+	c := &Conn{fd: fd, l: l, sa: sa}
+	events := uint32(unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET)
+	if l.e.cfg.LevelTriggered {
+		events = unix.EPOLLIN | unix.EPOLLRDHUP
+	}
+	if err := l.ctl(unix.EPOLL_CTL_ADD, fd, events); err != nil {
+		l.e.cfg.Logger.Error("poller: cannot watch a connection", "err", err)
+		unix.Close(fd)
+		return
+	}
+	for fd >= len(l.conns) {
+		l.conns = append(l.conns, make([]*Conn, max(len(l.conns), 64))...)
+	}
+	l.conns[fd] = c
+	l.n++
+	l.e.conns.Add(1)
+	c.dispatching.Store(true)
+	l.e.h.OnOpen(c)
+	l.settle(c)
+}
+
+// event handles the readiness of a connection.
+func (l *loop) event(c *Conn, ev uint32) {
+	if c.detached {
+		if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			signal(c.rready)
+		}
+		if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			signal(c.wready)
+		}
+		return
+	}
+	if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+		c.mu.Lock()
+		if c.waitOut {
+			c.waitOut = false
+			if l.e.cfg.LevelTriggered {
+				l.ctl(unix.EPOLL_CTL_MOD, c.fd, unix.EPOLLIN|unix.EPOLLRDHUP)
+			}
+			l.markDirtyLocked(c)
+		}
+		c.mu.Unlock()
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		l.read(c)
+	}
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// read reads c into the loop's buffer and hands the bytes to the handler.
+func (l *loop) read(c *Conn) {
+	for i := 0; i < maxReads; i++ {
+		if c.closed || c.paused.Load() || c.detached {
+			return
+		}
+		n, err := readFD(c.fd, l.buf)
+		if n > 0 {
+			c.dispatching.Store(true)
+			l.e.h.OnData(c, l.buf[:n])
+			l.settle(c)
+			if n < len(l.buf) || l.e.cfg.LevelTriggered {
+				return
+			}
+			continue
+		}
+		switch {
+		case err == unix.EAGAIN:
+			return
+		case err == unix.EINTR:
+			i--
+			continue
+		case err == nil:
+			err = errEOF
+		default:
+			err = os.NewSyscallError("read", err)
+		}
+		l.closeConn(c, err)
+		return
+	}
+	if !l.e.cfg.LevelTriggered {
+		l.again = append(l.again, c) // the buffer filled each time: more may wait
+	}
+}
+
+// settle runs after a handler call on c: output the handler queued is
+// flushed at the end of the iteration, and a close it asked for happens.
+func (l *loop) settle(c *Conn) {
+	c.dispatching.Store(false)
+	c.mu.Lock()
+	if (c.queued > 0 || c.closing) && !c.closed {
+		l.markDirtyLocked(c)
+	}
+	c.mu.Unlock()
+}
+
+func (l *loop) markDirty(c *Conn) {
+	c.mu.Lock()
+	l.markDirtyLocked(c)
+	c.mu.Unlock()
+}
+
+func (l *loop) markDirtyLocked(c *Conn) {
+	if !c.dirty && !c.closed {
+		c.dirty = true
+		l.dirty = append(l.dirty, c)
+	}
+}
+
+// flushDirty writes the output queued during the iteration, one writev per
+// connection, and closes the connections that asked to be closed once their
+// output is out.
+func (l *loop) flushDirty() {
+	for i := 0; i < len(l.dirty); i++ {
+		c := l.dirty[i]
+		l.dirty[i] = nil
+		c.mu.Lock()
+		c.dirty = false
+		if c.closed {
+			c.mu.Unlock()
+			continue
+		}
+		if c.queued > 0 && !c.waitOut {
+			c.flushLocked(&l.iov)
+		}
+		done := c.closing && (c.queued == 0 || c.werr != nil)
+		werr := c.werr
+		c.mu.Unlock()
+		if done {
+			l.finishClose(c, werr)
+		}
+	}
+	l.dirty = l.dirty[:0]
+}
+
+// finishClose ends a connection whose Close was asked for: at once, or
+// after shutting down its writing side and draining input for the linger
+// time.
+func (l *loop) finishClose(c *Conn, werr error) {
+	if werr == nil && c.linger > 0 && !c.lingering {
+		c.lingering = true
+		unix.Shutdown(c.fd, unix.SHUT_WR)
+		c.SetTimer(time.Now().Add(c.linger))
+		l.read(c)
+		return
+	}
+	l.closeConn(c, c.closeErr)
+}
+
+// runTimers fires the timers that are due.
+func (l *loop) runTimers() {
+	now := time.Now().UnixNano()
+	l.tmu.Lock()
+	if now/l.wheel.tick > l.wheel.now {
+		l.wheel.advance(now, func(t *timer) {
+			l.fired = append(l.fired, t.c)
+		})
+	}
+	l.tmu.Unlock()
+	for i, c := range l.fired {
+		l.fired[i] = nil
+		if c.closed {
+			continue
+		}
+		switch {
+		case c.detached:
+			signal(c.rready)
+			signal(c.wready)
+		case c.lingering:
+			l.closeConn(c, c.closeErr)
+		default:
+			c.dispatching.Store(true)
+			l.e.h.OnTimer(c)
+			l.settle(c)
+		}
+	}
+	l.fired = l.fired[:0]
+}
+
+// closeConn closes c's descriptor and reports err to the handler.
+func (l *loop) closeConn(c *Conn, err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.dropOutput()
+	c.mu.Unlock()
+	l.tmu.Lock()
+	l.wheel.set(&c.tm, 0)
+	l.tmu.Unlock()
+	l.conns[c.fd] = nil
+	unix.Close(c.fd) // also leaves epoll
+	l.n--
+	l.e.conns.Add(-1)
+	if c.detached {
+		signal(c.rready) // the goroutine sees closed
+		signal(c.wready)
+	}
+	l.e.h.OnClose(c, err)
+}
+
+// shutdown closes what is left when the loop stops.
+func (l *loop) shutdown() {
+	for _, ls := range l.lss {
+		l.unlisten(ls)
+	}
+	for _, c := range l.conns {
+		if c != nil {
+			l.closeConn(c, ErrClosed)
+		}
+	}
+	l.release()
+}
+
+var errEOF = io.EOF
+
+func readFD(fd int, p []byte) (int, error) {
+	n, err := unix.Read(fd, p)
+	if n < 0 {
+		n = 0
+	}
+	return n, err
+}

@@ -1,0 +1,52 @@
+//go:build !linux
+
+package poller
+
+import (
+	"errors"
+	"net"
+	"time"
+)
+
+// Supported reports whether this platform has the poller.
+const Supported = false
+
+// ErrUnsupported is returned by New where there is no epoll.
+var ErrUnsupported = errors.New("poller: epoll is only available on Linux")
+
+// ErrClosed is returned by operations on a closed engine or connection.
+var ErrClosed = net.ErrClosed
+
+// Engine is not available on this platform.
+type Engine struct{}
+
+// New returns ErrUnsupported.
+func New(cfg Config, h Handler) (*Engine, error) { return nil, ErrUnsupported }
+
+// RaiseFileLimit does nothing here.
+func RaiseFileLimit() error { return nil }
+
+func (e *Engine) Serve(ln net.Listener) error { return ErrUnsupported }
+func (e *Engine) StopAccepting()              {}
+func (e *Engine) Close() error                { return nil }
+func (e *Engine) Conns() int                  { return 0 }
+
+// Conn is not available on this platform.
+type Conn struct{ Context any }
+
+func (c *Conn) Fd() int                                              { return -1 }
+func (c *Conn) RemoteAddr() net.Addr                                 { return nil }
+func (c *Conn) LocalAddr() net.Addr                                  { return nil }
+func (c *Conn) Lock()                                                {}
+func (c *Conn) Unlock()                                              {}
+func (c *Conn) Buffer(n int) []byte                                  { return nil }
+func (c *Conn) Commit(b []byte) error                                { return ErrUnsupported }
+func (c *Conn) Write(p []byte) (int, error)                          { return 0, ErrUnsupported }
+func (c *Conn) Queued() int                                          { return 0 }
+func (c *Conn) Close() error                                         { return nil }
+func (c *Conn) CloseWithError(err error, linger time.Duration) error { return nil }
+func (c *Conn) Abort(err error)                                      {}
+func (c *Conn) SetTimer(t time.Time)                                 {}
+func (c *Conn) PauseRead()                                           {}
+func (c *Conn) ResumeRead()                                          {}
+func (c *Conn) Detach() net.Conn                                     { return nil }
