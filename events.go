@@ -27,7 +27,7 @@ type Events struct {
 // OnError and OnClose still run.
 func (ev Events) Run(s *Session) {
 	ev.serve(s)
-	<-s.done
+	<-s.Done()
 	if err := s.err; err != nil && ev.OnError != nil {
 		ev.OnError(s, err)
 	}

@@ -107,6 +107,57 @@ type Options struct {
 	// Logger receives handler panics and handshake refusals; nil means
 	// slog.Default().
 	Logger *slog.Logger
+
+	// Engine is the transport Server.Serve runs on.
+	Engine Engine
+	// MaxHandshakeSize bounds the request line and headers of an opening
+	// handshake read by Server.Serve; larger is answered 431. A browser's is
+	// under 2 KiB.
+	MaxHandshakeSize int
+	// Loops is the number of event loops of the poll engine; 0 means one
+	// per CPU (GOMAXPROCS).
+	Loops int
+	// Workers, when positive, runs the Events callbacks of the poll engine
+	// on a pool of that many goroutines instead of on the event loop: for
+	// callbacks that may block. A connection's callbacks still run one at a
+	// time and in order. 0 runs them on the loop, which must then never
+	// block in them.
+	Workers int
+}
+
+// Engine is a transport under the same routes and sessions.
+type Engine uint8
+
+const (
+	// EngineAuto is EnginePoll on Linux and EngineStd elsewhere.
+	EngineAuto Engine = iota
+	// EngineStd is net/http: a goroutine per connection.
+	EngineStd
+	// EnginePoll is epoll event loops (Linux): an idle connection holds no
+	// goroutine and no buffer, and Events callbacks run on the loop.
+	EnginePoll
+)
+
+func (e Engine) String() string {
+	switch e {
+	case EngineAuto:
+		return "auto"
+	case EngineStd:
+		return "std"
+	case EnginePoll:
+		return "poll"
+	}
+	return fmt.Sprintf("Engine(%d)", uint8(e))
+}
+
+// ParseEngine returns the Engine called name: auto, std or poll.
+func ParseEngine(name string) (Engine, error) {
+	for e := EngineAuto; e <= EnginePoll; e++ {
+		if e.String() == name {
+			return e, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown engine %q (want auto, std or poll)", name)
 }
 
 // DefaultOptions returns the defaults described on Options.
@@ -121,6 +172,7 @@ func DefaultOptions() Options {
 		IncomingQueue:    1 << 20,
 		ReadBufferSize:   4096,
 		Converter:        JSON{},
+		MaxHandshakeSize: 16 << 10,
 	}
 }
 
@@ -144,7 +196,7 @@ func (o *Options) Validate() error {
 	}{
 		{"MaxFrameSize", o.MaxFrameSize}, {"MaxMessageSize", o.MaxMessageSize},
 		{"MaxQueue", int64(o.MaxQueue)}, {"IncomingQueue", int64(o.IncomingQueue)},
-		{"ReadBufferSize", int64(o.ReadBufferSize)},
+		{"ReadBufferSize", int64(o.ReadBufferSize)}, {"MaxHandshakeSize", int64(o.MaxHandshakeSize)},
 	}
 	for _, s := range sizes {
 		if s.n <= 0 {
@@ -153,6 +205,12 @@ func (o *Options) Validate() error {
 	}
 	if o.FragmentSize < 0 {
 		return fmt.Errorf("%w: FragmentSize is negative (%d)", ErrInvalidOptions, o.FragmentSize)
+	}
+	if o.Engine > EnginePoll {
+		return fmt.Errorf("%w: unknown Engine %d", ErrInvalidOptions, o.Engine)
+	}
+	if o.Loops < 0 || o.Workers < 0 {
+		return fmt.Errorf("%w: Loops and Workers must not be negative", ErrInvalidOptions)
 	}
 	if o.QueuePolicy > QueueClosePolicy {
 		return fmt.Errorf("%w: unknown QueuePolicy %d", ErrInvalidOptions, o.QueuePolicy)

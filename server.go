@@ -3,6 +3,7 @@ package wskit
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -24,6 +25,8 @@ type Server struct {
 	sessions map[liveSession]struct{}
 	closing  bool
 	wg       sync.WaitGroup
+	https    []*http.Server // of Serve
+	polls    []*pollEngine
 }
 
 // liveSession is what Shutdown needs of a default or raw session.
@@ -56,26 +59,15 @@ func (srv *Server) Options() Options { return srv.opts }
 // panic closes it with 1011 Internal Error and is logged.
 func (srv *Server) WebSocket(handler func(*Session), protocols ...string) http.Handler {
 	mustTokens(protocols)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		nc, buffered, protocol, ok := srv.upgrade(w, r, protocols)
-		if !ok {
-			return
-		}
-		s := newSession(wsconn.New(nc, buffered, srv.connConfig(codec.Server, false)), &srv.opts, r, protocol, false)
-		if !srv.track(s) {
-			s.Close(CloseGoingAway, "server shutting down")
-			s.releaseBuffers()
-			return
-		}
-		defer srv.untrack(s)
-		runHandler(s, handler)
-	})
+	return &route{srv: srv, kind: routeSession, protocols: protocols, session: handler}
 }
 
 // Handle returns an http.Handler that runs the lifecycle callbacks of ev on
-// each session (see Events).
+// each session (see Events). On the poll engine they run on the event loop,
+// with no goroutine per session (see Options.Workers).
 func (srv *Server) Handle(ev Events, protocols ...string) http.Handler {
-	return srv.WebSocket(ev.Run, protocols...)
+	mustTokens(protocols)
+	return &route{srv: srv, kind: routeEvents, protocols: protocols, events: ev}
 }
 
 // WebSocketRaw returns an http.Handler that upgrades requests to raw
@@ -84,22 +76,67 @@ func (srv *Server) Handle(ev Events, protocols ...string) http.Handler {
 // and sends a 1011 close frame.
 func (srv *Server) WebSocketRaw(handler func(*wsraw.Session), protocols ...string) http.Handler {
 	mustTokens(protocols)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		nc, buffered, protocol, ok := srv.upgrade(w, r, protocols)
-		if !ok {
-			return
-		}
+	return &route{srv: srv, kind: routeRaw, protocols: protocols, raw: handler}
+}
+
+// routeKind says what kind of session a route opens.
+type routeKind uint8
+
+const (
+	routeSession routeKind = iota
+	routeRaw
+	routeEvents
+)
+
+// route is the http.Handler of a WebSocket endpoint. The poll engine finds
+// routes in the handler it serves and opens their sessions on its loops.
+type route struct {
+	srv       *Server
+	kind      routeKind
+	protocols []string
+	session   func(*Session)
+	raw       func(*wsraw.Session)
+	events    Events
+}
+
+// ServeHTTP upgrades the request on a connection of net/http.
+func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	nc, buffered, protocol, ok := rt.srv.upgrade(w, r, rt.protocols)
+	if !ok {
+		return
+	}
+	rt.serveConn(nc, buffered, r, protocol)
+}
+
+// serveConn runs a session on nc, an upgraded connection whose first bytes
+// (read past the handshake) are buffered, until it ends.
+func (rt *route) serveConn(nc net.Conn, buffered []byte, r *http.Request, protocol string) {
+	srv := rt.srv
+	if rt.kind == routeRaw {
 		c := wsconn.New(nc, buffered, srv.connConfig(codec.Server, true))
 		rs := &rawSession{Session: wsraw.New(c, r, protocol), c: c}
 		if srv.track(rs) {
 			defer srv.untrack(rs)
-			srv.runRaw(rs, handler)
+			srv.runRaw(rs, rt.raw)
 		} else {
 			rs.goingAway()
 		}
 		c.Close()
 		c.Release()
-	})
+		return
+	}
+	s := newSession(wsconn.New(nc, buffered, srv.connConfig(codec.Server, false)), &srv.opts, r, protocol, false)
+	if !srv.track(s) {
+		s.Close(CloseGoingAway, "server shutting down")
+		s.releaseBuffers()
+		return
+	}
+	defer srv.untrack(s)
+	handler := rt.session
+	if rt.kind == routeEvents {
+		handler = rt.events.Run
+	}
+	runHandler(s, handler)
 }
 
 func (srv *Server) runRaw(rs *rawSession, handler func(*wsraw.Session)) {
@@ -120,8 +157,15 @@ type rawSession struct {
 func (rs *rawSession) goingAway() { rs.c.WriteClose(CloseGoingAway, "server shutting down") }
 func (rs *rawSession) kill()      { rs.c.Abort() }
 
-func (s *Session) goingAway() { go s.Close(CloseGoingAway, "server shutting down") }
-func (s *Session) kill()      { s.c.Abort() }
+func (s *Session) goingAway() {
+	if s.lc != nil {
+		s.lc.close(CloseGoingAway, "server shutting down")
+		return
+	}
+	go s.Close(CloseGoingAway, "server shutting down")
+}
+
+func (s *Session) kill() { s.w.Abort() }
 
 // runHandler runs a default session's handler and closes the session after
 // it: 1000 when it returns, 1011 when it panics.
@@ -157,19 +201,7 @@ func mustTokens(protocols []string) {
 // upgrade carries out the server's side of the opening handshake. On
 // failure it has answered the request and returns ok false.
 func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request, required []string) (nc net.Conn, buffered []byte, protocol string, ok bool) {
-	key, herr := checkRequest(r)
-	if herr == nil {
-		herr = srv.opts.checkOrigin(r)
-	}
-	if herr == nil {
-		if len(required) > 0 {
-			if protocol = selectProtocol(r, required); protocol == "" {
-				herr = refuse(http.StatusBadRequest, fmt.Sprintf("websocket: this endpoint requires one of the subprotocols %q", required))
-			}
-		} else {
-			protocol = selectProtocol(r, srv.opts.Subprotocols)
-		}
-	}
+	key, protocol, herr := srv.checkUpgrade(r, required)
 	if herr != nil {
 		srv.opts.logger().Debug("wskit: upgrade refused", "status", herr.status, "reason", herr.msg, "remote", r.RemoteAddr, "path", r.URL.Path)
 		herr.write(w)
@@ -187,6 +219,25 @@ func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request, required []st
 		return nil, nil, "", false
 	}
 	return nc, buffered, protocol, true
+}
+
+// checkUpgrade applies the handshake rules and the Origin policy to r and
+// selects the subprotocol: required lists a route's own protocols.
+func (srv *Server) checkUpgrade(r *http.Request, required []string) (key, protocol string, herr *handshakeError) {
+	key, herr = checkRequest(r)
+	if herr == nil {
+		herr = srv.opts.checkOrigin(r)
+	}
+	if herr != nil {
+		return "", "", herr
+	}
+	if len(required) > 0 {
+		if protocol = selectProtocol(r, required); protocol == "" {
+			return "", "", refuse(http.StatusBadRequest, fmt.Sprintf("websocket: this endpoint requires one of the subprotocols %q", required))
+		}
+		return key, protocol, nil
+	}
+	return key, selectProtocol(r, srv.opts.Subprotocols), nil
 }
 
 // peekBuffered returns bytes the client sent after its request, already read
@@ -249,13 +300,19 @@ func (srv *Server) Sessions() int {
 	return len(srv.sessions)
 }
 
-// Shutdown closes every session with 1001 Going Away, refuses new ones, and
-// waits for their handlers to return. When ctx ends first, the remaining
-// connections are cut and ctx's error is returned. Stop the http.Server's
-// listener first (http.Server.Shutdown does not see hijacked connections).
+// Shutdown stops Serve from accepting, closes every session with 1001
+// Going Away, refuses new ones, and waits for their handlers to return.
+// Plain HTTP requests under Serve get a second to finish. When ctx ends
+// first, the remaining connections are cut and ctx's error is returned. An
+// http.Server of your own must be shut down by you, first: its Shutdown
+// does not see upgraded connections.
 func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.mu.Lock()
 	srv.closing = true
+	srv.mu.Unlock()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.stopServing(ctx) }()
+	srv.mu.Lock()
 	live := make([]liveSession, 0, len(srv.sessions))
 	for s := range srv.sessions {
 		live = append(live, s)
@@ -266,15 +323,20 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { srv.wg.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		srv.mu.Lock()
 		for s := range srv.sessions {
 			s.kill()
 		}
 		srv.mu.Unlock()
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	if herr := <-httpDone; err == nil && herr != nil && !errors.Is(herr, net.ErrClosed) {
+		err = herr
+	}
+	srv.stopEngines()
+	return err
 }

@@ -78,7 +78,9 @@ var (
 // Sends are safe from any goroutine. Receive and Messages are for one
 // goroutine: each call releases the message the previous one returned.
 type Session struct {
-	c        *wsconn.Conn
+	w        sessionConn // sends
+	c        *wsconn.Conn // net.Conn transports: reads too
+	lc       *loopConn    // poll engine event sessions
 	opts     *Options
 	req      *http.Request
 	protocol string
@@ -86,17 +88,41 @@ type Session struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	done   chan struct{} // closed when the connection has ended
 
+	*receiver // nil for event sessions on the poll engine
+
+	mu    sync.Mutex
+	ended bool
+
+	// Set before done is closed, read after.
+	reason CloseReason
+	err    error
+	cause  error // set by closeWith under mu, becomes err
+}
+
+// sessionConn is what a Session sends through.
+type sessionConn interface {
+	WriteMessage(op frame.Opcode, rsv byte, p []byte) error
+	WriteFrame(h frame.Header, p []byte) error
+	WritePing(p []byte) error
+	WriteClose(code frame.CloseCode, reason string) error
+	Abort() error
+	RemoteAddr() net.Addr
+	LocalAddr() net.Addr
+}
+
+// receiver is the reading side of a session whose handler receives.
+type receiver struct {
 	notify   chan struct{} // tells a waiting receiver that a message came
 	wake     chan struct{} // asks the background reader to read
 	grace    *time.Timer   // wakes it when the handler holds a message too long
-	done     chan struct{} // closed when the connection has ended
 	stop     chan struct{} // closed by Close: no more messages are wanted
 	stopOnce sync.Once
 
 	rmu sync.Mutex // serialises receivers
 
-	mu          sync.Mutex
+	// Under Session.mu.
 	reader      reader    // who reads now
 	holdSince   time.Time // when the handler took the message it holds
 	graceArmed  bool
@@ -112,15 +138,13 @@ type Session struct {
 	queuedBytes int
 	heldCopy    *[]byte // buffer of the queued message returned last
 	stopped     bool
-	ended       bool
-
-	// Set before done is closed, read after.
-	reason CloseReason
-	err    error
-	cause  error // set by closeWith under mu, becomes err
 
 	releaseOnce sync.Once
 }
+
+// ErrNotReceiving is returned by Receive on a session whose messages go to
+// Events.OnMessage on the poll engine's loop.
+var ErrNotReceiving = errors.New("wskit: this session's messages go to its OnMessage callback")
 
 // reader says which goroutine owns the read side.
 type reader uint8
@@ -148,12 +172,14 @@ func newSession(c *wsconn.Conn, opts *Options, req *http.Request, protocol strin
 		parent = req.Context()
 	}
 	s := &Session{
-		c: c, opts: opts, req: req, protocol: protocol, client: client,
-		notify: make(chan struct{}, 1),
-		wake:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
-		reader: readerBackground, // until the handler receives
+		w: c, c: c, opts: opts, req: req, protocol: protocol, client: client,
+		done: make(chan struct{}),
+		receiver: &receiver{
+			notify: make(chan struct{}, 1),
+			wake:   make(chan struct{}, 1),
+			stop:   make(chan struct{}),
+			reader: readerBackground, // until the handler receives
+		},
 	}
 	s.ctx, s.cancel = context.WithCancel(parent)
 	s.grace = time.AfterFunc(time.Hour, s.graceOver)
@@ -344,6 +370,9 @@ func (s *Session) finish(err error) {
 // that cannot be cancelled, such as context.Background(), Receive reads on
 // the caller's goroutine, which saves a goroutine switch per message.
 func (s *Session) Receive(ctx context.Context) (Message, error) {
+	if s.receiver == nil {
+		return Message{}, ErrNotReceiving
+	}
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	return s.receive(ctx)
@@ -467,6 +496,9 @@ func (s *Session) releaseHeld() {
 // Check Err or CloseReason afterwards for how it ended.
 func (s *Session) Messages() iter.Seq[Message] {
 	return func(yield func(Message) bool) {
+		if s.receiver == nil {
+			return
+		}
 		s.rmu.Lock()
 		defer s.rmu.Unlock()
 		for {
@@ -484,17 +516,17 @@ func (s *Session) Send(t MessageType, p []byte) error {
 	if !t.IsData() || t == frame.OpContinuation {
 		return fmt.Errorf("wskit: Send takes Text or Binary, not %v", t)
 	}
-	return s.c.WriteMessage(t, 0, p)
+	return s.w.WriteMessage(t, 0, p)
 }
 
 // SendText sends a text message. The string must be valid UTF-8: the peer
 // closes the session (1007) otherwise.
 func (s *Session) SendText(text string) error {
-	return s.c.WriteMessage(frame.OpText, 0, unsafe.Slice(unsafe.StringData(text), len(text)))
+	return s.w.WriteMessage(frame.OpText, 0, unsafe.Slice(unsafe.StringData(text), len(text)))
 }
 
 // SendBinary sends a binary message.
-func (s *Session) SendBinary(p []byte) error { return s.c.WriteMessage(frame.OpBinary, 0, p) }
+func (s *Session) SendBinary(p []byte) error { return s.w.WriteMessage(frame.OpBinary, 0, p) }
 
 // SendFrame sends one frame as given: a ping, a pong, or a data frame. A data
 // frame with Fin false starts (or continues) a fragmented message, which the
@@ -510,17 +542,23 @@ func (s *Session) SendFrame(h frame.Header, payload []byte) error {
 	if h.Op.IsControl() && len(payload) > frame.MaxControlPayload {
 		return frame.ErrControlTooLong
 	}
-	return s.c.WriteFrame(h, payload)
+	return s.w.WriteFrame(h, payload)
 }
 
 // Ping sends a ping with the given payload (at most 125 bytes). Its pong is
 // consumed by the session.
-func (s *Session) Ping(payload []byte) error { return s.c.WritePing(payload) }
+func (s *Session) Ping(payload []byte) error { return s.w.WritePing(payload) }
 
 // Close starts the close handshake with code and reason (at most 123 bytes),
 // waits for the peer's close frame or Timeout, and ends the session. Messages
 // not yet received are dropped. Closing an ended session returns nil.
+//
+// An event session on the poll engine does not wait: its callbacks run on
+// the loop, which the wait would block. OnClose reports the end.
 func (s *Session) Close(code CloseCode, reason string) error {
+	if s.lc != nil {
+		return s.lc.close(code, reason)
+	}
 	return s.closeWith(code, reason, nil)
 }
 
@@ -553,41 +591,84 @@ func (s *Session) closeWith(code CloseCode, reason string, cause error) error {
 }
 
 // Done is closed when the session has ended.
-func (s *Session) Done() <-chan struct{} { return s.done }
+func (s *Session) Done() <-chan struct{} {
+	if s.lc == nil {
+		return s.done
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done == nil {
+		s.done = make(chan struct{})
+		if s.ended {
+			close(s.done)
+		}
+	}
+	return s.done
+}
 
 // Context returns a context cancelled when the session ends. On a server it
 // derives from the upgrade request's context and carries its values.
-func (s *Session) Context() context.Context { return s.ctx }
+func (s *Session) Context() context.Context {
+	if s.lc == nil {
+		return s.ctx
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil {
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		if s.ended {
+			s.cancel()
+		}
+	}
+	return s.ctx
+}
+
+// over reports whether the session has ended, with its reason and error.
+func (s *Session) over() (r CloseReason, err error, ok bool) {
+	if s.lc != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.reason, s.err, s.ended
+	}
+	select {
+	case <-s.done:
+		return s.reason, s.err, true
+	default:
+		return r, nil, false
+	}
+}
 
 // CloseReason returns why the session ended: the peer's close code and
 // reason, or ours, or the code of the protocol violation that failed it, or
 // 1006 Abnormal Closure when the connection ended without a close frame.
 // ok is false while the session is open.
 func (s *Session) CloseReason() (r CloseReason, ok bool) {
-	select {
-	case <-s.done:
-		return s.reason, true
-	default:
-		return r, false
-	}
+	r, _, ok = s.over()
+	return r, ok
 }
 
 // Err returns the error that ended the session, or nil while it is open and
 // after a completed close handshake. A violation by the peer is a
 // *frame.ProtocolError; a connection that just ended is the transport's error.
 func (s *Session) Err() error {
-	select {
-	case <-s.done:
-		return s.err
-	default:
-		return nil
-	}
+	_, err, _ := s.over()
+	return err
 }
 
 // Request returns the HTTP request that opened the session: remote address,
 // headers, URL. On a client it is the request that was sent. Do not read its
 // body.
-func (s *Session) Request() *http.Request { return s.req }
+func (s *Session) Request() *http.Request {
+	if s.lc == nil {
+		return s.req
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.req == nil {
+		s.req = s.lc.request()
+	}
+	return s.req
+}
 
 // Subprotocol returns the negotiated subprotocol, or "".
 func (s *Session) Subprotocol() string { return s.protocol }
@@ -596,10 +677,10 @@ func (s *Session) Subprotocol() string { return s.protocol }
 func (s *Session) Extensions() string { return "" }
 
 // RemoteAddr returns the peer's network address.
-func (s *Session) RemoteAddr() net.Addr { return s.c.NetConn().RemoteAddr() }
+func (s *Session) RemoteAddr() net.Addr { return s.w.RemoteAddr() }
 
 // LocalAddr returns the local network address.
-func (s *Session) LocalAddr() net.Addr { return s.c.NetConn().LocalAddr() }
+func (s *Session) LocalAddr() net.Addr { return s.w.LocalAddr() }
 
 // dropQueue returns the queued messages' buffers. s.mu is held.
 func (s *Session) dropQueue() {

@@ -114,11 +114,18 @@ type Protocol struct {
 
 // NewProtocol returns the state of a connection that has just opened.
 func NewProtocol(cfg Config) *Protocol {
-	p := &Protocol{raw: cfg.Raw, pingPeriod: cfg.PingPeriod, timeout: cfg.Timeout}
+	p := new(Protocol)
+	p.Init(cfg)
+	return p
+}
+
+// Init sets p up as NewProtocol does, for a Protocol embedded in another
+// value.
+func (p *Protocol) Init(cfg Config) {
+	*p = Protocol{raw: cfg.Raw, pingPeriod: cfg.PingPeriod, timeout: cfg.Timeout}
 	p.dec = Decoder{Role: cfg.Role, MaxFrameSize: cfg.MaxFrameSize, AllowedRsv: cfg.AllowedRsv}
 	p.asm = Assembler{MaxMessageSize: cfg.MaxMessageSize, Raw: cfg.Raw}
 	p.enc = Encoder{Role: cfg.Role, FragmentSize: cfg.FragmentSize}
-	return p
 }
 
 // State returns the close-handshake state.
@@ -230,6 +237,9 @@ func (p *Protocol) fail(err error) error {
 	p.state = StateClosed
 	return err
 }
+
+// Replies returns the size of the frames AppendReplies would append.
+func (p *Protocol) Replies() int { return len(p.out) }
 
 // AppendReplies appends the frames the connection owes the peer to dst and
 // forgets them. Call it after Receive and Tick, and write the result.

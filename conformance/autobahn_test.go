@@ -1,9 +1,9 @@
 package conformance
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -21,22 +21,16 @@ func TestAutobahn(t *testing.T) {
 	o.MaxFrameSize = 64 << 20
 	o.MaxMessageSize = 64 << 20
 	o.Logger = slog.New(slog.DiscardHandler)
+	o.Engine = current.engine
 	srv, err := wskit.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/echo", srv.WebSocket(func(s *wskit.Session) {
-		for m := range s.Messages() {
-			if s.Send(m.Type, m.Payload) != nil {
-				return
-			}
-		}
-	}))
+	mux.Handle("/echo", echoRoute(srv))
 	mux.Handle("/raw", srv.WebSocketRaw(rawEcho))
-	ts := httptest.NewServer(mux)
-	defer ts.Close()
-	base := "ws" + strings.TrimPrefix(ts.URL, "http")
+	base := "ws://" + serve(t, srv, mux)
+	defer srv.Shutdown(context.Background())
 	for _, path := range []string{"/echo", "/raw"} {
 		t.Run(strings.TrimPrefix(path, "/"), func(t *testing.T) {
 			rs := autobahn.Check(t, base+path, nil)

@@ -3,11 +3,13 @@ package conformance
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
+	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/wskit/wskit"
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/poller"
 	"github.com/wskit/wskit/wsraw"
 )
 
@@ -36,14 +39,83 @@ const (
 //	/flood   default session that sends until a send fails
 type env struct {
 	srv    *wskit.Server
-	ts     *httptest.Server
 	addr   string
 	raw    *rawLog
 	floods chan []floodResult
 }
 
+// variant is the server the tests run against: TestMain runs the whole
+// suite once per variant.
+type variant struct {
+	name   string
+	engine wskit.Engine
+	events bool // /echo is an Events route (on the loop with the poll engine)
+}
+
+var variants = []variant{
+	{"std", wskit.EngineStd, false},
+	{"poll", wskit.EnginePoll, false},
+	{"poll-events", wskit.EnginePoll, true},
+}
+
+var current = variants[0]
+
+func TestMain(m *testing.M) {
+	code := 0
+	for _, v := range variants {
+		if v.engine == wskit.EnginePoll && !poller.Supported {
+			continue
+		}
+		current = v
+		fmt.Printf("=== engine %s\n", v.name)
+		if c := m.Run(); c != 0 {
+			fmt.Printf("--- engine %s FAILED\n", v.name)
+			code = c
+		}
+	}
+	os.Exit(code)
+}
+
+// serve starts srv on a loopback port with the current variant's engine
+// and returns its address; srv.Shutdown stops it.
+func serve(t testing.TB, srv *wskit.Server, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln, h) }()
+	t.Cleanup(func() {
+		select {
+		case err := <-served:
+			if !errors.Is(err, wskit.ErrServerClosed) {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("Serve did not return after Shutdown")
+		}
+	})
+	return ln.Addr().String()
+}
+
+// echoRoute returns the /echo handler of the current variant.
+func echoRoute(srv *wskit.Server, protocols ...string) http.Handler {
+	if current.events {
+		return srv.Handle(wskit.Events{OnMessage: func(s *wskit.Session, m wskit.Message) {
+			s.Send(m.Type, m.Payload)
+		}}, protocols...)
+	}
+	return srv.WebSocket(func(s *wskit.Session) {
+		for m := range s.Messages() {
+			s.Send(m.Type, m.Payload)
+		}
+	}, protocols...)
+}
+
 func testOptions() wskit.Options {
 	o := wskit.DefaultOptions()
+	o.Engine = current.engine
 	o.MaxFrameSize = maxFrame
 	o.MaxMessageSize = maxMessage
 	o.Timeout = timeout
@@ -64,19 +136,14 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e := &env{srv: srv, raw: &rawLog{conns: map[string]*rawConn{}}, floods: make(chan []floodResult, 1)}
-	echo := func(s *wskit.Session) {
-		for m := range s.Messages() {
-			s.Send(m.Type, m.Payload)
-		}
-	}
+	t.Logf("engine %s", current.name)
 	mux := http.NewServeMux()
-	mux.Handle("/echo", srv.WebSocket(echo))
-	mux.Handle("/mqtt", srv.WebSocket(echo, "mqtt"))
+	mux.Handle("/echo", echoRoute(srv))
+	mux.Handle("/mqtt", echoRoute(srv, "mqtt"))
 	mux.Handle("/raw", srv.WebSocketRaw(e.rawEcho))
 	mux.Handle("/close", srv.WebSocket(func(s *wskit.Session) { s.Close(4000, "bye") }))
 	mux.Handle("/flood", srv.WebSocket(e.flood))
-	e.ts = httptest.NewServer(mux)
-	e.addr = e.ts.Listener.Addr().String()
+	e.addr = serve(t, srv, mux)
 	t.Cleanup(func() {
 		// Every client is gone by now: each session must end by itself,
 		// without Shutdown's help.
@@ -86,7 +153,6 @@ func newEnv(t *testing.T) *env {
 				break
 			}
 		}
-		e.ts.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {

@@ -1,7 +1,7 @@
 // Command wskit is the wskit toolkit's command line: a demo server and an
 // interactive client.
 //
-//	wskit serve [-addr :8080] [-engine std] [-max-message 64MiB] [-ping 0] [-timeout 15s]
+//	wskit serve [-addr :8080] [-engine auto|poll|std] [-max-message 64MiB] [-ping 0] [-timeout 15s]
 //	wskit dial [-send TEXT]... [-count N] [-binary] [-H 'Name: value']... [-subprotocol P]... [-timeout 15s] URL
 //
 // serve answers /echo (a default session echoing every message), /raw (a

@@ -26,9 +26,6 @@ var indexHTML []byte
 // listener, then closing the sessions with 1001.
 const shutdownGrace = 5 * time.Second
 
-// httpGrace bounds the wait for plain HTTP requests at shutdown.
-const httpGrace = time.Second
-
 // serveConfig holds the flags of wskit serve.
 type serveConfig struct {
 	addr       string
@@ -41,6 +38,7 @@ type serveConfig struct {
 // options returns the server's Options for c.
 func (c serveConfig) options(log *slog.Logger) wskit.Options {
 	o := wskit.DefaultOptions()
+	o.Engine, _ = wskit.ParseEngine(c.engine)
 	o.MaxFrameSize = c.maxMessage
 	o.MaxMessageSize = c.maxMessage
 	o.PingPeriod = c.ping
@@ -49,27 +47,12 @@ func (c serveConfig) options(log *slog.Logger) wskit.Options {
 	return o
 }
 
-// engine serves the demo routes on ln until ctx ends, then shuts down.
-type engine func(ctx context.Context, ln net.Listener, opts wskit.Options, log *slog.Logger) error
-
-// engines are the transports wskit serve can run on; -engine picks one.
-var engines = map[string]engine{
-	"std": serveStd,
-}
-
-// lookupEngine returns the engine called name.
-func lookupEngine(name string) (engine, error) {
-	if e, ok := engines[name]; ok {
-		return e, nil
-	}
-	return nil, fmt.Errorf("unknown engine %q (available: std)", name)
-}
-
 func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	c := serveConfig{maxMessage: 64 << 20}
+	engineHelp := "transport `engine`: poll (epoll loops), std (net/http), or auto: poll on Linux"
 	fs := flagSet("serve", "wskit serve [flags]", stderr)
 	fs.StringVar(&c.addr, "addr", ":8080", "listen `address` (port 0 picks a free port)")
-	fs.StringVar(&c.engine, "engine", "std", "transport `engine`: std (net/http)")
+	fs.StringVar(&c.engine, "engine", "auto", engineHelp)
 	fs.Var((*sizeValue)(&c.maxMessage), "max-message", "largest frame and message accepted, such as 64MiB, 1KiB or 512 (bytes)")
 	fs.DurationVar(&c.ping, "ping", 0, "keepalive ping `period`; 0 sends none")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "wait for a pong, a close reply or a write; 0 waits forever")
@@ -79,6 +62,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 		return c, err
 	case len(rest) > 0:
 		return c, fmt.Errorf("unexpected argument %q", rest[0])
+	case !validEngine(c.engine):
+		_, err := wskit.ParseEngine(c.engine)
+		return c, err
 	case c.maxMessage <= 0:
 		return c, errors.New("-max-message must be positive")
 	case c.ping < 0:
@@ -99,20 +85,16 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wskit serve: %v\n", err)
 		return 2
 	}
-	serve, err := lookupEngine(c.engine)
-	if err != nil {
-		fmt.Fprintf(stderr, "wskit serve: %v\n", err)
-		return 2
-	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "wskit serve: %v\n", err)
 		return 1
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "page", pageURL(ln.Addr()), "engine", c.engine,
+	opts := c.options(log)
+	log.Info("listening", "addr", ln.Addr().String(), "page", pageURL(ln.Addr()), "engine", opts.Engine,
 		"max_message", formatSize(c.maxMessage), "ping", c.ping, "timeout", c.timeout)
-	if err := serve(ctx, ln, c.options(log), log); err != nil {
+	if err := serve(ctx, ln, opts, log); err != nil {
 		log.Error("serve failed", "err", err)
 		return 1
 	}
@@ -132,17 +114,25 @@ func pageURL(addr net.Addr) string {
 	return "http://" + net.JoinHostPort(host, port) + "/"
 }
 
-// serveStd is the net/http engine: an http.Server with a goroutine per
-// connection.
-func serveStd(ctx context.Context, ln net.Listener, opts wskit.Options, log *slog.Logger) error {
+// validEngine reports whether name is an engine wskit serve knows.
+func validEngine(name string) bool {
+	_, err := wskit.ParseEngine(name)
+	return err == nil
+}
+
+// serve runs the demo routes on ln with opts.Engine until ctx ends, then
+// shuts down: sessions get 1001 Going Away.
+func serve(ctx context.Context, ln net.Listener, opts wskit.Options, log *slog.Logger) error {
 	srv, err := wskit.NewServer(opts)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	hs := newHTTPServer(newMux(srv, log), log, opts.HandshakeTimeout)
+	if e := srv.ResolvedEngine(); e != opts.Engine {
+		log.Info("engine", "engine", e)
+	}
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+	go func() { served <- srv.Serve(ln, newMux(srv, log)) }()
 	select {
 	case err := <-served:
 		return err
@@ -151,21 +141,8 @@ func serveStd(ctx context.Context, ln net.Listener, opts wskit.Options, log *slo
 	log.Info("shutting down", "sessions", srv.Sessions())
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	// http.Server.Shutdown does not see hijacked connections: the wskit
-	// server closes those with 1001, meanwhile. Plain HTTP requests get
-	// httpGrace; then connections that never sent a request (browsers keep
-	// a spare one open, which Shutdown would wait 5 s for) are cut.
-	sessions := make(chan error, 1)
-	go func() { sessions <- srv.Shutdown(sctx) }()
-	hctx, hcancel := context.WithTimeout(sctx, httpGrace)
-	err = hs.Shutdown(hctx)
-	hcancel()
-	if errors.Is(err, context.DeadlineExceeded) {
-		err = hs.Close()
-	}
-	if serr := <-sessions; err == nil {
-		err = serr
-	}
+	err = srv.Shutdown(sctx)
+	<-served
 	if errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("shutdown deadline passed; remaining connections were cut")
 		return nil
@@ -173,25 +150,12 @@ func serveStd(ctx context.Context, ln net.Listener, opts wskit.Options, log *slo
 	return err
 }
 
-// maxHandshake bounds the request line and headers of an opening handshake
-// (a browser's is under 2 KiB); larger is answered 431 by net/http.
-const maxHandshake = 16 << 10
-
-// newHTTPServer returns the http.Server of the std engine, with the
-// handshake bounded in size and in time against slow clients.
-func newHTTPServer(h http.Handler, log *slog.Logger, handshakeTimeout time.Duration) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: handshakeTimeout,
-		MaxHeaderBytes:    maxHandshake,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-}
-
-// newMux returns the demo routes: /echo, /raw, /hello and the page at /.
+// newMux returns the demo routes: /echo, /events, /raw, /hello and the page
+// at /.
 func newMux(srv *wskit.Server, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/echo", srv.WebSocket(logged(log, echo)))
+	mux.Handle("/events", srv.Handle(echoEvents(log)))
 	mux.Handle("/hello", srv.WebSocket(logged(log, hello)))
 	mux.Handle("/raw", srv.WebSocketRaw(loggedRaw(log, rawEcho)))
 	mux.HandleFunc("GET /{$}", serveIndex)
@@ -212,6 +176,22 @@ func echo(s *wskit.Session) {
 		if s.Send(m.Type, m.Payload) != nil {
 			return
 		}
+	}
+}
+
+// echoEvents echoes every message from Events callbacks: on the poll engine
+// they run on the event loop, and an idle session holds no goroutine.
+func echoEvents(log *slog.Logger) wskit.Events {
+	return wskit.Events{
+		OnOpen: func(s *wskit.Session) {
+			log.Debug("session open", "remote", s.RemoteAddr().String(), "path", "/events")
+		},
+		OnMessage: func(s *wskit.Session, m wskit.Message) {
+			s.Send(m.Type, m.Payload)
+		},
+		OnClose: func(s *wskit.Session, r wskit.CloseReason) {
+			log.Debug("session closed", "remote", s.RemoteAddr().String(), "path", "/events", "code", int(r.Code), "reason", r.Reason)
+		},
 	}
 }
 

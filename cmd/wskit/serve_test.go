@@ -18,6 +18,7 @@ import (
 	"github.com/wskit/wskit"
 	"github.com/wskit/wskit/frame"
 	"github.com/wskit/wskit/internal/wstest"
+	"github.com/wskit/wskit/poller"
 )
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of loggers
@@ -378,7 +379,7 @@ func TestParseServeFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := serveConfig{addr: ":8080", engine: "std", maxMessage: 64 << 20, timeout: 15 * time.Second}
+	want := serveConfig{addr: ":8080", engine: "auto", maxMessage: 64 << 20, timeout: 15 * time.Second}
 	if c != want {
 		t.Errorf("defaults = %+v, want %+v", c, want)
 	}
@@ -391,13 +392,13 @@ func TestParseServeFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = serveConfig{addr: "127.0.0.1:0", engine: "std", maxMessage: 1024, ping: 5 * time.Second, timeout: 2 * time.Second}
+	want = serveConfig{addr: "127.0.0.1:0", engine: "auto", maxMessage: 1024, ping: 5 * time.Second, timeout: 2 * time.Second}
 	if c != want {
 		t.Errorf("parsed %+v, want %+v", c, want)
 	}
 
 	bad := map[string][]string{
-		"unknown engine":          {"-engine", "poll"},
+		"unknown engine":          {"-engine", "nope"},
 		"-max-message must be":    {"-max-message", "0"},
 		"unknown unit":            {"-max-message", "10MB"},
 		"-ping must not be":       {"-ping", "-1s"},
@@ -417,13 +418,27 @@ func TestParseServeFlags(t *testing.T) {
 	}
 }
 
+// engines are the -engine values the tests run with.
+func engines() []string {
+	if poller.Supported {
+		return []string{"std", "poll"}
+	}
+	return []string{"std"}
+}
+
 // TestRunServe runs the serve command in process until its context ends.
 func TestRunServe(t *testing.T) {
+	for _, engine := range engines() {
+		t.Run(engine, func(t *testing.T) { testRunServe(t, engine) })
+	}
+}
+
+func testRunServe(t *testing.T, engine string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stderr syncBuffer
 	exit := make(chan int, 1)
-	go func() { exit <- runServe(ctx, []string{"-addr", "127.0.0.1:0"}, &stderr) }()
+	go func() { exit <- runServe(ctx, []string{"-addr", "127.0.0.1:0", "-engine", engine}, &stderr) }()
 	var addr string
 	waitFor(t, "the listen address", func() bool {
 		addr = listenAddr(stderr.String())
@@ -499,20 +514,34 @@ func TestPageURL(t *testing.T) {
 }
 
 // TestHandshakeSizeLimit: an opening handshake whose headers exceed
-// maxHandshake is refused with 431 before it reaches the routes, one under
-// it upgrades, and one that stalls is cut after the handshake timeout.
+// MaxHandshakeSize is refused with 431 before it reaches the routes, one
+// under it upgrades, and one that stalls is cut after the handshake
+// timeout; on each engine.
 func TestHandshakeSizeLimit(t *testing.T) {
+	for _, engine := range engines() {
+		t.Run(engine, func(t *testing.T) { testHandshakeSizeLimit(t, engine) })
+	}
+}
+
+func testHandshakeSizeLimit(t *testing.T, engine string) {
 	log := slog.New(slog.DiscardHandler)
-	srv, err := wskit.NewServer(wskit.DefaultOptions())
+	opts := wskit.DefaultOptions()
+	opts.HandshakeTimeout = 300 * time.Millisecond
+	opts.Engine, _ = wskit.ParseEngine(engine)
+	opts.Logger = log
+	srv, err := wskit.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewUnstartedServer(nil)
-	ts.Config = newHTTPServer(newMux(srv, log), log, 300*time.Millisecond)
-	ts.Start()
-	defer ts.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln, newMux(srv, log))
+	defer srv.Shutdown(context.Background())
+	maxHandshake := opts.MaxHandshakeSize
 	t.Run("slow client", func(t *testing.T) {
-		nc, err := net.Dial("tcp", ts.Listener.Addr().String())
+		nc, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -532,7 +561,7 @@ func TestHandshakeSizeLimit(t *testing.T) {
 		{"over the limit", 2 * maxHandshake, http.StatusRequestHeaderFieldsTooLarge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			nc, err := net.Dial("tcp", ts.Listener.Addr().String())
+			nc, err := net.Dial("tcp", ln.Addr().String())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -5,7 +5,11 @@
 // sync.Pools does not allocate, where putting a slice header would.
 package bufpool
 
-import "github.com/gobwas/pool"
+import (
+	"sync/atomic"
+
+	"github.com/gobwas/pool"
+)
 
 // Size classes are powers of two from minSize to maxSize; larger buffers are
 // allocated and dropped, as keeping them would pin rare peaks in memory.
@@ -16,8 +20,16 @@ const (
 
 var buffers = pool.New(minSize, maxSize)
 
+// lent counts buffers given by Get and not yet Put back, so that tests can
+// prove every buffer returns.
+var lent atomic.Int64
+
+// Lent returns the number of buffers out of the pool.
+func Lent() int64 { return lent.Load() }
+
 // Get returns an empty buffer with capacity of at least n.
 func Get(n int) *[]byte {
+	lent.Add(1)
 	x, size := buffers.Get(max(n, minSize))
 	if p, ok := x.(*[]byte); ok {
 		*p = (*p)[:0]
@@ -32,6 +44,7 @@ func Put(p *[]byte) {
 	if p == nil {
 		return
 	}
+	lent.Add(-1)
 	buffers.Put(p, cap(*p))
 }
 

@@ -121,6 +121,12 @@ func (c *Conn) Unpin(p Pin) {
 // NetConn returns the underlying connection.
 func (c *Conn) NetConn() net.Conn { return c.nc }
 
+// RemoteAddr returns the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// LocalAddr returns the local address.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
 // Next reads until the peer has sent an event and returns it; the payload is
 // borrowed until the next call (or, after Pin, until Unpin). Replies the
 // protocol owes (pongs, the close echo, the close reporting a violation) are

@@ -1,0 +1,368 @@
+package wskit
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/wskit/wskit/codec"
+	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/wsconn"
+	"github.com/wskit/wskit/poller"
+)
+
+// loopConn is an event session on the poll engine: the loop feeds its
+// protocol, and its callbacks run on the loop (or on a worker, in order).
+// It is one allocation holding the protocol state and the Session, and it
+// holds no buffer while idle.
+type loopConn struct {
+	s       Session
+	proto   codec.Protocol // guarded by c's lock
+	pe      *poller.Conn
+	eng     *pollEngine
+	rt      *route
+	head    []byte // the request head, parsed again if Session.Request is called
+	timerAt int64  // the deadline set on the wheel, Unix ns; 0 none
+	failed  bool   // a violation or timeout: input is dropped
+	cause   error  // set on the loop: overrides the transport's error
+	jobs    *jobQueue
+}
+
+func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, head []byte, key, protocol string, rest []byte) {
+	lc := &loopConn{pe: c, eng: e, rt: rt, head: append([]byte(nil), head...)}
+	lc.proto.Init(e.codecConfig())
+	lc.s = Session{w: lc, lc: lc, opts: &e.srv.opts, protocol: protocol}
+	c.Context = lc
+	// The 101 goes out at the end of this loop iteration, before any frame.
+	c.Lock()
+	b := c.Buffer(256 + len(protocol))
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = acceptKey(b, key)
+	if protocol != "" {
+		b = append(b, "\r\nSec-WebSocket-Protocol: "...)
+		b = append(b, protocol...)
+	}
+	b = append(b, "\r\n\r\n"...)
+	c.Commit(b)
+	c.Unlock()
+	if !e.srv.track(&lc.s) {
+		lc.close(CloseGoingAway, "server shutting down")
+		return
+	}
+	if e.workers != nil {
+		lc.jobs = &jobQueue{lc: lc}
+	}
+	lc.dispatch(job{kind: jobOpen})
+	if len(rest) > 0 {
+		lc.onData(rest)
+	}
+	lc.updateTimer()
+}
+
+// onData feeds bytes read by the loop to the protocol and delivers what
+// they complete.
+func (lc *loopConn) onData(in []byte) {
+	c := lc.pe
+	for len(in) > 0 && !lc.failed {
+		c.Lock()
+		ev, n, ok, err := lc.proto.Receive(in)
+		in = in[n:]
+		if k := lc.proto.Replies(); k > 0 {
+			c.Commit(lc.proto.AppendReplies(c.Buffer(k)))
+		}
+		state := lc.proto.State()
+		c.Unlock()
+		if err != nil {
+			lc.fail(err)
+			return
+		}
+		if ok && ev.Kind == codec.EventMessage {
+			lc.dispatch(job{kind: jobMessage, m: Message{Type: ev.Op, Payload: ev.Payload}})
+		}
+		if state == codec.StateClosed {
+			c.Close()
+			return
+		}
+	}
+	lc.updateTimer()
+}
+
+// fail ends the connection after a violation or a timeout. The close frame
+// the protocol queued goes out first; then, as on net/http, the writing side
+// is shut down and input drained for a while, so that the peer reads the
+// close frame rather than a reset.
+func (lc *loopConn) fail(err error) {
+	lc.failed = true
+	lc.cause = err
+	var pe *frame.ProtocolError
+	linger := time.Duration(0)
+	if errors.As(err, &pe) {
+		linger = 2 * time.Second
+		if t := lc.s.opts.Timeout; t > 0 && t < linger {
+			linger = t
+		}
+	}
+	lc.pe.CloseWithError(err, linger)
+}
+
+// onTimer runs the protocol's timers.
+func (lc *loopConn) onTimer() {
+	if lc.failed {
+		return
+	}
+	c := lc.pe
+	c.Lock()
+	lc.timerAt = 0
+	out, err := lc.proto.Tick(time.Now(), c.Buffer(32))
+	c.Commit(out)
+	if k := lc.proto.Replies(); k > 0 {
+		c.Commit(lc.proto.AppendReplies(c.Buffer(k)))
+	}
+	if err == nil {
+		lc.updateTimerLocked()
+	}
+	c.Unlock()
+	if err != nil {
+		lc.fail(err)
+	}
+}
+
+// updateTimer sets the wheel to the protocol's next deadline.
+func (lc *loopConn) updateTimer() {
+	lc.pe.Lock()
+	lc.updateTimerLocked()
+	lc.pe.Unlock()
+}
+
+// updateTimerLocked is updateTimer with c locked.
+func (lc *loopConn) updateTimerLocked() {
+	c := lc.pe
+	d, ok := lc.proto.Deadline()
+	var at int64
+	switch {
+	case !ok:
+	case d.IsZero():
+		at = time.Now().UnixNano() // a timer needs its start
+	default:
+		at = d.UnixNano()
+	}
+	if at == lc.timerAt {
+		return
+	}
+	lc.timerAt = at
+	if at == 0 {
+		c.SetTimer(time.Time{})
+	} else {
+		c.SetTimer(time.Unix(0, at))
+	}
+}
+
+// onClose ends the session once the loop has closed the connection.
+func (lc *loopConn) onClose(err error) {
+	code, reason, ok := lc.proto.CloseReason()
+	perr := lc.proto.Err()
+	switch {
+	case lc.cause != nil:
+		err = lc.cause
+	case lc.proto.State() == codec.StateClosed && perr == nil:
+		err = nil // the close handshake completed
+	case perr != nil:
+		err = perr
+	case errors.Is(err, poller.ErrClosed):
+		err = io.ErrUnexpectedEOF // the engine stopped
+	}
+	var pe *frame.ProtocolError
+	switch {
+	case errors.As(err, &pe):
+		code, reason = pe.Code, pe.Reason
+	case !ok:
+		code = frame.CloseAbnormal
+		if err != nil {
+			reason = err.Error()
+		}
+	}
+	lc.proto.Release()
+	s := &lc.s
+	s.mu.Lock()
+	s.ended = true
+	s.reason = CloseReason{Code: code, Reason: reason}
+	s.err = err
+	if s.done != nil {
+		close(s.done)
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.mu.Unlock()
+	lc.eng.srv.untrack(s)
+	lc.dispatch(job{kind: jobClose})
+}
+
+// dispatch runs a callback on the loop, or queues it for a worker.
+func (lc *loopConn) dispatch(j job) {
+	if lc.jobs != nil {
+		lc.jobs.push(j)
+		return
+	}
+	lc.run(j)
+}
+
+// run calls the callback for j. A panic in OnOpen or OnMessage closes the
+// session with 1011; OnError and OnClose run after any panic.
+func (lc *loopConn) run(j job) {
+	ev := &lc.rt.events
+	s := &lc.s
+	if j.kind == jobClose {
+		defer lc.recoverLate()
+		if s.err != nil && ev.OnError != nil {
+			ev.OnError(s, s.err)
+		}
+		if ev.OnClose != nil {
+			ev.OnClose(s, s.reason)
+		}
+		return
+	}
+	defer lc.recover()
+	switch j.kind {
+	case jobOpen:
+		if ev.OnOpen != nil {
+			ev.OnOpen(s)
+		}
+	case jobMessage:
+		if ev.OnMessage != nil {
+			ev.OnMessage(s, j.m)
+		}
+	}
+}
+
+func (lc *loopConn) recover() {
+	if v := recover(); v != nil {
+		logPanic(lc.s.opts, lc.s.Request(), v)
+		lc.cause = ErrHandlerPanic
+		lc.WriteClose(CloseInternalError, "internal error")
+	}
+}
+
+func (lc *loopConn) recoverLate() {
+	if v := recover(); v != nil {
+		logPanic(lc.s.opts, lc.s.Request(), v)
+	}
+}
+
+// request parses the head again for Session.Request.
+func (lc *loopConn) request() *http.Request {
+	r, err := parseHead(lc.head, lc.pe.RemoteAddr())
+	if err != nil {
+		return nil
+	}
+	return r
+}
+
+// close is Session.Close: it sends the close frame and returns.
+func (lc *loopConn) close(code CloseCode, reason string) error {
+	var buf [frame.MaxControlPayload]byte
+	if _, err := frame.AppendClose(buf[:0], code, reason); err != nil {
+		return err
+	}
+	lc.WriteClose(code, reason)
+	return nil
+}
+
+// admit applies the queue bound to a send of n bytes. c is locked. The
+// loop cannot wait for room, so QueueBlock refuses the send instead.
+func (lc *loopConn) admit(n int) error {
+	c := lc.pe
+	q := c.Queued()
+	if q == 0 || q+n <= lc.s.opts.MaxQueue {
+		return nil
+	}
+	switch lc.s.opts.QueuePolicy {
+	case QueueCloseTryAgain:
+		lc.closeLocked(CloseTryAgainLater, "outgoing queue full")
+	case QueueClosePolicy:
+		lc.closeLocked(ClosePolicyViolation, "outgoing queue full")
+	}
+	return ErrQueueFull
+}
+
+func (lc *loopConn) closeLocked(code CloseCode, reason string) {
+	c := lc.pe
+	if b, err := lc.proto.AppendClose(c.Buffer(4+len(reason)+frame.MaxHeaderSize), code, reason); err == nil {
+		c.Commit(b)
+	}
+}
+
+func sendErr(err error) error {
+	if errors.Is(err, codec.ErrCloseSent) || errors.Is(err, poller.ErrClosed) {
+		return ErrClosed
+	}
+	return err
+}
+
+// WriteMessage sends a data message.
+func (lc *loopConn) WriteMessage(op frame.Opcode, rsv byte, p []byte) error {
+	c := lc.pe
+	c.Lock()
+	defer c.Unlock()
+	size := lc.proto.MessageSize(len(p))
+	if err := lc.admit(size); err != nil {
+		return err
+	}
+	b, err := lc.proto.AppendMessage(c.Buffer(size), op, rsv, p)
+	if err != nil {
+		return sendErr(err)
+	}
+	return sendErr(c.Commit(b))
+}
+
+// WriteFrame sends one frame as given.
+func (lc *loopConn) WriteFrame(h frame.Header, p []byte) error {
+	c := lc.pe
+	c.Lock()
+	defer c.Unlock()
+	size := len(p) + frame.MaxHeaderSize
+	if err := lc.admit(size); err != nil {
+		return err
+	}
+	b, err := lc.proto.AppendFrame(c.Buffer(size), h, p)
+	if err != nil {
+		return sendErr(err)
+	}
+	return sendErr(c.Commit(b))
+}
+
+// WritePing sends a ping.
+func (lc *loopConn) WritePing(p []byte) error {
+	c := lc.pe
+	c.Lock()
+	defer c.Unlock()
+	b, err := lc.proto.AppendPing(c.Buffer(len(p)+frame.MaxHeaderSize), p)
+	if err != nil {
+		return err
+	}
+	return sendErr(c.Commit(b))
+}
+
+// WriteClose sends a close frame and starts the close timer.
+func (lc *loopConn) WriteClose(code frame.CloseCode, reason string) error {
+	c := lc.pe
+	c.Lock()
+	b, err := lc.proto.AppendClose(c.Buffer(len(reason)+2+frame.MaxHeaderSize), code, reason)
+	if err == nil {
+		err = c.Commit(b)
+	}
+	lc.updateTimerLocked()
+	c.Unlock()
+	return sendErr(err)
+}
+
+// Abort closes the connection at once.
+func (lc *loopConn) Abort() error {
+	lc.pe.Abort(wsconn.ErrClosed)
+	return nil
+}
+
+func (lc *loopConn) RemoteAddr() net.Addr { return lc.pe.RemoteAddr() }
+func (lc *loopConn) LocalAddr() net.Addr  { return lc.pe.LocalAddr() }

@@ -1,0 +1,290 @@
+package wskit
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wskit/wskit/codec"
+	"github.com/wskit/wskit/internal/bufpool"
+	"github.com/wskit/wskit/poller"
+)
+
+// pollEngine serves a Server's routes on poller loops. It reads each
+// request head on the loop; upgrades to the server's routes are answered
+// there, everything else is handed to net/http (see Server.Serve).
+type pollEngine struct {
+	srv     *Server
+	h       http.Handler
+	eng     *poller.Engine
+	handoff *handoffListener
+	workers *workerPool
+	stopped chan struct{}
+	once    sync.Once
+}
+
+func newPollEngine(srv *Server, h http.Handler, hs *http.Server, addr net.Addr) (*pollEngine, error) {
+	pe := &pollEngine{srv: srv, h: h, handoff: newHandoffListener(addr), stopped: make(chan struct{})}
+	eng, err := poller.New(poller.Config{Loops: srv.opts.Loops, Logger: srv.opts.logger()}, pe)
+	if err != nil {
+		return nil, err
+	}
+	pe.eng = eng
+	if srv.opts.Workers > 0 {
+		pe.workers = newWorkerPool(srv.opts.Workers)
+	}
+	return pe, nil
+}
+
+// close stops the loops, cutting the connections left, and the workers.
+func (pe *pollEngine) close() {
+	pe.once.Do(func() {
+		pe.eng.Close()
+		pe.handoff.Close()
+		if pe.workers != nil {
+			pe.workers.stop()
+		}
+		close(pe.stopped)
+	})
+}
+
+// headState is a request head that has not fully arrived.
+type headState struct {
+	buf *[]byte
+}
+
+func (pe *pollEngine) OnOpen(c *poller.Conn) {
+	if t := pe.srv.opts.HandshakeTimeout; t > 0 {
+		c.SetTimer(time.Now().Add(t))
+	}
+}
+
+func (pe *pollEngine) OnData(c *poller.Conn, in []byte) {
+	switch st := c.Context.(type) {
+	case *loopConn:
+		st.onData(in)
+	case nil:
+		// Most heads arrive in one read: parse them in place.
+		if end := bytes.Index(in, headEnd); end >= 0 {
+			pe.handshake(c, in[:end+len(headEnd)], in[end+len(headEnd):])
+			return
+		}
+		buf := bufpool.Get(max(len(in), 1024))
+		*buf = append((*buf)[:0], in...)
+		c.Context = &headState{buf: buf}
+		pe.checkHeadSize(c, *buf)
+	case *headState:
+		from := max(len(*st.buf)-len(headEnd)+1, 0)
+		*st.buf = append(*st.buf, in...)
+		if end := bytes.Index((*st.buf)[from:], headEnd); end >= 0 {
+			end += from + len(headEnd)
+			c.Context = nil
+			pe.handshake(c, (*st.buf)[:end], (*st.buf)[end:])
+			bufpool.Put(st.buf)
+			return
+		}
+		pe.checkHeadSize(c, *st.buf)
+	}
+}
+
+var headEnd = []byte("\r\n\r\n")
+
+// checkHeadSize hands a head that outgrew the limit to net/http, which
+// answers 431 with the same limit.
+func (pe *pollEngine) checkHeadSize(c *poller.Conn, head []byte) {
+	if len(head) > pe.srv.opts.MaxHandshakeSize+4096 {
+		st := c.Context.(*headState)
+		c.Context = nil
+		pe.toHTTP(c, head)
+		bufpool.Put(st.buf)
+	}
+}
+
+func (pe *pollEngine) OnTimer(c *poller.Conn) {
+	switch st := c.Context.(type) {
+	case *loopConn:
+		st.onTimer()
+	default:
+		// The handshake took too long, as net/http's ReadHeaderTimeout.
+		c.Abort(errHandshakeTimeout)
+	}
+}
+
+func (pe *pollEngine) OnClose(c *poller.Conn, err error) {
+	switch st := c.Context.(type) {
+	case *loopConn:
+		st.onClose(err)
+	case *headState:
+		bufpool.Put(st.buf)
+	}
+	c.Context = nil
+}
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string { return "wskit: opening handshake timed out" }
+
+var errHandshakeTimeout error = timeoutError{}
+
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// parseHead parses a request head as net/http does.
+func parseHead(head []byte, remote net.Addr) (*http.Request, error) {
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(bytes.NewReader(head))
+	r, err := http.ReadRequest(br)
+	br.Reset(nil)
+	readerPool.Put(br)
+	if err != nil {
+		return nil, err
+	}
+	if remote != nil {
+		r.RemoteAddr = remote.String()
+	}
+	return r, nil
+}
+
+// handshake answers a complete request head. rest is what followed it.
+func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
+	r, err := parseHead(head, c.RemoteAddr())
+	if err != nil {
+		pe.toHTTP(c, head, rest)
+		return
+	}
+	// net/http's own checks of the Host header, and its removal.
+	hosts := r.Header["Host"]
+	if r.ProtoAtLeast(1, 1) && (len(hosts) != 1 || !validHost(hosts[0])) {
+		pe.toHTTP(c, head, rest)
+		return
+	}
+	delete(r.Header, "Host")
+	rt := pe.route(r)
+	if rt == nil || !headerHasToken(r.Header, "Upgrade", "websocket") {
+		pe.toHTTP(c, head, rest)
+		return
+	}
+	key, protocol, herr := pe.srv.checkUpgrade(r, rt.protocols)
+	if herr != nil {
+		pe.toHTTP(c, head, rest) // net/http sends the same refusal
+		return
+	}
+	c.SetTimer(time.Time{})
+	if rt.kind == routeEvents {
+		newLoopConn(pe, c, rt, head, key, protocol, rest)
+		return
+	}
+	// Default and raw sessions block in their handlers: a goroutine drives
+	// each, reading and writing through the loop's readiness.
+	nc := c.Detach()
+	buffered := append([]byte(nil), rest...)
+	go func() {
+		if err := writeAccept(nc, key, protocol, pe.srv.opts.HandshakeTimeout); err != nil {
+			nc.Close()
+			return
+		}
+		rt.serveConn(nc, buffered, r, protocol)
+	}()
+}
+
+// validHost reports whether h may be a Host header value; net/http
+// answers the others.
+func validHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"<>\^`+"`{|}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// route returns the server's route that h gives r, if any.
+func (pe *pollEngine) route(r *http.Request) *route {
+	h := pe.h
+	if mux, ok := h.(*http.ServeMux); ok {
+		h, _ = mux.Handler(r)
+	}
+	if rt, ok := h.(*route); ok && rt.srv == pe.srv {
+		return rt
+	}
+	return nil
+}
+
+// toHTTP hands c to net/http, which reads the given bytes first.
+func (pe *pollEngine) toHTTP(c *poller.Conn, parts ...[]byte) {
+	c.SetTimer(time.Time{})
+	nc := c.Detach()
+	pc := &prefixConn{Conn: nc, prefix: bytes.Join(parts, nil)}
+	if !pe.handoff.push(pc) {
+		nc.Close()
+	}
+}
+
+// prefixConn reads prefix before the connection.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *prefixConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// handoffListener is the listener of the http.Server that takes the
+// requests the loops do not serve.
+type handoffListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newHandoffListener(addr net.Addr) *handoffListener {
+	return &handoffListener{addr: addr, conns: make(chan net.Conn, 256), done: make(chan struct{})}
+}
+
+func (l *handoffListener) push(c net.Conn) bool {
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *handoffListener) Addr() net.Addr { return l.addr }
+
+// connConfig for the poll engine's event sessions.
+func (pe *pollEngine) codecConfig() codec.Config {
+	return connConfig(&pe.srv.opts, codec.Server, false).Codec
+}

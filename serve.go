@@ -1,0 +1,118 @@
+package wskit
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/wskit/wskit/poller"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = http.ErrServerClosed
+
+// Serve accepts connections on ln and serves h on them until Shutdown, on
+// the transport Options.Engine picks. h is the application's handler,
+// usually an http.ServeMux holding the server's routes beside plain HTTP
+// ones; the same h serves on either engine.
+//
+// On the std engine Serve runs an http.Server (with MaxHandshakeSize and a
+// read-header timeout of HandshakeTimeout). On the poll engine the loops
+// read each request head themselves: an upgrade to one of this server's
+// routes, found in h directly or through an *http.ServeMux, is answered
+// and served on the loop; any other request, a refused upgrade and a route
+// wrapped in middleware go to that same http.Server, so their responses are
+// net/http's. ln must then be a TCP or Unix listener.
+func (srv *Server) Serve(ln net.Listener, h http.Handler) error {
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: srv.opts.HandshakeTimeout,
+		MaxHeaderBytes:    srv.opts.MaxHandshakeSize,
+		ErrorLog:          slog.NewLogLogger(srv.opts.logger().Handler(), slog.LevelWarn),
+	}
+	srv.mu.Lock()
+	if srv.closing {
+		srv.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	srv.https = append(srv.https, hs)
+	srv.mu.Unlock()
+	if srv.opts.Engine.resolve() == EngineStd {
+		return hs.Serve(ln)
+	}
+	pe, err := newPollEngine(srv, h, hs, ln.Addr())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv.mu.Lock()
+	if srv.closing {
+		srv.mu.Unlock()
+		pe.eng.Close()
+		ln.Close()
+		return ErrServerClosed
+	}
+	srv.polls = append(srv.polls, pe)
+	srv.mu.Unlock()
+	go hs.Serve(pe.handoff)
+	pe.eng.Serve(ln)
+	<-pe.stopped
+	return ErrServerClosed
+}
+
+// resolve returns the engine that runs on this platform.
+func (e Engine) resolve() Engine {
+	if e == EngineAuto {
+		if poller.Supported {
+			return EnginePoll
+		}
+		return EngineStd
+	}
+	return e
+}
+
+// ResolvedEngine returns the engine Serve runs: Options.Engine, with
+// EngineAuto resolved for this platform.
+func (srv *Server) ResolvedEngine() Engine { return srv.opts.Engine.resolve() }
+
+// httpGrace bounds the wait for plain HTTP requests at Shutdown.
+const httpGrace = time.Second
+
+// stopServing stops accepting and shuts down the plain HTTP side of Serve:
+// requests in progress get httpGrace; then connections that never sent a
+// request (browsers keep a spare one open) are cut.
+func (srv *Server) stopServing(ctx context.Context) error {
+	srv.mu.Lock()
+	https, polls := srv.https, srv.polls
+	srv.mu.Unlock()
+	for _, pe := range polls {
+		pe.eng.StopAccepting()
+	}
+	var first error
+	for _, hs := range https {
+		hctx, cancel := context.WithTimeout(ctx, httpGrace)
+		err := hs.Shutdown(hctx)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = hs.Close()
+		}
+		if first == nil && err != nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// stopEngines closes the poll engines' loops, cutting what is left.
+func (srv *Server) stopEngines() {
+	srv.mu.Lock()
+	polls := srv.polls
+	srv.mu.Unlock()
+	for _, pe := range polls {
+		pe.close()
+	}
+}
