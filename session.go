@@ -78,7 +78,7 @@ var (
 // Sends are safe from any goroutine. Receive and Messages are for one
 // goroutine: each call releases the message the previous one returned.
 type Session struct {
-	w        sessionConn // sends
+	w        sessionConn  // sends
 	c        *wsconn.Conn // net.Conn transports: reads too
 	lc       *loopConn    // poll engine event sessions
 	opts     *Options
