@@ -33,7 +33,7 @@ type loopConn struct {
 func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, head []byte, key, protocol string, rest []byte) {
 	lc := &loopConn{pe: c, eng: e, rt: rt, head: append([]byte(nil), head...)}
 	lc.proto.Init(e.codecConfig())
-	lc.s = Session{w: lc, lc: lc, opts: &e.srv.opts, protocol: protocol}
+	lc.s = Session{w: lc, lc: lc, opts: &e.srv.opts, protocol: protocol, engine: EnginePoll}
 	c.Context = lc
 	// The 101 goes out at the end of this loop iteration, before any frame.
 	c.Lock()

@@ -155,13 +155,11 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 		pe.toHTTP(c, head, rest)
 		return
 	}
-	// net/http's own checks of the Host header, and its removal.
-	hosts := r.Header["Host"]
-	if r.ProtoAtLeast(1, 1) && (len(hosts) != 1 || !validHost(hosts[0])) {
+	// net/http's own check of the Host header (ReadRequest has removed it).
+	if r.ProtoAtLeast(1, 1) && (!headHasHost(head) || !validHost(r.Host)) {
 		pe.toHTTP(c, head, rest)
 		return
 	}
-	delete(r.Header, "Host")
 	rt := pe.route(r)
 	if rt == nil || !headerHasToken(r.Header, "Upgrade", "websocket") {
 		pe.toHTTP(c, head, rest)
@@ -186,8 +184,18 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 			nc.Close()
 			return
 		}
-		rt.serveConn(nc, buffered, r, protocol)
+		rt.serveConn(nc, buffered, r, protocol, EnginePoll)
 	}()
+}
+
+// headHasHost reports whether a request head has a Host header line.
+func headHasHost(head []byte) bool {
+	for line := range bytes.SplitSeq(head, []byte("\r\n")) {
+		if len(line) >= 5 && line[4] == ':' && bytes.EqualFold(line[:4], []byte("host")) {
+			return true
+		}
+	}
+	return false
 }
 
 // validHost reports whether h may be a Host header value; net/http

@@ -105,12 +105,12 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rt.serveConn(nc, buffered, r, protocol)
+	rt.serveConn(nc, buffered, r, protocol, EngineStd)
 }
 
 // serveConn runs a session on nc, an upgraded connection whose first bytes
 // (read past the handshake) are buffered, until it ends.
-func (rt *route) serveConn(nc net.Conn, buffered []byte, r *http.Request, protocol string) {
+func (rt *route) serveConn(nc net.Conn, buffered []byte, r *http.Request, protocol string, engine Engine) {
 	srv := rt.srv
 	if rt.kind == routeRaw {
 		c := wsconn.New(nc, buffered, srv.connConfig(codec.Server, true))
@@ -126,6 +126,7 @@ func (rt *route) serveConn(nc net.Conn, buffered []byte, r *http.Request, protoc
 		return
 	}
 	s := newSession(wsconn.New(nc, buffered, srv.connConfig(codec.Server, false)), &srv.opts, r, protocol, false)
+	s.engine = engine
 	if !srv.track(s) {
 		s.Close(CloseGoingAway, "server shutting down")
 		s.releaseBuffers()

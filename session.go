@@ -85,6 +85,7 @@ type Session struct {
 	req      *http.Request
 	protocol string
 	client   bool
+	engine   Engine
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -669,6 +670,10 @@ func (s *Session) Request() *http.Request {
 	}
 	return s.req
 }
+
+// Engine returns the transport the session runs on: EngineStd or
+// EnginePoll on a server; EngineAuto on a client.
+func (s *Session) Engine() Engine { return s.engine }
 
 // Subprotocol returns the negotiated subprotocol, or "".
 func (s *Session) Subprotocol() string { return s.protocol }

@@ -67,8 +67,14 @@ func TestMain(m *testing.M) {
 			continue
 		}
 		current = v
+		wrongEngine.Store(0)
 		fmt.Printf("=== engine %s\n", v.name)
-		if c := m.Run(); c != 0 {
+		c := m.Run()
+		if n := wrongEngine.Load(); n > 0 {
+			fmt.Printf("--- %d sessions ran on another engine than %s\n", n, v.engine)
+			c = 1
+		}
+		if c != 0 {
 			fmt.Printf("--- engine %s FAILED\n", v.name)
 			code = c
 		}
@@ -99,14 +105,28 @@ func serve(t testing.TB, srv *wskit.Server, h http.Handler) string {
 	return ln.Addr().String()
 }
 
+// wrongEngine counts sessions that ran on another engine than the
+// variant's: a route the poll engine failed to serve itself.
+var wrongEngine atomic.Int64
+
+func checkEngine(s *wskit.Session) {
+	if s.Engine() != current.engine {
+		wrongEngine.Add(1)
+	}
+}
+
 // echoRoute returns the /echo handler of the current variant.
 func echoRoute(srv *wskit.Server, protocols ...string) http.Handler {
 	if current.events {
-		return srv.Handle(wskit.Events{OnMessage: func(s *wskit.Session, m wskit.Message) {
-			s.Send(m.Type, m.Payload)
-		}}, protocols...)
+		return srv.Handle(wskit.Events{
+			OnOpen: checkEngine,
+			OnMessage: func(s *wskit.Session, m wskit.Message) {
+				s.Send(m.Type, m.Payload)
+			},
+		}, protocols...)
 	}
 	return srv.WebSocket(func(s *wskit.Session) {
+		checkEngine(s)
 		for m := range s.Messages() {
 			s.Send(m.Type, m.Payload)
 		}
