@@ -26,14 +26,13 @@ type loopConn struct {
 	head    []byte // the request head, parsed again if Session.Request is called
 	timerAt int64  // the deadline set on the wheel, Unix ns; 0 none
 	failed  bool   // a violation or timeout: input is dropped
-	cause   error  // set on the loop: overrides the transport's error
 	jobs    *jobQueue
 }
 
 func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, head []byte, key, protocol string, rest []byte) {
 	lc := &loopConn{pe: c, eng: e, rt: rt, head: append([]byte(nil), head...)}
 	lc.proto.Init(e.codecConfig())
-	lc.s = Session{w: lc, lc: lc, opts: &e.srv.opts, protocol: protocol, engine: EnginePoll}
+	lc.s = Session{lc: lc, opts: &e.srv.opts, protocol: protocol, engine: EnginePoll}
 	c.Context = lc
 	// The 101 goes out at the end of this loop iteration, before any frame.
 	c.Lock()
@@ -95,14 +94,15 @@ func (lc *loopConn) onData(in []byte) {
 // close frame rather than a reset.
 func (lc *loopConn) fail(err error) {
 	lc.failed = true
-	lc.cause = err
+	lc.setCause(err)
 	var pe *frame.ProtocolError
-	linger := time.Duration(0)
-	if errors.As(err, &pe) {
-		linger = 2 * time.Second
-		if t := lc.s.opts.Timeout; t > 0 && t < linger {
-			linger = t
-		}
+	if !errors.As(err, &pe) || errors.Is(err, codec.ErrPongTimeout) {
+		lc.pe.Abort(err) // the peer is not answering: do not wait for it
+		return
+	}
+	linger := 2 * time.Second
+	if t := lc.s.opts.Timeout; t > 0 && t < linger {
+		linger = t
 	}
 	lc.pe.CloseWithError(err, linger)
 }
@@ -163,15 +163,20 @@ func (lc *loopConn) updateTimerLocked() {
 func (lc *loopConn) onClose(err error) {
 	code, reason, ok := lc.proto.CloseReason()
 	perr := lc.proto.Err()
+	lc.s.mu.Lock()
+	cause := lc.s.cause
+	lc.s.mu.Unlock()
 	switch {
-	case lc.cause != nil:
-		err = lc.cause
+	case cause != nil:
+		err = cause
 	case lc.proto.State() == codec.StateClosed && perr == nil:
 		err = nil // the close handshake completed
 	case perr != nil:
 		err = perr
 	case errors.Is(err, poller.ErrClosed):
 		err = io.ErrUnexpectedEOF // the engine stopped
+	case errors.Is(err, poller.ErrWriteTimeout):
+		err = ErrWriteTimeout
 	}
 	var pe *frame.ProtocolError
 	switch {
@@ -240,7 +245,7 @@ func (lc *loopConn) run(j job) {
 func (lc *loopConn) recover() {
 	if v := recover(); v != nil {
 		logPanic(lc.s.opts, lc.s.Request(), v)
-		lc.cause = ErrHandlerPanic
+		lc.setCause(ErrHandlerPanic)
 		lc.WriteClose(CloseInternalError, "internal error")
 	}
 }
@@ -249,6 +254,15 @@ func (lc *loopConn) recoverLate() {
 	if v := recover(); v != nil {
 		logPanic(lc.s.opts, lc.s.Request(), v)
 	}
+}
+
+// setCause makes err the session's error, unless one is set.
+func (lc *loopConn) setCause(err error) {
+	lc.s.mu.Lock()
+	if lc.s.cause == nil {
+		lc.s.cause = err
+	}
+	lc.s.mu.Unlock()
 }
 
 // request parses the head again for Session.Request.
@@ -291,6 +305,7 @@ func (lc *loopConn) closeLocked(code CloseCode, reason string) {
 	c := lc.pe
 	if b, err := lc.proto.AppendClose(c.Buffer(4+len(reason)+frame.MaxHeaderSize), code, reason); err == nil {
 		c.Commit(b)
+		lc.updateTimerLocked()
 	}
 }
 

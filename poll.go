@@ -29,7 +29,11 @@ type pollEngine struct {
 
 func newPollEngine(srv *Server, h http.Handler, hs *http.Server, addr net.Addr) (*pollEngine, error) {
 	pe := &pollEngine{srv: srv, h: h, handoff: newHandoffListener(addr), stopped: make(chan struct{})}
-	eng, err := poller.New(poller.Config{Loops: srv.opts.Loops, Logger: srv.opts.logger()}, pe)
+	wt := srv.opts.Timeout
+	if wt == 0 {
+		wt = -1
+	}
+	eng, err := poller.New(poller.Config{Loops: srv.opts.Loops, WriteTimeout: wt, Logger: srv.opts.logger()}, pe)
 	if err != nil {
 		return nil, err
 	}
@@ -150,6 +154,10 @@ func parseHead(head []byte, remote net.Addr) (*http.Request, error) {
 
 // handshake answers a complete request head. rest is what followed it.
 func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
+	if len(head) > pe.srv.opts.MaxHandshakeSize {
+		pe.toHTTP(c, head, rest) // net/http applies the limit as std does
+		return
+	}
 	r, err := parseHead(head, c.RemoteAddr())
 	if err != nil {
 		pe.toHTTP(c, head, rest)

@@ -166,7 +166,7 @@ func (s *Session) goingAway() {
 	go s.Close(CloseGoingAway, "server shutting down")
 }
 
-func (s *Session) kill() { s.w.Abort() }
+func (s *Session) kill() { s.out().Abort() }
 
 // runHandler runs a default session's handler and closes the session after
 // it: 1000 when it returns, 1011 when it panics.

@@ -78,14 +78,11 @@ var (
 // Sends are safe from any goroutine. Receive and Messages are for one
 // goroutine: each call releases the message the previous one returned.
 type Session struct {
-	w        sessionConn  // sends
-	c        *wsconn.Conn // net.Conn transports: reads too
+	c        *wsconn.Conn // net.Conn transports
 	lc       *loopConn    // poll engine event sessions
 	opts     *Options
 	req      *http.Request
 	protocol string
-	client   bool
-	engine   Engine
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -93,13 +90,23 @@ type Session struct {
 
 	*receiver // nil for event sessions on the poll engine
 
-	mu    sync.Mutex
-	ended bool
+	mu     sync.Mutex
+	client bool
+	engine Engine
+	ended  bool
 
 	// Set before done is closed, read after.
 	reason CloseReason
 	err    error
-	cause  error // set by closeWith under mu, becomes err
+	cause  error // under mu: the error that ends the session, over the transport's
+}
+
+// out returns the transport that sends.
+func (s *Session) out() sessionConn {
+	if s.lc != nil {
+		return s.lc
+	}
+	return s.c
 }
 
 // sessionConn is what a Session sends through.
@@ -173,7 +180,7 @@ func newSession(c *wsconn.Conn, opts *Options, req *http.Request, protocol strin
 		parent = req.Context()
 	}
 	s := &Session{
-		w: c, c: c, opts: opts, req: req, protocol: protocol, client: client,
+		c: c, opts: opts, req: req, protocol: protocol, client: client,
 		done: make(chan struct{}),
 		receiver: &receiver{
 			notify: make(chan struct{}, 1),
@@ -517,17 +524,17 @@ func (s *Session) Send(t MessageType, p []byte) error {
 	if !t.IsData() || t == frame.OpContinuation {
 		return fmt.Errorf("wskit: Send takes Text or Binary, not %v", t)
 	}
-	return s.w.WriteMessage(t, 0, p)
+	return s.out().WriteMessage(t, 0, p)
 }
 
 // SendText sends a text message. The string must be valid UTF-8: the peer
 // closes the session (1007) otherwise.
 func (s *Session) SendText(text string) error {
-	return s.w.WriteMessage(frame.OpText, 0, unsafe.Slice(unsafe.StringData(text), len(text)))
+	return s.out().WriteMessage(frame.OpText, 0, unsafe.Slice(unsafe.StringData(text), len(text)))
 }
 
 // SendBinary sends a binary message.
-func (s *Session) SendBinary(p []byte) error { return s.w.WriteMessage(frame.OpBinary, 0, p) }
+func (s *Session) SendBinary(p []byte) error { return s.out().WriteMessage(frame.OpBinary, 0, p) }
 
 // SendFrame sends one frame as given: a ping, a pong, or a data frame. A data
 // frame with Fin false starts (or continues) a fragmented message, which the
@@ -543,12 +550,12 @@ func (s *Session) SendFrame(h frame.Header, payload []byte) error {
 	if h.Op.IsControl() && len(payload) > frame.MaxControlPayload {
 		return frame.ErrControlTooLong
 	}
-	return s.w.WriteFrame(h, payload)
+	return s.out().WriteFrame(h, payload)
 }
 
 // Ping sends a ping with the given payload (at most 125 bytes). Its pong is
 // consumed by the session.
-func (s *Session) Ping(payload []byte) error { return s.w.WritePing(payload) }
+func (s *Session) Ping(payload []byte) error { return s.out().WritePing(payload) }
 
 // Close starts the close handshake with code and reason (at most 123 bytes),
 // waits for the peer's close frame or Timeout, and ends the session. Messages
@@ -682,10 +689,10 @@ func (s *Session) Subprotocol() string { return s.protocol }
 func (s *Session) Extensions() string { return "" }
 
 // RemoteAddr returns the peer's network address.
-func (s *Session) RemoteAddr() net.Addr { return s.w.RemoteAddr() }
+func (s *Session) RemoteAddr() net.Addr { return s.out().RemoteAddr() }
 
 // LocalAddr returns the local network address.
-func (s *Session) LocalAddr() net.Addr { return s.w.LocalAddr() }
+func (s *Session) LocalAddr() net.Addr { return s.out().LocalAddr() }
 
 // dropQueue returns the queued messages' buffers. s.mu is held.
 func (s *Session) dropQueue() {

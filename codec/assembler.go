@@ -36,9 +36,9 @@ type Assembler struct {
 
 	op      frame.Opcode // opcode of the unfinished message, 0 between messages
 	rsv     byte
-	size    int64 // bytes of the unfinished message, in finished frames
-	checked int   // bytes of the current cut frame already checked by Check
 	utf8    frame.UTF8Validator
+	size    int64   // bytes of the unfinished message, in finished frames
+	checked int     // bytes of the current cut frame already checked by Check
 	buf     *[]byte // joined fragments
 	lent    *[]byte
 	err     error

@@ -21,14 +21,14 @@ var (
 // Set the exported fields before the first call. After an error the decoder
 // returns the same error forever: the stream cannot be resynchronised.
 type Decoder struct {
-	Role         Role
 	MaxFrameSize int64 // largest accepted payload; 0 means DefaultMaxFrameSize, < 0 no limit
-	AllowedRsv   byte  // RSV bits claimed by negotiated extensions (frame.RSV1…)
+	Role         Role
+	AllowedRsv   byte // RSV bits claimed by negotiated extensions (frame.RSV1…)
 
-	hdr     frame.Header
+	inFrame bool // hdr is complete, payload is not
+	hdrN    int8 // bytes in hdrBuf while a header is cut
 	hdrBuf  [frame.MaxHeaderSize]byte
-	hdrN    int     // bytes in hdrBuf while a header is cut
-	inFrame bool    // hdr is complete, payload is not
+	hdr     frame.Header
 	buf     *[]byte // payload received so far of a cut frame
 	lent    *[]byte // buffer of the frame returned last, reclaimed on the next call
 	err     error
@@ -57,21 +57,21 @@ func (d *Decoder) Next(in []byte) (f frame.Frame, n int, ok bool, err error) {
 			return f, 0, false, d.fail(err)
 		}
 		if hn == 0 {
-			d.hdrN = copy(d.hdrBuf[:], in)
+			d.hdrN = int8(copy(d.hdrBuf[:], in))
 			return f, len(in), false, nil
 		}
 		n = hn
 	} else {
 		k := copy(d.hdrBuf[d.hdrN:], in)
-		h, hn, err = frame.ParseHeader(d.hdrBuf[:d.hdrN+k])
+		h, hn, err = frame.ParseHeader(d.hdrBuf[:int(d.hdrN)+k])
 		if err != nil {
 			return f, 0, false, d.fail(err)
 		}
 		if hn == 0 {
-			d.hdrN += k
+			d.hdrN += int8(k)
 			return f, len(in), false, nil
 		}
-		n = hn - d.hdrN
+		n = hn - int(d.hdrN)
 		d.hdrN = 0
 	}
 	if err := d.check(&h); err != nil {
@@ -168,7 +168,7 @@ func (d *Decoder) Partial() (h frame.Header, payload []byte, ok bool) {
 }
 
 // Buffered reports how many bytes of an unfinished frame the decoder holds.
-func (d *Decoder) Buffered() int { return d.hdrN + d.received() }
+func (d *Decoder) Buffered() int { return int(d.hdrN) + d.received() }
 
 // received is the number of payload bytes held of a cut frame.
 func (d *Decoder) received() int {

@@ -86,31 +86,33 @@ var (
 //
 // A Protocol is not safe for concurrent use; the transport serialises calls.
 type Protocol struct {
-	raw        bool
-	pingPeriod time.Duration
-	timeout    time.Duration
-	dec        Decoder
-	asm        Assembler
-	enc        Encoder
-	state      State
-	out        []byte // replies owed to the peer
-	err        error
-
-	peerCode   frame.CloseCode
-	peerReason string
-	sentCode   frame.CloseCode
-	sentReason string
-	gotClose   bool
-	sentClose  bool
+	dec         Decoder
+	asm         Assembler
+	enc         Encoder
+	pingPeriod  time.Duration
+	timeout     time.Duration
+	out         []byte // replies owed to the peer
+	err         error
+	closeReason string // with closeCode: the peer's once its close came, else ours
 
 	// mark is when the running timer started: the last keepalive ping (or
 	// the first Tick) while open, the first Tick after our close while
 	// closing. marked is false until a Tick has set it.
-	mark     time.Time
-	marked   bool
-	awaiting bool
-	pingSeq  uint64
+	mark    time.Duration // since epoch
+	pingSeq uint64
+
+	closeCode frame.CloseCode
+	state     State
+	raw       bool
+	gotClose  bool
+	sentClose bool
+	marked    bool
+	awaiting  bool
 }
+
+// epoch is the origin of Protocol's clock: durations since it keep the
+// monotonic reading of the times passed to Tick, in 8 bytes.
+var epoch = time.Now()
 
 // NewProtocol returns the state of a connection that has just opened.
 func NewProtocol(cfg Config) *Protocol {
@@ -202,7 +204,7 @@ func (p *Protocol) control(f frame.Frame) (Event, error) {
 		return Event{}, err
 	}
 	p.gotClose = true
-	p.peerCode, p.peerReason = code, string(reason)
+	p.closeCode, p.closeReason = code, string(reason)
 	switch {
 	case p.state == StateCloseSent:
 		p.state = StateClosed
@@ -212,7 +214,6 @@ func (p *Protocol) control(f frame.Frame) (Event, error) {
 		// Echo the code (and reason) the peer sent; an empty close gets an empty one.
 		p.out = p.enc.AppendFrame(p.out, frame.Header{Fin: true, Op: frame.OpClose}, f.Payload)
 		p.sentClose = true
-		p.sentCode, p.sentReason = code, p.peerReason
 		p.state = StateClosed
 	}
 	return Event{Kind: EventClose, Payload: f.Payload, Code: code, Reason: reason}, nil
@@ -232,7 +233,9 @@ func (p *Protocol) fail(err error) error {
 		payload, _ := frame.AppendClose(buf[:0], pe.Code, reason)
 		p.out = p.enc.AppendFrame(p.out, frame.Header{Fin: true, Op: frame.OpClose}, payload)
 		p.sentClose = true
-		p.sentCode, p.sentReason = pe.Code, pe.Reason
+		if !p.gotClose {
+			p.closeCode, p.closeReason = pe.Code, pe.Reason
+		}
 	}
 	p.state = StateClosed
 	return err
@@ -322,7 +325,9 @@ func (p *Protocol) AppendClose(dst []byte, code frame.CloseCode, reason string) 
 
 func (p *Protocol) closeSent(code frame.CloseCode, reason string) {
 	p.sentClose = true
-	p.sentCode, p.sentReason = code, reason
+	if !p.gotClose {
+		p.closeCode, p.closeReason = code, reason
+	}
 	if p.state == StateCloseReceived {
 		p.state = StateClosed
 	} else if p.state == StateOpen {
@@ -341,9 +346,9 @@ func (p *Protocol) CloseReason() (code frame.CloseCode, reason string, ok bool) 
 	case errors.As(p.err, &pe):
 		return pe.Code, pe.Reason, true
 	case p.gotClose:
-		return p.peerCode, p.peerReason, true
+		return p.closeCode, p.closeReason, true
 	case p.sentClose:
-		return p.sentCode, p.sentReason, true
+		return p.closeCode, p.closeReason, true
 	}
 	return 0, "", false
 }
@@ -358,11 +363,11 @@ func (p *Protocol) Tick(now time.Time, dst []byte) ([]byte, error) {
 	}
 	if !p.marked {
 		p.marked = true
-		p.mark = now
+		p.mark = now.Sub(epoch)
 	}
 	switch p.state {
 	case StateCloseSent:
-		if p.timeout > 0 && !now.Before(p.mark.Add(p.timeout)) {
+		if p.timeout > 0 && now.Sub(epoch) >= p.mark+p.timeout {
 			p.state = StateClosed
 			p.err = ErrCloseTimeout
 			return dst, p.err
@@ -372,18 +377,18 @@ func (p *Protocol) Tick(now time.Time, dst []byte) ([]byte, error) {
 			break
 		}
 		if p.awaiting {
-			if p.timeout > 0 && !now.Before(p.mark.Add(p.timeout)) {
+			if p.timeout > 0 && now.Sub(epoch) >= p.mark+p.timeout {
 				return dst, p.fail(ErrPongTimeout)
 			}
 			break
 		}
-		if !now.Before(p.mark.Add(p.pingPeriod)) {
+		if now.Sub(epoch) >= p.mark+p.pingPeriod {
 			p.pingSeq++
 			var payload [8]byte
 			binary.BigEndian.PutUint64(payload[:], p.pingSeq)
 			dst = p.enc.AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpPing}, payload[:])
 			p.awaiting = true
-			p.mark = now
+			p.mark = now.Sub(epoch)
 		}
 	}
 	return dst, nil
@@ -411,7 +416,7 @@ func (p *Protocol) Deadline() (t time.Time, ok bool) {
 	if !p.marked {
 		return t, true
 	}
-	return p.mark.Add(wait), true
+	return epoch.Add(p.mark + wait), true
 }
 
 // DetachMessage hands over the pooled buffers that may hold the payload of

@@ -20,6 +20,10 @@ type Config struct {
 	Wait WaitMode
 	// TimerTick is the resolution of the timer wheel; 0 means 10 ms.
 	TimerTick time.Duration
+	// WriteTimeout bounds how long output may wait for a peer that does
+	// not read: a connection whose socket stays full that long is closed
+	// with ErrWriteTimeout, its output dropped. 0 means 15 s; < 0 never.
+	WriteTimeout time.Duration
 	// Logger receives accept errors; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -41,6 +45,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ReadBufferSize <= 0 {
 		c.ReadBufferSize = 64 << 10
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 15 * time.Second
 	}
 	if c.TimerTick <= 0 {
 		c.TimerTick = 10 * time.Millisecond

@@ -36,6 +36,7 @@ type Conn struct {
 	queued    int   // bytes not yet written
 	werr      error // the write error that ended output
 	waitOut   bool  // the socket's buffer is full: wait for EPOLLOUT
+	stalled   int64 // when waitOut began, Unix ns, for Config.WriteTimeout
 	dirty     bool  // in the loop's flush list
 	closing   bool  // close once the output is written
 	closeErr  error // what OnClose reports after Close
@@ -43,8 +44,13 @@ type Conn struct {
 	lingering bool
 	closed    bool
 
-	// Detached connections: readiness signals and deadlines.
-	detached       bool
+	detached bool
+	*detach
+}
+
+// detach is the state of a detached connection: readiness signals and
+// deadlines.
+type detach struct {
 	rready, wready chan struct{}
 	rdl, wdl       int64
 }
@@ -184,6 +190,10 @@ func (c *Conn) flushLocked(iov *[]unix.Iovec) {
 		case err == nil:
 		case err == unix.EAGAIN:
 			c.waitOut = true
+			if c.stalled == 0 && c.l.e.cfg.WriteTimeout > 0 {
+				c.stalled = time.Now().UnixNano()
+				c.l.watchStall(c)
+			}
 			if c.l.e.cfg.LevelTriggered && !c.detached {
 				c.l.ctl(unix.EPOLL_CTL_MOD, c.fd, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP)
 			}
@@ -314,8 +324,7 @@ func (c *Conn) ResumeRead() {
 func (c *Conn) Detach() net.Conn {
 	c.mu.Lock()
 	c.detached = true
-	c.rready = make(chan struct{}, 1)
-	c.wready = make(chan struct{}, 1)
+	c.detach = &detach{rready: make(chan struct{}, 1), wready: make(chan struct{}, 1)}
 	c.mu.Unlock()
 	if c.l.e.cfg.LevelTriggered {
 		c.l.ctl(unix.EPOLL_CTL_MOD, c.fd, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP|unix.EPOLLET)

@@ -3,6 +3,7 @@
 package poller
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -84,6 +85,10 @@ type listener struct {
 	backoff time.Duration
 	off     bool // taken out of epoll after an accept error
 }
+
+// ErrWriteTimeout ends a connection whose peer did not read for
+// Config.WriteTimeout.
+var ErrWriteTimeout = errors.New("poller: peer did not read within the write timeout")
 
 // ErrClosed is returned by Serve after Close or StopAccepting, and by
 // operations on a closed connection.
@@ -206,6 +211,8 @@ type loop struct {
 	dirty   []*Conn // output to flush at the end of the iteration
 	again   []*Conn // filled the read buffer: read more next iteration
 	fired   []*Conn
+	stalls  []*Conn // under qmu: connections waiting for EPOLLOUT
+	checked []*Conn
 	iov     []unix.Iovec
 	parkDL  time.Time // deadline set on file
 	parkAt  int64     // under tmu: when the parked loop wakes; 0 while it runs, -1 never
@@ -279,6 +286,10 @@ func (l *loop) wake() {
 	}
 }
 
+// stallCheck is how often a loop with waiting output checks it for the
+// write timeout.
+const stallCheck = 100 * time.Millisecond
+
 // maxIovecs bounds one writev.
 const maxIovecs = 64
 
@@ -333,7 +344,15 @@ func (l *loop) wait() int {
 	var deadline time.Time
 	l.tmu.Lock()
 	l.parkAt = -1
-	if next := l.wheel.next(); next != 0 {
+	next := l.wheel.next()
+	l.qmu.Lock()
+	if len(l.stalls) > 0 {
+		if soon := time.Now().Add(stallCheck).UnixNano(); next == 0 || soon < next {
+			next = soon
+		}
+	}
+	l.qmu.Unlock()
+	if next != 0 {
 		deadline = time.Unix(0, next)
 		l.parkAt = next
 	}
@@ -519,6 +538,7 @@ func (l *loop) event(c *Conn, ev uint32) {
 		c.mu.Lock()
 		if c.waitOut {
 			c.waitOut = false
+			c.stalled = 0
 			if l.e.cfg.LevelTriggered {
 				l.ctl(unix.EPOLL_CTL_MOD, c.fd, unix.EPOLLIN|unix.EPOLLRDHUP)
 			}
@@ -637,9 +657,49 @@ func (l *loop) finishClose(c *Conn, werr error) {
 	l.closeConn(c, c.closeErr)
 }
 
+// watchStall adds c to the connections whose output waits.
+func (l *loop) watchStall(c *Conn) {
+	l.qmu.Lock()
+	l.stalls = append(l.stalls, c)
+	l.qmu.Unlock()
+}
+
+// checkStalls closes the connections whose output has waited longer than
+// the write timeout.
+func (l *loop) checkStalls(now int64) {
+	l.qmu.Lock()
+	if len(l.stalls) == 0 {
+		l.qmu.Unlock()
+		return
+	}
+	l.checked, l.stalls = l.stalls, l.checked[:0]
+	l.qmu.Unlock()
+	limit := int64(l.e.cfg.WriteTimeout)
+	for i, c := range l.checked {
+		l.checked[i] = nil
+		c.mu.Lock()
+		since := c.stalled
+		expired := since != 0 && !c.closed && now-since >= limit
+		if expired {
+			c.werr = ErrWriteTimeout
+			c.dropOutput()
+		}
+		c.mu.Unlock()
+		switch {
+		case expired:
+			l.closeConn(c, ErrWriteTimeout)
+		case since != 0 && !c.closed:
+			l.watchStall(c)
+		}
+	}
+}
+
 // runTimers fires the timers that are due.
 func (l *loop) runTimers() {
 	now := time.Now().UnixNano()
+	if now/l.wheel.tick > l.wheel.now {
+		l.checkStalls(now)
+	}
 	l.tmu.Lock()
 	if now/l.wheel.tick > l.wheel.now {
 		l.wheel.advance(now, func(t *timer) {
