@@ -23,14 +23,13 @@ type loopConn struct {
 	pe      *poller.Conn
 	eng     *pollEngine
 	rt      *route
-	head    []byte // the request head, parsed again if Session.Request is called
-	timerAt int64  // the deadline set on the wheel, Unix ns; 0 none
-	failed  bool   // a violation or timeout: input is dropped
 	jobs    *jobQueue
+	head    string // the request head, parsed again if Session.Request is called
+	timerAt int64  // the deadline set on the wheel, Unix ns; 0 none
 }
 
 func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, head []byte, key, protocol string, rest []byte) {
-	lc := &loopConn{pe: c, eng: e, rt: rt, head: append([]byte(nil), head...)}
+	lc := &loopConn{pe: c, eng: e, rt: rt, head: string(head)}
 	lc.proto.Init(e.codecConfig())
 	lc.s = Session{lc: lc, opts: &e.srv.opts, protocol: protocol, engine: EnginePoll}
 	c.Context = lc
@@ -46,10 +45,11 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, head []byte, key, pro
 	b = append(b, "\r\n\r\n"...)
 	c.Commit(b)
 	c.Unlock()
-	if !e.srv.track(&lc.s) {
+	if !e.open() {
 		lc.close(CloseGoingAway, "server shutting down")
 		return
 	}
+	lc.s.counted = true
 	if e.workers != nil {
 		lc.jobs = &jobQueue{lc: lc}
 	}
@@ -64,7 +64,7 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, head []byte, key, pro
 // they complete.
 func (lc *loopConn) onData(in []byte) {
 	c := lc.pe
-	for len(in) > 0 && !lc.failed {
+	for len(in) > 0 && !lc.s.failed {
 		c.Lock()
 		ev, n, ok, err := lc.proto.Receive(in)
 		in = in[n:]
@@ -93,11 +93,15 @@ func (lc *loopConn) onData(in []byte) {
 // is shut down and input drained for a while, so that the peer reads the
 // close frame rather than a reset.
 func (lc *loopConn) fail(err error) {
-	lc.failed = true
+	lc.s.failed = true
 	lc.setCause(err)
 	var pe *frame.ProtocolError
-	if !errors.As(err, &pe) || errors.Is(err, codec.ErrPongTimeout) {
-		lc.pe.Abort(err) // the peer is not answering: do not wait for it
+	if !errors.As(err, &pe) {
+		lc.pe.Abort(err) // the peer did not answer our close: nothing to wait for
+		return
+	}
+	if errors.Is(err, codec.ErrPongTimeout) {
+		lc.pe.CloseWithError(err, 0) // the 1011 goes out, or the write timeout ends it
 		return
 	}
 	linger := 2 * time.Second
@@ -109,7 +113,7 @@ func (lc *loopConn) fail(err error) {
 
 // onTimer runs the protocol's timers.
 func (lc *loopConn) onTimer() {
-	if lc.failed {
+	if lc.s.failed {
 		return
 	}
 	c := lc.pe
@@ -194,14 +198,18 @@ func (lc *loopConn) onClose(err error) {
 	s.ended = true
 	s.reason = CloseReason{Code: code, Reason: reason}
 	s.err = err
-	if s.done != nil {
-		close(s.done)
-	}
-	if s.cancel != nil {
-		s.cancel()
+	if s.lifecycle != nil {
+		if s.done != nil {
+			close(s.done)
+		}
+		if s.cancel != nil {
+			s.cancel()
+		}
 	}
 	s.mu.Unlock()
-	lc.eng.srv.untrack(s)
+	if s.counted {
+		lc.eng.sessions.Add(-1)
+	}
 	lc.dispatch(job{kind: jobClose})
 }
 
@@ -236,6 +244,9 @@ func (lc *loopConn) run(j job) {
 			ev.OnOpen(s)
 		}
 	case jobMessage:
+		if lc.jobs != nil && lc.panicked() {
+			return // queued before a callback panicked; the loop drops them so
+		}
 		if ev.OnMessage != nil {
 			ev.OnMessage(s, j.m)
 		}
@@ -256,6 +267,13 @@ func (lc *loopConn) recoverLate() {
 	}
 }
 
+// panicked reports whether a callback panicked.
+func (lc *loopConn) panicked() bool {
+	lc.s.mu.Lock()
+	defer lc.s.mu.Unlock()
+	return lc.s.cause == ErrHandlerPanic
+}
+
 // setCause makes err the session's error, unless one is set.
 func (lc *loopConn) setCause(err error) {
 	lc.s.mu.Lock()
@@ -267,7 +285,7 @@ func (lc *loopConn) setCause(err error) {
 
 // request parses the head again for Session.Request.
 func (lc *loopConn) request() *http.Request {
-	r, err := parseHead(lc.head, lc.pe.RemoteAddr())
+	r, err := parseHead([]byte(lc.head), lc.pe.RemoteAddr())
 	if err != nil {
 		return nil
 	}
@@ -303,8 +321,9 @@ func (lc *loopConn) admit(n int) error {
 
 func (lc *loopConn) closeLocked(code CloseCode, reason string) {
 	c := lc.pe
-	if b, err := lc.proto.AppendClose(c.Buffer(4+len(reason)+frame.MaxHeaderSize), code, reason); err == nil {
-		c.Commit(b)
+	b, err := lc.proto.AppendClose(c.Buffer(4+len(reason)+frame.MaxHeaderSize), code, reason)
+	c.Commit(b)
+	if err == nil {
 		lc.updateTimerLocked()
 	}
 }
@@ -327,6 +346,7 @@ func (lc *loopConn) WriteMessage(op frame.Opcode, rsv byte, p []byte) error {
 	}
 	b, err := lc.proto.AppendMessage(c.Buffer(size), op, rsv, p)
 	if err != nil {
+		c.Commit(b[:0])
 		return sendErr(err)
 	}
 	return sendErr(c.Commit(b))
@@ -343,6 +363,7 @@ func (lc *loopConn) WriteFrame(h frame.Header, p []byte) error {
 	}
 	b, err := lc.proto.AppendFrame(c.Buffer(size), h, p)
 	if err != nil {
+		c.Commit(b[:0])
 		return sendErr(err)
 	}
 	return sendErr(c.Commit(b))
@@ -355,6 +376,7 @@ func (lc *loopConn) WritePing(p []byte) error {
 	defer c.Unlock()
 	b, err := lc.proto.AppendPing(c.Buffer(len(p)+frame.MaxHeaderSize), p)
 	if err != nil {
+		c.Commit(b[:0])
 		return err
 	}
 	return sendErr(c.Commit(b))
@@ -367,6 +389,8 @@ func (lc *loopConn) WriteClose(code frame.CloseCode, reason string) error {
 	b, err := lc.proto.AppendClose(c.Buffer(len(reason)+2+frame.MaxHeaderSize), code, reason)
 	if err == nil {
 		err = c.Commit(b)
+	} else {
+		c.Commit(b[:0])
 	}
 	lc.updateTimerLocked()
 	c.Unlock()

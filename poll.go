@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wskit/wskit/codec"
@@ -25,6 +26,45 @@ type pollEngine struct {
 	workers *workerPool
 	stopped chan struct{}
 	once    sync.Once
+
+	// Events sessions are counted here rather than in the Server's map,
+	// which would cost each idle session a map entry; Shutdown finds them
+	// through the loops.
+	sessions atomic.Int64
+	mu       sync.Mutex
+	closing  bool
+}
+
+// open counts a new Events session, unless Shutdown has begun.
+func (pe *pollEngine) open() bool {
+	pe.mu.Lock()
+	defer pe.mu.Unlock()
+	if pe.closing {
+		return false
+	}
+	pe.sessions.Add(1)
+	return true
+}
+
+// goingAway closes every Events session with 1001 and refuses new ones.
+func (pe *pollEngine) goingAway() {
+	pe.mu.Lock()
+	pe.closing = true
+	pe.mu.Unlock()
+	pe.eng.Each(func(c *poller.Conn) {
+		if lc, ok := c.Context.(*loopConn); ok {
+			lc.close(CloseGoingAway, "server shutting down")
+		}
+	})
+}
+
+// kill cuts every Events session.
+func (pe *pollEngine) kill() {
+	pe.eng.Each(func(c *poller.Conn) {
+		if _, ok := c.Context.(*loopConn); ok {
+			c.Abort(ErrClosed)
+		}
+	})
 }
 
 func newPollEngine(srv *Server, h http.Handler, hs *http.Server, addr net.Addr) (*pollEngine, error) {
@@ -158,6 +198,9 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 		pe.toHTTP(c, head, rest) // net/http applies the limit as std does
 		return
 	}
+	if pe.quickUpgrade(c, head, rest) {
+		return
+	}
 	r, err := parseHead(head, c.RemoteAddr())
 	if err != nil {
 		pe.toHTTP(c, head, rest)
@@ -194,6 +237,31 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 		}
 		rt.serveConn(nc, buffered, r, protocol, EnginePoll)
 	}()
+}
+
+// quickUpgrade opens an Events session from a head of the common form
+// without allocating more than the session itself; it reports false when
+// the head needs the full path.
+func (pe *pollEngine) quickUpgrade(c *poller.Conn, head, rest []byte) bool {
+	if pe.srv.opts.CheckOrigin != nil {
+		return false // the callback gets the whole request
+	}
+	q := parseQuick(head)
+	if q == nil {
+		return false
+	}
+	defer releaseQuick(q)
+	rt := pe.route(&q.r)
+	if rt == nil || rt.kind != routeEvents || !headerHasToken(q.h, "Upgrade", "websocket") {
+		return false
+	}
+	key, protocol, herr := pe.srv.checkUpgrade(&q.r, rt.protocols)
+	if herr != nil {
+		return false
+	}
+	c.SetTimer(time.Time{})
+	newLoopConn(pe, c, rt, head, key, protocol, rest)
+	return true
 }
 
 // headHasHost reports whether a request head has a Host header line.

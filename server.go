@@ -298,7 +298,11 @@ func (srv *Server) untrack(s liveSession) {
 func (srv *Server) Sessions() int {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	return len(srv.sessions)
+	n := len(srv.sessions)
+	for _, pe := range srv.polls {
+		n += int(pe.sessions.Load())
+	}
+	return n
 }
 
 // Shutdown stops Serve from accepting, closes every session with 1001
@@ -322,8 +326,22 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	for _, s := range live {
 		s.goingAway()
 	}
+	srv.mu.Lock()
+	polls := srv.polls
+	srv.mu.Unlock()
+	for _, pe := range polls {
+		pe.goingAway()
+	}
 	done := make(chan struct{})
-	go func() { srv.wg.Wait(); close(done) }()
+	go func() {
+		srv.wg.Wait()
+		for _, pe := range polls {
+			for pe.sessions.Load() > 0 && ctx.Err() == nil {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		close(done)
+	}()
 	var err error
 	select {
 	case <-done:
@@ -333,6 +351,9 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 			s.kill()
 		}
 		srv.mu.Unlock()
+		for _, pe := range polls {
+			pe.kill()
+		}
 		err = ctx.Err()
 	}
 	if herr := <-httpDone; err == nil && herr != nil && !errors.Is(herr, net.ErrClosed) {

@@ -84,21 +84,27 @@ type Session struct {
 	req      *http.Request
 	protocol string
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the connection has ended
+	*lifecycle // made when first needed on event sessions of the poll engine
+	*receiver  // nil for event sessions on the poll engine
 
-	*receiver // nil for event sessions on the poll engine
-
-	mu     sync.Mutex
-	client bool
-	engine Engine
-	ended  bool
+	mu      sync.Mutex
+	client  bool
+	engine  Engine
+	ended   bool
+	failed  bool // event sessions, on the loop: input is dropped after a violation or timeout
+	counted bool // event sessions: counted in the poll engine's sessions
 
 	// Set before done is closed, read after.
 	reason CloseReason
 	err    error
 	cause  error // under mu: the error that ends the session, over the transport's
+}
+
+// lifecycle is how a session's end is observed.
+type lifecycle struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the connection has ended
 }
 
 // out returns the transport that sends.
@@ -181,7 +187,7 @@ func newSession(c *wsconn.Conn, opts *Options, req *http.Request, protocol strin
 	}
 	s := &Session{
 		c: c, opts: opts, req: req, protocol: protocol, client: client,
-		done: make(chan struct{}),
+		lifecycle: &lifecycle{done: make(chan struct{})},
 		receiver: &receiver{
 			notify: make(chan struct{}, 1),
 			wake:   make(chan struct{}, 1),
@@ -605,6 +611,9 @@ func (s *Session) Done() <-chan struct{} {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.lifecycle == nil {
+		s.lifecycle = &lifecycle{}
+	}
 	if s.done == nil {
 		s.done = make(chan struct{})
 		if s.ended {
@@ -622,6 +631,9 @@ func (s *Session) Context() context.Context {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.lifecycle == nil {
+		s.lifecycle = &lifecycle{}
+	}
 	if s.ctx == nil {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		if s.ended {

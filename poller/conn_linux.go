@@ -19,33 +19,35 @@ import (
 // Conn is a connection served by a loop. Output is queued in pooled chunks
 // and flushed by the loop, or at once by a writer that is not on the loop.
 type Conn struct {
-	fd int
 	l  *loop
-	sa unix.Sockaddr
+	fd int
 	tm timer
 
 	// Context is for the handler's own state; the poller does not touch it.
 	Context any
 
+	out      []*[]byte // output chunks; the first has sent bytes written
+	sent     int
+	queued   int   // bytes not yet written
+	werr     error // the write error that ended output
+	closeErr error // what OnClose reports after Close
+	stalled  int64 // when waitOut began, Unix ns, for Config.WriteTimeout
+	linger   time.Duration
+	*detach
+
+	mu          sync.Mutex
 	dispatching atomic.Bool // a handler call on c is running on the loop
 	paused      atomic.Bool
+	peer        peerAddr
 
-	mu        sync.Mutex
-	out       []*[]byte // output chunks; the first has sent bytes written
-	sent      int
-	queued    int   // bytes not yet written
-	werr      error // the write error that ended output
-	waitOut   bool  // the socket's buffer is full: wait for EPOLLOUT
-	stalled   int64 // when waitOut began, Unix ns, for Config.WriteTimeout
-	dirty     bool  // in the loop's flush list
-	closing   bool  // close once the output is written
-	closeErr  error // what OnClose reports after Close
-	linger    time.Duration
+	// Under mu, or on the loop only.
+	waitOut   bool // the socket's buffer is full: wait for EPOLLOUT
+	dirty     bool // in the loop's flush list
+	closing   bool // close once the output is written
 	lingering bool
 	closed    bool
-
-	detached bool
-	*detach
+	hup       bool // the peer's end or an error was signalled: read to EOF
+	detached  bool
 }
 
 // detach is the state of a detached connection: readiness signals and
@@ -59,7 +61,42 @@ type detach struct {
 func (c *Conn) Fd() int { return c.fd }
 
 // RemoteAddr returns the peer's address.
-func (c *Conn) RemoteAddr() net.Addr { return sockaddrToAddr(c.sa) }
+func (c *Conn) RemoteAddr() net.Addr { return c.peer.addr() }
+
+// peerAddr is a peer's address kept inline, without a Sockaddr allocation.
+type peerAddr struct {
+	ip     [16]byte
+	port   uint16
+	family uint8 // 4, 6, or 0 for a Unix socket
+}
+
+// setRaw decodes what accept4 wrote into rsa.
+func (a *peerAddr) setRaw(rsa *unix.RawSockaddrAny) {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		port := (*[2]byte)(unsafe.Pointer(&p.Port))
+		a.family, a.port = 4, uint16(port[0])<<8|uint16(port[1])
+		copy(a.ip[:], p.Addr[:])
+	case unix.AF_INET6:
+		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		port := (*[2]byte)(unsafe.Pointer(&p.Port))
+		a.family, a.port = 6, uint16(port[0])<<8|uint16(port[1])
+		a.ip = p.Addr
+	default:
+		a.family = 0
+	}
+}
+
+func (a *peerAddr) addr() net.Addr {
+	switch a.family {
+	case 4:
+		return &net.TCPAddr{IP: net.IPv4(a.ip[0], a.ip[1], a.ip[2], a.ip[3]), Port: int(a.port)}
+	case 6:
+		return &net.TCPAddr{IP: append(net.IP(nil), a.ip[:]...), Port: int(a.port)}
+	}
+	return &net.UnixAddr{Net: "unix"}
+}
 
 // LocalAddr returns the local address.
 func (c *Conn) LocalAddr() net.Addr {
@@ -106,16 +143,24 @@ func (c *Conn) Buffer(n int) []byte {
 	return (*b)[:0]
 }
 
-// Commit queues b, the slice Buffer returned with bytes appended to it. A
+// Commit queues b, the slice Buffer returned with bytes appended to it;
+// an empty b gives the room back. A
 // writer on the loop (in a handler call) leaves the write to the end of the
 // iteration, which combines it with others; any other writer writes at once
 // what the socket takes. c is locked. It returns the write error that ended
 // the connection's output, if any.
 func (c *Conn) Commit(b []byte) error {
 	if c.werr != nil || c.closed {
+		c.dropOutput() // including the chunk Buffer just took
 		return c.outErr()
 	}
 	if len(b) == 0 {
+		// Nothing to send: give back a chunk Buffer took for it.
+		if k := len(c.out); k > 0 && len(*c.out[k-1]) == 0 && (k > 1 || c.sent == 0) {
+			bufpool.Put(c.out[k-1])
+			c.out[k-1] = nil
+			c.out = c.out[:k-1]
+		}
 		return nil
 	}
 	last := c.out[len(c.out)-1]
@@ -243,8 +288,8 @@ func (c *Conn) consume(n int) {
 		c.out = c.out[:0]
 		c.sent = 0
 	}
-	if len(c.out) == 0 {
-		c.out = nil // an idle connection keeps nothing
+	if len(c.out) == 0 && cap(c.out) > 2 {
+		c.out = nil // an idle connection keeps at most a two-pointer array
 	}
 }
 
@@ -443,6 +488,23 @@ func (nc *netConn) SetReadDeadline(t time.Time) error {
 func (nc *netConn) SetWriteDeadline(t time.Time) error {
 	nc.setDeadlines(t, false, true)
 	return nil
+}
+
+// rearm sets the timer for a deadline still ahead of now, after the timer
+// fired for the earlier one.
+func (nc *netConn) rearm(now int64) {
+	c := (*Conn)(nc)
+	c.mu.Lock()
+	next := int64(0)
+	for _, d := range [2]int64{c.rdl, c.wdl} {
+		if d > now && (next == 0 || d < next) {
+			next = d
+		}
+	}
+	c.mu.Unlock()
+	if next != 0 {
+		c.SetTimer(time.Unix(0, next))
+	}
 }
 
 // setDeadlines sets the read and/or write deadline and arms the wheel for

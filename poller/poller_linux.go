@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -162,6 +163,24 @@ func (e *Engine) Close() error {
 	return nil
 }
 
+// Each calls fn on every open connection, on its loop (so fn must not
+// block), and returns once every loop has done so.
+func (e *Engine) Each(fn func(c *Conn)) {
+	var wg sync.WaitGroup
+	for _, l := range e.loops {
+		wg.Add(1)
+		l.post(task{kind: taskFunc, fn: func() {
+			defer wg.Done()
+			for _, c := range l.conns {
+				if c != nil && !c.closed {
+					fn(c)
+				}
+			}
+		}})
+	}
+	wg.Wait()
+}
+
 // taskKind says what a task asks of a loop.
 type taskKind uint8
 
@@ -180,7 +199,7 @@ const (
 type task struct {
 	kind taskKind
 	fd   int
-	sa   unix.Sockaddr
+	peer peerAddr
 	c    *Conn
 	ls   *listener
 	fn   func()
@@ -214,8 +233,11 @@ type loop struct {
 	stalls  []*Conn // under qmu: connections waiting for EPOLLOUT
 	checked []*Conn
 	iov     []unix.Iovec
-	parkDL  time.Time // deadline set on file
-	parkAt  int64     // under tmu: when the parked loop wakes; 0 while it runs, -1 never
+	rsa     unix.RawSockaddrAny // filled by accept4
+	waitN   int                 // events found by waitReady
+	waitFn  func(uintptr) bool  // waitReady, made once
+	parkDL  time.Time           // deadline set on file
+	parkAt  int64               // under tmu: when the parked loop wakes; 0 while it runs, -1 never
 	stopped bool
 }
 
@@ -237,6 +259,7 @@ func newLoop(e *Engine, id int) (*loop, error) {
 		iov:    make([]unix.Iovec, 0, maxIovecs),
 	}
 	l.wheel.start(time.Now().UnixNano())
+	l.waitFn = l.waitReady
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(efd)}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
 		l.release()
@@ -374,13 +397,31 @@ func (l *loop) wait() int {
 		l.parkDL = deadline
 		l.file.SetReadDeadline(deadline)
 	}
-	n := 0
-	l.raw.Read(func(fd uintptr) bool {
-		var err error
-		n, err = unix.EpollWait(int(fd), l.events, 0)
-		return n != 0 || (err != nil && err != unix.EINTR)
-	})
-	return max(n, 0)
+	l.waitN = 0
+	l.raw.Read(l.waitFn)
+	return max(l.waitN, 0)
+}
+
+// stopFuncs runs the function tasks still queued, so that an Each racing
+// with Close returns.
+func (l *loop) stopFuncs() {
+	l.qmu.Lock()
+	tasks := l.tasks
+	l.tasks = nil
+	l.qmu.Unlock()
+	for _, t := range tasks {
+		if t.kind == taskFunc {
+			t.fn()
+		}
+	}
+}
+
+// waitReady polls the epoll descriptor without blocking, for the runtime's
+// poller: false makes it park the loop until the descriptor is readable.
+func (l *loop) waitReady(fd uintptr) bool {
+	n, err := unix.EpollWait(int(fd), l.events, 0)
+	l.waitN = n
+	return n != 0 || (err != nil && err != unix.EINTR)
 }
 
 func (l *loop) runTasks() {
@@ -397,7 +438,7 @@ func (l *loop) runTasks() {
 		tasks[i] = task{}
 		switch t.kind {
 		case taskAdd:
-			l.add(t.fd, t.sa)
+			l.add(t.fd, t.peer)
 		case taskListen:
 			l.listen(t.ls)
 		case taskUnlisten:
@@ -417,6 +458,7 @@ func (l *loop) runTasks() {
 			t.fn()
 		case taskStop:
 			l.stopped = true
+			l.stopFuncs()
 		}
 	}
 	l.spare = tasks
@@ -467,7 +509,7 @@ func (l *loop) unlisten(ls *listener) {
 // while, longer each time, rather than spin on the error.
 func (l *loop) accept(ls *listener) {
 	for i := 0; i < 128; i++ {
-		fd, sa, err := unix.Accept4(ls.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, err := l.accept4(ls.fd)
 		switch {
 		case err == nil:
 		case err == unix.EAGAIN || err == unix.EINTR || err == unix.ECONNABORTED:
@@ -484,25 +526,39 @@ func (l *loop) accept(ls *listener) {
 			time.AfterFunc(ls.backoff, func() { l.post(task{kind: taskResumeAccept, ls: ls}) })
 			return
 		}
-		if _, ok := sa.(*unix.SockaddrUnix); !ok {
+		var peer peerAddr
+		peer.setRaw(&l.rsa)
+		if peer.family != 0 {
 			unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		}
 		target := l.e.loops[int(l.e.next.Add(1))%len(l.e.loops)]
 		if target == l {
-			l.add(fd, sa)
+			l.add(fd, peer)
 		} else {
-			target.post(task{kind: taskAdd, fd: fd, sa: sa})
+			target.post(task{kind: taskAdd, fd: fd, peer: peer})
 		}
 	}
 }
 
+// accept4 accepts a connection of the listener lfd; the peer's address is
+// left in l.rsa (the library's Accept4 allocates for it).
+func (l *loop) accept4(lfd int) (int, error) {
+	size := uint32(unix.SizeofSockaddrAny)
+	fd, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&l.rsa)),
+		uintptr(unsafe.Pointer(&size)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(fd), nil
+}
+
 // add takes a connected descriptor into the loop.
-func (l *loop) add(fd int, sa unix.Sockaddr) {
+func (l *loop) add(fd int, peer peerAddr) {
 	if l.stopped {
 		unix.Close(fd)
 		return
 	}
-	c := &Conn{fd: fd, l: l, sa: sa}
+	c := &Conn{fd: fd, l: l, peer: peer}
 	events := uint32(unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET)
 	if l.e.cfg.LevelTriggered {
 		events = unix.EPOLLIN | unix.EPOLLRDHUP
@@ -546,6 +602,9 @@ func (l *loop) event(c *Conn, ev uint32) {
 		}
 		c.mu.Unlock()
 	}
+	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.hup = true // the end may wait behind data: read up to it
+	}
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		l.read(c)
 	}
@@ -569,8 +628,8 @@ func (l *loop) read(c *Conn) {
 			c.dispatching.Store(true)
 			l.e.h.OnData(c, l.buf[:n])
 			l.settle(c)
-			if n < len(l.buf) || l.e.cfg.LevelTriggered {
-				return
+			if (n < len(l.buf) && !c.hup) || l.e.cfg.LevelTriggered {
+				return // a short read drained the socket; new data brings a new edge
 			}
 			continue
 		}
@@ -716,6 +775,7 @@ func (l *loop) runTimers() {
 		case c.detached:
 			signal(c.rready)
 			signal(c.wready)
+			(*netConn)(c).rearm(now)
 		case c.lingering:
 			l.closeConn(c, c.closeErr)
 		default:
