@@ -39,4 +39,25 @@
 //   - the connection just ended: 1006 Abnormal Closure, never sent.
 //
 // Context is cancelled and Done is closed when the session ends.
+//
+// # Engines
+//
+// The same routes and sessions run on two transports, picked by
+// Options.Engine when Server.Serve serves a listener:
+//
+//   - EngineStd: net/http, a goroutine per connection. Routes also mount on
+//     an http.Server of your own.
+//   - EnginePoll (Linux; the default there): epoll loops from package
+//     poller, one per CPU. The loop reads each request head itself and
+//     answers upgrades to the server's routes; everything else goes to
+//     net/http on the same connection. Events callbacks run on the loop:
+//     an idle Events session holds no goroutine and no buffer, about 1 KB
+//     in all. Default and raw sessions keep a goroutine each, woken by the
+//     loop's readiness instead of the runtime's poller.
+//
+// Events on the poll engine run on the loop, so they must not block:
+// Session.Close returns at once (OnClose reports the end), a send that
+// finds the queue over MaxQueue fails with ErrQueueFull under QueueBlock
+// instead of waiting, and Options.Workers moves the callbacks to a pool of
+// goroutines (in order per session) when they may block.
 package wskit

@@ -289,7 +289,7 @@ func (lc *loopConn) request() *http.Request {
 	if err != nil {
 		return nil
 	}
-	return r
+	return r.WithContext(lc.eng.requestContext(lc.pe))
 }
 
 // close is Session.Close: it sends the close frame and returns.

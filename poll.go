@@ -3,6 +3,7 @@ package wskit
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"net"
 	"net/http"
 	"strings"
@@ -24,6 +25,7 @@ type pollEngine struct {
 	eng     *poller.Engine
 	handoff *handoffListener
 	workers *workerPool
+	hs      *http.Server
 	stopped chan struct{}
 	once    sync.Once
 
@@ -68,7 +70,7 @@ func (pe *pollEngine) kill() {
 }
 
 func newPollEngine(srv *Server, h http.Handler, hs *http.Server, addr net.Addr) (*pollEngine, error) {
-	pe := &pollEngine{srv: srv, h: h, handoff: newHandoffListener(addr), stopped: make(chan struct{})}
+	pe := &pollEngine{srv: srv, h: h, hs: hs, handoff: newHandoffListener(addr), stopped: make(chan struct{})}
 	wt := srv.opts.Timeout
 	if wt == 0 {
 		wt = -1
@@ -192,6 +194,13 @@ func parseHead(head []byte, remote net.Addr) (*http.Request, error) {
 	return r, nil
 }
 
+// requestContext returns the context of a request read from c: with the
+// values net/http sets (the server and the local address), as on std.
+func (pe *pollEngine) requestContext(c *poller.Conn) context.Context {
+	ctx := context.WithValue(context.Background(), http.ServerContextKey, pe.hs)
+	return context.WithValue(ctx, http.LocalAddrContextKey, c.LocalAddr())
+}
+
 // handshake answers a complete request head. rest is what followed it.
 func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 	if len(head) > pe.srv.opts.MaxHandshakeSize {
@@ -228,6 +237,7 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 	}
 	// Default and raw sessions block in their handlers: a goroutine drives
 	// each, reading and writing through the loop's readiness.
+	r = r.WithContext(pe.requestContext(c))
 	nc := c.Detach()
 	buffered := append([]byte(nil), rest...)
 	go func() {

@@ -635,7 +635,7 @@ func (s *Session) Context() context.Context {
 		s.lifecycle = &lifecycle{}
 	}
 	if s.ctx == nil {
-		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s.ctx, s.cancel = context.WithCancel(s.lc.eng.requestContext(s.lc.pe))
 		if s.ended {
 			s.cancel()
 		}

@@ -341,7 +341,6 @@ func (c *Conn) SetTimer(t time.Time) {
 	if !t.IsZero() {
 		when = max(t.UnixNano(), 1)
 	}
-	c.tm.c = c
 	l := c.l
 	l.tmu.Lock()
 	l.wheel.set(&c.tm, when)

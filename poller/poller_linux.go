@@ -559,6 +559,7 @@ func (l *loop) add(fd int, peer peerAddr) {
 		return
 	}
 	c := &Conn{fd: fd, l: l, peer: peer}
+	c.tm.c = c
 	events := uint32(unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET)
 	if l.e.cfg.LevelTriggered {
 		events = unix.EPOLLIN | unix.EPOLLRDHUP
