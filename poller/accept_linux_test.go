@@ -1,0 +1,113 @@
+//go:build linux
+
+package poller
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestAcceptBackoff runs a server whose process runs out of descriptors:
+// accept fails with EMFILE, which must be logged and waited out, not spun
+// on, and accepting must resume once descriptors are free again.
+func TestAcceptBackoff(t *testing.T) {
+	if os.Getenv("POLLER_EMFILE_CHILD") != "" {
+		emfileChild()
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAcceptBackoff$")
+	cmd.Env = append(os.Environ(), "POLLER_EMFILE_CHILD=1")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		cmd.Wait()
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, stderr.String())
+	}
+	addr := strings.TrimSpace(line)
+	const n = 8
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		if conns[i], err = net.Dial("tcp", addr); err != nil {
+			t.Fatal(err)
+		}
+		defer conns[i].Close()
+	}
+	echoes := func(c net.Conn, wait time.Duration) bool {
+		c.SetDeadline(time.Now().Add(wait))
+		if _, err := c.Write([]byte("x")); err != nil {
+			return false
+		}
+		var b [1]byte
+		_, err := io.ReadFull(c, b[:])
+		return err == nil
+	}
+	served := 0
+	for _, c := range conns {
+		if echoes(c, 300*time.Millisecond) {
+			served++
+		}
+	}
+	if served == 0 || 2*served > n {
+		t.Fatalf("%d of %d connections served with 2 free descriptors", served, n)
+	}
+	time.Sleep(300 * time.Millisecond) // long enough to spin a lot
+	for _, c := range conns[:served] {
+		c.Close()
+	}
+	// As many descriptors came free as connections were served.
+	for i, c := range conns[served:min(2*served, n)] {
+		if !echoes(c, 5*time.Second) {
+			t.Fatalf("connection %d was not served after descriptors came free (%d served first)\n%s", served+i, served, stderr.String())
+		}
+	}
+	logged := strings.Count(stderr.String(), "accept failed")
+	if logged == 0 || logged > 40 {
+		t.Errorf("accept failure logged %d times, want a few (backing off):\n%s", logged, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "too many open files") {
+		t.Errorf("the log does not name the error:\n%s", stderr.String())
+	}
+}
+
+// emfileChild serves an echo with room for two more descriptors.
+func emfileChild() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	e, err := New(Config{Loops: 1, Logger: log}, &echoHandler{})
+	if err != nil {
+		panic(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go e.Serve(ln)
+	time.Sleep(100 * time.Millisecond) // the listener is watched (its duplicate is open)
+	ents, _ := os.ReadDir("/proc/self/fd")
+	lim := unix.Rlimit{Cur: uint64(len(ents) + 1), Max: uint64(len(ents) + 1)}
+	lim.Max = lim.Cur + 1000
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		panic(err)
+	}
+	fmt.Println(ln.Addr().String())
+	io.Copy(io.Discard, os.Stdin)
+	e.Close()
+}
