@@ -121,11 +121,15 @@ type browserResult struct {
 }
 
 // TestChromium loads the page at / of the server under test in headless
-// Chromium, and runs browserEchoJS in it against /echo.
+// Chromium, and runs browserEchoJS in it against /echo, on each server
+// variant. Each variant gets a browser of its own, started after its server
+// and closed before it.
 func TestChromium(t *testing.T) {
 	chromium := findChromium(t)
-	srv := newEchoServer(t)
+	forEachVariant(t, func(t *testing.T, srv *echoServer) { testChromium(t, chromium, srv) })
+}
 
+func testChromium(t *testing.T, chromium string, srv *echoServer) {
 	ctx, _ := startBrowser(t, chromium)
 	version, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.userAgent`))
 	if err != nil {

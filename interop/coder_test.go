@@ -11,9 +11,13 @@ import (
 	"github.com/wskit/wskit/frame"
 )
 
-// TestCoderClient drives the server under test with coder/websocket's client.
+// TestCoderClient drives the server under test with coder/websocket's
+// client, on each server variant.
 func TestCoderClient(t *testing.T) {
-	srv := newEchoServer(t)
+	forEachVariant(t, testCoderClient)
+}
+
+func testCoderClient(t *testing.T, srv *echoServer) {
 	echoURL, helloURL := wsURL(srv, "/echo"), wsURL(srv, "/hello")
 
 	for _, offer := range []struct {

@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/wskit/wskit/internal/wstest"
+	"github.com/wskit/wskit/poller"
 )
 
 // TestChromiumDemoPage builds the wskit command, runs `wskit serve` as a
@@ -28,15 +29,32 @@ import (
 // #send, #sendBinary, #disconnect, #clear) and, for one message of known
 // bytes, through its window.wskitDemo API. It reads back what the page shows:
 // #status, the entries of #log, and wskitDemo's sent, received and closed.
+// It does so once per engine (-engine std, -engine poll), each with a server
+// and a browser of its own.
 //
 // /echo: a text with multi-byte UTF-8 typed into #input, 8 random bytes from
 // #sendBinary and 256 known bytes come back the same; #disconnect closes with
 // 1000. /hello: the greeting, "Chromium" → "Hi, Chromium!", and "bye" makes
-// the server close with 1000 "Client said BYE". The server's log must show
-// both sessions open and close, and SIGINT must stop it with exit status 0.
+// the server close with 1000 "Client said BYE". /events (Events callbacks,
+// on the event loop with -engine poll): a typed text and the known bytes
+// come back the same; #disconnect closes with 1000. The server's log must
+// show the /echo and /hello sessions open and close, and SIGINT must stop it
+// with exit status 0.
 func TestChromiumDemoPage(t *testing.T) {
 	chromium := findChromium(t)
-	srv := startDemoServer(t, buildWskit(t))
+	bin := buildWskit(t)
+	for _, engine := range []string{"std", "poll"} {
+		t.Run(engine, func(t *testing.T) {
+			if engine == "poll" && !poller.Supported {
+				t.Skip("the poll engine is not supported on this platform")
+			}
+			testDemoPage(t, chromium, bin, engine)
+		})
+	}
+}
+
+func testDemoPage(t *testing.T, chromium, bin, engine string) {
+	srv := startDemoServer(t, bin, engine)
 	ctx, closeBrowser := startBrowser(t, chromium)
 	p := &demoPage{t: t, ctx: ctx, srv: srv}
 
@@ -44,19 +62,18 @@ func TestChromiumDemoPage(t *testing.T) {
 	p.open(srv.page)
 	p.echo()
 	p.hello()
+	p.events()
 	t.Logf("drove the page in %v", time.Since(start).Round(time.Millisecond))
 
 	// Close the browser first: Chromium keeps a spare connection that never
-	// sends a request, and http.Server.Shutdown counts such a connection as
-	// idle only 5 s after it opened, so with the browser open the server
-	// would wait out its 5 s shutdown grace and log the WARN line below.
+	// sends a request, which the shutdown would wait for before it cut it.
 	if err := closeBrowser(); err != nil {
 		t.Fatalf("close the browser: %v", err)
 	}
 	srv.stop(t)
 
 	// A session that the server had to cut at the shutdown would close with
-	// 1001. Both ended before it.
+	// 1001. Each ended before it.
 	log := srv.stderr.String()
 	var problems []string
 	for _, want := range []string{`msg="shutting down"`, "msg=stopped"} {
@@ -171,15 +188,7 @@ func (p *demoPage) hello() {
 	if s := p.snapshot(); len(s.Log) != 0 {
 		p.fatalf("#log has %d entries after #clear, want none", len(s.Log))
 	}
-	// Like a user: End, a Backspace for each character, then the new path.
-	// (chromedp.SetValue cannot set "": it sets the value to "undefined".)
-	old := p.snapshot().Path
-	p.do("type /hello into #path",
-		chromedp.WaitEnabled(chromedp.ID("path")),
-		chromedp.SendKeys(chromedp.ID("path"), kb.End+strings.Repeat(kb.Backspace, utf8.RuneCountInString(old))+"/hello"))
-	if s := p.snapshot(); s.Path != "/hello" {
-		p.fatalf("#path holds %q after typing /hello over %q", s.Path, old)
-	}
+	p.typePath("/hello")
 	p.connect("/hello")
 	p.waitFor("the greeting", `wskitDemo.received.length >= 1`)
 	p.do("type Chromium into #input and click #send",
@@ -216,14 +225,75 @@ func (p *demoPage) hello() {
 	p.check("/hello, closed", problems)
 }
 
-// connect clicks #connect and waits until the session to path is open.
+// events drives /events, the Events echo: it clears the log, types /events
+// into #path, connects, sends a text and known bytes, and disconnects.
+// wskit serve logs the sessions of /events at debug level only, so only the
+// page tells how it went.
+func (p *demoPage) events() {
+	p.t.Helper()
+	p.do("click #clear", chromedp.Click(chromedp.ID("clear")))
+	p.typePath("/events")
+	p.connect("/events")
+
+	text := echoTexts[2].text
+	p.do("type a text into #input and click #send",
+		chromedp.SendKeys(chromedp.ID("input"), text),
+		chromedp.Click(chromedp.ID("send")))
+	p.waitFor("the echo of the text", `wskitDemo.received.length >= 1`)
+	known := pattern(300)
+	p.do("send 300 known bytes with wskitDemo.sendBinary", chromedp.Evaluate[chromedp.Void](
+		fmt.Sprintf(`wskitDemo.sendBinary(Uint8Array.from(%s)), undefined`, jsBytes(known))))
+	p.waitFor("the echo of the known bytes", `wskitDemo.received.length >= 2`)
+
+	s := p.snapshot()
+	knownHex := hex.EncodeToString(known)
+	want := []demoMessage{{"text", text}, {"binary", knownHex}}
+	problems := s.wantOpen("/events")
+	problems = append(problems, compareMessages("wskitDemo.sent", s.Sent, want)...)
+	problems = append(problems, compareMessages("wskitDemo.received", s.Received, want)...)
+	p.check("/events, open", problems)
+
+	p.do("click #disconnect", chromedp.Click(chromedp.ID("disconnect")))
+	p.waitFor("the close", `wskitDemo.closed !== null`)
+	s = p.snapshot()
+	problems = s.wantClosed(1000, "")
+	problems = append(problems, compareLog(s.Log, []demoLogEntry{
+		{"info", "connecting to ws://" + p.srv.addr + "/events"},
+		{"info", "open"},
+		{"sent", text},
+		{"received", text},
+		{"sent", "binary " + knownHex},
+		{"received", "binary " + knownHex},
+		{"info", "closed: 1000"},
+	})...)
+	p.check("/events, closed", problems)
+}
+
+// typePath replaces what #path holds with path, like a user: End, a
+// Backspace for each character, then the new path. (chromedp.SetValue cannot
+// set "": it sets the value to "undefined".)
+func (p *demoPage) typePath(path string) {
+	p.t.Helper()
+	old := p.snapshot().Path
+	p.do("type "+path+" into #path",
+		chromedp.WaitEnabled(chromedp.ID("path")),
+		chromedp.SendKeys(chromedp.ID("path"), kb.End+strings.Repeat(kb.Backspace, utf8.RuneCountInString(old))+path))
+	if s := p.snapshot(); s.Path != path {
+		p.fatalf("#path holds %q after typing %s over %q", s.Path, path, old)
+	}
+}
+
+// connect clicks #connect and waits until the session to path is open, and
+// for a path whose sessions the server logs, until its log says so.
 func (p *demoPage) connect(path string) {
 	p.t.Helper()
 	p.do("click #connect", chromedp.WaitEnabled(chromedp.ID("connect")), chromedp.Click(chromedp.ID("connect")))
 	p.waitFor("the session to "+path+" to open",
 		`wskitDemo.state === "open" && document.getElementById("status").dataset.state === "open"`)
 	p.do("wait for #input", chromedp.WaitEnabled(chromedp.ID("input")))
-	p.srv.waitLog(p, "session open", path)
+	if path != "/events" {
+		p.srv.waitLog(p, "session open", path)
+	}
 }
 
 // demoPage drives the demo page in a browser tab.
@@ -525,14 +595,16 @@ var (
 	listeningLine = regexp.MustCompile(`(?m)^.*\bmsg=listening\b.*$`)
 	addrAttr      = regexp.MustCompile(`\baddr=(\S+)`)
 	pageAttr      = regexp.MustCompile(`\bpage=(\S+)`)
+	engineAttr    = regexp.MustCompile(`\bengine=(\S+)`)
 )
 
-// startDemoServer starts bin serve on a free port of 127.0.0.1 and waits
-// for its log line with the address. A cleanup kills it if it still runs.
-func startDemoServer(t *testing.T, bin string) *demoServer {
+// startDemoServer starts bin serve with -engine engine on a free port of
+// 127.0.0.1 and waits for its log line with the address and the engine.
+// A cleanup kills it if it still runs.
+func startDemoServer(t *testing.T, bin, engine string) *demoServer {
 	t.Helper()
 	s := &demoServer{exited: make(chan struct{})}
-	s.cmd = exec.Command(bin, "serve", "-addr", "127.0.0.1:0", "-engine", "std")
+	s.cmd = exec.Command(bin, "serve", "-addr", "127.0.0.1:0", "-engine", engine)
 	s.cmd.Stderr = &s.stderr
 	if os.Getenv("GORACE") == "" {
 		// A -race build sleeps 1 s before it exits, by default.
@@ -569,8 +641,12 @@ func startDemoServer(t *testing.T, bin string) *demoServer {
 				s.reported.Store(true)
 				t.Fatalf("wskit serve logged %q: want addr=HOST:PORT and page=http://HOST:PORT/", line)
 			}
+			if e := engineAttr.FindStringSubmatch(line); e == nil || e[1] != engine {
+				s.reported.Store(true)
+				t.Fatalf("wskit serve -engine %s logged %q: want engine=%s", engine, line, engine)
+			}
 			s.addr, s.page = a[1], pg[1]
-			t.Logf("wskit serve (pid %d) listens on %s", s.cmd.Process.Pid, s.addr)
+			t.Logf("wskit serve -engine %s (pid %d) listens on %s", engine, s.cmd.Process.Pid, s.addr)
 			return s
 		}
 		select {

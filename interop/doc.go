@@ -1,4 +1,7 @@
 // Package interop tests wskit against real peers: the ws npm package on
 // Node.js, gorilla/websocket and coder/websocket clients, and headless
-// Chromium driven by chromedp. It has tests only; see README.md.
+// Chromium driven by chromedp. Each peer runs against three server variants:
+// the std engine (net/http) and the poll engine (epoll loops) with default
+// sessions, and the poll engine with Events callbacks on the loop. It has
+// tests only; see README.md.
 package interop

@@ -13,9 +13,12 @@ import (
 )
 
 // TestGorillaClient drives the server under test with gorilla/websocket's
-// client.
+// client, on each server variant.
 func TestGorillaClient(t *testing.T) {
-	srv := newEchoServer(t)
+	forEachVariant(t, testGorillaClient)
+}
+
+func testGorillaClient(t *testing.T, srv *echoServer) {
 	echoURL, helloURL := wsURL(srv, "/echo"), wsURL(srv, "/hello")
 
 	for _, offer := range []struct {

@@ -2,7 +2,6 @@ package interop
 
 import (
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -51,7 +50,7 @@ func pattern(n int) []byte {
 }
 
 // wsURL turns the http:// address of srv into the ws:// address of path.
-func wsURL(srv *httptest.Server, path string) string {
+func wsURL(srv *echoServer, path string) string {
 	return "ws" + strings.TrimPrefix(srv.URL, "http") + path
 }
 

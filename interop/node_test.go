@@ -41,11 +41,13 @@ type nodeReport struct {
 }
 
 // TestNodeWS runs node/echo.mjs, a client on the `ws` npm package, against
-// the server under test.
+// the server under test, on each server variant.
 func TestNodeWS(t *testing.T) {
 	node := findNode(t)
-	srv := newEchoServer(t)
+	forEachVariant(t, func(t *testing.T, srv *echoServer) { testNodeWS(t, node, srv) })
+}
 
+func testNodeWS(t *testing.T, node string, srv *echoServer) {
 	t.Run("echo", func(t *testing.T) {
 		r := runNode(t, node, "--mode", "echo",
 			"--close-code", "1000", "--close-reason", "node ws done",

@@ -1,12 +1,17 @@
 package interop
 
 import (
+	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wskit/wskit"
+	"github.com/wskit/wskit/poller"
 )
 
 // serverExtensions names the extensions that the server under test accepts
@@ -16,47 +21,157 @@ import (
 // gives them. wskit declines every extension for now.
 const serverExtensions = ""
 
-// newEchoServer starts the server under test, wskit's net/http engine, on a
-// loopback httptest.Server, which closes when the test ends. It serves:
+// serverVariant is one way to run the server under test. Each peer's test
+// runs once per variant, in a subtest named after it.
+type serverVariant struct {
+	name   string
+	engine wskit.Engine
+	events bool // /echo and /hello are Events routes, not default sessions
+}
+
+var serverVariants = []serverVariant{
+	// net/http: a goroutine per connection, a default session handler.
+	{"std", wskit.EngineStd, false},
+	// epoll loops; the default session handler runs on its own goroutine.
+	{"poll", wskit.EnginePoll, false},
+	// epoll loops; the Events callbacks run on the loop.
+	{"poll-events", wskit.EnginePoll, true},
+}
+
+// echoServer is a running server under test.
+type echoServer struct {
+	URL string // http://127.0.0.1:PORT, without a trailing slash
+}
+
+// forEachVariant runs test in a subtest per server variant, each against a
+// server of its own. A variant that needs the poll engine is skipped where
+// it is not supported (outside Linux).
+func forEachVariant(t *testing.T, test func(t *testing.T, srv *echoServer)) {
+	t.Helper()
+	for _, v := range serverVariants {
+		t.Run(v.name, func(t *testing.T) {
+			if v.engine == wskit.EnginePoll && !poller.Supported {
+				t.Skip("the poll engine is not supported on this platform")
+			}
+			test(t, newEchoServer(t, v))
+		})
+	}
+}
+
+// newEchoServer starts the server under test with v's engine on a loopback
+// port, serving with wskit.Server.Serve. It serves:
 //
-//	/echo   a default session that sends back every message with its type.
+//	/echo   a session that sends back every message with its type.
 //	        A message of more than maxMessageSize bytes makes it close with
 //	        1009. Pings, closes and the TCP close are the session's own work.
-//	/hello  a default session that sends the text helloText, then closes
-//	        with helloCode and helloReason.
+//	/hello  a session that sends the text helloText, then closes with
+//	        helloCode and helloReason.
 //	/       a small same-origin HTML page, for the browser.
 //
+// With v.events the two sessions are Events callbacks (OnMessage echoes,
+// OnOpen greets and closes); else they are default session handlers.
 // A cross-origin upgrade is refused with 403 (wskit's default Origin policy).
-func newEchoServer(t *testing.T) *httptest.Server {
+//
+// Every session must report v's engine (Session.Engine), so that a variant
+// cannot quietly run on the other one. When the test ends, every session
+// must have ended by itself (its peer is gone by then); then Shutdown must
+// stop Serve with ErrServerClosed.
+func newEchoServer(t *testing.T, v serverVariant) *echoServer {
 	t.Helper()
 	opts := wskit.DefaultOptions()
+	opts.Engine = v.engine
 	opts.MaxMessageSize = maxMessageSize
 	opts.MaxFrameSize = maxMessageSize
 	srv, err := wskit.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if e := srv.ResolvedEngine(); e != v.engine {
+		t.Fatalf("engine %v resolves to %v", v.engine, e)
+	}
+	var sessions, elsewhere atomic.Int64
+	opened := func(s *wskit.Session) {
+		sessions.Add(1)
+		if s.Engine() != v.engine {
+			elsewhere.Add(1)
+		}
+	}
 	mux := http.NewServeMux()
-	mux.Handle("/echo", srv.WebSocket(func(s *wskit.Session) {
-		for m := range s.Messages() {
-			if err := s.Send(m.Type, m.Payload); err != nil {
+	if v.events {
+		mux.Handle("/echo", srv.Handle(wskit.Events{
+			OnOpen: opened,
+			OnMessage: func(s *wskit.Session, m wskit.Message) {
+				s.Send(m.Type, m.Payload)
+			},
+		}))
+		mux.Handle("/hello", srv.Handle(wskit.Events{
+			// On the poll engine Close does not wait for the peer's close.
+			OnOpen: func(s *wskit.Session) {
+				opened(s)
+				if err := s.SendText(helloText); err != nil {
+					return
+				}
+				s.Close(helloCode, helloReason)
+			},
+		}))
+	} else {
+		mux.Handle("/echo", srv.WebSocket(func(s *wskit.Session) {
+			opened(s)
+			for m := range s.Messages() {
+				if err := s.Send(m.Type, m.Payload); err != nil {
+					return
+				}
+			}
+		}))
+		mux.Handle("/hello", srv.WebSocket(func(s *wskit.Session) {
+			opened(s)
+			if err := s.SendText(helloText); err != nil {
 				return
 			}
-		}
-	}))
-	mux.Handle("/hello", srv.WebSocket(func(s *wskit.Session) {
-		if err := s.SendText(helloText); err != nil {
-			return
-		}
-		s.Close(helloCode, helloReason)
-	}))
+			s.Close(helloCode, helloReason)
+		}))
+	}
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, testPage)
 	})
-	ts := httptest.NewServer(mux)
-	t.Cleanup(ts.Close)
-	return ts
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln, mux) }()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(stepTimeout)
+		for srv.Sessions() > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := srv.Sessions(); n > 0 {
+			t.Errorf("%s: %d sessions still open %v after the test's peers were gone", v.name, n, stepTimeout)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*stepTimeout)
+		defer cancel()
+		start := time.Now()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("%s: Shutdown: %v", v.name, err)
+		}
+		select {
+		case err := <-served:
+			if !errors.Is(err, wskit.ErrServerClosed) {
+				t.Errorf("%s: Serve returned %v, want ErrServerClosed", v.name, err)
+			}
+		case <-ctx.Done():
+			t.Errorf("%s: Serve did not return after Shutdown", v.name)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Logf("%s: Shutdown took %v", v.name, d.Round(time.Millisecond))
+		}
+		if n := elsewhere.Load(); n > 0 {
+			t.Errorf("%s: %d of %d sessions ran on another engine than %v", v.name, n, sessions.Load(), v.engine)
+		}
+	})
+	return &echoServer{URL: "http://" + ln.Addr().String()}
 }
 
 const testPage = `<!doctype html>
