@@ -117,6 +117,14 @@ type Options struct {
 	// Loops is the number of event loops of the poll engine; 0 means one
 	// per CPU (GOMAXPROCS).
 	Loops int
+	// BlockingLoops makes the poll engine's loops wait for events blocked in
+	// the epoll_wait system call instead of parked in the Go runtime's
+	// network poller. It saves a system call per wake-up, but a blocked loop
+	// keeps its P until the runtime takes it back, which slows the
+	// goroutines of default sessions when CPUs are few (see the README's
+	// one-CPU figures). Leave it off unless loops have their CPUs to
+	// themselves.
+	BlockingLoops bool
 	// Workers, when positive, runs the Events callbacks of the poll engine
 	// on a pool of that many goroutines instead of on the event loop: for
 	// callbacks that may block. A connection's callbacks still run one at a

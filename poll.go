@@ -75,7 +75,11 @@ func newPollEngine(srv *Server, h http.Handler, hs *http.Server, addr net.Addr) 
 	if wt == 0 {
 		wt = -1
 	}
-	eng, err := poller.New(poller.Config{Loops: srv.opts.Loops, WriteTimeout: wt, Logger: srv.opts.logger()}, pe)
+	cfg := poller.Config{Loops: srv.opts.Loops, WriteTimeout: wt, Logger: srv.opts.logger()}
+	if srv.opts.BlockingLoops {
+		cfg.Wait = poller.WaitBlock
+	}
+	eng, err := poller.New(cfg, pe)
 	if err != nil {
 		return nil, err
 	}
