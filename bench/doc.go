@@ -1,7 +1,97 @@
 // Package bench measures wskit end to end beside peer libraries. It is its
-// own module so that the peers (gorilla/websocket) are never downloaded by
-// wskit's users; it holds only tests and benchmarks.
+// own module so that the peers (gorilla/websocket, nbio) are never
+// downloaded by wskit's users; it holds tests, benchmarks and the tools
+// below.
+//
+// # In-process echo
+//
+// BenchmarkEcho and BenchmarkEchoParallel run client and server in the test
+// process, so that B/op and allocs/op are the server's:
 //
 //	cd bench && go test -run '^$' -bench Echo -benchmem -count 6 | tee /tmp/echo.txt
 //	benchstat -col /impl /tmp/echo.txt
+//
+// # End to end, server in its own process
+//
+// BenchmarkE2E/conns=N/size=S/mode=M/impl=X runs the server X of the zoo
+// (internal/servers) in a child process (the test binary re-executed) and
+// echoes over loopback TCP from N client connections of this process (1 and
+// 1000), with payloads of 64 B and 16 KiB, one message in flight per
+// connection (mode=closed) or 32 (mode=pipe32). One op is one message. The
+// servers all run side by side, and each case measures them one after the
+// other, so that the machine's drift falls between cases more than between
+// servers. The zoo:
+//
+//	gorilla             gorilla/websocket, goroutine per connection, ReadMessage/WriteMessage
+//	nbio                nbio's nbhttp epoll engine (IOModNonBlocking) and its upgrader's OnMessage
+//	wskit-std           EngineStd, default session ranging over Messages
+//	wskit-poll-session  EnginePoll, default session (a goroutine per session)
+//	wskit-poll-events   EnginePoll, Events.OnMessage on the event loop
+//	tcp                 raw TCP echo on wskit's poller, no framing: the ceiling
+//
+// and the variants nbio-sync (nbio with its handlers on the poller
+// goroutines), tcp-block (poller.WaitBlock) and tcp-lt (level-triggered),
+// which run only when named in BENCH_IMPLS. Every WebSocket server gets the
+// same client: prepared masked frames, replies counted from their headers.
+// Reported: msgs/s; server-µs/msg, the server process's utime+stime (from
+// /proc/PID/stat, 10 ms ticks) per message; client-µs/msg, this process's;
+// server-allocs/msg and server-B/msg, from the server's runtime.MemStats.
+// Client and server share the CPUs unless the server is pinned.
+//
+// Environment: BENCH_IMPLS=a,b,... picks the servers (default: the six
+// above); BENCH_SERVER_CPUS=LIST runs the server under taskset -c LIST with
+// GOMAXPROCS set to the number of CPUs listed; BENCH_SERVER_PROFILE=DIR
+// makes each server write DIR/IMPL.cpu.pprof and, when it stops,
+// DIR/IMPL.allocs.pprof (BENCH_SERVER_MEMPROFILERATE=1 records every
+// allocation); analyse them with the test binary, which go test -c writes.
+//
+// One run of every case takes about a minute and a half; runs as separate
+// invocations let cmd/ratios divide within each run, which cancels the
+// machine's drift:
+//
+//	cd bench
+//	for i in 1 2 3; do go test -run '^$' -bench E2E -timeout 30m > /tmp/e2e-$i.txt; done
+//	go run ./cmd/ratios -base gorilla /tmp/e2e-[123].txt
+//	go run ./cmd/ratios -base tcp /tmp/e2e-[123].txt
+//	go run ./cmd/ratios -base tcp -metric server-µs/msg /tmp/e2e-[123].txt
+//	go run ./cmd/ratios -base '' -metric server-allocs/msg /tmp/e2e-[123].txt
+//	benchstat -col /impl /tmp/e2e-[123].txt
+//
+// On one CPU each, the server on CPU 0 (GOMAXPROCS=1) and the client on 1:
+//
+//	for i in 1 2 3; do BENCH_SERVER_CPUS=0 taskset -c 1 go test -run '^$' -bench E2E -timeout 30m > /tmp/e2e1-$i.txt; done
+//
+// A profile of one case:
+//
+//	go test -c -o /tmp/bench.test && mkdir -p /tmp/prof
+//	BENCH_IMPLS=wskit-poll-events BENCH_SERVER_PROFILE=/tmp/prof /tmp/bench.test -test.run '^$' \
+//		-test.bench 'E2E/conns=1000/size=64B/mode=closed' -test.benchtime 5s
+//	go tool pprof -top /tmp/bench.test /tmp/prof/wskit-poll-events.cpu.pprof
+//	go tool pprof -sample_index=alloc_objects -top /tmp/bench.test /tmp/prof/wskit-poll-events.allocs.pprof
+//
+// go test ./... runs TestZoo (every server echoes 64 B and 16 KiB exactly
+// and the benchmark's client counts its replies), TestServerProcess and
+// TestReplyCounter, all in well under a second.
+//
+// # Tools
+//
+// cmd/benchserver serves one server of the zoo until SIGTERM or the end of
+// its stdin (-stdin=false to ignore it), printing "ADDR DEBUGADDR"; the
+// debug listener serves /debug/stats (goroutines, heap, allocations; ?gc=1
+// collects first) and /debug/pprof/:
+//
+//	go run ./cmd/benchserver -impl wskit-poll-events -addr 127.0.0.1:9001 -cpuprofile /tmp/srv.pprof
+//
+// cmd/idle measures the memory of idle connections: it starts a server,
+// opens -n connections (19000 by default) from client processes of at most
+// -per (9000) connections each, bound to 127.0.0.2, 127.0.0.3, ..., each
+// completing the handshake and then silent, waits until the server is quiet
+// and prints its VmRSS, live heap (after a GC), goroutine stacks and
+// goroutines per connection, and the sockets it holds:
+//
+//	go run ./cmd/idle -n 19000
+//	go run ./cmd/idle -impl wskit-poll-events -n 19000 -heapprofile /tmp
+//
+// cmd/ratios prints BenchmarkE2E results as medians of per-run ratios (see
+// above).
 package bench

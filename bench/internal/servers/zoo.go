@@ -1,0 +1,259 @@
+// Package servers starts the echo servers that the end-to-end benchmarks
+// and the idle-memory tool compare, each by name, on a given listener. Every
+// WebSocket server echoes each message back on the path /echo; tcp and its
+// variants echo raw bytes on any connection.
+package servers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/lesismal/nbio/logging"
+	"github.com/lesismal/nbio/nbhttp"
+	nbws "github.com/lesismal/nbio/nbhttp/websocket"
+
+	"github.com/wskit/wskit"
+	"github.com/wskit/wskit/poller"
+)
+
+// Path is the route every WebSocket server echoes on.
+const Path = "/echo"
+
+// Names lists the main implementations, gorilla first so that benchstat
+// -col /impl reads the others against it.
+var Names = []string{
+	"gorilla",
+	"nbio",
+	"wskit-std",
+	"wskit-poll-session",
+	"wskit-poll-events",
+	"tcp",
+}
+
+// Variants are further implementations, started by name but left out of
+// the default runs.
+var Variants = []string{
+	"nbio-sync",
+	"tcp-block",
+	"tcp-lt",
+}
+
+// IsRaw reports whether impl echoes raw TCP bytes rather than WebSocket
+// messages.
+func IsRaw(impl string) bool {
+	switch impl {
+	case "tcp", "tcp-block", "tcp-lt":
+		return true
+	}
+	return false
+}
+
+// Known reports whether impl names a server.
+func Known(impl string) bool {
+	for _, n := range Names {
+		if n == impl {
+			return true
+		}
+	}
+	for _, n := range Variants {
+		if n == impl {
+			return true
+		}
+	}
+	return false
+}
+
+// Server is a running echo server.
+type Server struct {
+	Impl string
+	stop func() error
+	done chan error
+}
+
+// Close stops the server and the connections it holds.
+func (s *Server) Close() error {
+	err := s.stop()
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		if err == nil {
+			err = fmt.Errorf("servers: %s did not stop within 5s", s.Impl)
+		}
+	}
+	return err
+}
+
+// Start serves impl on ln until Close. ln must be a TCP listener; Start
+// owns it from then on.
+func Start(impl string, ln net.Listener) (*Server, error) {
+	s := &Server{Impl: impl, done: make(chan error, 1)}
+	var err error
+	switch impl {
+	case "wskit-poll-events":
+		err = s.startWskit(ln, wskit.EnginePoll, true)
+	case "wskit-poll-session":
+		err = s.startWskit(ln, wskit.EnginePoll, false)
+	case "wskit-std":
+		err = s.startWskit(ln, wskit.EngineStd, false)
+	case "gorilla":
+		s.startGorilla(ln)
+	case "nbio":
+		err = s.startNbio(ln, false)
+	case "nbio-sync":
+		err = s.startNbio(ln, true)
+	case "tcp":
+		err = s.startTCP(ln, poller.Config{})
+	case "tcp-block":
+		err = s.startTCP(ln, poller.Config{Wait: poller.WaitBlock})
+	case "tcp-lt":
+		err = s.startTCP(ln, poller.Config{LevelTriggered: true})
+	default:
+		err = fmt.Errorf("servers: unknown implementation %q", impl)
+	}
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// startWskit serves the echo route with DefaultOptions on engine: as Events
+// (run on the poll engine's loops) or as a default session ranging over
+// Messages (a goroutine per session).
+func (s *Server) startWskit(ln net.Listener, engine wskit.Engine, events bool) error {
+	opts := wskit.DefaultOptions()
+	opts.Engine = engine
+	srv, err := wskit.NewServer(opts)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	if events {
+		mux.Handle(Path, srv.Handle(wskit.Events{OnMessage: func(ss *wskit.Session, m wskit.Message) {
+			ss.Send(m.Type, m.Payload)
+		}}))
+	} else {
+		mux.Handle(Path, srv.WebSocket(func(ss *wskit.Session) {
+			for m := range ss.Messages() {
+				if ss.Send(m.Type, m.Payload) != nil {
+					return
+				}
+			}
+		}))
+	}
+	go func() { s.done <- srv.Serve(ln, mux) }()
+	s.stop = func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		return srv.Shutdown(ctx)
+	}
+	return nil
+}
+
+// startGorilla is gorilla/websocket's documented echo server: a default
+// Upgrader (4 KiB buffers), a goroutine per connection from net/http, and a
+// ReadMessage/WriteMessage loop.
+func (s *Server) startGorilla(ln net.Listener) {
+	var upgrader websocket.Upgrader
+	mux := http.NewServeMux()
+	mux.HandleFunc(Path, func(w http.ResponseWriter, r *http.Request) {
+		c, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			mt, p, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if c.WriteMessage(mt, p) != nil {
+				return
+			}
+		}
+	})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { s.done <- hs.Serve(ln) }()
+	s.stop = hs.Close
+}
+
+// startNbio serves with nbio's own epoll engine (nbhttp, IOModNonBlocking)
+// as nbio's benchmark configures it: payloads released after OnMessage,
+// the read deadline cleared after the upgrade, and nbio's default of
+// running handlers and OnMessage on its goroutine pool. With sync the
+// handlers run on the poller goroutines instead, like wskit's Events.
+func (s *Server) startNbio(ln net.Listener, sync bool) error {
+	logging.Output = os.Stderr
+	logging.SetLevel(logging.LevelError)
+	upgrader := nbws.NewUpgrader()
+	upgrader.OnMessage(func(c *nbws.Conn, mt nbws.MessageType, p []byte) {
+		c.WriteMessage(mt, p)
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc(Path, func(w http.ResponseWriter, r *http.Request) {
+		c, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		c.SetReadDeadline(time.Time{})
+	})
+	conf := nbhttp.Config{
+		Network:                 "tcp",
+		Addrs:                   []string{ln.Addr().String()},
+		Handler:                 mux,
+		IOMod:                   nbhttp.IOModNonBlocking,
+		ReleaseWebsocketPayload: true,
+		// nbhttp listens itself; hand it ours.
+		Listen: func(network, addr string) (net.Listener, error) {
+			if ln == nil {
+				return nil, errors.New("servers: nbio asked for a second listener")
+			}
+			l := ln
+			ln = nil
+			return l, nil
+		},
+	}
+	if sync {
+		conf.ServerExecutor = func(f func()) { f() }
+	}
+	eng := nbhttp.NewEngine(conf)
+	if err := eng.Start(); err != nil {
+		return err
+	}
+	s.stop = func() error {
+		eng.Stop()
+		s.done <- nil
+		return nil
+	}
+	return nil
+}
+
+// tcpEcho writes back every byte it reads, on the poller's loop.
+type tcpEcho struct{}
+
+func (tcpEcho) OnOpen(c *poller.Conn) {}
+func (tcpEcho) OnData(c *poller.Conn, in []byte) {
+	c.Lock()
+	c.Commit(append(c.Buffer(len(in)), in...))
+	c.Unlock()
+}
+func (tcpEcho) OnTimer(c *poller.Conn)            {}
+func (tcpEcho) OnClose(c *poller.Conn, err error) {}
+
+// startTCP echoes raw TCP on wskit's poller with cfg: the ceiling a
+// WebSocket server on the same loops can approach.
+func (s *Server) startTCP(ln net.Listener, cfg poller.Config) error {
+	eng, err := poller.New(cfg, tcpEcho{})
+	if err != nil {
+		return err
+	}
+	go func() { s.done <- eng.Serve(ln) }()
+	s.stop = eng.Close
+	return nil
+}
