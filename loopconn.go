@@ -64,6 +64,7 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, head []byte, key, pro
 // they complete.
 func (lc *loopConn) onData(in []byte) {
 	c := lc.pe
+	state := codec.StateOpen
 	for len(in) > 0 && !lc.s.failed {
 		c.Lock()
 		ev, n, ok, err := lc.proto.Receive(in)
@@ -71,7 +72,7 @@ func (lc *loopConn) onData(in []byte) {
 		if k := lc.proto.Replies(); k > 0 {
 			c.Commit(lc.proto.AppendReplies(c.Buffer(k)))
 		}
-		state := lc.proto.State()
+		state = lc.proto.State()
 		c.Unlock()
 		if err != nil {
 			lc.fail(err)
@@ -85,7 +86,11 @@ func (lc *loopConn) onData(in []byte) {
 			return
 		}
 	}
-	lc.updateTimer()
+	// Only keepalive, a close in progress or a running timer can have
+	// moved the deadline; the common case takes no lock for it.
+	if lc.s.opts.PingPeriod > 0 || lc.timerAt != 0 || state != codec.StateOpen {
+		lc.updateTimer()
+	}
 }
 
 // fail ends the connection after a violation or a timeout. The close frame
