@@ -18,18 +18,25 @@ import (
 // It is one allocation holding the protocol state and the Session, and it
 // holds no buffer while idle.
 type loopConn struct {
-	s       Session
-	proto   codec.Protocol // guarded by c's lock
-	pe      *poller.Conn
-	eng     *pollEngine
-	rt      *route
-	jobs    *jobQueue
-	head    string // the request head, parsed again if Session.Request is called
-	timerAt int64  // the deadline set on the wheel, Unix ns; 0 none
+	s     Session
+	proto codec.Protocol // guarded by c's lock
+	pe    *poller.Conn
+	rt    *route
+	head  string // the request head, parsed again if Session.Request is called
+}
+
+// engine returns the poll engine serving lc.
+func (lc *loopConn) engine() *pollEngine { return lc.pe.Handler().(*pollEngine) }
+
+// jobs returns lc's queue for the workers, when Options.Workers is set: it
+// is then the connection's context. Called on the loop.
+func (lc *loopConn) jobs() *jobQueue {
+	q, _ := lc.pe.Context.(*jobQueue)
+	return q
 }
 
 func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, head []byte, key, protocol string, rest []byte) {
-	lc := &loopConn{pe: c, eng: e, rt: rt, head: string(head)}
+	lc := &loopConn{pe: c, rt: rt, head: string(head)}
 	lc.proto.Init(e.codecConfig())
 	lc.s = Session{lc: lc, opts: &e.srv.opts, protocol: protocol, engine: EnginePoll}
 	c.Context = lc
@@ -51,7 +58,7 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, head []byte, key, pro
 	}
 	lc.s.counted = true
 	if e.workers != nil {
-		lc.jobs = &jobQueue{lc: lc}
+		c.Context = &jobQueue{lc: lc}
 	}
 	lc.dispatch(job{kind: jobOpen})
 	if len(rest) > 0 {
@@ -88,7 +95,7 @@ func (lc *loopConn) onData(in []byte) {
 	}
 	// Only keepalive, a close in progress or a running timer can have
 	// moved the deadline; the common case takes no lock for it.
-	if lc.s.opts.PingPeriod > 0 || lc.timerAt != 0 || state != codec.StateOpen {
+	if lc.s.opts.PingPeriod > 0 || state != codec.StateOpen {
 		lc.updateTimer()
 	}
 }
@@ -123,7 +130,6 @@ func (lc *loopConn) onTimer() {
 	}
 	c := lc.pe
 	c.Lock()
-	lc.timerAt = 0
 	out, err := lc.proto.Tick(time.Now(), c.Buffer(32))
 	c.Commit(out)
 	if k := lc.proto.Replies(); k > 0 {
@@ -157,10 +163,6 @@ func (lc *loopConn) updateTimerLocked() {
 	default:
 		at = d.UnixNano()
 	}
-	if at == lc.timerAt {
-		return
-	}
-	lc.timerAt = at
 	if at == 0 {
 		c.SetTimer(time.Time{})
 	} else {
@@ -173,7 +175,7 @@ func (lc *loopConn) onClose(err error) {
 	code, reason, ok := lc.proto.CloseReason()
 	perr := lc.proto.Err()
 	lc.s.mu.Lock()
-	cause := lc.s.cause
+	cause := lc.s.err
 	lc.s.mu.Unlock()
 	switch {
 	case cause != nil:
@@ -213,15 +215,15 @@ func (lc *loopConn) onClose(err error) {
 	}
 	s.mu.Unlock()
 	if s.counted {
-		lc.eng.sessions.Add(-1)
+		lc.engine().sessions.Add(-1)
 	}
 	lc.dispatch(job{kind: jobClose})
 }
 
 // dispatch runs a callback on the loop, or queues it for a worker.
 func (lc *loopConn) dispatch(j job) {
-	if lc.jobs != nil {
-		lc.jobs.push(j)
+	if q := lc.jobs(); q != nil {
+		q.push(j)
 		return
 	}
 	lc.run(j)
@@ -249,7 +251,7 @@ func (lc *loopConn) run(j job) {
 			ev.OnOpen(s)
 		}
 	case jobMessage:
-		if lc.jobs != nil && lc.panicked() {
+		if lc.s.opts.Workers > 0 && lc.panicked() {
 			return // queued before a callback panicked; the loop drops them so
 		}
 		if ev.OnMessage != nil {
@@ -276,14 +278,14 @@ func (lc *loopConn) recoverLate() {
 func (lc *loopConn) panicked() bool {
 	lc.s.mu.Lock()
 	defer lc.s.mu.Unlock()
-	return lc.s.cause == ErrHandlerPanic
+	return lc.s.err == ErrHandlerPanic
 }
 
 // setCause makes err the session's error, unless one is set.
 func (lc *loopConn) setCause(err error) {
 	lc.s.mu.Lock()
-	if lc.s.cause == nil {
-		lc.s.cause = err
+	if lc.s.err == nil && !lc.s.ended {
+		lc.s.err = err
 	}
 	lc.s.mu.Unlock()
 }
@@ -294,7 +296,7 @@ func (lc *loopConn) request() *http.Request {
 	if err != nil {
 		return nil
 	}
-	return r.WithContext(lc.eng.requestContext(lc.pe))
+	return r.WithContext(lc.engine().requestContext(lc.pe))
 }
 
 // close is Session.Close: it sends the close frame and returns.

@@ -54,16 +54,27 @@ func (pe *pollEngine) goingAway() {
 	pe.closing = true
 	pe.mu.Unlock()
 	pe.eng.Each(func(c *poller.Conn) {
-		if lc, ok := c.Context.(*loopConn); ok {
+		if lc := loopConnOf(c); lc != nil {
 			lc.close(CloseGoingAway, "server shutting down")
 		}
 	})
 }
 
+// loopConnOf returns the Events session of c, if it has one.
+func loopConnOf(c *poller.Conn) *loopConn {
+	switch st := c.Context.(type) {
+	case *loopConn:
+		return st
+	case *jobQueue:
+		return st.lc
+	}
+	return nil
+}
+
 // kill cuts every Events session.
 func (pe *pollEngine) kill() {
 	pe.eng.Each(func(c *poller.Conn) {
-		if _, ok := c.Context.(*loopConn); ok {
+		if loopConnOf(c) != nil {
 			c.Abort(ErrClosed)
 		}
 	})
@@ -117,6 +128,8 @@ func (pe *pollEngine) OnData(c *poller.Conn, in []byte) {
 	switch st := c.Context.(type) {
 	case *loopConn:
 		st.onData(in)
+	case *jobQueue:
+		st.lc.onData(in)
 	case nil:
 		// Most heads arrive in one read: parse them in place.
 		if end := bytes.Index(in, headEnd); end >= 0 {
@@ -158,6 +171,8 @@ func (pe *pollEngine) OnTimer(c *poller.Conn) {
 	switch st := c.Context.(type) {
 	case *loopConn:
 		st.onTimer()
+	case *jobQueue:
+		st.lc.onTimer()
 	default:
 		// The handshake took too long, as net/http's ReadHeaderTimeout.
 		c.Abort(errHandshakeTimeout)
@@ -168,10 +183,12 @@ func (pe *pollEngine) OnClose(c *poller.Conn, err error) {
 	switch st := c.Context.(type) {
 	case *loopConn:
 		st.onClose(err)
+	case *jobQueue:
+		st.lc.onClose(err) // the context stays: workers may still read it
 	case *headState:
 		bufpool.Put(st.buf)
+		c.Context = nil
 	}
-	c.Context = nil
 }
 
 type timeoutError struct{}

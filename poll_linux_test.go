@@ -1391,7 +1391,7 @@ func TestPollWorkersPauseReading(t *testing.T) {
 	)
 	ev := Events{OnMessage: func(s *Session, m Message) {
 		<-gate
-		q := s.lc.jobs
+		q := s.lc.jobs()
 		q.mu.Lock()
 		queued := q.bytes
 		q.mu.Unlock()

@@ -78,8 +78,7 @@ var (
 // Sends are safe from any goroutine. Receive and Messages are for one
 // goroutine: each call releases the message the previous one returned.
 type Session struct {
-	c        *wsconn.Conn // net.Conn transports
-	lc       *loopConn    // poll engine event sessions
+	lc       *loopConn // poll engine event sessions
 	opts     *Options
 	req      *http.Request
 	protocol string
@@ -94,10 +93,11 @@ type Session struct {
 	failed  bool // event sessions, on the loop: input is dropped after a violation or timeout
 	counted bool // event sessions: counted in the poll engine's sessions
 
-	// Set before done is closed, read after.
+	// Under mu; final once ended is set (and before done is closed). Until
+	// then err holds the cause recorded for the end, if any, which takes
+	// precedence over the transport's error.
 	reason CloseReason
 	err    error
-	cause  error // under mu: the error that ends the session, over the transport's
 }
 
 // lifecycle is how a session's end is observed.
@@ -112,7 +112,7 @@ func (s *Session) out() sessionConn {
 	if s.lc != nil {
 		return s.lc
 	}
-	return s.c
+	return s.receiver.c
 }
 
 // sessionConn is what a Session sends through.
@@ -126,8 +126,11 @@ type sessionConn interface {
 	LocalAddr() net.Addr
 }
 
-// receiver is the reading side of a session whose handler receives.
+// receiver is the reading side of a session whose handler receives, over
+// a net.Conn transport.
 type receiver struct {
+	c *wsconn.Conn
+
 	notify   chan struct{} // tells a waiting receiver that a message came
 	wake     chan struct{} // asks the background reader to read
 	grace    *time.Timer   // wakes it when the handler holds a message too long
@@ -186,9 +189,10 @@ func newSession(c *wsconn.Conn, opts *Options, req *http.Request, protocol strin
 		parent = req.Context()
 	}
 	s := &Session{
-		c: c, opts: opts, req: req, protocol: protocol, client: client,
+		opts: opts, req: req, protocol: protocol, client: client,
 		lifecycle: &lifecycle{done: make(chan struct{})},
 		receiver: &receiver{
+			c:      c,
 			notify: make(chan struct{}, 1),
 			wake:   make(chan struct{}, 1),
 			stop:   make(chan struct{}),
@@ -365,14 +369,14 @@ func (s *Session) finish(err error) {
 		}
 	}
 	s.mu.Lock()
-	if s.cause != nil {
-		err = s.cause
+	if s.err != nil {
+		err = s.err // the cause closeWith recorded
 	}
 	s.ended = true
 	s.grace.Stop()
-	s.mu.Unlock()
 	s.err = err
 	s.reason = CloseReason{Code: code, Reason: reason}
+	s.mu.Unlock()
 	close(s.done)
 	s.cancel() // after done: whoever sees the context end sees the reason
 
@@ -584,8 +588,8 @@ func (s *Session) closeWith(code CloseCode, reason string, cause error) error {
 		return err
 	}
 	s.mu.Lock()
-	if cause != nil {
-		s.cause = cause
+	if cause != nil && !s.ended && s.err == nil {
+		s.err = cause
 	}
 	s.stopped = true
 	s.dropQueue()
@@ -635,7 +639,7 @@ func (s *Session) Context() context.Context {
 		s.lifecycle = &lifecycle{}
 	}
 	if s.ctx == nil {
-		s.ctx, s.cancel = context.WithCancel(s.lc.eng.requestContext(s.lc.pe))
+		s.ctx, s.cancel = context.WithCancel(s.lc.engine().requestContext(s.lc.pe))
 		if s.ended {
 			s.cancel()
 		}
@@ -648,7 +652,10 @@ func (s *Session) over() (r CloseReason, err error, ok bool) {
 	if s.lc != nil {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.reason, s.err, s.ended
+		if !s.ended {
+			return r, nil, false
+		}
+		return s.reason, s.err, true
 	}
 	select {
 	case <-s.done:

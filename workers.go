@@ -108,7 +108,7 @@ func (q *jobQueue) push(j job) {
 	q.running = true
 	q.mu.Unlock()
 	if start {
-		q.lc.eng.workers.submit(q)
+		q.lc.engine().workers.submit(q)
 	}
 }
 

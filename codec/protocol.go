@@ -91,7 +91,7 @@ type Protocol struct {
 	enc         Encoder
 	pingPeriod  time.Duration
 	timeout     time.Duration
-	out         []byte // replies owed to the peer
+	out         *[]byte // replies owed to the peer
 	err         error
 	closeReason string // with closeCode: the peer's once its close came, else ours
 
@@ -190,7 +190,7 @@ func (p *Protocol) control(f frame.Frame) (Event, error) {
 	switch f.Op {
 	case frame.OpPing:
 		if !p.raw && (p.state == StateOpen || p.state == StateCloseSent) {
-			p.out = p.enc.AppendFrame(p.out, frame.Header{Fin: true, Op: frame.OpPong}, f.Payload)
+			p.reply(frame.OpPong, f.Payload)
 		}
 		return Event{Kind: EventPing, Payload: f.Payload}, nil
 	case frame.OpPong:
@@ -212,7 +212,7 @@ func (p *Protocol) control(f frame.Frame) (Event, error) {
 		p.state = StateCloseReceived
 	default:
 		// Echo the code (and reason) the peer sent; an empty close gets an empty one.
-		p.out = p.enc.AppendFrame(p.out, frame.Header{Fin: true, Op: frame.OpClose}, f.Payload)
+		p.reply(frame.OpClose, f.Payload)
 		p.sentClose = true
 		p.state = StateClosed
 	}
@@ -231,7 +231,7 @@ func (p *Protocol) fail(err error) error {
 			reason = frame.Errorf(pe.Code, "%s", reason).Reason
 		}
 		payload, _ := frame.AppendClose(buf[:0], pe.Code, reason)
-		p.out = p.enc.AppendFrame(p.out, frame.Header{Fin: true, Op: frame.OpClose}, payload)
+		p.reply(frame.OpClose, payload)
 		p.sentClose = true
 		if !p.gotClose {
 			p.closeCode, p.closeReason = pe.Code, pe.Reason
@@ -242,20 +242,31 @@ func (p *Protocol) fail(err error) error {
 }
 
 // Replies returns the size of the frames AppendReplies would append.
-func (p *Protocol) Replies() int { return len(p.out) }
+func (p *Protocol) Replies() int {
+	if p.out == nil {
+		return 0
+	}
+	return len(*p.out)
+}
+
+// reply queues a control frame owed to the peer, in a pooled buffer held
+// only until AppendReplies.
+func (p *Protocol) reply(op frame.Opcode, payload []byte) {
+	if p.out == nil {
+		p.out = bufpool.Get(frame.MaxHeaderSize + len(payload))
+	}
+	*p.out = p.enc.AppendFrame(*p.out, frame.Header{Fin: true, Op: op}, payload)
+}
 
 // AppendReplies appends the frames the connection owes the peer to dst and
 // forgets them. Call it after Receive and Tick, and write the result.
 func (p *Protocol) AppendReplies(dst []byte) []byte {
-	if len(p.out) == 0 {
+	if p.out == nil {
 		return dst
 	}
-	dst = append(dst, p.out...)
-	if cap(p.out) > 1024 {
-		p.out = nil // a burst of pings should not pin memory on an idle connection
-	} else {
-		p.out = p.out[:0]
-	}
+	dst = append(dst, *p.out...)
+	bufpool.Put(p.out) // an idle connection holds none
+	p.out = nil
 	return dst
 }
 
@@ -434,5 +445,6 @@ func ReturnBuffer(b *[]byte) { bufpool.Put(b) }
 func (p *Protocol) Release() {
 	p.dec.Release()
 	p.asm.Release()
+	bufpool.Put(p.out)
 	p.out = nil
 }

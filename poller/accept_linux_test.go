@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wskit/wskit/internal/wstest"
 )
 
 // TestAcceptBackoff runs a server whose process runs out of descriptors:
@@ -29,7 +31,7 @@ func TestAcceptBackoff(t *testing.T) {
 	cmd.Env = append(os.Environ(), "POLLER_EMFILE_CHILD=1")
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
-	var stderr strings.Builder
+	var stderr wstest.SyncBuffer // the child's log, written as it runs
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -57,6 +57,9 @@ type detach struct {
 	rdl, wdl       int64
 }
 
+// Handler returns the Handler of the connection's engine.
+func (c *Conn) Handler() Handler { return c.l.e.h }
+
 // Fd returns the connection's descriptor.
 func (c *Conn) Fd() int { return c.fd }
 
@@ -288,8 +291,8 @@ func (c *Conn) consume(n int) {
 		c.out = c.out[:0]
 		c.sent = 0
 	}
-	if len(c.out) == 0 && cap(c.out) > 2 {
-		c.out = nil // an idle connection keeps at most a two-pointer array
+	if len(c.out) == 0 && cap(c.out) > 16 {
+		c.out = nil // a connection keeps at most a small array of chunk pointers
 	}
 }
 
@@ -343,6 +346,10 @@ func (c *Conn) SetTimer(t time.Time) {
 	}
 	l := c.l
 	l.tmu.Lock()
+	if c.tm.when == when {
+		l.tmu.Unlock()
+		return
+	}
 	l.wheel.set(&c.tm, when)
 	wake := when != 0 && l.parkAt != 0 && (l.parkAt < 0 || when < l.parkAt)
 	l.tmu.Unlock()

@@ -305,3 +305,23 @@ func TestWheel(t *testing.T) {
 		t.Fatalf("count %d after firing", w.count)
 	}
 }
+
+// next finds the first occupied slot ahead, across word boundaries and
+// around the end of the wheel, as a scan of every slot would.
+func TestWheelNext(t *testing.T) {
+	for _, now := range []int64{0, 5, 63, 64, 200, 1023, 1024, 5000} {
+		for _, ahead := range []int64{1, 2, 60, 64, 65, 500, 1000, 1024} {
+			w := newWheel(time.Millisecond, 1024)
+			w.start(now * 1e6)
+			var tm timer
+			w.set(&tm, (now+ahead)*1e6)
+			if got, want := w.next(), (now+ahead)*1e6; got != want {
+				t.Errorf("now %d, timer %d ahead: next %d, want %d", now, ahead, got, want)
+			}
+			w.set(&tm, 0)
+			if w.next() != 0 || w.occ[0]|w.occ[len(w.occ)-1] != 0 {
+				t.Errorf("now %d: the wheel is not empty after the stop", now)
+			}
+		}
+	}
+}

@@ -34,6 +34,7 @@ func (e *Engine) Conns() int                  { return 0 }
 // Conn is not available on this platform.
 type Conn struct{ Context any }
 
+func (c *Conn) Handler() Handler                                     { return nil }
 func (c *Conn) Fd() int                                              { return -1 }
 func (c *Conn) RemoteAddr() net.Addr                                 { return nil }
 func (c *Conn) LocalAddr() net.Addr                                  { return nil }

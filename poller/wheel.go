@@ -1,6 +1,9 @@
 package poller
 
-import "time"
+import (
+	"math/bits"
+	"time"
+)
 
 // wheel is a hashed timer wheel: one slot per tick, timers with a deadline
 // further than a turn away wait in their slot for later turns. Each timer
@@ -9,7 +12,8 @@ import "time"
 type wheel struct {
 	tick  int64 // nanoseconds per slot
 	slots []*timer
-	now   int64 // the tick processed last
+	occ   []uint64 // a bit per slot holding timers, so that next skips empty ones
+	now   int64    // the tick processed last
 	count int
 }
 
@@ -21,8 +25,9 @@ type timer struct {
 	prev, next *timer
 }
 
+// newWheel returns a wheel of slots slots.
 func newWheel(tick time.Duration, slots int) *wheel {
-	return &wheel{tick: int64(tick), slots: make([]*timer, slots)}
+	return &wheel{tick: int64(tick), slots: make([]*timer, slots), occ: make([]uint64, (slots+63)/64)}
 }
 
 func (w *wheel) start(now int64) { w.now = now / w.tick }
@@ -46,6 +51,7 @@ func (w *wheel) set(t *timer, when int64) {
 		t.next.prev = t
 	}
 	w.slots[t.slot] = t
+	w.occ[t.slot/64] |= 1 << (t.slot % 64)
 	w.count++
 }
 
@@ -54,6 +60,9 @@ func (w *wheel) remove(t *timer) {
 		t.prev.next = t.next
 	} else {
 		w.slots[t.slot] = t.next
+		if t.next == nil {
+			w.occ[t.slot/64] &^= 1 << (t.slot % 64)
+		}
 	}
 	if t.next != nil {
 		t.next.prev = t.prev
@@ -89,9 +98,20 @@ func (w *wheel) next() int64 {
 	if w.count == 0 {
 		return 0
 	}
-	for i := int64(1); i <= int64(len(w.slots)); i++ {
-		if w.slots[(w.now+i)%int64(len(w.slots))] != nil {
-			return (w.now + i) * w.tick
+	n := len(w.slots)
+	start := int((w.now + 1) % int64(n))
+	for i := 0; i <= len(w.occ); i++ {
+		word := (start/64 + i) % len(w.occ)
+		bitsLeft := w.occ[word]
+		if i == 0 {
+			bitsLeft &= ^uint64(0) << (start % 64) // slots from start on
+		} else if i == len(w.occ) {
+			bitsLeft &= 1<<(start%64) - 1 // the slots before start, after a full turn
+		}
+		if bitsLeft != 0 {
+			slot := word*64 + bits.TrailingZeros64(bitsLeft)
+			ahead := (slot - start + n) % n
+			return (w.now + 1 + int64(ahead)) * w.tick
 		}
 	}
 	return 0
