@@ -42,6 +42,8 @@ var Variants = []string{
 	"nbio-sync",
 	"tcp-block",
 	"tcp-lt",
+	"wskit-poll-session-block",
+	"wskit-poll-events-block",
 }
 
 // IsRaw reports whether impl echoes raw TCP bytes rather than WebSocket
@@ -95,12 +97,12 @@ func Start(impl string, ln net.Listener) (*Server, error) {
 	s := &Server{Impl: impl, done: make(chan error, 1)}
 	var err error
 	switch impl {
-	case "wskit-poll-events":
-		err = s.startWskit(ln, wskit.EnginePoll, true)
-	case "wskit-poll-session":
-		err = s.startWskit(ln, wskit.EnginePoll, false)
+	case "wskit-poll-events", "wskit-poll-events-block":
+		err = s.startWskit(ln, wskit.EnginePoll, true, impl != "wskit-poll-events")
+	case "wskit-poll-session", "wskit-poll-session-block":
+		err = s.startWskit(ln, wskit.EnginePoll, false, impl != "wskit-poll-session")
 	case "wskit-std":
-		err = s.startWskit(ln, wskit.EngineStd, false)
+		err = s.startWskit(ln, wskit.EngineStd, false, false)
 	case "gorilla":
 		s.startGorilla(ln)
 	case "nbio":
@@ -125,10 +127,11 @@ func Start(impl string, ln net.Listener) (*Server, error) {
 
 // startWskit serves the echo route with DefaultOptions on engine: as Events
 // (run on the poll engine's loops) or as a default session ranging over
-// Messages (a goroutine per session).
-func (s *Server) startWskit(ln net.Listener, engine wskit.Engine, events bool) error {
+// Messages (a goroutine per session); block sets Options.BlockingLoops.
+func (s *Server) startWskit(ln net.Listener, engine wskit.Engine, events, block bool) error {
 	opts := wskit.DefaultOptions()
 	opts.Engine = engine
+	opts.BlockingLoops = block
 	srv, err := wskit.NewServer(opts)
 	if err != nil {
 		return err
