@@ -102,13 +102,7 @@ func receiveClose(t *testing.T, s *wskit.Session) *wskit.CloseError {
 // await returns the value sent on ch, or fails the test after wait.
 func await[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(wait):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
+	return wstest.Await(t, ch, what, wait)
 }
 
 // ended is what a server handler saw when its session ended.

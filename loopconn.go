@@ -189,16 +189,7 @@ func (lc *loopConn) onClose(err error) {
 	case errors.Is(err, poller.ErrWriteTimeout):
 		err = ErrWriteTimeout
 	}
-	var pe *frame.ProtocolError
-	switch {
-	case errors.As(err, &pe):
-		code, reason = pe.Code, pe.Reason
-	case !ok:
-		code = frame.CloseAbnormal
-		if err != nil {
-			reason = err.Error()
-		}
-	}
+	code, reason = endReason(code, reason, ok, err)
 	lc.proto.Release()
 	s := &lc.s
 	s.mu.Lock()

@@ -23,6 +23,7 @@ import (
 
 	"github.com/wskit/wskit/frame"
 	"github.com/wskit/wskit/internal/bufpool"
+	"github.com/wskit/wskit/internal/wstest"
 	"github.com/wskit/wskit/wsraw"
 )
 
@@ -317,35 +318,10 @@ func (p *ptPeer) readFrame() (frame.Header, []byte, error) {
 func (p *ptPeer) readFrameWithin(d time.Duration) (frame.Header, []byte, error) {
 	p.nc.SetReadDeadline(time.Now().Add(d))
 	defer p.nc.SetReadDeadline(time.Time{})
-	var b [frame.MaxHeaderSize]byte
-	if _, err := io.ReadFull(p.br, b[:2]); err != nil {
-		return frame.Header{}, nil, err
-	}
-	n := 2
-	switch b[1] & 0x7f {
-	case 126:
-		n += 2
-	case 127:
-		n += 8
-	}
-	if b[1]&0x80 != 0 {
-		n += 4
-	}
-	if _, err := io.ReadFull(p.br, b[2:n]); err != nil {
-		return frame.Header{}, nil, err
-	}
-	h, _, err := frame.ParseHeader(b[:n])
-	if err != nil {
-		return h, nil, err
-	}
-	if h.Masked {
+	h, payload, err := wstest.ReadFrameLimit(p.br, 64<<20)
+	if err == nil && h.Masked {
 		return h, nil, errors.New("the server sent a masked frame")
 	}
-	if h.Length > 64<<20 {
-		return h, nil, fmt.Errorf("frame of %d bytes", h.Length)
-	}
-	payload := make([]byte, h.Length)
-	_, err = io.ReadFull(p.br, payload)
 	return h, payload, err
 }
 
@@ -520,13 +496,7 @@ func ptStacks() string {
 // ptAwait returns the value sent on ch, or fails the test after ptWait.
 func ptAwait[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(ptWait):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
+	return wstest.Await(t, ch, what, ptWait)
 }
 
 // ptEnd is how a server-side session ended.

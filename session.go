@@ -348,6 +348,23 @@ func (s *Session) startHold() {
 	}
 }
 
+// endReason returns the close reason of a session that ended with err,
+// given the protocol's (code, reason, ok): a violation's code, else the
+// protocol's, else 1006 with the error's text.
+func endReason(code CloseCode, reason string, ok bool, err error) (CloseCode, string) {
+	var pe *frame.ProtocolError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Code, pe.Reason
+	case !ok:
+		code, reason = frame.CloseAbnormal, ""
+		if err != nil {
+			reason = err.Error()
+		}
+	}
+	return code, reason
+}
+
 // finish records why the session ended and wakes everyone waiting.
 func (s *Session) finish(err error) {
 	s.c.Close()
@@ -358,20 +375,11 @@ func (s *Session) finish(err error) {
 	if werr := s.c.WriteErr(); werr != nil && err != nil && !errors.Is(err, ErrCloseTimeout) {
 		err = werr
 	}
-	var pe *frame.ProtocolError
-	switch {
-	case errors.As(err, &pe):
-		code, reason = pe.Code, pe.Reason
-	case !ok:
-		code = frame.CloseAbnormal
-		if err != nil {
-			reason = err.Error()
-		}
-	}
 	s.mu.Lock()
 	if s.err != nil {
 		err = s.err // the cause closeWith recorded
 	}
+	code, reason = endReason(code, reason, ok, err)
 	s.ended = true
 	s.grace.Stop()
 	s.err = err

@@ -12,6 +12,8 @@ import (
 	"io"
 	"math"
 	"sync"
+	"testing"
+	"time"
 
 	"github.com/wskit/wskit/frame"
 )
@@ -83,4 +85,16 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Await returns the value sent on ch, or fails the test after wait.
+func Await[T any](t testing.TB, ch <-chan T, what string, wait time.Duration) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(wait):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
 }

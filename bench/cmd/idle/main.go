@@ -220,18 +220,8 @@ type client struct {
 }
 
 func startClient(exe, addr, src string, n int) (*client, error) {
-	cmd := exec.Command(exe, "-addr", addr, "-src", src, "-n", strconv.Itoa(n))
-	cmd.Env = append(os.Environ(), roleVar+"=client")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	cmd, stdin, stdout, err := harness.StartPiped([]string{exe, "-addr", addr, "-src", src, "-n", strconv.Itoa(n)}, []string{roleVar + "=client"})
 	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	c := &client{n: n, cmd: cmd, stdin: stdin, ready: make(chan error, 1)}

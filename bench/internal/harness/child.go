@@ -35,18 +35,8 @@ type Child struct {
 // A prefix such as taskset must exec the program so that Pid is the
 // server's.
 func Spawn(argv, env []string) (*Child, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	cmd, stdin, stdout, err := StartPiped(argv, env)
 	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	c := &Child{Pid: cmd.Process.Pid, cmd: cmd, stdin: stdin, done: make(chan error, 1)}
@@ -71,6 +61,26 @@ func Spawn(argv, env []string) (*Child, error) {
 		c.Stop()
 		return nil, fmt.Errorf("harness: %s did not print its address within 30s", argv[0])
 	}
+}
+
+// StartPiped starts argv with env added to this process's environment,
+// its stderr on ours, and pipes to its stdin and from its stdout.
+func StartPiped(argv, env []string) (*exec.Cmd, io.WriteCloser, io.ReadCloser, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, err
+	}
+	return cmd, stdin, stdout, nil
 }
 
 // Stop closes the child's stdin, which ends it, and waits for it; after
