@@ -318,8 +318,10 @@ func TestPollSlowReaderServerPush(t *testing.T) {
 	}
 }
 
-// A client pipelining echo requests without reading the replies: the
-// replies back up on the loop and all arrive, in order.
+// A client pipelining echo requests faster than it reads the replies: the
+// replies back up on the loop (EAGAIN, then EPOLLOUT), the loop stops
+// reading the client while more than a bounded amount waits, and every
+// reply arrives, in order.
 func TestPollSlowReaderPipelinedEchoes(t *testing.T) {
 	ptLeakCheck(t)
 	const count, size = 2000, 4 << 10
@@ -344,19 +346,27 @@ func TestPollSlowReaderPipelinedEchoes(t *testing.T) {
 	for i := range count {
 		out = append(out, ptFrame(true, frame.OpBinary, ptPattern(i, size))...)
 	}
-	p.mustWrite(out)
-	// Every request is in; the replies wait for the client.
-	deadline := time.Now().Add(ptWait)
-	for maxQueued.Load() < count*size/2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if q := maxQueued.Load(); q < count*size/2 {
-		t.Errorf("at most %d bytes queued, want most of %d: the output did not back up", q, count*size)
-	}
+	written := make(chan error, 1)
+	go func() {
+		_, err := p.nc.Write(out)
+		written <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the replies back up meanwhile
 	for i := range count {
 		if err := p.expect(frame.OpBinary, ptPattern(i, size)); err != nil {
 			t.Fatalf("reply %d: %v", i, err)
 		}
+	}
+	if err := ptAwait(t, written, "the requests' write"); err != nil {
+		t.Fatal(err)
+	}
+	// The loop's read pause (256 KiB), plus what one read's messages add.
+	q := maxQueued.Load()
+	if q < 64<<10 {
+		t.Errorf("at most %d bytes queued: the output did not back up", q)
+	}
+	if q > 256<<10+64<<10+count {
+		t.Errorf("%d bytes queued: reading did not pause while the output waited", q)
 	}
 	if err := p.closeHandshake(CloseNormal, ""); err != nil {
 		t.Fatal(err)

@@ -47,6 +47,7 @@ type Conn struct {
 	lingering bool
 	closed    bool
 	hup       bool // the peer's end or an error was signalled: read to EOF
+	outPaused bool // not read while its output drains (see loop.read)
 	detached  bool
 }
 
@@ -269,6 +270,10 @@ func writev(fd int, v []unix.Iovec) (int, error) {
 // consume drops n written bytes from the front of the output.
 func (c *Conn) consume(n int) {
 	c.queued -= n
+	if c.outPaused && c.queued <= outputResume {
+		c.outPaused = false
+		c.l.post(task{kind: taskResume, c: c}) // read what waited meanwhile
+	}
 	for n > 0 {
 		b := c.out[0]
 		left := len(*b) - c.sent

@@ -619,16 +619,22 @@ func signal(ch chan struct{}) {
 }
 
 // read reads c into the loop's buffer and hands the bytes to the handler.
+// A connection with more than outputPause bytes of output waiting is not
+// read until its peer takes most of them: a peer that sends faster than it
+// reads is pushed back, as a blocking server would, instead of growing the
+// queue.
 func (l *loop) read(c *Conn) {
+	if c.closed || c.paused.Load() || c.detached || l.outputFull(c) {
+		return
+	}
 	for i := 0; i < maxReads; i++ {
-		if c.closed || c.paused.Load() || c.detached {
-			return
-		}
 		n, err := readFD(c.fd, l.buf)
 		if n > 0 {
 			c.dispatching.Store(true)
 			l.e.h.OnData(c, l.buf[:n])
-			l.settle(c)
+			if l.settle(c) || c.closed || c.paused.Load() || c.detached {
+				return
+			}
 			if (n < len(l.buf) && !c.hup) || l.e.cfg.LevelTriggered {
 				return // a short read drained the socket; new data brings a new edge
 			}
@@ -653,15 +659,39 @@ func (l *loop) read(c *Conn) {
 	}
 }
 
+// outputPause is the output a connection may have waiting before the loop
+// stops reading it; reading resumes below outputResume.
+const (
+	outputPause  = 256 << 10
+	outputResume = outputPause / 4
+)
+
+// outputFull reports whether c's output is over outputPause, and marks it
+// to be read again once the output has drained.
+func (l *loop) outputFull(c *Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.queued >= outputPause && !l.e.cfg.LevelTriggered {
+		c.outPaused = true // level-triggered input would be reported again and again
+	}
+	return c.outPaused
+}
+
 // settle runs after a handler call on c: output the handler queued is
 // flushed at the end of the iteration, and a close it asked for happens.
-func (l *loop) settle(c *Conn) {
+// It reports whether the output is over outputPause (see read).
+func (l *loop) settle(c *Conn) bool {
 	c.dispatching.Store(false)
 	c.mu.Lock()
 	if (c.queued > 0 || c.closing) && !c.closed {
 		l.markDirtyLocked(c)
 	}
+	if c.queued >= outputPause && !l.e.cfg.LevelTriggered {
+		c.outPaused = true
+	}
+	full := c.outPaused
 	c.mu.Unlock()
+	return full
 }
 
 func (l *loop) markDirty(c *Conn) {
