@@ -139,7 +139,7 @@ func (c *Conn) Buffer(n int) []byte {
 	if k := len(c.out); k > 0 {
 		last := *c.out[k-1]
 		if cap(last)-len(last) >= n {
-			return last[len(last):len(last)]
+			return last[len(last):]
 		}
 	}
 	b := bufpool.Get(max(n, chunkSize))
