@@ -30,7 +30,8 @@
 //	tcp                 raw TCP echo on wskit's poller, no framing: the ceiling
 //
 // and the variants nbio-sync (nbio with its handlers on the poller
-// goroutines), tcp-block (poller.WaitBlock) and tcp-lt (level-triggered),
+// goroutines), tcp-block (poller.WaitBlock), tcp-lt (level-triggered),
+// wskit-poll-session-block and wskit-poll-events-block (Options.BlockingLoops),
 // which run only when named in BENCH_IMPLS. Every WebSocket server gets the
 // same client: prepared masked frames, replies counted from their headers.
 // Reported: msgs/s; server-µs/msg, the server process's utime+stime (from
