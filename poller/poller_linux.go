@@ -647,6 +647,9 @@ func (l *loop) read(c *Conn) {
 			i--
 			continue
 		case err == nil:
+			if l.flushBeforeClose(c) {
+				return // the output owed goes out first
+			}
 			err = errEOF
 		default:
 			err = os.NewSyscallError("read", err)
@@ -657,6 +660,22 @@ func (l *loop) read(c *Conn) {
 	if !l.e.cfg.LevelTriggered {
 		l.again = append(l.again, c) // the buffer filled each time: more may wait
 	}
+}
+
+// flushBeforeClose turns the peer's end of input into a close after the
+// queued output is written: a peer may send its last request and its FIN
+// together and still read the reply. It reports false when nothing waits.
+func (l *loop) flushBeforeClose(c *Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.queued == 0 || c.lingering || c.werr != nil {
+		return false
+	}
+	if !c.closing {
+		c.closing, c.closeErr = true, errEOF
+	}
+	l.markDirtyLocked(c)
+	return true
 }
 
 // outputPause is the output a connection may have waiting before the loop
