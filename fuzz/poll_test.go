@@ -8,13 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/wskit/wskit"
-	"github.com/wskit/wskit/frame"
 	"github.com/wskit/wskit/poller"
 )
 
@@ -82,21 +80,11 @@ func FuzzPollInput(f *testing.F) {
 	if !poller.Supported {
 		f.Skip("no poll engine here")
 	}
-	for _, seed := range [][]byte{
-		clientFrame(frame.OpText, true, "hello"),
-		append(clientFrame(frame.OpText, false, "hel"), clientFrame(frame.OpContinuation, true, "lo")...),
-		clientFrame(frame.OpPing, true, "p"),
-		clientFrame(frame.OpClose, true, "\x03\xe8bye"),
-		clientFrame(frame.OpText, true, "\xff"),
-		append(clientFrame(frame.OpBinary, true, strings.Repeat("x", 300)), clientFrame(frame.OpClose, true, "")...),
-		{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'}, // unmasked
-	} {
+	for _, seed := range sessionSeeds() {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		req := "GET /events HTTP/1.1\r\nHost: fuzz\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-		br := bufio.NewReader(bytes.NewReader(exchange(t, append([]byte(req), in...))))
+		br := bufio.NewReader(bytes.NewReader(exchange(t, append([]byte(upgradeRequest("/events")), in...))))
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 			t.Fatalf("handshake: %v %v", resp, err)

@@ -45,15 +45,7 @@ var sessionServer = sync.OnceValue(func() string {
 // well-formed server frames, the last one a close with a sendable code when
 // it sends a close at all.
 func FuzzSessionInput(f *testing.F) {
-	for _, seed := range [][]byte{
-		clientFrame(frame.OpText, true, "hello"),
-		append(clientFrame(frame.OpText, false, "hel"), clientFrame(frame.OpContinuation, true, "lo")...),
-		clientFrame(frame.OpPing, true, "p"),
-		clientFrame(frame.OpClose, true, "\x03\xe8bye"),
-		clientFrame(frame.OpText, true, "\xff"),
-		append(clientFrame(frame.OpBinary, true, strings.Repeat("x", 300)), clientFrame(frame.OpClose, true, "")...),
-		{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'}, // unmasked
-	} {
+	for _, seed := range sessionSeeds() {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -66,9 +58,7 @@ func FuzzSessionInput(f *testing.F) {
 		defer nc.Close()
 		defer nc.(*net.TCPConn).SetLinger(0)
 		nc.SetDeadline(time.Now().Add(10 * time.Second))
-		req := "GET /echo HTTP/1.1\r\nHost: fuzz\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-		if _, err := nc.Write(append([]byte(req), in...)); err != nil {
+		if _, err := nc.Write(append([]byte(upgradeRequest("/echo")), in...)); err != nil {
 			t.Fatal(err)
 		}
 		nc.(*net.TCPConn).CloseWrite()
@@ -87,6 +77,25 @@ func FuzzSessionInput(f *testing.F) {
 		}
 		checkServerFrames(t, out)
 	})
+}
+
+// sessionSeeds are inputs for the targets that feed an open session.
+func sessionSeeds() [][]byte {
+	return [][]byte{
+		clientFrame(frame.OpText, true, "hello"),
+		append(clientFrame(frame.OpText, false, "hel"), clientFrame(frame.OpContinuation, true, "lo")...),
+		clientFrame(frame.OpPing, true, "p"),
+		clientFrame(frame.OpClose, true, "\x03\xe8bye"),
+		clientFrame(frame.OpText, true, "\xff"),
+		append(clientFrame(frame.OpBinary, true, strings.Repeat("x", 300)), clientFrame(frame.OpClose, true, "")...),
+		{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'}, // unmasked
+	}
+}
+
+// upgradeRequest is a valid opening handshake for path.
+func upgradeRequest(path string) string {
+	return "GET " + path + " HTTP/1.1\r\nHost: fuzz\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 }
 
 // clientFrame builds one masked client frame.
