@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 
 	"github.com/wskit/wskit/codec"
@@ -82,6 +83,13 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, erro
 	if len(opts.Header) > 0 {
 		d.Header = ws.HandshakeHeaderHTTP(opts.Header)
 	}
+	for _, o := range codec.OfferExtensions(o.Extensions) {
+		params := make(map[string]string, len(o.Params))
+		for _, p := range o.Params {
+			params[p.Name] = p.Value
+		}
+		d.Extensions = append(d.Extensions, httphead.NewOption(o.Name, params))
+	}
 	nc, br, hs, err := d.Dial(ctx, rawURL)
 	if err != nil {
 		var se ws.StatusError
@@ -93,11 +101,21 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, erro
 		}
 		return nil, fmt.Errorf("websocket: dial %s: %w", u.Redacted(), err)
 	}
+	exts, err := confirmExtensions(o.Extensions, hs.Extensions)
+	if err != nil {
+		if br != nil {
+			ws.PutReader(br)
+		}
+		nc.Close()
+		return nil, fmt.Errorf("websocket: dial %s: %w", u.Redacted(), err)
+	}
 	var buffered []byte
 	if br != nil {
 		buffered = peekBuffered(br)
 	}
-	c := wsconn.New(nc, buffered, connConfig(&o, codec.Client, false))
+	cfg := connConfig(&o, codec.Client, false)
+	cfg.Codec.Extensions = exts
+	c := wsconn.New(nc, buffered, cfg)
 	if br != nil {
 		ws.PutReader(br)
 	}
@@ -106,4 +124,21 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, erro
 		req.Header = http.Header{}
 	}
 	return newSession(c, &o, req, hs.Protocol, true), nil
+}
+
+// confirmExtensions checks the server's choice among the extensions offered
+// and sets them up.
+func confirmExtensions(installed []codec.Extension, selected []httphead.Option) ([]codec.Negotiated, error) {
+	if len(selected) == 0 {
+		return nil, nil
+	}
+	resp := make([]codec.ExtensionOffer, len(selected))
+	for i, opt := range selected {
+		resp[i].Name = string(opt.Name)
+		opt.Parameters.ForEach(func(k, v []byte) bool {
+			resp[i].Params = append(resp[i].Params, codec.Param{Name: string(k), Value: string(v)})
+			return true
+		})
+	}
+	return codec.ConfirmExtensions(installed, resp)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/internal/bufpool"
 )
 
@@ -175,17 +176,43 @@ func matchHost(pattern, host string) (bool, error) {
 	return path.Match(strings.ToLower(pattern), strings.ToLower(host))
 }
 
-// writeAccept writes the 101 response that completes the handshake.
-func writeAccept(c net.Conn, key, protocol string, timeout time.Duration) error {
-	buf := bufpool.Get(256 + len(protocol))
-	defer bufpool.Put(buf)
-	b := append(*buf, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+// negotiate returns the extensions accepted from r's offer for a route of
+// kind: none for raw routes, none when the offer is malformed.
+func (o *Options) negotiate(r *http.Request, kind routeKind) []codec.Negotiated {
+	if len(o.Extensions) == 0 || kind == routeRaw {
+		return nil
+	}
+	values := r.Header.Values("Sec-Websocket-Extensions")
+	if len(values) == 0 {
+		return nil
+	}
+	offers, err := codec.ParseExtensions(nil, values)
+	if err != nil {
+		return nil
+	}
+	return codec.AcceptExtensions(o.Extensions, offers)
+}
+
+// appendAccept appends the 101 response that completes the handshake.
+func appendAccept(b []byte, key, protocol string, exts []codec.Negotiated) []byte {
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = acceptKey(b, key)
 	if protocol != "" {
 		b = append(b, "\r\nSec-WebSocket-Protocol: "...)
 		b = append(b, protocol...)
 	}
-	b = append(b, "\r\n\r\n"...)
+	if len(exts) > 0 {
+		b = append(b, "\r\nSec-WebSocket-Extensions: "...)
+		b = codec.ResponseHeader(b, exts)
+	}
+	return append(b, "\r\n\r\n"...)
+}
+
+// writeAccept writes the 101 response that completes the handshake.
+func writeAccept(c net.Conn, key, protocol string, exts []codec.Negotiated, timeout time.Duration) error {
+	buf := bufpool.Get(256 + len(protocol))
+	defer bufpool.Put(buf)
+	b := appendAccept(*buf, key, protocol, exts)
 	*buf = b
 	if timeout > 0 {
 		c.SetWriteDeadline(time.Now().Add(timeout))

@@ -35,22 +35,17 @@ func (lc *loopConn) jobs() *jobQueue {
 	return q
 }
 
-func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, head []byte, key, protocol string, rest []byte) {
+func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, head []byte, key, protocol string, exts []codec.Negotiated, rest []byte) {
 	lc := &loopConn{pe: c, rt: rt, head: string(head)}
-	lc.proto.Init(e.codecConfig())
+	cfg := e.codecConfig()
+	cfg.Extensions = exts
+	lc.proto.Init(cfg)
 	lc.s = Session{lc: lc, opts: &e.srv.opts, protocol: protocol, engine: EnginePoll}
 	c.Context = lc
 	// The 101 goes out at the end of this loop iteration, before any frame.
 	c.Lock()
-	b := c.Buffer(256 + len(protocol))
-	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
-	b = acceptKey(b, key)
-	if protocol != "" {
-		b = append(b, "\r\nSec-WebSocket-Protocol: "...)
-		b = append(b, protocol...)
-	}
-	b = append(b, "\r\n\r\n"...)
-	c.Commit(b)
+	b := c.Buffer(256 + len(protocol) + 256*len(exts))
+	c.Commit(appendAccept(b, key, protocol, exts))
 	c.Unlock()
 	if !e.open() {
 		lc.close(CloseGoingAway, "server shutting down")
@@ -332,6 +327,9 @@ func sendErr(err error) error {
 	}
 	return err
 }
+
+// Extensions returns the negotiated extensions.
+func (lc *loopConn) Extensions() []codec.Negotiated { return lc.proto.Extensions() }
 
 // WriteMessage sends a data message.
 func (lc *loopConn) WriteMessage(op frame.Opcode, rsv byte, p []byte) error {

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/wskit/wskit/codec"
 )
 
 // QueuePolicy says what a send does when the outgoing queue is full.
@@ -50,8 +52,9 @@ func (p QueuePolicy) String() string {
 //     Dial masks every frame with a fresh key; a server never masks, and
 //     closes with 1002 on an unmasked client frame.
 //   - contentConverter (Ktor: none) → Converter, JSON.
-//   - extensions (Ktor: none) → none negotiated yet; the server declines
-//     every offered extension, so no RSV bit is accepted.
+//   - extensions (Ktor: none) → Extensions, none: install
+//     &codec.PerMessageDeflate{} for compression, or an extension of your
+//     own (codec.Extension). Raw routes never negotiate them.
 //   - channels.outgoing (Ktor: unlimited, bounded since 3.4) → MaxQueue, 4 MiB,
 //     with QueuePolicy; channels.incoming → IncomingQueue, 1 MiB.
 type Options struct {
@@ -102,6 +105,11 @@ type Options struct {
 	// CheckOrigin, when set, replaces the Origin policy: it returns whether
 	// the upgrade may proceed (else 403).
 	CheckOrigin func(r *http.Request) bool
+	// Extensions are offered by Dial and accepted by a server from a
+	// client's offer, in this order (which is the order they process
+	// outgoing messages; incoming ones are undone in reverse). Two may not
+	// share an RSV bit. Raw routes negotiate none.
+	Extensions []codec.Extension
 	// Converter encodes values for SendValue and ReceiveValue.
 	Converter Converter
 	// Logger receives handler panics and handshake refusals; nil means
@@ -229,6 +237,16 @@ func (o *Options) Validate() error {
 	for _, p := range o.Subprotocols {
 		if !isToken(p) {
 			return fmt.Errorf("%w: subprotocol %q is not an HTTP token", ErrInvalidOptions, p)
+		}
+	}
+	if err := codec.CheckExtensions(o.Extensions); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidOptions, err)
+	}
+	for _, e := range o.Extensions {
+		if v, ok := e.(interface{ Validate() error }); ok {
+			if err := v.Validate(); err != nil {
+				return fmt.Errorf("%w: %v", ErrInvalidOptions, err)
+			}
 		}
 	}
 	for _, p := range o.OriginPatterns {

@@ -252,8 +252,9 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 		return
 	}
 	c.SetTimer(time.Time{})
+	exts := pe.srv.opts.negotiate(r, rt.kind)
 	if rt.kind == routeEvents {
-		newLoopConn(pe, c, rt, head, key, protocol, rest)
+		newLoopConn(pe, c, rt, head, key, protocol, exts, rest)
 		return
 	}
 	// Default and raw sessions block in their handlers: a goroutine drives
@@ -262,11 +263,12 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 	nc := c.Detach()
 	buffered := append([]byte(nil), rest...)
 	go func() {
-		if err := writeAccept(nc, key, protocol, pe.srv.opts.HandshakeTimeout); err != nil {
+		if err := writeAccept(nc, key, protocol, exts, pe.srv.opts.HandshakeTimeout); err != nil {
+			codec.ReleaseExtensions(exts)
 			nc.Close()
 			return
 		}
-		rt.serveConn(nc, buffered, r, protocol, EnginePoll)
+		rt.serveConn(nc, buffered, r, protocol, exts, EnginePoll)
 	}()
 }
 
@@ -291,7 +293,7 @@ func (pe *pollEngine) quickUpgrade(c *poller.Conn, head, rest []byte) bool {
 		return false
 	}
 	c.SetTimer(time.Time{})
-	newLoopConn(pe, c, rt, head, key, protocol, rest)
+	newLoopConn(pe, c, rt, head, key, protocol, pe.srv.opts.negotiate(&q.r, rt.kind), rest)
 	return true
 }
 

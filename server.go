@@ -101,16 +101,16 @@ type route struct {
 
 // ServeHTTP upgrades the request on a connection of net/http.
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	nc, buffered, protocol, ok := rt.srv.upgrade(w, r, rt.protocols)
+	nc, buffered, protocol, exts, ok := rt.srv.upgrade(w, r, rt)
 	if !ok {
 		return
 	}
-	rt.serveConn(nc, buffered, r, protocol, EngineStd)
+	rt.serveConn(nc, buffered, r, protocol, exts, EngineStd)
 }
 
 // serveConn runs a session on nc, an upgraded connection whose first bytes
 // (read past the handshake) are buffered, until it ends.
-func (rt *route) serveConn(nc net.Conn, buffered []byte, r *http.Request, protocol string, engine Engine) {
+func (rt *route) serveConn(nc net.Conn, buffered []byte, r *http.Request, protocol string, exts []codec.Negotiated, engine Engine) {
 	srv := rt.srv
 	if rt.kind == routeRaw {
 		c := wsconn.New(nc, buffered, srv.connConfig(codec.Server, true))
@@ -125,7 +125,9 @@ func (rt *route) serveConn(nc net.Conn, buffered []byte, r *http.Request, protoc
 		c.Release()
 		return
 	}
-	s := newSession(wsconn.New(nc, buffered, srv.connConfig(codec.Server, false)), &srv.opts, r, protocol, false)
+	cfg := srv.connConfig(codec.Server, false)
+	cfg.Codec.Extensions = exts
+	s := newSession(wsconn.New(nc, buffered, cfg), &srv.opts, r, protocol, false)
 	s.engine = engine
 	if !srv.track(s) {
 		s.Close(CloseGoingAway, "server shutting down")
@@ -201,25 +203,27 @@ func mustTokens(protocols []string) {
 
 // upgrade carries out the server's side of the opening handshake. On
 // failure it has answered the request and returns ok false.
-func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request, required []string) (nc net.Conn, buffered []byte, protocol string, ok bool) {
-	key, protocol, herr := srv.checkUpgrade(r, required)
+func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request, rt *route) (nc net.Conn, buffered []byte, protocol string, exts []codec.Negotiated, ok bool) {
+	key, protocol, herr := srv.checkUpgrade(r, rt.protocols)
 	if herr != nil {
 		srv.opts.logger().Debug("wskit: upgrade refused", "status", herr.status, "reason", herr.msg, "remote", r.RemoteAddr, "path", r.URL.Path)
 		herr.write(w)
-		return nil, nil, "", false
+		return nil, nil, "", nil, false
 	}
 	nc, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		http.Error(w, "websocket: the connection cannot be taken over: "+err.Error(), http.StatusInternalServerError)
-		return nil, nil, "", false
+		return nil, nil, "", nil, false
 	}
 	nc.SetDeadline(time.Time{}) // drop the HTTP server's deadlines
 	buffered = peekBuffered(rw.Reader)
-	if err := writeAccept(nc, key, protocol, srv.opts.HandshakeTimeout); err != nil {
+	exts = srv.opts.negotiate(r, rt.kind)
+	if err := writeAccept(nc, key, protocol, exts, srv.opts.HandshakeTimeout); err != nil {
+		codec.ReleaseExtensions(exts)
 		nc.Close()
-		return nil, nil, "", false
+		return nil, nil, "", nil, false
 	}
-	return nc, buffered, protocol, true
+	return nc, buffered, protocol, exts, true
 }
 
 // checkUpgrade applies the handshake rules and the Origin policy to r and

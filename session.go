@@ -124,6 +124,7 @@ type sessionConn interface {
 	Abort() error
 	RemoteAddr() net.Addr
 	LocalAddr() net.Addr
+	Extensions() []codec.Negotiated
 }
 
 // receiver is the reading side of a session whose handler receives, over
@@ -712,8 +713,12 @@ func (s *Session) Engine() Engine { return s.engine }
 // Subprotocol returns the negotiated subprotocol, or "".
 func (s *Session) Subprotocol() string { return s.protocol }
 
-// Extensions returns the negotiated Sec-WebSocket-Extensions value, or "".
-func (s *Session) Extensions() string { return "" }
+// Extensions returns the negotiated Sec-WebSocket-Extensions value as the
+// server answered it, such as "permessage-deflate; server_no_context_takeover",
+// or "" when none was negotiated.
+func (s *Session) Extensions() string {
+	return string(codec.ResponseHeader(nil, s.out().Extensions()))
+}
 
 // RemoteAddr returns the peer's network address.
 func (s *Session) RemoteAddr() net.Addr { return s.out().RemoteAddr() }

@@ -24,7 +24,9 @@ type Message struct {
 // Assembler joins data frames into messages (RFC 6455 §5.4). It checks the
 // continuation rules, the message size limit, and text for UTF-8 as each
 // fragment (and each received part of a cut frame, via Check) arrives, so an
-// invalid message fails at the first byte that proves it.
+// invalid message fails at the first byte that proves it. Text whose first
+// frame has RSV bits is left unchecked: an extension transformed it, and
+// Protocol checks it once decoded.
 //
 // A message that arrives as one frame is returned without a copy. Fragments
 // are joined in a pooled buffer, handed back on the next call.
@@ -66,7 +68,7 @@ func (a *Assembler) Push(f frame.Frame) (m Message, ok bool, err error) {
 	if err := a.limit(int64(len(f.Payload))); err != nil {
 		return m, false, a.fail(err)
 	}
-	if a.op == frame.OpText {
+	if a.op == frame.OpText && a.rsv == 0 {
 		if !a.utf8.Write(f.Payload[a.checked:]) || (f.Fin && !a.utf8.Complete()) {
 			return m, false, a.fail(ErrInvalidUTF8)
 		}
@@ -104,9 +106,9 @@ func (a *Assembler) Check(h frame.Header, partial []byte) error {
 	if !h.Op.IsData() {
 		return nil
 	}
-	op := a.op
+	op, rsv := a.op, a.rsv
 	if op == 0 {
-		op = h.Op
+		op, rsv = h.Op, h.Rsv
 	}
 	if err := a.continuation(h); err != nil {
 		return a.fail(err)
@@ -114,7 +116,8 @@ func (a *Assembler) Check(h frame.Header, partial []byte) error {
 	if err := a.limit(h.Length); err != nil {
 		return a.fail(err)
 	}
-	if op == frame.OpText && len(partial) > a.checked {
+	// A message with RSV bits is checked once the extensions have decoded it.
+	if op == frame.OpText && rsv == 0 && len(partial) > a.checked {
 		if !a.utf8.Write(partial[a.checked:]) {
 			return a.fail(ErrInvalidUTF8)
 		}

@@ -200,6 +200,11 @@ func (d *Decoder) check(h *frame.Header) error {
 	if h.Rsv&^d.AllowedRsv != 0 {
 		return ErrReservedBits
 	}
+	if h.Rsv != 0 && (h.Op == frame.OpContinuation || h.Op.IsControl()) {
+		// Extensions here are per-message: their bits mark a message's
+		// first frame only (RFC 7692 §6.1 for permessage-deflate).
+		return ErrRsvOnContinuation
+	}
 	limit := d.MaxFrameSize
 	if limit == 0 {
 		limit = DefaultMaxFrameSize

@@ -14,8 +14,12 @@ type Config struct {
 	Role           Role
 	MaxFrameSize   int64 // 0 means DefaultMaxFrameSize, < 0 no limit
 	MaxMessageSize int64 // 0 means DefaultMaxMessageSize, < 0 no limit
-	AllowedRsv     byte  // RSV bits claimed by negotiated extensions
-	FragmentSize   int   // split outgoing messages into frames of this size; 0 never
+	AllowedRsv     byte  // RSV bits allowed beyond those of Extensions
+	// Extensions negotiated for the connection, in the order they process
+	// outgoing messages. The Protocol releases their Transforms. They are
+	// ignored in raw mode.
+	Extensions   []Negotiated
+	FragmentSize int // split outgoing messages into frames of this size; 0 never
 	// Raw delivers every data frame as it arrives (fragments stay fragments)
 	// and answers nothing: no pong, no close reply. Limits and protocol rules
 	// still hold, and a violation still sends its close frame.
@@ -92,6 +96,7 @@ type Protocol struct {
 	pingPeriod  time.Duration
 	timeout     time.Duration
 	out         *[]byte // replies owed to the peer
+	ext         *pipeline
 	err         error
 	closeReason string // with closeCode: the peer's once its close came, else ours
 
@@ -125,9 +130,23 @@ func NewProtocol(cfg Config) *Protocol {
 // value.
 func (p *Protocol) Init(cfg Config) {
 	*p = Protocol{raw: cfg.Raw, pingPeriod: cfg.PingPeriod, timeout: cfg.Timeout}
-	p.dec = Decoder{Role: cfg.Role, MaxFrameSize: cfg.MaxFrameSize, AllowedRsv: cfg.AllowedRsv}
+	rsv := cfg.AllowedRsv
+	if len(cfg.Extensions) > 0 && !cfg.Raw {
+		p.ext = &pipeline{ns: cfg.Extensions}
+		rsv |= p.ext.rsvBits()
+	}
+	p.dec = Decoder{Role: cfg.Role, MaxFrameSize: cfg.MaxFrameSize, AllowedRsv: rsv}
 	p.asm = Assembler{MaxMessageSize: cfg.MaxMessageSize, Raw: cfg.Raw}
 	p.enc = Encoder{Role: cfg.Role, FragmentSize: cfg.FragmentSize}
+}
+
+// Extensions returns the negotiated extensions (Config.Extensions unless in
+// raw mode). It may be called concurrently with the other methods.
+func (p *Protocol) Extensions() []Negotiated {
+	if p.ext == nil {
+		return nil
+	}
+	return p.ext.ns
 }
 
 // State returns the close-handshake state.
@@ -144,6 +163,9 @@ func (p *Protocol) Err() error { return p.err }
 // A violation returns a *frame.ProtocolError; the close frame carrying its
 // code is queued for AppendReplies and the state becomes StateClosed.
 func (p *Protocol) Receive(in []byte) (ev Event, n int, ok bool, err error) {
+	if p.ext != nil {
+		p.ext.returnIn()
+	}
 	for {
 		if p.err != nil {
 			return ev, n, false, p.err
@@ -179,12 +201,34 @@ func (p *Protocol) Receive(in []byte) (ev Event, n int, ok bool, err error) {
 			return ev, n, false, p.fail(err)
 		}
 		if done {
+			if m.Rsv != 0 && p.ext != nil {
+				if m.Payload, err = p.decode(m); err != nil {
+					return ev, n, false, p.fail(err)
+				}
+			}
 			return Event{Kind: EventMessage, Op: m.Op, Fin: m.Fin, Rsv: m.Rsv, Payload: m.Payload}, n, true, nil
 		}
 	}
 }
 
 func (p *Protocol) acceptsData() bool { return p.state == StateOpen }
+
+// decode runs the extensions on a message whose first frame carried RSV
+// bits, then checks text, which the Assembler could not.
+func (p *Protocol) decode(m Message) ([]byte, error) {
+	limit := p.asm.MaxMessageSize
+	if limit == 0 {
+		limit = DefaultMaxMessageSize
+	}
+	out, err := p.ext.decode(m.Op, m.Rsv, m.Payload, limit)
+	if err != nil {
+		return nil, err
+	}
+	if m.Op == frame.OpText && !frame.ValidUTF8(out) {
+		return nil, ErrInvalidUTF8
+	}
+	return out, nil
+}
 
 func (p *Protocol) control(f frame.Frame) (Event, error) {
 	switch f.Op {
@@ -272,9 +316,23 @@ func (p *Protocol) AppendReplies(dst []byte) []byte {
 
 // AppendMessage appends a data message (OpText or OpBinary) with the given
 // RSV bits on its first frame, fragmented when Config.FragmentSize asks.
+// With rsv 0 the negotiated extensions transform the message first (and may
+// set bits); a message they do not shrink goes as it is, so the result
+// never exceeds MessageSize(len(payload)). Nonzero rsv sends the payload
+// as given.
 func (p *Protocol) AppendMessage(dst []byte, op frame.Opcode, rsv byte, payload []byte) ([]byte, error) {
 	if p.sentClose {
 		return dst, ErrCloseSent
+	}
+	if p.ext != nil && rsv == 0 {
+		out, bits, err := p.ext.encode(op, payload)
+		if err != nil {
+			p.ext.doneEncoding()
+			return dst, err
+		}
+		dst = p.enc.AppendMessage(dst, op, bits, out)
+		p.ext.doneEncoding()
+		return dst, nil
 	}
 	return p.enc.AppendMessage(dst, op, rsv, payload), nil
 }
@@ -434,8 +492,12 @@ func (p *Protocol) Deadline() (t time.Time, ok bool) {
 // the last EventMessage, so that it stays valid while Receive goes on (the
 // payload may also point into the input given to Receive, which the caller
 // owns). Give each non-nil buffer back with ReturnBuffer when done.
-func (p *Protocol) DetachMessage() (bufs [2]*[]byte) {
-	return [2]*[]byte{p.dec.Detach(), p.asm.Detach()}
+func (p *Protocol) DetachMessage() (bufs [3]*[]byte) {
+	bufs = [3]*[]byte{p.dec.Detach(), p.asm.Detach()}
+	if p.ext != nil {
+		bufs[2] = p.ext.detachIn()
+	}
+	return bufs
 }
 
 // ReturnBuffer gives a buffer from DetachMessage back to the pool.
@@ -447,4 +509,7 @@ func (p *Protocol) Release() {
 	p.asm.Release()
 	bufpool.Put(p.out)
 	p.out = nil
+	if p.ext != nil {
+		p.ext.release()
+	}
 }

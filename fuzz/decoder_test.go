@@ -86,6 +86,8 @@ func referenceDecode(stream []byte, role codec.Role, maxFrame int64, allowedRsv 
 		}
 		if h.Rsv&^allowedRsv != 0 {
 			ref.errs = append(ref.errs, codec.ErrReservedBits)
+		} else if h.Rsv != 0 && (h.Op == frame.OpContinuation || h.Op.IsControl()) {
+			ref.errs = append(ref.errs, codec.ErrRsvOnContinuation)
 		}
 		ref.tooBig = maxFrame >= 0 && h.Length > maxFrame
 		if ref.failed() {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wskit/wskit"
+	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
 	"github.com/wskit/wskit/wsraw"
 )
@@ -33,6 +34,7 @@ type serveConfig struct {
 	maxMessage int64
 	ping       time.Duration
 	timeout    time.Duration
+	deflate    bool
 }
 
 // options returns the server's Options for c.
@@ -44,11 +46,14 @@ func (c serveConfig) options(log *slog.Logger) wskit.Options {
 	o.PingPeriod = c.ping
 	o.Timeout = c.timeout
 	o.Logger = log
+	if c.deflate {
+		o.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
+	}
 	return o
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
-	c := serveConfig{maxMessage: 64 << 20}
+	c := serveConfig{maxMessage: 64 << 20, deflate: true}
 	engineHelp := "transport `engine`: poll (epoll loops), std (net/http), or auto: poll on Linux"
 	fs := flagSet("serve", "wskit serve [flags]", stderr)
 	fs.StringVar(&c.addr, "addr", ":8080", "listen `address` (port 0 picks a free port)")
@@ -56,6 +61,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.Var((*sizeValue)(&c.maxMessage), "max-message", "largest frame and message accepted, such as 64MiB, 1KiB or 512 (bytes)")
 	fs.DurationVar(&c.ping, "ping", 0, "keepalive ping `period`; 0 sends none")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "wait for a pong, a close reply or a write; 0 waits forever")
+	fs.BoolVar(&c.deflate, "deflate", true, "accept permessage-deflate compression (RFC 7692) on every endpoint but /raw")
 	rest, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
@@ -93,7 +99,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	opts := c.options(log)
 	log.Info("listening", "addr", ln.Addr().String(), "page", pageURL(ln.Addr()), "engine", opts.Engine,
-		"max_message", formatSize(c.maxMessage), "ping", c.ping, "timeout", c.timeout)
+		"max_message", formatSize(c.maxMessage), "ping", c.ping, "timeout", c.timeout, "deflate", c.deflate)
 	if err := serve(ctx, ln, opts, log); err != nil {
 		log.Error("serve failed", "err", err)
 		return 1

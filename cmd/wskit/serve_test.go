@@ -379,7 +379,7 @@ func TestParseServeFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := serveConfig{addr: ":8080", engine: "auto", maxMessage: 64 << 20, timeout: 15 * time.Second}
+	want := serveConfig{addr: ":8080", engine: "auto", maxMessage: 64 << 20, timeout: 15 * time.Second, deflate: true}
 	if c != want {
 		t.Errorf("defaults = %+v, want %+v", c, want)
 	}
@@ -387,14 +387,20 @@ func TestParseServeFlags(t *testing.T) {
 	if o.MaxFrameSize != 64<<20 || o.MaxMessageSize != 64<<20 || o.PingPeriod != 0 || o.Timeout != 15*time.Second {
 		t.Errorf("options = %+v", o)
 	}
+	if len(o.Extensions) != 1 || o.Extensions[0].Name() != "permessage-deflate" {
+		t.Errorf("extensions = %v, want permessage-deflate", o.Extensions)
+	}
 
-	c, err = parseServeFlags([]string{"-addr", "127.0.0.1:0", "-max-message", "1KiB", "-ping", "5s", "-timeout", "2s"}, io.Discard)
+	c, err = parseServeFlags([]string{"-addr", "127.0.0.1:0", "-max-message", "1KiB", "-ping", "5s", "-timeout", "2s", "-deflate=false"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want = serveConfig{addr: "127.0.0.1:0", engine: "auto", maxMessage: 1024, ping: 5 * time.Second, timeout: 2 * time.Second}
 	if c != want {
 		t.Errorf("parsed %+v, want %+v", c, want)
+	}
+	if o := c.options(nil); len(o.Extensions) != 0 {
+		t.Errorf("-deflate=false: extensions = %v", o.Extensions)
 	}
 
 	bad := map[string][]string{

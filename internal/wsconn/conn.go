@@ -94,7 +94,7 @@ func newReadBuf(n int) *[]byte {
 // only one Pin may be outstanding.
 type Pin struct {
 	rbuf  *[]byte
-	codec [2]*[]byte
+	codec [3]*[]byte
 }
 
 // Pin takes the buffers of the last message out of reuse.
@@ -117,6 +117,9 @@ func (c *Conn) Unpin(p Pin) {
 	codec.ReturnBuffer(p.codec[0])
 	codec.ReturnBuffer(p.codec[1])
 }
+
+// Extensions returns the negotiated extensions.
+func (c *Conn) Extensions() []codec.Negotiated { return c.proto.Extensions() }
 
 // NetConn returns the underlying connection.
 func (c *Conn) NetConn() net.Conn { return c.nc }
