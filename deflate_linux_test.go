@@ -2,12 +2,15 @@ package wskit
 
 import (
 	"bytes"
+	"compress/flate"
 	"context"
 	"fmt"
-	"strings"
+	"io"
 	"testing"
 
 	"github.com/wskit/wskit/codec"
+	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/race"
 )
 
 // TestDeflateRoundTrip runs our client against our server with
@@ -84,5 +87,164 @@ func TestDeflateRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	_ = strings.ToLower
+}
+
+// deflateMessage compresses p as a permessage-deflate sender does, with the
+// standard library: a sync flush, its 00 00 ff ff tail removed.
+func deflateMessage(t testing.TB, p []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w, err := flate.NewWriter(&b, flate.BestSpeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(p)
+	w.Flush()
+	return bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
+}
+
+// inflateMessage undoes deflateMessage.
+func inflateMessage(t testing.TB, p []byte) []byte {
+	t.Helper()
+	r := flate.NewReader(io.MultiReader(bytes.NewReader(p), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff})))
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("inflating the server's message: %v", err)
+	}
+	return out
+}
+
+const offerDeflate = "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover"
+
+// Bad compressed input ends the session with the right close code on every
+// engine and session kind, and the limit on the inflated size holds.
+func TestDeflateBadInput(t *testing.T) {
+	bomb := deflateMessage(t, make([]byte, 8<<20))
+	half := deflateMessage(t, []byte("hello, "))
+	cases := []struct {
+		name   string
+		offer  bool
+		frames [][]byte
+		want   CloseCode
+	}{
+		{"RSV1 without the extension", false, [][]byte{
+			ptFrameHeader(frame.Header{Fin: true, Rsv: frame.RSV1, Op: frame.OpText, Masked: true, Mask: ptMask, Length: int64(len(half))}, half)}, CloseProtocolError},
+		{"corrupt data", true, [][]byte{
+			ptFrameHeader(frame.Header{Fin: true, Rsv: frame.RSV1, Op: frame.OpBinary, Masked: true, Mask: ptMask, Length: 3}, []byte{0xff, 0xff, 0xff})}, CloseProtocolError},
+		{"invalid UTF-8 once inflated", true, [][]byte{
+			ptFrameHeader(frame.Header{Fin: true, Rsv: frame.RSV1, Op: frame.OpText, Masked: true, Mask: ptMask, Length: int64(len(deflateMessage(t, []byte{'a', 0xff, 0xfe})))}, deflateMessage(t, []byte{'a', 0xff, 0xfe}))}, CloseInvalidPayload},
+		{"bomb", true, [][]byte{
+			ptFrameHeader(frame.Header{Fin: true, Rsv: frame.RSV1, Op: frame.OpBinary, Masked: true, Mask: ptMask, Length: int64(len(bomb))}, bomb)}, CloseMessageTooBig},
+		{"RSV1 on a continuation", true, [][]byte{
+			ptFrameHeader(frame.Header{Rsv: frame.RSV1, Op: frame.OpText, Masked: true, Mask: ptMask, Length: int64(len(half))}, half),
+			ptFrameHeader(frame.Header{Fin: true, Rsv: frame.RSV1, Op: frame.OpContinuation, Masked: true, Mask: ptMask, Length: 1}, []byte{0})}, CloseProtocolError},
+		{"RSV1 on a ping", true, [][]byte{
+			ptFrameHeader(frame.Header{Fin: true, Rsv: frame.RSV1, Op: frame.OpPing, Masked: true, Mask: ptMask, Length: 1}, []byte{0})}, CloseProtocolError},
+		{"RSV2", true, [][]byte{
+			ptFrameHeader(frame.Header{Fin: true, Rsv: frame.RSV2, Op: frame.OpBinary, Masked: true, Mask: ptMask, Length: 1}, []byte{0})}, CloseProtocolError},
+	}
+	for _, engine := range []Engine{EngineStd, EnginePoll} {
+		opts := ptOptions()
+		opts.Engine = engine
+		opts.Extensions = []codec.Extension{&codec.PerMessageDeflate{MaxInflatedSize: 1 << 20}}
+		_, addr := ptStart(t, opts, nil, ptRoutes(Events{}))
+		for _, path := range []string{"/echo", "/events"} {
+			for _, c := range cases {
+				t.Run(fmt.Sprintf("%v%s/%s", engine, path, c.name), func(t *testing.T) {
+					var extra []string
+					if c.offer {
+						extra = append(extra, offerDeflate)
+					}
+					p := ptDial(t, addr, path, extra...)
+					if c.offer {
+						// A good message first: it is inflated, and the echo comes back compressed.
+						msg := bytes.Repeat([]byte("all good; "), 100)
+						z := deflateMessage(t, msg)
+						p.mustWrite(ptFrameHeader(frame.Header{Fin: true, Rsv: frame.RSV1, Op: frame.OpText, Masked: true, Mask: ptMask, Length: int64(len(z))}, z))
+						h, got, err := p.readFrame()
+						if err != nil {
+							t.Fatal(err)
+						}
+						if h.Rsv != frame.RSV1 || !bytes.Equal(inflateMessage(t, got), msg) {
+							t.Fatalf("echo: RSV %#x, %d bytes", h.Rsv, len(got))
+						}
+					}
+					for _, f := range c.frames {
+						p.write(f) // the server may close before the last
+					}
+					if code, reason := p.mustReadClose(); code != c.want {
+						t.Fatalf("closed with %d %q, want %d", code, reason, c.want)
+					}
+				})
+			}
+		}
+		t.Run(fmt.Sprintf("%v/raw routes negotiate nothing", engine), func(t *testing.T) {
+			p := ptConnect(t, addr)
+			p.mustWrite([]byte(ptHead(addr, "/raw", offerDeflate)))
+			resp, _, err := p.readResponse()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != 101 || resp.Header.Get("Sec-WebSocket-Extensions") != "" {
+				t.Fatalf("status %d, extensions %q", resp.StatusCode, resp.Header.Get("Sec-WebSocket-Extensions"))
+			}
+		})
+	}
+}
+
+// A compressed echo over an Events session on the poll engine allocates
+// nothing in steady state, with and without context takeover.
+func TestDeflateEventsZeroAllocs(t *testing.T) {
+	if race.Enabled {
+		t.Skip("the race detector allocates, and sync.Pool drops items under it")
+	}
+	var msg bytes.Buffer
+	for i := 0; msg.Len() < 1024; i++ {
+		fmt.Fprintf(&msg, `{"id":%d,"name":"user-%d","active":%v},`, i, i*7919%1000, i%3 == 0)
+	}
+	z := deflateMessage(t, msg.Bytes())
+	out := ptFrameHeader(frame.Header{Fin: true, Rsv: frame.RSV1, Op: frame.OpText, Masked: true, Mask: ptMask, Length: int64(len(z))}, z)
+	for _, mode := range []struct {
+		name string
+		pmd  codec.PerMessageDeflate
+	}{{"takeover", codec.PerMessageDeflate{}}, {"no takeover", codec.PerMessageDeflate{ServerNoContextTakeover: true}}} {
+		t.Run(mode.name, func(t *testing.T) {
+			opts := ptOptions()
+			opts.Loops = 1
+			opts.Extensions = []codec.Extension{&mode.pmd}
+			_, addr := ptStart(t, opts, nil, ptRoutes(Events{}))
+			p := ptDial(t, addr, "/events", offerDeflate)
+			buf := make([]byte, 4096)
+			var err error
+			run := func() {
+				if _, e := p.nc.Write(out); e != nil {
+					err = e
+					return
+				}
+				// One unmasked server frame, length under 64 KiB.
+				if _, e := io.ReadFull(p.br, buf[:2]); e != nil {
+					err = e
+					return
+				}
+				n := int(buf[1] & 0x7f)
+				if n == 126 {
+					io.ReadFull(p.br, buf[:2])
+					n = int(buf[0])<<8 | int(buf[1])
+				}
+				if _, e := io.ReadFull(p.br, buf[:n]); e != nil {
+					err = e
+				}
+			}
+			for range 200 {
+				run()
+			}
+			allocs := testing.AllocsPerRun(1000, run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if allocs != 0 {
+				t.Errorf("%.2f allocations per compressed echo, want 0", allocs)
+			}
+		})
+	}
 }

@@ -297,9 +297,7 @@ func (t *deflateTransform) Encode(buf *[]byte, op frame.Opcode, p []byte) ([]byt
 	if len(p) == 0 || len(p) < t.cfg.Threshold || (t.cfg.CompressIf != nil && !t.cfg.CompressIf(op, p)) {
 		return p, 0, nil
 	}
-	if cap(*buf) < len(p) {
-		*buf = make([]byte, 0, len(p)+64)
-	}
+	growBuf(buf, len(p)+64)
 	w := t.w
 	if w == nil {
 		w = getWriter(t.level(), t.outBits)
@@ -357,10 +355,13 @@ func (t *deflateTransform) Decode(buf *[]byte, op frame.Opcode, rsv byte, p []by
 	}
 	r.src.reset(p)
 	r.fr.(flate.Resetter).Reset(&r.src, dict)
+	growBuf(buf, min(4*len(p)+64, 64<<10))
 	b := *buf
 	for {
 		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
+			*buf = b
+			growBuf(buf, cap(b))
+			b = *buf
 		}
 		room := b[len(b):cap(b)]
 		if limit > 0 && int64(len(b))+int64(len(room)) > limit+1 {

@@ -458,3 +458,16 @@ func getBuf(pp **[]byte, n int) *[]byte {
 }
 
 func putBuf(b *[]byte) { bufpool.Put(b) }
+
+// growBuf makes room for n more bytes in *b from the pool, keeping the
+// pointer b: the contents move to a larger pooled array and the old array
+// goes back to the pool in its place.
+func growBuf(b *[]byte, n int) {
+	if cap(*b)-len(*b) >= n {
+		return
+	}
+	nb := bufpool.Get(max(len(*b)+n, 2*cap(*b)))
+	*nb = append(*nb, *b...)
+	*b, *nb = *nb, *b
+	bufpool.Put(nb)
+}

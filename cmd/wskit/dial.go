@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wskit/wskit"
+	"github.com/wskit/wskit/codec"
 )
 
 const dialSynopsis = `wskit dial [flags] URL
@@ -41,6 +42,7 @@ type dialConfig struct {
 	header       http.Header
 	subprotocols []string
 	timeout      time.Duration
+	deflate      bool
 }
 
 // listValue is a repeatable string flag.
@@ -65,7 +67,7 @@ func (h headerValue) Set(s string) error {
 }
 
 func parseDialFlags(args []string, stderr io.Writer) (dialConfig, error) {
-	c := dialConfig{header: http.Header{}}
+	c := dialConfig{header: http.Header{}, deflate: true}
 	fs := flagSet("dial", dialSynopsis, stderr)
 	fs.Var((*listValue)(&c.send), "send", "send this `message` (repeatable) instead of reading stdin")
 	fs.IntVar(&c.count, "count", 0, "exit after receiving `N` messages; 0 runs until the session ends")
@@ -73,6 +75,7 @@ func parseDialFlags(args []string, stderr io.Writer) (dialConfig, error) {
 	fs.Var(headerValue(c.header), "H", "add a request `header` such as 'Authorization: Bearer x' (repeatable)")
 	fs.Var((*listValue)(&c.subprotocols), "subprotocol", "offer this `subprotocol` (repeatable, in order of preference)")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "bound on the opening handshake and on the close handshake; 0 waits forever")
+	fs.BoolVar(&c.deflate, "deflate", true, "offer permessage-deflate compression (RFC 7692)")
 	rest, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
@@ -129,6 +132,9 @@ func runDial(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if p := s.Subprotocol(); p != "" {
 		connected += " (subprotocol " + p + ")"
 	}
+	if e := s.Extensions(); e != "" {
+		connected += " (extensions " + e + ")"
+	}
 	fmt.Fprintln(stderr, connected)
 
 	typ := wskit.Text
@@ -170,6 +176,9 @@ func dial(ctx context.Context, c dialConfig) (*wskit.Session, error) {
 	o := wskit.DefaultOptions()
 	o.Timeout = c.timeout
 	o.HandshakeTimeout = c.timeout
+	if c.deflate {
+		o.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
+	}
 	s, err := wskit.Dial(ctx, c.url, &wskit.DialOptions{Options: &o, Header: c.header, Subprotocols: c.subprotocols})
 	var herr *wskit.HandshakeError
 	if errors.As(err, &herr) {

@@ -87,6 +87,18 @@ func TestRunDial(t *testing.T) {
 			stderr: "refused the WebSocket upgrade with HTTP status 404 Not Found: 404 page not found",
 		},
 		{
+			name:   "deflate is offered and negotiated",
+			args:   []string{"-send", "squeeze squeeze squeeze squeeze", "-count", "1", wsURL(ts, "/echo")},
+			stdout: "squeeze squeeze squeeze squeeze\n",
+			stderr: "(extensions permessage-deflate)",
+		},
+		{
+			name:   "-deflate=false offers nothing",
+			args:   []string{"-deflate=false", "-send", "plain", "-count", "1", wsURL(ts, "/echo")},
+			stdout: "plain\n",
+			stderr: wsURL(ts, "/echo") + "\n",
+		},
+		{
 			name:   "headers and subprotocols are sent",
 			args:   []string{"-H", "X-Test: 1", "-subprotocol", "chat", "-send", "x", "-count", "1", wsURL(ts, "/echo")},
 			stdout: "x\n",
