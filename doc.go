@@ -23,6 +23,7 @@
 //	call.request                                      s.Request()
 //	sendSerialized(v); receiveDeserialized<T>()       wskit.SendValue(s, v); wskit.ReceiveValue[T](ctx, s)
 //	client.webSocket("ws://…") { … }                  s, err := wskit.Dial(ctx, "ws://…", nil)
+//	extensions { install(WebSocketDeflateExtension) } opts.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
 //
 // Ktor's onConnect / onMessage / onClose / onError idioms are the Events
 // callbacks OnOpen / OnMessage / OnClose / OnError; see Events.
@@ -39,6 +40,14 @@
 //   - the connection just ended: 1006 Abnormal Closure, never sent.
 //
 // Context is cancelled and Done is closed when the session ends.
+//
+// # Extensions
+//
+// Options.Extensions are negotiated by both engines and by Dial: the server
+// accepts from the client's offer, in install order; Session.Extensions
+// reports the result. codec.PerMessageDeflate is RFC 7692 compression;
+// codec.Extension and codec.Transform are the interface for extensions of
+// your own. Raw sessions never negotiate extensions.
 //
 // # Engines
 //

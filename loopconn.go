@@ -185,7 +185,9 @@ func (lc *loopConn) onClose(err error) {
 		err = ErrWriteTimeout
 	}
 	code, reason = endReason(code, reason, ok, err)
+	lc.pe.Lock() // a sender may be in the Protocol's sending side
 	lc.proto.Release()
+	lc.pe.Unlock()
 	s := &lc.s
 	s.mu.Lock()
 	s.ended = true
@@ -322,7 +324,7 @@ func (lc *loopConn) closeLocked(code CloseCode, reason string) {
 }
 
 func sendErr(err error) error {
-	if errors.Is(err, codec.ErrCloseSent) || errors.Is(err, poller.ErrClosed) {
+	if errors.Is(err, codec.ErrCloseSent) || errors.Is(err, poller.ErrClosed) || errors.Is(err, codec.ErrReleased) {
 		return ErrClosed
 	}
 	return err

@@ -14,6 +14,9 @@
 //   - Protocol holds one connection's state: it answers pings, runs the close
 //     handshake, sends keepalive pings and times them out, and maps every
 //     violation to its close code. Encoder frames outgoing data.
+//   - Extensions (Extension, Transform; PerMessageDeflate for RFC 7692)
+//     negotiate from Sec-WebSocket-Extensions and transform whole messages
+//     inside Protocol: outgoing in install order, incoming in reverse.
 //
 // Borrowed bytes: payloads returned by Decoder, Assembler and Protocol are
 // valid only until the next call on the same value. Copy what must be kept.

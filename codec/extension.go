@@ -371,6 +371,7 @@ type pipeline struct {
 	ns      []Negotiated
 	in      [2]*[]byte // decoded message buffers; in[0] is lent to the caller
 	scratch [2]*[]byte // encoded message buffers, held during AppendMessage
+	done    bool       // released: the Transforms may not be used
 }
 
 // decode undoes the extensions whose bits are set, in the reverse of
@@ -412,6 +413,9 @@ func (pl *pipeline) detachIn() *[]byte {
 // encode runs the extensions in install order; the result is valid until
 // doneEncoding.
 func (pl *pipeline) encode(op frame.Opcode, p []byte) ([]byte, byte, error) {
+	if pl.done {
+		return nil, 0, ErrReleased
+	}
 	var rsv byte
 	for i := range pl.ns {
 		n := &pl.ns[i]
@@ -436,7 +440,10 @@ func (pl *pipeline) doneEncoding() {
 func (pl *pipeline) release() {
 	pl.returnIn()
 	pl.doneEncoding()
-	ReleaseExtensions(pl.ns) // ns stays: Extensions may still report it
+	if !pl.done {
+		ReleaseExtensions(pl.ns) // ns stays: Extensions may still report it
+	}
+	pl.done = true
 }
 
 func (pl *pipeline) rsvBits() byte {

@@ -114,8 +114,9 @@ func (c *Conn) Unpin(p Pin) {
 	} else {
 		bufpool.Put(p.rbuf)
 	}
-	codec.ReturnBuffer(p.codec[0])
-	codec.ReturnBuffer(p.codec[1])
+	for _, b := range p.codec {
+		codec.ReturnBuffer(b)
+	}
 }
 
 // Extensions returns the negotiated extensions.
