@@ -37,7 +37,9 @@ type PerMessageDeflate struct {
 	// Level is the compression level: 1 (fastest) to 9 (smallest), or
 	// flate.HuffmanOnly (-2). 0 means 1: at 1 KiB and 64 KiB of JSON-like
 	// text, level 6 spent 1.4× and 2.4× the time of level 1 for 6% and 16%
-	// fewer bytes. (Ktor: compressionLevel, zlib's 6.)
+	// fewer bytes. (Ktor: compressionLevel, zlib's 6.) Below 15 window bits
+	// the compressor is klauspost's windowed one, which has a single level
+	// (about 5); HuffmanOnly, which never refers back, is kept at any window.
 	Level int
 	// Threshold is the smallest message that is compressed; shorter ones go
 	// as they are. 0 compresses every non-empty message. (Ktor:
@@ -355,24 +357,42 @@ func (t *deflateTransform) Decode(buf *[]byte, op frame.Opcode, rsv byte, p []by
 	}
 	r.src.reset(p)
 	r.fr.(flate.Resetter).Reset(&r.src, dict)
-	growBuf(buf, min(4*len(p)+64, 64<<10))
+	first := min(4*len(p)+64, 64<<10)
+	if limit > 0 {
+		first = int(min(int64(first), limit))
+	}
+	growBuf(buf, first)
 	b := *buf
 	for {
+		if limit > 0 && int64(len(b)) == limit {
+			// Full: one more byte proves the message too big, without
+			// growing the buffer past the limit.
+			var probe [1]byte
+			n, err := io.ReadFull(r.fr, probe[:])
+			if n > 0 {
+				return nil, frame.Errorf(frame.CloseMessageTooBig, "permessage-deflate: message inflates to more than the limit of %d bytes", limit)
+			}
+			if err != io.EOF {
+				return nil, ErrCorruptDeflate
+			}
+			break
+		}
 		if len(b) == cap(b) {
 			*buf = b
-			growBuf(buf, cap(b))
+			n := cap(b)
+			if limit > 0 {
+				n = int(min(int64(n), limit-int64(len(b))))
+			}
+			growBuf(buf, n)
 			b = *buf
 		}
 		room := b[len(b):cap(b)]
-		if limit > 0 && int64(len(b))+int64(len(room)) > limit+1 {
-			room = room[:limit+1-int64(len(b))]
+		if limit > 0 && int64(len(b))+int64(len(room)) > limit {
+			room = room[:limit-int64(len(b))]
 		}
 		n, err := r.fr.Read(room)
 		b = b[:len(b)+n]
 		*buf = b
-		if limit > 0 && int64(len(b)) > limit {
-			return nil, frame.Errorf(frame.CloseMessageTooBig, "permessage-deflate: message inflates to more than the limit of %d bytes", limit)
-		}
 		if err == io.EOF {
 			break
 		}
@@ -481,7 +501,7 @@ var (
 )
 
 func writerPool(level, bits int) *sync.Pool {
-	if bits < 15 {
+	if bits < 15 && level != flate.HuffmanOnly {
 		return &writersByBits[bits-8]
 	}
 	return &writersByLevel[level+2]
@@ -492,7 +512,7 @@ func getWriter(level, bits int) *flate.Writer {
 		return w
 	}
 	var w *flate.Writer
-	if bits < 15 {
+	if bits < 15 && level != flate.HuffmanOnly {
 		w, _ = flate.NewWriterWindow(nil, 1<<bits)
 	} else {
 		w, _ = flate.NewWriter(nil, level)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unsafe"
 
 	"github.com/wskit/wskit/frame"
 	"github.com/wskit/wskit/internal/bufpool"
@@ -59,11 +60,23 @@ func AppendExtensions(dst []byte, offers []ExtensionOffer) []byte {
 			if isToken(p.Value) {
 				dst = append(dst, p.Value...)
 			} else {
-				dst = fmt.Appendf(dst, "%q", p.Value)
+				dst = appendQuoted(dst, p.Value)
 			}
 		}
 	}
 	return dst
+}
+
+// appendQuoted appends s as an HTTP quoted-string (RFC 7230 §3.2.6).
+func appendQuoted(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			dst = append(dst, '\\')
+		}
+		dst = append(dst, s[i])
+	}
+	return append(dst, '"')
 }
 
 // ErrBadExtensionHeader is returned by ParseExtensions for a header that does
@@ -73,7 +86,7 @@ var ErrBadExtensionHeader = errors.New("websocket: malformed Sec-WebSocket-Exten
 // ParseExtensions parses the values of Sec-WebSocket-Extensions header
 // fields, in order, appending one ExtensionOffer per list element to dst.
 // Names and parameter names are tokens; a value is a token or a quoted
-// string, returned unquoted.
+// string, returned unquoted, which must then be a token too (RFC 6455 §9.1).
 func ParseExtensions(dst []ExtensionOffer, values []string) ([]ExtensionOffer, error) {
 	for _, v := range values {
 		s := scanner{s: v}
@@ -110,7 +123,7 @@ func ParseExtensions(dst []ExtensionOffer, values []string) ([]ExtensionOffer, e
 					s.i++
 					s.space()
 					val, ok := s.value()
-					if !ok {
+					if !ok || !isToken(val) {
 						return dst, ErrBadExtensionHeader
 					}
 					p.Value = val
@@ -274,7 +287,7 @@ func AcceptExtensions(exts []Extension, offers []ExtensionOffer) []Negotiated {
 	var out []Negotiated
 	var mine []ExtensionOffer
 	for _, e := range exts {
-		mine = mine[:0]
+		mine = nil // Accept may keep what it is given
 		for _, o := range offers {
 			if strings.EqualFold(o.Name, e.Name()) {
 				mine = append(mine, o)
@@ -390,7 +403,9 @@ func (pl *pipeline) decode(op frame.Opcode, rsv byte, p []byte, limit int64) ([]
 		}
 		rsv &^= n.Rsv
 		p = out
-		pl.in[0], pl.in[1] = pl.in[1], pl.in[0]
+		if within(out, *buf) {
+			pl.in[0], pl.in[1] = pl.in[1], pl.in[0]
+		}
 	}
 	return p, nil
 }
@@ -417,15 +432,19 @@ func (pl *pipeline) encode(op frame.Opcode, p []byte) ([]byte, byte, error) {
 		return nil, 0, ErrReleased
 	}
 	var rsv byte
+	cur := 1 // the scratch buffer holding p; p is the caller's at first
 	for i := range pl.ns {
 		n := &pl.ns[i]
-		buf := getBuf(&pl.scratch[i&1], 0)
+		buf := getBuf(&pl.scratch[1-cur], 0)
 		out, bits, err := n.Transform.Encode(buf, op, p)
 		if err != nil {
 			return nil, 0, err
 		}
 		rsv |= bits
 		p = out
+		if within(out, *buf) {
+			cur = 1 - cur
+		}
 	}
 	return p, rsv, nil
 }
@@ -454,6 +473,17 @@ func (pl *pipeline) rsvBits() byte {
 	return b
 }
 
+// within reports whether p points into the array of buf, as a Transform's
+// result does when it wrote to its buffer rather than passed its input on.
+func within(p, buf []byte) bool {
+	if cap(p) == 0 || cap(buf) == 0 {
+		return false
+	}
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(buf[:cap(buf)])))
+	at := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
+	return at >= start && at < start+uintptr(cap(buf))
+}
+
 // getBuf returns *pp emptied, taking a pooled buffer of capacity n first
 // when *pp is nil.
 func getBuf(pp **[]byte, n int) *[]byte {
@@ -466,14 +496,14 @@ func getBuf(pp **[]byte, n int) *[]byte {
 
 func putBuf(b *[]byte) { bufpool.Put(b) }
 
-// growBuf makes room for n more bytes in *b from the pool, keeping the
-// pointer b: the contents move to a larger pooled array and the old array
+// growBuf makes room for n more bytes in *b from the pool (the caller
+// chooses n, doubling as it sees fit), keeping the pointer b: the contents move to a larger pooled array and the old array
 // goes back to the pool in its place.
 func growBuf(b *[]byte, n int) {
 	if cap(*b)-len(*b) >= n {
 		return
 	}
-	nb := bufpool.Get(max(len(*b)+n, 2*cap(*b)))
+	nb := bufpool.Get(len(*b) + n)
 	*nb = append(*nb, *b...)
 	*b, *nb = *nb, *b
 	bufpool.Put(nb)
