@@ -84,11 +84,11 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, erro
 		d.Header = ws.HandshakeHeaderHTTP(opts.Header)
 	}
 	for _, o := range codec.OfferExtensions(o.Extensions) {
-		params := make(map[string]string, len(o.Params))
-		for _, p := range o.Params {
-			params[p.Name] = p.Value
+		opt := httphead.Option{Name: []byte(o.Name)}
+		for _, p := range o.Params { // in order: the offer is reproducible
+			opt.Parameters.Set([]byte(p.Name), []byte(p.Value))
 		}
-		d.Extensions = append(d.Extensions, httphead.NewOption(o.Name, params))
+		d.Extensions = append(d.Extensions, opt)
 	}
 	nc, br, hs, err := d.Dial(ctx, rawURL)
 	if err != nil {

@@ -3,6 +3,7 @@ package interop
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -15,8 +16,11 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/wskit/wskit"
+	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
 	"github.com/wskit/wskit/internal/wstest"
+	"github.com/wskit/wskit/poller"
 )
 
 // browserEchoJS is an async function that the test calls in the page: it
@@ -313,4 +317,217 @@ func startBrowser(t *testing.T, chromium string) (context.Context, func() error)
 	}
 	t.Logf("%s started in %v", chromium, time.Since(start).Round(time.Millisecond))
 	return ctx, closeBrowser
+}
+
+// browserMessagesJS is an async function that the test calls in the page: it
+// opens its own WebSocket to input.path on the page's origin, echoes
+// input.messages one at a time, then all at once (every send before the
+// first echo is read), closes with 1000 and input.closeReason, and returns
+// ws.extensions and, for each echo, whether it is the message sent (type and
+// bytes) and its SHA-256. A text message comes as input's text, a binary one
+// as base64.
+const browserMessagesJS = `async (input) => {
+	const stepMs = input.stepMs;
+	const sha256 = async (buf) => Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", buf)),
+		(b) => b.toString(16).padStart(2, "0")).join("");
+	const typeName = (d) => d instanceof ArrayBuffer ? "ArrayBuffer" : d instanceof Blob ? "Blob" : typeof d;
+	const withTimeout = (p, what) => new Promise((resolve, reject) => {
+		const timer = setTimeout(() => reject(new Error("no " + what + " within " + stepMs + " ms")), stepMs);
+		p.then((v) => { clearTimeout(timer); resolve(v); }, (e) => { clearTimeout(timer); reject(e); });
+	});
+	const fromBase64 = (s) => { const bin = atob(s); const a = new Uint8Array(bin.length);
+		for (let i = 0; i < bin.length; i++) a[i] = bin.charCodeAt(i); return a; };
+	const sameBytes = (a, b) => { if (a.length !== b.length) return false;
+		for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false; return true; };
+	if (!window.isSecureContext || !crypto.subtle) throw new Error("the page is not a secure context: no crypto.subtle");
+	const messages = input.messages.map((m) => ({ name: m.name, binary: m.binary,
+		data: m.binary ? fromBase64(m.base64) : m.text }));
+
+	const url = new URL(input.path, location.href);
+	url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+	const ws = new WebSocket(url.href);
+	ws.binaryType = "arraybuffer";
+	const inbox = [];
+	let waiting = null;
+	let closeEvent = null;
+	ws.onmessage = (e) => {
+		if (waiting) { const w = waiting; waiting = null; w.resolve(e.data); } else inbox.push(e.data);
+	};
+	const closed = new Promise((resolve) => {
+		ws.onclose = (e) => {
+			closeEvent = { code: e.code, reason: e.reason, wasClean: e.wasClean };
+			if (waiting) { const w = waiting; waiting = null; w.reject(new Error("closed while waiting for a message: " + JSON.stringify(closeEvent))); }
+			resolve(closeEvent);
+		};
+	});
+	const next = (what) => withTimeout(new Promise((resolve, reject) => {
+		if (inbox.length > 0) resolve(inbox.shift());
+		else if (closeEvent) reject(new Error("closed: " + JSON.stringify(closeEvent)));
+		else waiting = { resolve, reject };
+	}), what);
+	await withTimeout(new Promise((resolve, reject) => {
+		ws.onopen = resolve;
+		ws.onerror = () => reject(new Error("WebSocket error before open"));
+	}), "open of " + url.href);
+
+	const out = { url: url.href, origin: location.origin, extensions: ws.extensions, echoes: [], close: null };
+	const record = async (phase, m, d) => {
+		const type = typeName(d);
+		let same = false, bytes = null;
+		if (m.binary && d instanceof ArrayBuffer) {
+			bytes = new Uint8Array(d);
+			same = sameBytes(bytes, m.data);
+		} else if (!m.binary && typeof d === "string") {
+			bytes = new TextEncoder().encode(d);
+			same = d === m.data;
+		}
+		out.echoes.push({ phase, name: m.name, type, same, size: bytes ? bytes.length : -1,
+			sha256: bytes ? await sha256(bytes) : "" });
+	};
+	for (const m of messages) {
+		ws.send(m.data);
+		await record("one-by-one", m, await next("echo of " + m.name));
+	}
+	for (const m of messages) ws.send(m.data);
+	for (const m of messages) await record("all-at-once", m, await next("echo of " + m.name + " (all at once)"));
+	ws.close(1000, input.closeReason);
+	out.close = await withTimeout(closed, "close event");
+	return out;
+}`
+
+// browserMessagesInput is the argument of browserMessagesJS.
+type browserMessagesInput struct {
+	Path        string           `json:"path"`
+	Messages    []browserMessage `json:"messages"`
+	CloseReason string           `json:"closeReason"`
+	StepMs      int              `json:"stepMs"`
+}
+
+type browserMessage struct {
+	Name   string `json:"name"`
+	Binary bool   `json:"binary"`
+	Text   string `json:"text"`
+	Base64 string `json:"base64"`
+}
+
+// browserMessagesResult is what browserMessagesJS returns.
+type browserMessagesResult struct {
+	URL        string `json:"url"`
+	Origin     string `json:"origin"`
+	Extensions string `json:"extensions"`
+	Echoes     []struct {
+		Phase  string `json:"phase"`
+		Name   string `json:"name"`
+		Type   string `json:"type"`
+		Same   bool   `json:"same"`
+		Size   int    `json:"size"`
+		SHA256 string `json:"sha256"`
+	} `json:"echoes"`
+	Close *struct {
+		Code     int    `json:"code"`
+		Reason   string `json:"reason"`
+		WasClean bool   `json:"wasClean"`
+	} `json:"close"`
+}
+
+// browserEchoMessages runs browserMessagesJS in the page of ctx (which must
+// be a page of the server's origin) against path, checks every echo and the
+// close, and returns ws.extensions.
+func browserEchoMessages(ctx context.Context, t *testing.T, path string, ms []wireMessage) string {
+	t.Helper()
+	in := browserMessagesInput{Path: path, CloseReason: "chromium done", StepMs: int(stepTimeout / time.Millisecond)}
+	for _, m := range ms {
+		bm := browserMessage{Name: m.Name, Binary: m.Binary}
+		if m.Binary {
+			bm.Base64 = base64.StdEncoding.EncodeToString(m.Data)
+		} else {
+			bm.Text = string(m.Data)
+		}
+		in.Messages = append(in.Messages, bm)
+	}
+	arg, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stepCtx, cancel := context.WithTimeout(ctx, 4*stepTimeout)
+	defer cancel()
+	res, err := chromedp.Run(stepCtx, chromedp.Evaluate[browserMessagesResult](
+		"("+browserMessagesJS+")("+string(arg)+")", chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("run the messages script in the page against %s: %v", path, err)
+	}
+	t.Logf("browser at %s used %s, extensions %q", res.Origin, res.URL, res.Extensions)
+	if len(res.Echoes) != 2*len(ms) {
+		t.Fatalf("%d echoes, want %d", len(res.Echoes), 2*len(ms))
+	}
+	for i, e := range res.Echoes {
+		m := ms[i%len(ms)]
+		sum := sha256.Sum256(m.Data)
+		wantType := "string"
+		if m.Binary {
+			wantType = "ArrayBuffer"
+		}
+		if e.Name != m.Name || !e.Same || e.Type != wantType || e.Size != len(m.Data) || e.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Errorf("%s %s: echo is %s of %d bytes sha256 %s (same as sent: %v), want %s of %d bytes sha256 %x",
+				e.Phase, e.Name, e.Type, e.Size, e.SHA256, e.Same, wantType, len(m.Data), sum)
+		}
+	}
+	if res.Close == nil || res.Close.Code != int(frame.CloseNormal) || !res.Close.WasClean {
+		t.Errorf("close event %+v, want code %d and wasClean", res.Close, frame.CloseNormal)
+	}
+	return res.Extensions
+}
+
+// chromiumDeflateConfigs are the server's permessage-deflate configurations
+// that Chromium meets. Chromium offers
+// "permessage-deflate; client_max_window_bits".
+var chromiumDeflateConfigs = []deflateServerConfig{
+	{"default", codec.PerMessageDeflate{}, "permessage-deflate"},
+	{"server-no-context-takeover", codec.PerMessageDeflate{ServerNoContextTakeover: true},
+		"permessage-deflate; server_no_context_takeover"},
+	{"client-max-window-bits-10", codec.PerMessageDeflate{ClientMaxWindowBits: 10},
+		"permessage-deflate; client_max_window_bits=10"},
+	{"combined", codec.PerMessageDeflate{Level: 9, ServerNoContextTakeover: true, ClientNoContextTakeover: true,
+		ServerMaxWindowBits: 9, ClientMaxWindowBits: 9},
+		"permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=9"},
+}
+
+// TestChromiumDeflate echoes deflateMessages between headless Chromium and
+// the server under test with permessage-deflate installed, once per server
+// variant and configuration (chromiumDeflateConfigs), through a
+// countingProxy. ws.extensions in the browser and Session.Extensions() on
+// the server must both be the configuration's answer, and the messages must
+// have gone compressed both ways. Each variant starts one browser, which
+// goes to each configuration's server in turn; the proxy's cleanup cuts the
+// spare connection Chromium keeps to it before the server shuts down.
+func TestChromiumDeflate(t *testing.T) {
+	chromium := findChromium(t)
+	ms := deflateMessages()
+	for _, v := range serverVariants {
+		t.Run(v.name, func(t *testing.T) {
+			if v.engine == wskit.EnginePoll && !poller.Supported {
+				t.Skip("the poll engine is not supported on this platform")
+			}
+			ctx, _ := startBrowser(t, chromium)
+			for _, c := range chromiumDeflateConfigs {
+				t.Run(c.name, func(t *testing.T) {
+					srv := newEchoServer(t, v, c.configure)
+					proxy := startProxy(t, srv.Addr)
+					navCtx, cancel := context.WithTimeout(ctx, stepTimeout)
+					defer cancel()
+					if _, err := chromedp.Run(navCtx, chromedp.NavigateResponse(proxy.URL+"/")); err != nil {
+						t.Fatalf("navigate to %s/: %v", proxy.URL, err)
+					}
+					before := len(srv.sessionExtensions())
+					up0, down0 := proxy.counts()
+					ext := browserEchoMessages(ctx, t, "/echo", ms)
+					up, down := proxy.counts()
+					wantExtensions(t, "ws.extensions in Chromium", ext, c.want)
+					wantServerExtensions(t, srv, before, c.want, ext)
+					wantCompressed(t, "Chromium → server", up-up0, ms, 2)
+					wantCompressed(t, "server → Chromium", down-down0, ms, 2)
+				})
+			}
+		})
+	}
 }

@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wskit/wskit"
+	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
 )
 
@@ -180,4 +185,258 @@ func wantCoderClose(t *testing.T, err error, code websocket.StatusCode, reason s
 	} else {
 		t.Logf("close frame from the server: %d %q", ce.Code, ce.Reason)
 	}
+}
+
+// coderDeflateCase is a case of TestCoderClientDeflate: coder's compression
+// mode, the server's configuration, and the server's answer.
+type coderDeflateCase struct {
+	name   string
+	mode   websocket.CompressionMode
+	server codec.PerMessageDeflate
+	want   string
+}
+
+func (c coderDeflateCase) caseName() string           { return c.name }
+func (c coderDeflateCase) configure(o *wskit.Options) { withDeflate(c.server)(o) }
+
+// coderDeflateCases: coder offers "permessage-deflate" with context
+// takeover, and adds both no_context_takeover parameters without.
+var coderDeflateCases = []coderDeflateCase{
+	{"context-takeover", websocket.CompressionContextTakeover, codec.PerMessageDeflate{}, "permessage-deflate"},
+	{"no-context-takeover", websocket.CompressionNoContextTakeover, codec.PerMessageDeflate{},
+		"permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+	{"context-takeover-server-no-context-takeover", websocket.CompressionContextTakeover,
+		codec.PerMessageDeflate{ServerNoContextTakeover: true}, "permessage-deflate; server_no_context_takeover"},
+	// coder cannot bound its window, so the server bounds it by asking for
+	// client_no_context_takeover instead.
+	{"context-takeover-server-client-max-window-bits-10", websocket.CompressionContextTakeover,
+		codec.PerMessageDeflate{ClientMaxWindowBits: 10}, "permessage-deflate; client_no_context_takeover"},
+	{"no-context-takeover-server-limits", websocket.CompressionNoContextTakeover,
+		codec.PerMessageDeflate{Level: 9, ServerMaxWindowBits: 9, ClientMaxWindowBits: 9},
+		"permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+}
+
+// TestCoderClientDeflate echoes deflateMessages between coder/websocket's
+// client with compression and the server under test with permessage-deflate,
+// on each server variant and coderDeflateCases, through a countingProxy.
+// The answer coder got and Session.Extensions() must be the case's, and the
+// messages must go compressed both ways (coder compresses messages of more
+// than 128 or 512 bytes).
+func TestCoderClientDeflate(t *testing.T) {
+	ms := deflateMessages()
+	forEachDeflateVariant(t, coderDeflateCases, func(t *testing.T, srv *echoServer, c coderDeflateCase) {
+		proxy := startProxy(t, srv.Addr)
+		before := len(srv.sessionExtensions())
+		up0, down0 := proxy.counts()
+		ctx := coderContext(t)
+		dctx, cancel := context.WithTimeout(ctx, stepTimeout)
+		defer cancel()
+		conn, resp, err := websocket.Dial(dctx, "ws://"+proxy.Addr+"/echo", &websocket.DialOptions{CompressionMode: c.mode})
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		t.Cleanup(func() { conn.CloseNow() })
+		conn.SetReadLimit(2 * maxMessageSize)
+		answer := resp.Header.Get("Sec-WebSocket-Extensions")
+		wantExtensions(t, "the answer coder got", answer, c.want)
+		wantServerExtensions(t, srv, before, c.want, answer)
+		coderEchoMessages(ctx, t, conn, ms)
+		coderClose(t, conn, websocket.StatusNormalClosure, "coder done")
+		up, down := proxy.counts()
+		wantCompressed(t, "coder → server", up-up0, ms, 2)
+		wantCompressed(t, "server → coder", down-down0, ms, 2)
+	})
+}
+
+// coderEchoMessages sends ms on c and reads each echo: one at a time, then
+// all at once (a goroutine writes while this one reads).
+func coderEchoMessages(ctx context.Context, t *testing.T, c *websocket.Conn, ms []wireMessage) {
+	t.Helper()
+	typ := func(m wireMessage) websocket.MessageType {
+		if m.Binary {
+			return websocket.MessageBinary
+		}
+		return websocket.MessageText
+	}
+	read := func(phase string, m wireMessage) bool {
+		gotType, got, err := c.Read(ctx)
+		if err != nil {
+			t.Errorf("%s %s: read the echo: %v", phase, m.Name, err)
+			return false
+		}
+		if gotType != typ(m) || !bytes.Equal(got, m.Data) {
+			t.Errorf("%s %s: echo is %v %s, want %v %s", phase, m.Name, gotType, describe(got), typ(m), describe(m.Data))
+		}
+		return true
+	}
+	for _, m := range ms {
+		if err := c.Write(ctx, typ(m), m.Data); err != nil {
+			t.Fatalf("one-by-one %s: write: %v", m.Name, err)
+		}
+		if !read("one-by-one", m) {
+			t.FailNow()
+		}
+	}
+	written := make(chan error, 1)
+	go func() {
+		for _, m := range ms {
+			if err := c.Write(ctx, typ(m), m.Data); err != nil {
+				written <- fmt.Errorf("write %s: %w", m.Name, err)
+				return
+			}
+		}
+		written <- nil
+	}()
+	for _, m := range ms {
+		if !read("all-at-once", m) {
+			c.CloseNow()
+			break
+		}
+	}
+	if err := <-written; err != nil {
+		t.Errorf("all-at-once: %v", err)
+	}
+}
+
+// coderServerModes are the compression modes of coder's server in
+// TestCoderServerDeflate, with its answer to each of clientDeflateOffers.
+// coder declines an offer with server_max_window_bits below 15: it cannot
+// bound its window. "" is no extension.
+var coderServerModes = []struct {
+	name string
+	mode websocket.CompressionMode
+	want map[string]string
+}{
+	{"context-takeover", websocket.CompressionContextTakeover, map[string]string{
+		"default":                    "permessage-deflate",
+		"server-no-context-takeover": "permessage-deflate; server_no_context_takeover",
+		"client-no-context-takeover": "permessage-deflate; client_no_context_takeover",
+		"server-max-window-bits-10":  "",
+		"client-max-window-bits-11":  "permessage-deflate",
+		"combined":                   "",
+	}},
+	{"no-context-takeover", websocket.CompressionNoContextTakeover, map[string]string{
+		"default":                    "permessage-deflate; client_no_context_takeover; server_no_context_takeover",
+		"server-no-context-takeover": "permessage-deflate; client_no_context_takeover; server_no_context_takeover",
+		"client-no-context-takeover": "permessage-deflate; client_no_context_takeover; server_no_context_takeover",
+		"server-max-window-bits-10":  "",
+		"client-max-window-bits-11":  "permessage-deflate; client_no_context_takeover; server_no_context_takeover",
+		"combined":                   "",
+	}},
+}
+
+// TestCoderServerDeflate runs a coder/websocket echo server with each of
+// coderServerModes and dials it with wskit's client with each of
+// clientDeflateOffers, through a countingProxy. Session.Extensions() must
+// be the answer coder sent, exactly, and the mode's; deflateMessages must
+// come back, compressed both ways when an extension was agreed and as they
+// are when coder declined.
+func TestCoderServerDeflate(t *testing.T) {
+	ms := deflateMessages()
+	for _, sm := range coderServerModes {
+		t.Run(sm.name, func(t *testing.T) {
+			answers := make(chan string, 1)
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: sm.mode})
+				if err != nil {
+					return
+				}
+				defer c.CloseNow()
+				select {
+				case answers <- w.Header().Get("Sec-WebSocket-Extensions"):
+				default:
+				}
+				c.SetReadLimit(2 * maxMessageSize)
+				ctx := r.Context()
+				for {
+					typ, p, err := c.Read(ctx)
+					if err != nil {
+						return
+					}
+					if err := c.Write(ctx, typ, p); err != nil {
+						return
+					}
+				}
+			}))
+			t.Cleanup(hs.Close)
+			proxy := startProxy(t, hs.Listener.Addr().String())
+			for _, offer := range clientDeflateOffers {
+				t.Run(offer.name, func(t *testing.T) {
+					want := answerTo(sm.want, offer)
+					up0, down0 := proxy.counts()
+					s, err := dialDeflate(t, "ws://"+proxy.Addr+"/", offer)
+					if err != nil {
+						t.Fatalf("Dial: %v", err)
+					}
+					var answer string
+					select {
+					case answer = <-answers:
+					case <-time.After(stepTimeout):
+						t.Fatal("the server handler did not report its answer")
+					}
+					t.Logf("coder answered %q", answer)
+					wantExtensions(t, "coder's answer", answer, want)
+					if got := s.Extensions(); got != answer {
+						t.Errorf("Session.Extensions() %q, want the answer coder sent, %q", got, answer)
+					}
+					wskitEcho(t, s, ms)
+					wskitClose(t, s)
+					up, down := proxy.counts()
+					if want == "" {
+						wantUncompressed(t, "wskit → coder", up-up0, ms, 2)
+						wantUncompressed(t, "coder → wskit", down-down0, ms, 2)
+					} else {
+						wantCompressed(t, "wskit → coder", up-up0, ms, 2)
+						wantCompressed(t, "coder → wskit", down-down0, ms, 2)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestCoderClientDeflateFanout has the server under test send compressed
+// messages from many goroutines at once (/fanout: 32 texts of 3 to 3.4 KiB
+// that share most of their words, five times) to coder/websocket's client
+// with context takeover, on each server variant. With context takeover each
+// compressed message may refer to the ones before it, so the server must
+// put them on the wire in the order it compressed them: every text must
+// inflate to one that was sent, each once.
+func TestCoderClientDeflateFanout(t *testing.T) {
+	configs := []deflateServerConfig{
+		{"default", codec.PerMessageDeflate{}, "permessage-deflate"},
+		{"server-no-context-takeover", codec.PerMessageDeflate{ServerNoContextTakeover: true},
+			"permessage-deflate; server_no_context_takeover"},
+	}
+	const n, size = 32, 3000
+	forEachDeflateVariant(t, configs, func(t *testing.T, srv *echoServer, c deflateServerConfig) {
+		ctx := coderContext(t)
+		dctx, cancel := context.WithTimeout(ctx, stepTimeout)
+		defer cancel()
+		conn, resp, err := websocket.Dial(dctx, wsURL(srv, "/fanout"), &websocket.DialOptions{CompressionMode: websocket.CompressionContextTakeover})
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		t.Cleanup(func() { conn.CloseNow() })
+		wantExtensions(t, "the answer coder got", resp.Header.Get("Sec-WebSocket-Extensions"), c.want)
+		for round := range 5 {
+			if err := conn.Write(ctx, websocket.MessageText, fmt.Appendf(nil, "%d %d", n, size)); err != nil {
+				t.Fatalf("round %d: write: %v", round, err)
+			}
+			set := newFanoutSet(n, size)
+			for range n {
+				typ, p, err := conn.Read(ctx)
+				if err != nil {
+					t.Fatalf("round %d: read after %d of %d texts: %v", round, len(set.seen), n, err)
+				}
+				if typ != websocket.MessageText {
+					t.Errorf("round %d: a %v message", round, typ)
+				}
+				if problem := set.take(p); problem != "" {
+					t.Errorf("round %d: %s", round, problem)
+				}
+			}
+		}
+		coderClose(t, conn, websocket.StatusNormalClosure, "coder done")
+	})
 }

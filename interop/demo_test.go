@@ -32,6 +32,10 @@ import (
 // It does so once per engine (-engine std, -engine poll), each with a server
 // and a browser of its own.
 //
+// Each session opens with permessage-deflate, which wskit serve accepts by
+// default: the page logs "open with permessage-deflate" and keeps
+// ws.extensions in wskitDemo.extensions.
+//
 // /echo: a text with multi-byte UTF-8 typed into #input, 8 random bytes from
 // #sendBinary and 256 known bytes come back the same; #disconnect closes with
 // 1000. /hello: the greeting, "Chromium" → "Hi, Chromium!", and "bye" makes
@@ -167,7 +171,7 @@ func (p *demoPage) echo() {
 	problems = s.wantClosed(1000, "")
 	problems = append(problems, compareLog(s.Log, []demoLogEntry{
 		{"info", "connecting to ws://" + p.srv.addr + "/echo"},
-		{"info", "open"},
+		{"info", "open with " + demoExtensions},
 		{"sent", text},
 		{"received", text},
 		{"sent", "binary " + random},
@@ -214,7 +218,7 @@ func (p *demoPage) hello() {
 	problems = s.wantClosed(1000, "Client said BYE")
 	problems = append(problems, compareLog(s.Log, []demoLogEntry{
 		{"info", "connecting to ws://" + p.srv.addr + "/hello"},
-		{"info", "open"},
+		{"info", "open with " + demoExtensions},
 		{"received", "Please enter your name"},
 		{"sent", "Chromium"},
 		{"received", "Hi, Chromium!"},
@@ -259,7 +263,7 @@ func (p *demoPage) events() {
 	problems = s.wantClosed(1000, "")
 	problems = append(problems, compareLog(s.Log, []demoLogEntry{
 		{"info", "connecting to ws://" + p.srv.addr + "/events"},
-		{"info", "open"},
+		{"info", "open with " + demoExtensions},
 		{"sent", text},
 		{"received", text},
 		{"sent", "binary " + knownHex},
@@ -295,6 +299,12 @@ func (p *demoPage) connect(path string) {
 		p.srv.waitLog(p, "session open", path)
 	}
 }
+
+// demoExtensions is what wskit serve, which accepts permessage-deflate by
+// default, answers Chromium's offer ("permessage-deflate;
+// client_max_window_bits"): the page shows it in #log ("open with ...") and
+// in wskitDemo.extensions.
+const demoExtensions = "permessage-deflate"
 
 // demoPage drives the demo page in a browser tab.
 type demoPage struct {
@@ -391,6 +401,7 @@ const demoSnapshotJS = `(() => {
 		sent: d ? d.sent : [],
 		received: d ? d.received : [],
 		closed: d ? d.closed : null,
+		extensions: d ? d.extensions : null,
 		log: Array.from(document.querySelectorAll("#log li"), (li) => ({ class: li.className, text: li.textContent })),
 	};
 })()`
@@ -410,7 +421,8 @@ type demoSnapshot struct {
 		Reason   string `json:"reason"`
 		WasClean bool   `json:"wasClean"`
 	} `json:"closed"`
-	Log []demoLogEntry `json:"log"`
+	Log        []demoLogEntry `json:"log"`
+	Extensions *string        `json:"extensions"` // wskitDemo.extensions: ws.extensions once open
 }
 
 // demoMessage is an entry of wskitDemo.sent or wskitDemo.received.
@@ -447,6 +459,9 @@ func (s *demoSnapshot) wantOpen(path string) []string {
 	}
 	if s.Path != path {
 		problems = append(problems, fmt.Sprintf("#path %q, want %q", s.Path, path))
+	}
+	if s.Extensions == nil || *s.Extensions != demoExtensions {
+		problems = append(problems, fmt.Sprintf("wskitDemo.extensions %s, want %q", pageTextOrNull(s.Extensions), demoExtensions))
 	}
 	return append(problems, s.wantEnabled(false)...)
 }
@@ -529,6 +544,13 @@ func pageText(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
+func pageTextOrNull(s *string) string {
+	if s == nil {
+		return "null"
+	}
+	return pageText(*s)
+}
+
 // jsBytes writes b as a JS array literal.
 func jsBytes(b []byte) string {
 	parts := make([]string, len(b))
@@ -584,6 +606,7 @@ type demoServer struct {
 	cmd        *exec.Cmd
 	stderr     wstest.SyncBuffer
 	addr, page string // from its "listening" log line
+	listening  string // that line
 
 	exited  chan struct{} // closed when cmd.Wait returned
 	waitErr error         // what it returned; read after exited
@@ -598,13 +621,13 @@ var (
 	engineAttr    = regexp.MustCompile(`\bengine=(\S+)`)
 )
 
-// startDemoServer starts bin serve with -engine engine on a free port of
-// 127.0.0.1 and waits for its log line with the address and the engine.
-// A cleanup kills it if it still runs.
-func startDemoServer(t *testing.T, bin, engine string) *demoServer {
+// startDemoServer starts bin serve with -engine engine and flags on a free
+// port of 127.0.0.1 and waits for its log line with the address and the
+// engine. A cleanup kills it if it still runs.
+func startDemoServer(t *testing.T, bin, engine string, flags ...string) *demoServer {
 	t.Helper()
 	s := &demoServer{exited: make(chan struct{})}
-	s.cmd = exec.Command(bin, "serve", "-addr", "127.0.0.1:0", "-engine", engine)
+	s.cmd = exec.Command(bin, append([]string{"serve", "-addr", "127.0.0.1:0", "-engine", engine}, flags...)...)
 	s.cmd.Stderr = &s.stderr
 	if os.Getenv("GORACE") == "" {
 		// A -race build sleeps 1 s before it exits, by default.
@@ -645,8 +668,8 @@ func startDemoServer(t *testing.T, bin, engine string) *demoServer {
 				s.reported.Store(true)
 				t.Fatalf("wskit serve -engine %s logged %q: want engine=%s", engine, line, engine)
 			}
-			s.addr, s.page = a[1], pg[1]
-			t.Logf("wskit serve -engine %s (pid %d) listens on %s", engine, s.cmd.Process.Pid, s.addr)
+			s.addr, s.page, s.listening = a[1], pg[1], line
+			t.Logf("wskit serve -engine %s %s(pid %d) listens on %s", engine, strings.Join(append(flags, ""), " "), s.cmd.Process.Pid, s.addr)
 			return s
 		}
 		select {
@@ -715,5 +738,134 @@ func (s *demoServer) stop(t *testing.T) {
 	if s.waitErr != nil {
 		s.reported.Store(true)
 		t.Fatalf("wskit serve after SIGINT: %v, want exit status 0; stderr:\n%s", s.waitErr, s.stderr.String())
+	}
+}
+
+// TestDemoDeflate builds the wskit command and, once per engine, runs
+// `wskit serve` twice: as it comes, which accepts permessage-deflate on
+// every endpoint but /raw, and with -deflate=false. Through a countingProxy
+// in front of each, headless Chromium (from the page at /) and
+// node/echo.mjs (ws with perMessageDeflate, threshold 0) echo
+// deflateMessages on /echo (default sessions) and /events (Events
+// callbacks), and on /raw (raw sessions, which echo frame by frame): with
+// deflate, /echo and /events must answer "permessage-deflate" and the
+// messages must go compressed both ways; with -deflate=false, and on /raw
+// always, nothing may be negotiated and the messages go as they are. SIGINT must
+// then stop both servers with status 0 and no WARN or ERROR in their logs.
+func TestDemoDeflate(t *testing.T) {
+	chromium := findChromium(t)
+	node := findNode(t)
+	bin := buildWskit(t)
+	ms := deflateMessages()
+	file := writeMessagesFile(t, ms)
+	for _, engine := range []string{"std", "poll"} {
+		t.Run(engine, func(t *testing.T) {
+			if engine == "poll" && !poller.Supported {
+				t.Skip("the poll engine is not supported on this platform")
+			}
+			on := startDemoServer(t, bin, engine)
+			off := startDemoServer(t, bin, engine, "-deflate=false")
+			for _, c := range []struct {
+				srv  *demoServer
+				want string
+			}{{on, "deflate=true"}, {off, "deflate=false"}} {
+				if !strings.Contains(c.srv.listening, " "+c.want) {
+					t.Errorf("wskit serve logged %q, want %s", c.srv.listening, c.want)
+				}
+			}
+			onProxy, offProxy := startProxy(t, on.addr), startProxy(t, off.addr)
+			type endpoint struct {
+				name  string
+				proxy *countingProxy
+				path  string
+				want  string // the answer; "" for none
+			}
+			endpoints := []endpoint{
+				{"deflate/echo", onProxy, "/echo", "permessage-deflate"},
+				{"deflate/events", onProxy, "/events", "permessage-deflate"},
+				{"no-deflate/echo", offProxy, "/echo", ""},
+				{"no-deflate/events", offProxy, "/events", ""},
+				{"deflate/raw", onProxy, "/raw", ""}, // raw routes never negotiate
+			}
+			wantWire := func(t *testing.T, who string, e endpoint, up, down int64) {
+				t.Helper()
+				if e.want != "" {
+					wantCompressed(t, who+" → wskit serve", up, ms, 2)
+					wantCompressed(t, "wskit serve → "+who, down, ms, 2)
+				} else {
+					wantUncompressed(t, who+" → wskit serve", up, ms, 2)
+					wantUncompressed(t, "wskit serve → "+who, down, ms, 2)
+				}
+			}
+
+			ctx, closeBrowser := startBrowser(t, chromium)
+			for _, e := range endpoints {
+				t.Run("chromium/"+e.name, func(t *testing.T) {
+					navCtx, cancel := context.WithTimeout(ctx, stepTimeout)
+					defer cancel()
+					if _, err := chromedp.Run(navCtx, chromedp.NavigateResponse(e.proxy.URL+"/")); err != nil {
+						t.Fatalf("navigate to %s/: %v", e.proxy.URL, err)
+					}
+					up0, down0 := e.proxy.counts()
+					ext := browserEchoMessages(ctx, t, e.path, ms)
+					up, down := e.proxy.counts()
+					if ext != e.want {
+						t.Errorf("ws.extensions %q, want %q", ext, e.want)
+					}
+					wantWire(t, "Chromium", e, up-up0, down-down0)
+				})
+			}
+			// Close the browser before the servers: see testDemoPage.
+			if err := closeBrowser(); err != nil {
+				t.Fatalf("close the browser: %v", err)
+			}
+
+			for _, e := range endpoints {
+				t.Run("node/"+e.name, func(t *testing.T) {
+					up0, down0 := e.proxy.counts()
+					wantNames := "permessage-deflate"
+					if e.want == "" {
+						wantNames = ""
+					}
+					r := runNode(t, node, "--mode", "messages", "--messages", file, "--deflate", `{"threshold":0}`,
+						"--expect-extensions", wantNames, "ws://"+e.proxy.Addr+e.path)
+					up, down := e.proxy.counts()
+					header := "<none>"
+					if r.ExtensionsHeader != nil {
+						header = *r.ExtensionsHeader
+					}
+					if (e.want == "" && r.ExtensionsHeader != nil) || (e.want != "" && header != e.want) {
+						t.Errorf("Sec-WebSocket-Extensions answer %s, want %q", header, e.want)
+					}
+					if n := len(r.Checks); n < 2*len(ms)+2 {
+						t.Errorf("echo.mjs made %d checks, want at least %d", n, 2*len(ms)+2)
+					}
+					wantWire(t, "ws", e, up-up0, down-down0)
+				})
+			}
+
+			for _, srv := range []*demoServer{on, off} {
+				srv.stop(t)
+				log := srv.stderr.String()
+				for _, bad := range []string{"code=1001", "level=WARN", "level=ERROR"} {
+					if strings.Contains(log, bad) {
+						t.Errorf("%s in the log of wskit serve %s", bad, srv.listening)
+						srv.reported.Store(true)
+					}
+				}
+				for _, path := range []string{"/echo", "/raw"} {
+					if srv == off && path == "/raw" {
+						continue
+					}
+					if n := len(sessionLine("session closed", path).FindAllString(log, -1)); n == 0 {
+						t.Errorf("wskit serve logged no closed session to %s", path)
+					}
+				}
+				if t.Failed() && !srv.reported.Load() {
+					srv.reported.Store(true)
+					t.Logf("wskit serve's stderr:\n%s", log)
+				}
+			}
+		})
 	}
 }

@@ -2,6 +2,8 @@
 // Node.js, gorilla/websocket and coder/websocket clients, and headless
 // Chromium driven by chromedp. Each peer runs against three server variants:
 // the std engine (net/http) and the poll engine (epoll loops) with default
-// sessions, and the poll engine with Events callbacks on the loop. It has
-// tests only; see README.md.
+// sessions, and the poll engine with Events callbacks on the loop. Each peer
+// also runs with permessage-deflate (RFC 7692), as a client of the server
+// under test and, for ws, gorilla and coder, as a server for wskit's client.
+// It has tests only; see README.md.
 package interop

@@ -3,12 +3,15 @@ package interop
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
 )
 
@@ -200,5 +203,144 @@ func wantEOF(t *testing.T, c *websocket.Conn) {
 	n, err := io.Copy(io.Discard, nc)
 	if err != nil || n != 0 {
 		t.Errorf("after the close handshake: %d more bytes, %v; want the server to close the TCP connection", n, err)
+	}
+}
+
+// gorillaDeflateConfigs are the server configurations gorilla's client
+// meets. gorilla offers and accepts only
+// "permessage-deflate; server_no_context_takeover; client_no_context_takeover".
+var gorillaDeflateConfigs = []deflateServerConfig{
+	{"default", codec.PerMessageDeflate{}, gorillaDeflateAnswer},
+	{"server-limits", codec.PerMessageDeflate{Level: 9, ServerMaxWindowBits: 9, ClientMaxWindowBits: 9}, gorillaDeflateAnswer},
+}
+
+// gorillaDeflateAnswer is the only answer gorilla's client accepts, and the
+// only one its server gives.
+const gorillaDeflateAnswer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
+// TestGorillaClientDeflate echoes deflateMessages between gorilla's client
+// with EnableCompression and the server under test with permessage-deflate,
+// on each server variant and gorillaDeflateConfigs, through a
+// countingProxy. The answer must carry both no_context_takeover parameters,
+// Session.Extensions() must be it, and the messages must go compressed both
+// ways.
+func TestGorillaClientDeflate(t *testing.T) {
+	ms := deflateMessages()
+	forEachDeflateVariant(t, gorillaDeflateConfigs, func(t *testing.T, srv *echoServer, c deflateServerConfig) {
+		proxy := startProxy(t, srv.Addr)
+		before := len(srv.sessionExtensions())
+		up0, down0 := proxy.counts()
+		d := websocket.Dialer{HandshakeTimeout: stepTimeout, EnableCompression: true}
+		conn, resp, err := d.Dial("ws://"+proxy.Addr+"/echo", nil)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		conn.SetReadDeadline(time.Now().Add(4 * stepTimeout))
+		answer := resp.Header.Get("Sec-WebSocket-Extensions")
+		wantExtensions(t, "the answer gorilla got", answer, c.want)
+		wantServerExtensions(t, srv, before, c.want, answer)
+		gorillaEchoMessages(t, conn, ms)
+		gorillaClose(t, conn, frame.CloseNormal, "gorilla done")
+		up, down := proxy.counts()
+		wantCompressed(t, "gorilla → server", up-up0, ms, 2)
+		wantCompressed(t, "server → gorilla", down-down0, ms, 2)
+	})
+}
+
+// gorillaEchoMessages sends ms on c and reads each echo: one at a time, then
+// all at once (a goroutine writes while this one reads).
+func gorillaEchoMessages(t *testing.T, c *websocket.Conn, ms []wireMessage) {
+	t.Helper()
+	typ := func(m wireMessage) int {
+		if m.Binary {
+			return websocket.BinaryMessage
+		}
+		return websocket.TextMessage
+	}
+	read := func(phase string, m wireMessage) bool {
+		gotType, got, err := c.ReadMessage()
+		if err != nil {
+			t.Errorf("%s %s: read the echo: %v", phase, m.Name, err)
+			return false
+		}
+		if gotType != typ(m) || !bytes.Equal(got, m.Data) {
+			t.Errorf("%s %s: echo is type %d %s, want type %d %s", phase, m.Name, gotType, describe(got), typ(m), describe(m.Data))
+		}
+		return true
+	}
+	for _, m := range ms {
+		if err := c.WriteMessage(typ(m), m.Data); err != nil {
+			t.Fatalf("one-by-one %s: write: %v", m.Name, err)
+		}
+		if !read("one-by-one", m) {
+			t.FailNow()
+		}
+	}
+	written := make(chan error, 1)
+	go func() {
+		for _, m := range ms {
+			if err := c.WriteMessage(typ(m), m.Data); err != nil {
+				written <- fmt.Errorf("write %s: %w", m.Name, err)
+				return
+			}
+		}
+		written <- nil
+	}()
+	for _, m := range ms {
+		if !read("all-at-once", m) {
+			c.Close()
+			break
+		}
+	}
+	if err := <-written; err != nil {
+		t.Errorf("all-at-once: %v", err)
+	}
+}
+
+// TestGorillaServerDeflate runs a gorilla echo server with
+// EnableCompression and dials it with wskit's client with each of
+// clientDeflateOffers, through a countingProxy. gorilla answers every offer
+// with both no_context_takeover parameters, whatever else it held;
+// Session.Extensions() must be that answer, and deflateMessages must come
+// back, compressed both ways.
+func TestGorillaServerDeflate(t *testing.T) {
+	ms := deflateMessages()
+	up := websocket.Upgrader{EnableCompression: true}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetReadLimit(2 * maxMessageSize)
+		for {
+			typ, p, err := c.ReadMessage()
+			if err != nil {
+				return // the default close handler has answered a close
+			}
+			if err := c.WriteMessage(typ, p); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(hs.Close)
+	proxy := startProxy(t, hs.Listener.Addr().String())
+	for _, offer := range clientDeflateOffers {
+		t.Run(offer.name, func(t *testing.T) {
+			up0, down0 := proxy.counts()
+			s, err := dialDeflate(t, "ws://"+proxy.Addr+"/", offer)
+			if err != nil {
+				t.Fatalf("Dial: %v", err)
+			}
+			if got := s.Extensions(); got != gorillaDeflateAnswer {
+				t.Errorf("Session.Extensions() %q, want the answer gorilla sends, %q", got, gorillaDeflateAnswer)
+			}
+			wskitEcho(t, s, ms)
+			wskitClose(t, s)
+			u, d := proxy.counts()
+			wantCompressed(t, "wskit → gorilla", u-up0, ms, 2)
+			wantCompressed(t, "gorilla → wskit", d-down0, ms, 2)
+		})
 	}
 }

@@ -3,9 +3,12 @@ package interop
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,7 +21,9 @@ import (
 // from a peer that offers permessage-deflate (Chromium and ws always do; the
 // Go clients in their offer-deflate tests): the names from its
 // Sec-WebSocket-Extensions answer, without parameters, as extensionNames
-// gives them. wskit declines every extension for now.
+// gives them. The server of forEachVariant installs no extension, so it
+// declines them all; the permessage-deflate tests run servers of their own
+// (forEachDeflateVariant).
 const serverExtensions = ""
 
 // serverVariant is one way to run the server under test. Each peer's test
@@ -40,7 +45,19 @@ var serverVariants = []serverVariant{
 
 // echoServer is a running server under test.
 type echoServer struct {
-	URL string // http://127.0.0.1:PORT, without a trailing slash
+	URL  string // http://127.0.0.1:PORT, without a trailing slash
+	Addr string // 127.0.0.1:PORT
+
+	mu         sync.Mutex
+	extensions []string // Session.Extensions() of each session, in the order they opened
+}
+
+// sessionExtensions returns Session.Extensions() of each session that
+// opened, in order.
+func (srv *echoServer) sessionExtensions() []string {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return slices.Clone(srv.extensions)
 }
 
 // forEachVariant runs test in a subtest per server variant, each against a
@@ -48,12 +65,19 @@ type echoServer struct {
 // it is not supported (outside Linux).
 func forEachVariant(t *testing.T, test func(t *testing.T, srv *echoServer)) {
 	t.Helper()
+	forEachVariantWith(t, nil, test)
+}
+
+// forEachVariantWith is forEachVariant with configure applied to each
+// server's Options (nil leaves them).
+func forEachVariantWith(t *testing.T, configure func(*wskit.Options), test func(t *testing.T, srv *echoServer)) {
+	t.Helper()
 	for _, v := range serverVariants {
 		t.Run(v.name, func(t *testing.T) {
 			if v.engine == wskit.EnginePoll && !poller.Supported {
 				t.Skip("the poll engine is not supported on this platform")
 			}
-			test(t, newEchoServer(t, v))
+			test(t, newEchoServer(t, v, configure))
 		})
 	}
 }
@@ -66,22 +90,32 @@ func forEachVariant(t *testing.T, test func(t *testing.T, srv *echoServer)) {
 //	        1009. Pings, closes and the TCP close are the session's own work.
 //	/hello  a session that sends the text helloText, then closes with
 //	        helloCode and helloReason.
+//	/fanout a session that answers a text "N SIZE" with the N texts
+//	        fanoutText(i, SIZE), i = 0..N-1, each sent by a goroutine of
+//	        its own, all at once (fanout): Send from many goroutines.
 //	/       a small same-origin HTML page, for the browser.
 //
 // With v.events the two sessions are Events callbacks (OnMessage echoes,
 // OnOpen greets and closes); else they are default session handlers.
 // A cross-origin upgrade is refused with 403 (wskit's default Origin policy).
 //
+// configure, when not nil, changes the Options last: the permessage-deflate
+// tests install Extensions with it. Each session's Session.Extensions() is
+// recorded (echoServer.sessionExtensions).
+//
 // Every session must report v's engine (Session.Engine), so that a variant
 // cannot quietly run on the other one. When the test ends, every session
 // must have ended by itself (its peer is gone by then); then Shutdown must
 // stop Serve with ErrServerClosed.
-func newEchoServer(t *testing.T, v serverVariant) *echoServer {
+func newEchoServer(t *testing.T, v serverVariant, configure func(*wskit.Options)) *echoServer {
 	t.Helper()
 	opts := wskit.DefaultOptions()
 	opts.Engine = v.engine
 	opts.MaxMessageSize = maxMessageSize
 	opts.MaxFrameSize = maxMessageSize
+	if configure != nil {
+		configure(&opts)
+	}
 	srv, err := wskit.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -89,12 +123,17 @@ func newEchoServer(t *testing.T, v serverVariant) *echoServer {
 	if e := srv.ResolvedEngine(); e != v.engine {
 		t.Fatalf("engine %v resolves to %v", v.engine, e)
 	}
+	es := &echoServer{}
 	var sessions, elsewhere atomic.Int64
 	opened := func(s *wskit.Session) {
 		sessions.Add(1)
 		if s.Engine() != v.engine {
 			elsewhere.Add(1)
 		}
+		ext := s.Extensions()
+		es.mu.Lock()
+		es.extensions = append(es.extensions, ext)
+		es.mu.Unlock()
 	}
 	mux := http.NewServeMux()
 	if v.events {
@@ -103,6 +142,10 @@ func newEchoServer(t *testing.T, v serverVariant) *echoServer {
 			OnMessage: func(s *wskit.Session, m wskit.Message) {
 				s.Send(m.Type, m.Payload)
 			},
+		}))
+		mux.Handle("/fanout", srv.Handle(wskit.Events{
+			OnOpen:    opened,
+			OnMessage: fanout,
 		}))
 		mux.Handle("/hello", srv.Handle(wskit.Events{
 			// On the poll engine Close does not wait for the peer's close.
@@ -121,6 +164,12 @@ func newEchoServer(t *testing.T, v serverVariant) *echoServer {
 				if err := s.Send(m.Type, m.Payload); err != nil {
 					return
 				}
+			}
+		}))
+		mux.Handle("/fanout", srv.WebSocket(func(s *wskit.Session) {
+			opened(s)
+			for m := range s.Messages() {
+				fanout(s, m)
 			}
 		}))
 		mux.Handle("/hello", srv.WebSocket(func(s *wskit.Session) {
@@ -171,8 +220,28 @@ func newEchoServer(t *testing.T, v serverVariant) *echoServer {
 			t.Errorf("%s: %d of %d sessions ran on another engine than %v", v.name, n, sessions.Load(), v.engine)
 		}
 	})
-	return &echoServer{URL: "http://" + ln.Addr().String()}
+	es.Addr = ln.Addr().String()
+	es.URL = "http://" + es.Addr
+	return es
 }
+
+// fanout answers a text "N SIZE" with N texts fanoutText(i, SIZE), sent at
+// once from N goroutines, without waiting for them: on the Events variant it
+// runs on the event loop, which must not block.
+func fanout(s *wskit.Session, m wskit.Message) {
+	var n, size int
+	if _, err := fmt.Sscanf(string(m.Payload), "%d %d", &n, &size); err != nil || n > 1000 {
+		s.Close(wskit.CloseCode(4400), "want N SIZE")
+		return
+	}
+	for i := range n {
+		go s.SendText(fanoutText(i, size))
+	}
+}
+
+// fanoutText is the i-th text of /fanout: JSON-like text of size+13*i bytes,
+// so that the texts differ but share most of their words.
+func fanoutText(i, size int) string { return string(jsonText(size+13*i, i)) }
 
 const testPage = `<!doctype html>
 <html lang="en">

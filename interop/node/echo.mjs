@@ -16,16 +16,32 @@
 //                 (--expect-code, default 1000) and --expect-reason if given.
 //   oversize      send one binary message of --size bytes and expect the server
 //                 to close with --expect-code (default 1009).
+//   messages      echo the messages of --messages FILE one at a time, then all
+//                 of them at once (every send before the first read), then
+//                 close like echo. FILE is JSON: [{"name", "binary", "base64"}];
+//                 a text message is sent as a string.
 //
 // Other options:
 //   --timeout MS      time limit for each step (default 15000)
 //   --no-deflate      do not offer permessage-deflate (ws offers it by default)
+//   --deflate JSON    offer permessage-deflate with these options of ws's
+//                     perMessageDeflate (such as {"threshold":0,
+//                     "serverNoContextTakeover":true})
+//   --messages FILE   the messages of the messages mode
+//   --fragment N      in the messages mode, send each message of more than N
+//                     bytes in fragments of N bytes (a text may be cut inside
+//                     a UTF-8 sequence), with a ping after the first
 //   --expect-extensions S   check the names of the negotiated extensions
 //                     (ws.extensions, without parameters, joined with ", ")
+//
+// The report holds the server's Sec-WebSocket-Extensions response header as
+// it came (extensionsHeader, null without one) and ws's view of the
+// permessage-deflate parameters it agreed to (deflateParams).
 //
 // The binary payloads follow pattern(n): byte i is (i*31 + 7) & 0xff, the same
 // as in the Go tests.
 
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createRequire } from 'node:module';
 import WebSocket from 'ws';
@@ -33,8 +49,8 @@ import WebSocket from 'ws';
 const require = createRequire(import.meta.url);
 const wsVersion = require('ws/package.json').version;
 
-const usage = 'usage: node echo.mjs [--mode echo|server-close|oversize] [--timeout MS] ' +
-  '[--no-deflate] [--close-code N] [--close-reason S] [--expect-code N] [--expect-reason S] ' +
+const usage = 'usage: node echo.mjs [--mode echo|server-close|oversize|messages] [--timeout MS] ' +
+  '[--no-deflate] [--deflate JSON] [--messages FILE] [--fragment N] [--close-code N] [--close-reason S] [--expect-code N] [--expect-reason S] ' +
   '[--expect-text S]... [--expect-extensions S] [--size N] URL';
 
 let parsed;
@@ -45,6 +61,9 @@ try {
       mode: { type: 'string', default: 'echo' },
       timeout: { type: 'string', default: '15000' },
       'no-deflate': { type: 'boolean', default: false },
+      deflate: { type: 'string' },
+      messages: { type: 'string' },
+      fragment: { type: 'string', default: '0' },
       'close-code': { type: 'string', default: '1000' },
       'close-reason': { type: 'string', default: 'node ws done' },
       'expect-code': { type: 'string' },
@@ -64,12 +83,25 @@ if (parsed.positionals.length !== 1) {
   process.exit(2);
 }
 const url = parsed.positionals[0];
-const modes = { echo: runEcho, 'server-close': runServerClose, oversize: runOversize };
+const modes = { echo: runEcho, 'server-close': runServerClose, oversize: runOversize, messages: runMessages };
 if (!(opts.mode in modes)) {
   console.error(`unknown mode ${JSON.stringify(opts.mode)}\n${usage}`);
   process.exit(2);
 }
 const stepTimeout = intOption('timeout');
+let perMessageDeflate = !opts['no-deflate'];
+if (opts.deflate !== undefined) {
+  try {
+    perMessageDeflate = JSON.parse(opts.deflate);
+  } catch (err) {
+    console.error(`--deflate wants a JSON object: ${err.message}\n${usage}`);
+    process.exit(2);
+  }
+}
+if (opts.mode === 'messages' && opts.messages === undefined) {
+  console.error(`the messages mode needs --messages FILE\n${usage}`);
+  process.exit(2);
+}
 const defaultExpectCode = opts.mode === 'oversize' ? 1009 : 1000;
 const expectCode = opts['expect-code'] === undefined ? defaultExpectCode : intOption('expect-code');
 
@@ -90,6 +122,8 @@ const report = {
   url,
   ok: false,
   extensions: null,
+  extensionsHeader: null,
+  deflateParams: null,
   protocol: null,
   checks: [],
   close: null,
@@ -124,7 +158,11 @@ function extensionNames(s) {
 // Every close event, error and message is recorded as it happens; the steps
 // below wait on them with waitFor.
 function open() {
-  const ws = new WebSocket(url, { perMessageDeflate: !opts['no-deflate'] });
+  const ws = new WebSocket(url, { perMessageDeflate });
+  ws.on('upgrade', (res) => {
+    const h = res.headers['sec-websocket-extensions'];
+    report.extensionsHeader = h === undefined ? null : h;
+  });
   ws.on('error', (err) => report.errors.push(String(err && err.message ? err.message : err)));
   ws.on('close', (code, reason) => {
     report.close = { code, reason: reason.toString('utf8') };
@@ -162,6 +200,10 @@ async function opened(ws) {
   await waitFor(ws, 'open', 'open');
   report.extensions = ws.extensions;
   report.protocol = ws.protocol;
+  // ws keeps the agreed parameters on its extension object; they show what
+  // it will compress and inflate with.
+  const pmd = ws._extensions && ws._extensions['permessage-deflate'];
+  report.deflateParams = pmd ? pmd.params : null;
   if (opts['expect-extensions'] !== undefined) {
     const got = extensionNames(ws.extensions);
     check('extensions', got === opts['expect-extensions'],
@@ -242,6 +284,65 @@ async function runOversize() {
   const n = intOption('size');
   ws.send(pattern(n), { binary: true }, () => {}); // a write error shows in the close code
   await expectClose(ws, `close after a ${n}-byte message`);
+}
+
+// runMessages echoes the messages of --messages: one at a time, then all at
+// once. Each echo must be the same type and bytes as the message sent.
+async function runMessages() {
+  const messages = JSON.parse(readFileSync(opts.messages, 'utf8')).map((m) => {
+    const bytes = Buffer.from(m.base64, 'base64');
+    return { name: m.name, binary: m.binary, bytes, data: m.binary ? bytes : bytes.toString('utf8') };
+  });
+  const fragment = intOption('fragment');
+  const ws = open();
+  await opened(ws);
+  const send = (m) => {
+    if (fragment === 0 || m.bytes.length <= fragment) {
+      ws.send(m.data, { binary: m.binary });
+      return;
+    }
+    for (let off = 0; off < m.bytes.length; off += fragment) {
+      ws.send(m.bytes.subarray(off, off + fragment), { binary: m.binary, fin: off + fragment >= m.bytes.length });
+      if (off === 0) ws.ping(Buffer.from('between fragments'));
+    }
+  };
+  const checkEcho = (phase, m, data, isBinary) => {
+    const got = Buffer.from(data);
+    check(`${phase} ${m.name}`, isBinary === m.binary && got.equals(m.bytes),
+      `got ${isBinary ? 'binary' : 'text'} ${describe(got)}, want ${m.binary ? 'binary' : 'text'} ${describe(m.bytes)}`);
+  };
+
+  for (const m of messages) {
+    send(m);
+    const [data, isBinary] = await waitFor(ws, 'message', `echo of ${m.name}`);
+    checkEcho('one-by-one', m, data, isBinary);
+  }
+
+  // All at once: the echoes queue up in order.
+  const echoes = [];
+  let wake = null;
+  const onMessage = (data, isBinary) => {
+    echoes.push([data, isBinary]);
+    if (wake) wake();
+  };
+  ws.on('message', onMessage);
+  for (const m of messages) send(m);
+  for (const m of messages) {
+    if (echoes.length === 0) {
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => { wake = null; reject(new Error(`no echo of ${m.name} (all at once) within ${stepTimeout} ms`)); }, stepTimeout);
+        const onClose = (code) => { clearTimeout(timer); wake = null; reject(new Error(`closed (${code}) while waiting for the echo of ${m.name} (all at once)`)); };
+        ws.once('close', onClose);
+        wake = () => { clearTimeout(timer); wake = null; ws.off('close', onClose); resolve(); };
+      });
+    }
+    const [data, isBinary] = echoes.shift();
+    checkEcho('all-at-once', m, data, isBinary);
+  }
+  ws.off('message', onMessage);
+
+  ws.close(intOption('close-code'), opts['close-reason']);
+  await expectClose(ws, 'close after the client close');
 }
 
 const started = Date.now();
