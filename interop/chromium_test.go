@@ -23,6 +23,38 @@ import (
 	"github.com/wskit/wskit/poller"
 )
 
+// browserOpenJS opens input.path as a WebSocket from a page script and
+// defines next(what), which returns the next message, and closed, which
+// settles on the close event (closeEvent). The script around it defines
+// withTimeout.
+const browserOpenJS = `	const url = new URL(input.path, location.href);
+	url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+	const ws = new WebSocket(url.href);
+	ws.binaryType = "arraybuffer";
+	const inbox = [];
+	let waiting = null;
+	let closeEvent = null;
+	ws.onmessage = (e) => {
+		if (waiting) { const w = waiting; waiting = null; w.resolve(e.data); } else inbox.push(e.data);
+	};
+	const closed = new Promise((resolve) => {
+		ws.onclose = (e) => {
+			closeEvent = { code: e.code, reason: e.reason, wasClean: e.wasClean };
+			if (waiting) { const w = waiting; waiting = null; w.reject(new Error("closed while waiting for a message: " + JSON.stringify(closeEvent))); }
+			resolve(closeEvent);
+		};
+	});
+	const next = (what) => withTimeout(new Promise((resolve, reject) => {
+		if (inbox.length > 0) resolve(inbox.shift());
+		else if (closeEvent) reject(new Error("closed: " + JSON.stringify(closeEvent)));
+		else waiting = { resolve, reject };
+	}), what);
+	await withTimeout(new Promise((resolve, reject) => {
+		ws.onopen = resolve;
+		ws.onerror = () => reject(new Error("WebSocket error before open"));
+	}), "open of " + url.href);
+`
+
 // browserEchoJS is an async function that the test calls in the page: it
 // opens its own WebSocket to input.path on the page's origin, echoes
 // input.texts and binary messages (ArrayBuffer) of input.sizes bytes, closes
@@ -44,36 +76,7 @@ const browserEchoJS = `async (input) => {
 	});
 	if (!window.isSecureContext || !crypto.subtle) throw new Error("the page is not a secure context: no crypto.subtle");
 
-	const url = new URL(input.path, location.href);
-	url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-	const ws = new WebSocket(url.href);
-	ws.binaryType = "arraybuffer";
-
-	// Messages queue up; next() takes the oldest, or waits for one.
-	const inbox = [];
-	let waiting = null;
-	let closeEvent = null;
-	ws.onmessage = (e) => {
-		if (waiting) { const w = waiting; waiting = null; w.resolve(e.data); } else inbox.push(e.data);
-	};
-	const closed = new Promise((resolve) => {
-		ws.onclose = (e) => {
-			closeEvent = { code: e.code, reason: e.reason, wasClean: e.wasClean };
-			if (waiting) { const w = waiting; waiting = null; w.reject(new Error("closed while waiting for a message: " + JSON.stringify(closeEvent))); }
-			resolve(closeEvent);
-		};
-	});
-	const next = (what) => withTimeout(new Promise((resolve, reject) => {
-		if (inbox.length > 0) resolve(inbox.shift());
-		else if (closeEvent) reject(new Error("closed: " + JSON.stringify(closeEvent)));
-		else waiting = { resolve, reject };
-	}), what);
-
-	await withTimeout(new Promise((resolve, reject) => {
-		ws.onopen = resolve;
-		ws.onerror = () => reject(new Error("WebSocket error before open"));
-	}), "open of " + url.href);
-
+` + browserOpenJS + `
 	const out = { url: url.href, origin: location.origin, extensions: ws.extensions, protocol: ws.protocol,
 		texts: [], binaries: [], close: null };
 	for (const s of input.texts) {
@@ -343,33 +346,7 @@ const browserMessagesJS = `async (input) => {
 	const messages = input.messages.map((m) => ({ name: m.name, binary: m.binary,
 		data: m.binary ? fromBase64(m.base64) : m.text }));
 
-	const url = new URL(input.path, location.href);
-	url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-	const ws = new WebSocket(url.href);
-	ws.binaryType = "arraybuffer";
-	const inbox = [];
-	let waiting = null;
-	let closeEvent = null;
-	ws.onmessage = (e) => {
-		if (waiting) { const w = waiting; waiting = null; w.resolve(e.data); } else inbox.push(e.data);
-	};
-	const closed = new Promise((resolve) => {
-		ws.onclose = (e) => {
-			closeEvent = { code: e.code, reason: e.reason, wasClean: e.wasClean };
-			if (waiting) { const w = waiting; waiting = null; w.reject(new Error("closed while waiting for a message: " + JSON.stringify(closeEvent))); }
-			resolve(closeEvent);
-		};
-	});
-	const next = (what) => withTimeout(new Promise((resolve, reject) => {
-		if (inbox.length > 0) resolve(inbox.shift());
-		else if (closeEvent) reject(new Error("closed: " + JSON.stringify(closeEvent)));
-		else waiting = { resolve, reject };
-	}), what);
-	await withTimeout(new Promise((resolve, reject) => {
-		ws.onopen = resolve;
-		ws.onerror = () => reject(new Error("WebSocket error before open"));
-	}), "open of " + url.href);
-
+` + browserOpenJS + `
 	const out = { url: url.href, origin: location.origin, extensions: ws.extensions, echoes: [], close: null };
 	const record = async (phase, m, d) => {
 		const type = typeName(d);
