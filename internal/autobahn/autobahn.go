@@ -1,10 +1,14 @@
 // Package autobahn reimplements the Autobahn|Testsuite "fuzzingclient"
-// cases 1.1.1 to 10.1.1 (RFC 6455 conformance of an echo server) in Go, so
-// that a server can be checked without Python or Docker.
+// cases 1.1.1 to 10.1.1 (RFC 6455 conformance of an echo server) and 12.1.1
+// to 13.7.18 (permessage-deflate, RFC 7692) in Go, so that a server can be
+// checked without Python or Docker.
 //
-// The 301 cases, their payloads, fragmentation, chop sizes, waits and
-// expectations follow autobahntestsuite/case/case*.py (version 0.8, with
-// 1014 and 1015 no longer among the invalid close codes of 7.9). The client
+// The 301 cases of sections 1 to 10, their payloads, fragmentation, chop
+// sizes, waits and expectations follow autobahntestsuite/case/case*.py
+// (version 0.8, with 1014 and 1015 no longer among the invalid close codes
+// of 7.9); the 216 of sections 12 and 13 follow case12_x_x.py, with
+// synthetic payloads in place of Autobahn's test files (see corpus.go and
+// compression.go). Cases 1 to 10 offer no extension. The client
 // emulates what those cases rely on in the Autobahn client: masked frames
 // written whole, in chops or "synced"; killAfter (fail with 1001 after a
 // delay), closeAfter and continueLater; the 1 s close-handshake and
@@ -27,12 +31,17 @@
 // judges what follows); 9.x compares the echoed payload, not only its
 // length; every case has a hard time limit; after a close the server
 // started, we drop TCP when the server has not within 1 s (Autobahn waits
-// for a killAfter that not every case sets).
+// for a killAfter that not every case sets). In 12.x and 13.x the
+// server's permessage-deflate response is checked against every rule of RFC
+// 7692 §7 (Autobahn's client accepts any response it can parse), a
+// compressed message must inflate within the negotiated window, and a case
+// gives up 10 s after an echo is due (it still has Autobahn's 60 to 480 s
+// in all).
 //
-// The client's framing, masking and UTF-8 checks are written here from RFC
-// 6455 and unicode/utf8, not taken from the frame package, so that a bug
-// there cannot cancel itself out between this client and a server built on
-// it.
+// The client's framing, masking, UTF-8 checks and permessage-deflate are
+// written here from RFC 6455, RFC 7692, unicode/utf8 and compress/flate, not
+// taken from the frame and codec packages, so that a bug there cannot
+// cancel itself out between this client and a server built on them.
 package autobahn
 
 import (
@@ -74,11 +83,12 @@ type Case struct {
 	Description string
 	Expectation string
 
-	limit time.Duration // hard limit of the whole case
-	open  func(s *session)
+	limit  time.Duration  // hard limit of the whole case
+	offers []deflateOffer // permessage-deflate offers of the opening handshake
+	open   func(s *session)
 }
 
-// Cases returns every case from 1.1.1 to 10.1.1 in Autobahn order.
+// Cases returns every case from 1.1.1 to 13.7.18 in Autobahn order.
 func Cases() []Case {
 	var cs []Case
 	cs = append(cs, framingCases()...)
@@ -90,6 +100,7 @@ func Cases() []Case {
 	cs = append(cs, closeCases()...)
 	cs = append(cs, limitCases()...)
 	cs = append(cs, autoFragmentCases()...)
+	cs = append(cs, compressionCases()...)
 	return cs
 }
 

@@ -27,8 +27,8 @@ func idLess(a, b string) bool {
 
 func TestCaseList(t *testing.T) {
 	cs := Cases()
-	if len(cs) != 301 {
-		t.Errorf("%d cases, want 301", len(cs))
+	if len(cs) != 301+90+126 {
+		t.Errorf("%d cases, want 517", len(cs))
 	}
 	seen := map[string]bool{}
 	sections := map[string]int{}
@@ -45,11 +45,14 @@ func TestCaseList(t *testing.T) {
 			t.Errorf("case %s is incomplete", c.ID)
 		}
 		parts := strings.Split(c.ID, ".")
+		if deflate := parts[0] == "12" || parts[0] == "13"; deflate != (len(c.offers) > 0) {
+			t.Errorf("case %s has %d permessage-deflate offers", c.ID, len(c.offers))
+		}
 		sections[parts[0]]++
 		subsections[parts[0]+"."+parts[1]]++
 	}
-	// Counts of an Autobahn 0.8 report for cases 1 to 10.
-	want := map[string]int{"1": 16, "2": 11, "3": 7, "4": 10, "5": 20, "6": 145, "7": 37, "9": 54, "10": 1}
+	// Counts of an Autobahn 0.8 report for cases 1 to 10, 12 and 13.
+	want := map[string]int{"1": 16, "2": 11, "3": 7, "4": 10, "5": 20, "6": 145, "7": 37, "9": 54, "10": 1, "12": 90, "13": 126}
 	for s, n := range want {
 		if sections[s] != n {
 			t.Errorf("section %s has %d cases, want %d", s, sections[s], n)
@@ -60,6 +63,8 @@ func TestCaseList(t *testing.T) {
 		"6.15": 1, "6.16": 3, "6.17": 5, "6.18": 5, "6.19": 5, "6.20": 7, "6.21": 8, "6.22": 34, "6.23": 7,
 		"7.1": 6, "7.3": 6, "7.5": 1, "7.7": 13, "7.9": 9, "7.13": 2,
 		"9.1": 6, "9.2": 6, "9.3": 9, "9.4": 9, "9.5": 6, "9.6": 6, "9.7": 6, "9.8": 6,
+		"12.1": 18, "12.2": 18, "12.3": 18, "12.4": 18, "12.5": 18,
+		"13.1": 18, "13.2": 18, "13.3": 18, "13.4": 18, "13.5": 18, "13.6": 18, "13.7": 18,
 	}
 	for s, n := range wantSub {
 		if subsections[s] != n {
@@ -269,7 +274,7 @@ func TestCheckResponse(t *testing.T) {
 		{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept + "\r\nSec-WebSocket-Extensions: permessage-deflate", false},
 	}
 	for _, tc := range tests {
-		if err := checkResponse([]byte(tc.head), key); (err == nil) != tc.ok {
+		if _, err := checkResponse([]byte(tc.head), key, nil); (err == nil) != tc.ok {
 			t.Errorf("checkResponse(%q) = %v, want ok=%v", tc.head, err, tc.ok)
 		}
 	}

@@ -160,20 +160,22 @@ func reject(c net.Conn, status string) error {
 	return errors.New("handshake rejected: " + status)
 }
 
-// TestCodecEcho runs every case against the codec echo server.
+// TestCodecEcho runs every case of sections 1 to 10 against the codec echo
+// server (which offers no permessage-deflate: see TestNoDeflateServer).
 func TestCodecEcho(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole suite")
 	}
 	url := startEcho(t, noFault)
-	rs := Check(t, url, nil)
+	filter := Filter(nil, []string{"12", "13"})
+	rs := Check(t, url, filter)
 	for _, r := range rs {
 		if r.Behavior != OK {
 			t.Log(r)
 		}
 	}
-	if len(rs) != len(Cases()) {
-		t.Errorf("ran %d cases, want %d", len(rs), len(Cases()))
+	if len(rs) != 301 {
+		t.Errorf("ran %d cases, want 301", len(rs))
 	}
 }
 

@@ -201,6 +201,9 @@ func (s *session) report(r Result, limit time.Duration) Result {
 		r.Behavior = Failed
 		why = append(why, "interrupted: "+s.ctxErr.Error())
 	}
+	if s.info != "" {
+		why = append(why, s.info)
+	}
 	r.Detail = strings.Join(why, "; ")
 	return r
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -62,12 +63,20 @@ type session struct {
 	closeTimer   *timer
 	dropTimer    *timer
 
+	// permessage-deflate, when the server accepted one of offers.
+	offers     []deflateOffer
+	pmd        *deflateParams
+	tx         *deflater
+	rx         *inflater
+	deflatedRx int // messages the server sent compressed
+
 	// Receiving.
-	buf       []byte
-	inMessage bool
-	msgText   bool
-	msgBinary bool
-	msg       []byte
+	buf           []byte
+	inMessage     bool
+	msgText       bool
+	msgBinary     bool
+	msgCompressed bool
+	msg           []byte
 
 	// Streaming send (beginMessage…endMessage).
 	streamOp    byte
@@ -92,6 +101,7 @@ type session struct {
 	behaviorClose string
 	result        string
 	resultClose   string
+	info          string // facts a report adds to the detail, OK or not
 	suppressClose bool
 	onMessage     func(payload []byte, binary bool) // replaces recording when set
 	onLost        func()                            // runs after the standard judging
@@ -102,11 +112,19 @@ func runCase(ctx context.Context, url string, c Case, limit time.Duration) Resul
 	r := Result{ID: c.ID, Description: c.Description}
 	t0 := time.Now()
 	hctx, cancel := context.WithTimeout(ctx, min(openHandshakeTimeout, limit))
-	conn, rest, err := dial(hctx, url)
+	conn, rest, pmd, err := dial(hctx, url, c.offers)
 	cancel()
 	if err != nil {
 		r.Behavior, r.Close = Failed, Failed
 		r.Detail = "The WebSocket opening handshake was never completed: " + err.Error()
+		var ne *negotiationError
+		var se *statusError
+		switch {
+		case errors.As(err, &ne):
+			r.Detail = "The server's permessage-deflate response is invalid, so the client fails the connection: " + ne.Error()
+		case errors.As(err, &se) && len(c.offers) > 0:
+			r.Detail += fmt.Sprintf(" (to the offer %q: a server that cannot accept an offer declines it by leaving it out of its response, RFC 7692 §5 and §7, rather than refuse the handshake)", offerHeader(c.offers))
+		}
 		r.Duration = time.Since(t0)
 		return r
 	}
@@ -121,6 +139,10 @@ func runCase(ctx context.Context, url string, c Case, limit time.Duration) Resul
 	}
 	s.behaviorClose = Failed
 	s.resultClose = "TCP connection was dropped without close handshake"
+	s.offers = c.offers
+	if pmd != nil {
+		s.pmd, s.tx, s.rx = pmd, newDeflater(pmd), newInflater(pmd)
+	}
 	s.w = newWriter(conn)
 	go s.read(rest)
 	s.start = time.Now()
@@ -341,6 +363,37 @@ func (s *session) sendMessage(payload string, binary bool, fragSize int) {
 	}
 }
 
+// sendDeflated sends a data message compressed with permessage-deflate, as
+// Autobahn's sendMessage does once it is negotiated: the compressed payload
+// is split into frames of fragSize (none when 0), an exact multiple of the
+// size ending with an empty final frame, and RSV1 marks the first frame only.
+// It returns the size of the compressed payload.
+func (s *session) sendDeflated(payload []byte, binary bool, fragSize int) int {
+	if s.state != stateOpen {
+		return 0
+	}
+	p := s.tx.compress(payload)
+	op := opOf(binary)
+	if fragSize <= 0 || len(p) <= fragSize {
+		s.sendFrame(op, "", rawPayload(p), rsv(4))
+		return len(p)
+	}
+	for i, first := 0, true; ; i, first = i+fragSize, false {
+		j, done := i+fragSize, false
+		if j > len(p) {
+			j, done = len(p), true
+		}
+		fop, frsv := byte(0), byte(0)
+		if first {
+			fop, frsv = op, 4
+		}
+		s.sendFrame(fop, "", rawPayload(p[i:j]), finIf(done), rsv(frsv))
+		if done {
+			return len(p)
+		}
+	}
+}
+
 // beginMessage, beginMessageFrame, sendMessageFrameData and endMessage are
 // Autobahn's streaming API: one frame's header first, its payload in pieces.
 func (s *session) beginMessage(binary bool) {
@@ -532,8 +585,21 @@ func (s *session) processFrame() bool {
 	}
 	s.buf = b[hl+int(n):]
 
-	if rsvBits != 0 {
+	// permessage-deflate gives RSV1 a meaning on the first frame of a data
+	// message (RFC 7692 §6): it marks the message compressed.
+	deflated := false
+	switch {
+	case rsvBits == 0:
+	case s.pmd == nil:
 		s.protocolViolation(fmt.Sprintf("RSV = %d and no extension negotiated", rsvBits))
+	case rsvBits != 4:
+		s.protocolViolation(fmt.Sprintf("RSV = %d; permessage-deflate defines RSV1 alone", rsvBits))
+	case op >= 8:
+		s.protocolViolation("RSV1 set on a control frame (RFC 7692 §6)")
+	case op == 0:
+		s.protocolViolation("RSV1 set on a continuation frame (RFC 7692 §6)")
+	default:
+		deflated = true
 	}
 	if masked {
 		s.protocolViolation("masked server-to-client frame")
@@ -576,6 +642,7 @@ func (s *session) processFrame() bool {
 	if !s.inMessage {
 		s.inMessage = true
 		s.msgText, s.msgBinary = op == 1, op == 2
+		s.msgCompressed = deflated
 		s.msg = s.msg[:0]
 	}
 	if !s.failedByMe {
@@ -583,11 +650,20 @@ func (s *session) processFrame() bool {
 	}
 	if fin {
 		s.inMessage = false
-		if s.msgText && !s.failedByMe && !utf8.Valid(s.msg) {
+		msg := s.msg
+		if s.msgCompressed && !s.failedByMe {
+			s.deflatedRx++
+			out, err := s.rx.inflate(msg, maxFrame)
+			if err != nil {
+				s.protocolViolation(fmt.Sprintf("compressed message %d cannot be inflated: %v", s.deflatedRx, err))
+			}
+			msg = out
+		}
+		if s.msgText && !s.failedByMe && !utf8.Valid(msg) {
 			s.invalidPayload("text message payload is not valid UTF-8")
 		}
 		if !s.failedByMe {
-			m := bytes.Clone(s.msg)
+			m := bytes.Clone(msg)
 			if s.onMessage != nil {
 				s.onMessage(m, s.msgBinary)
 			} else {

@@ -73,14 +73,16 @@ func maskBytes(b []byte, key [4]byte, pos int) int {
 }
 
 // dial opens a TCP connection to a ws:// URL and performs the opening
-// handshake. It returns the connection and any bytes read past the response.
-func dial(ctx context.Context, rawURL string) (net.Conn, []byte, error) {
+// handshake, offering permessage-deflate when offers is not empty. It returns
+// the connection, any bytes read past the response and the permessage-deflate
+// parameters the server accepted (nil when none).
+func dial(ctx context.Context, rawURL string, offers []deflateOffer) (net.Conn, []byte, *deflateParams, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if u.Scheme != "ws" {
-		return nil, nil, fmt.Errorf("unsupported URL scheme %q (only ws://)", u.Scheme)
+		return nil, nil, nil, fmt.Errorf("unsupported URL scheme %q (only ws://)", u.Scheme)
 	}
 	host := u.Host
 	if u.Port() == "" {
@@ -89,25 +91,25 @@ func dial(ctx context.Context, rawURL string) (net.Conn, []byte, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	rest, err := handshake(conn, u)
+	rest, pmd, err := handshake(conn, u, offers)
 	if !stop() && err == nil {
 		err = ctx.Err()
 	}
 	if err != nil {
 		conn.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	conn.SetDeadline(time.Time{})
-	return conn, rest, nil
+	return conn, rest, pmd, nil
 }
 
-func handshake(conn net.Conn, u *url.URL) ([]byte, error) {
+func handshake(conn net.Conn, u *url.URL, offers []deflateOffer) ([]byte, *deflateParams, error) {
 	var nonce [16]byte
 	rand.Read(nonce[:])
 	key := base64.StdEncoding.EncodeToString(nonce[:])
@@ -119,39 +121,44 @@ func handshake(conn net.Conn, u *url.URL) ([]byte, error) {
 		"Pragma: no-cache\r\n" +
 		"Cache-Control: no-cache\r\n" +
 		"Sec-WebSocket-Key: " + key + "\r\n" +
-		"Sec-WebSocket-Version: 13\r\n" +
-		"User-Agent: wskit-autobahn\r\n\r\n"
+		"Sec-WebSocket-Version: 13\r\n"
+	if len(offers) > 0 {
+		req += "Sec-WebSocket-Extensions: " + offerHeader(offers) + "\r\n"
+	}
+	req += "User-Agent: wskit-autobahn\r\n\r\n"
 	if _, err := conn.Write([]byte(req)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var buf []byte
 	tmp := make([]byte, 4096)
 	for {
 		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
-			if err := checkResponse(buf[:i], key); err != nil {
-				return nil, err
+			pmd, err := checkResponse(buf[:i], key, offers)
+			if err != nil {
+				return nil, nil, err
 			}
-			return buf[i+4:], nil
+			return buf[i+4:], pmd, nil
 		}
 		if len(buf) > 64<<10 {
-			return nil, errors.New("handshake response header too large")
+			return nil, nil, errors.New("handshake response header too large")
 		}
 		n, err := conn.Read(tmp)
 		buf = append(buf, tmp[:n]...)
 		if err != nil && n == 0 {
-			return nil, fmt.Errorf("reading handshake response: %w", err)
+			return nil, nil, fmt.Errorf("reading handshake response: %w", err)
 		}
 	}
 }
 
-// checkResponse validates the server's handshake response (RFC 6455 §4.2.2).
-func checkResponse(head []byte, key string) error {
+// checkResponse validates the server's handshake response (RFC 6455 §4.2.2)
+// and its answer to our permessage-deflate offers (see negotiate).
+func checkResponse(head []byte, key string, offers []deflateOffer) (*deflateParams, error) {
 	r := bufio.NewReader(bytes.NewReader(head))
 	status, _ := r.ReadString('\n')
 	status = strings.TrimRight(status, "\r\n")
 	f := strings.Fields(status)
 	if len(f) < 2 || f[0] != "HTTP/1.1" || f[1] != "101" {
-		return fmt.Errorf("unexpected status line %q", status)
+		return nil, &statusError{line: status}
 	}
 	h := map[string][]string{}
 	for {
@@ -166,24 +173,36 @@ func checkResponse(head []byte, key string) error {
 		}
 	}
 	if !hasToken(h["upgrade"], "websocket") {
-		return fmt.Errorf("response Upgrade header is %q", h["upgrade"])
+		return nil, fmt.Errorf("response Upgrade header is %q", h["upgrade"])
 	}
 	if !hasToken(h["connection"], "upgrade") {
-		return fmt.Errorf("response Connection header is %q", h["connection"])
+		return nil, fmt.Errorf("response Connection header is %q", h["connection"])
 	}
 	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	want := base64.StdEncoding.EncodeToString(sum[:])
 	if got := h["sec-websocket-accept"]; len(got) != 1 || got[0] != want {
-		return fmt.Errorf("Sec-WebSocket-Accept is %q, want %q", got, want)
+		return nil, fmt.Errorf("Sec-WebSocket-Accept is %q, want %q", got, want)
 	}
+	var pmd *deflateParams
 	if v := h["sec-websocket-extensions"]; len(v) > 0 {
-		return fmt.Errorf("server accepted extensions %q that were not offered", v)
+		if len(offers) == 0 {
+			return nil, fmt.Errorf("server accepted extensions %q that were not offered", v)
+		}
+		var err error
+		if pmd, err = negotiate(offers, v); err != nil {
+			return nil, err
+		}
 	}
 	if v := h["sec-websocket-protocol"]; len(v) > 0 {
-		return fmt.Errorf("server chose subprotocol %q that was not offered", v)
+		return nil, fmt.Errorf("server chose subprotocol %q that was not offered", v)
 	}
-	return nil
+	return pmd, nil
 }
+
+// statusError is a handshake response other than 101.
+type statusError struct{ line string }
+
+func (e *statusError) Error() string { return fmt.Sprintf("unexpected status line %q", e.line) }
 
 func hasToken(vals []string, tok string) bool {
 	for _, v := range vals {

@@ -1,5 +1,5 @@
-// Command autobahn runs the Autobahn|Testsuite fuzzingclient cases 1 to 10
-// against a WebSocket echo server:
+// Command autobahn runs the Autobahn|Testsuite fuzzingclient cases 1 to 10,
+// 12 and 13 against a WebSocket echo server:
 //
 //	go run ./internal/autobahn/cmd/autobahn -url ws://127.0.0.1:9001/
 package main
