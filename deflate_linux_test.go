@@ -6,10 +6,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/bufpool"
 	"github.com/wskit/wskit/internal/race"
 )
 
@@ -246,5 +249,36 @@ func TestDeflateEventsZeroAllocs(t *testing.T) {
 				t.Errorf("%.2f allocations per compressed echo, want 0", allocs)
 			}
 		})
+	}
+}
+
+// An Events session that has gone idle after large messages, plain and
+// compressed, holds no pooled buffer.
+func TestDeflateEventsIdleHoldsNoBuffer(t *testing.T) {
+	opts := ptOptions()
+	opts.Extensions = []codec.Extension{&codec.PerMessageDeflate{ServerNoContextTakeover: true}}
+	_, addr := ptStart(t, opts, nil, ptRoutes(Events{}))
+	p := ptDial(t, addr, "/events", offerDeflate)
+	p.mustEcho(frame.OpText, []byte("warm up"))
+	base := bufpool.Lent()
+	big := bytes.Repeat([]byte("0123456789abcdef"), 4<<10)
+	random := make([]byte, 64<<10) // incompressible: the echo goes uncompressed
+	rand.NewChaCha8([32]byte{1}).Read(random)
+	p.mustEcho(frame.OpBinary, random)
+	z := deflateMessage(t, big)
+	p.mustWrite(ptFrameHeader(frame.Header{Fin: true, Rsv: frame.RSV1, Op: frame.OpBinary, Masked: true, Mask: ptMask, Length: int64(len(z))}, z))
+	h, got, err := p.readFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Rsv != frame.RSV1 || !bytes.Equal(inflateMessage(t, got), big) {
+		t.Fatalf("echo: RSV %#x, %d bytes", h.Rsv, len(got))
+	}
+	deadline := time.Now().Add(ptWait)
+	for bufpool.Lent() > base && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := bufpool.Lent(); n > base {
+		t.Fatalf("%d pooled buffers held by an idle session, %d before", n, base)
 	}
 }

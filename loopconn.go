@@ -88,6 +88,8 @@ func (lc *loopConn) onData(in []byte) {
 			return
 		}
 	}
+	// The last payload has been delivered: an idle session holds no buffer.
+	lc.proto.ReturnLent()
 	// Only keepalive, a close in progress or a running timer can have
 	// moved the deadline; the common case takes no lock for it.
 	if lc.s.opts.PingPeriod > 0 || state != codec.StateOpen {

@@ -500,6 +500,18 @@ func (p *Protocol) DetachMessage() (bufs [3]*[]byte) {
 	return bufs
 }
 
+// ReturnLent gives back the pooled buffers that may hold the payload of the
+// last EventMessage, which is invalid afterwards. Receive does it on its next
+// call; a transport whose input has run out calls it, so that an idle
+// connection holds no buffer.
+func (p *Protocol) ReturnLent() {
+	bufpool.Put(p.dec.Detach())
+	bufpool.Put(p.asm.Detach())
+	if p.ext != nil {
+		p.ext.returnIn()
+	}
+}
+
 // ReturnBuffer gives a buffer from DetachMessage back to the pool.
 func ReturnBuffer(b *[]byte) { bufpool.Put(b) }
 
