@@ -71,8 +71,10 @@
 //	go tool pprof -sample_index=alloc_objects -top /tmp/bench.test /tmp/prof/wskit-poll-events.allocs.pprof
 //
 // go test ./... runs TestZoo (every server echoes 64 B and 16 KiB exactly
-// and the benchmark's client counts its replies), TestServerProcess and
-// TestReplyCounter, all in well under a second.
+// and the benchmark's client counts its replies), TestZooDeflate (the
+// -deflate variants negotiate what their names say and echo compressed
+// messages to cmd/idle's client), TestServerProcess and TestReplyCounter,
+// all in well under a second.
 //
 // # Tools
 //
@@ -92,6 +94,21 @@
 //
 //	go run ./cmd/idle -n 19000
 //	go run ./cmd/idle -impl wskit-poll-events -n 19000 -heapprofile /tmp
+//
+// It also reads VmRSS once the server has returned freed memory to the
+// system ("RSS freed"). With permessage-deflate: the variants
+// gorilla-deflate (Upgrader.EnableCompression), wskit-std-deflate and
+// wskit-poll-events-deflate (codec.PerMessageDeflate{}, context takeover)
+// and wskit-std-deflate-nocontext and wskit-poll-events-deflate-nocontext
+// (ServerNoContextTakeover and ClientNoContextTakeover) get clients that
+// offer "permessage-deflate; client_max_window_bits" and require it to be
+// accepted; -echo SIZE sends one JSON-like message per connection
+// (compressed when negotiated) and checks its echo before going idle;
+// -churn opens, echoes on and closes all connections once first; -runs N
+// measures each server N times in turn and prints medians:
+//
+//	go run ./cmd/idle -n 10000 -per 5000 -runs 3 -echo 1024 \
+//		-impl wskit-poll-events,wskit-poll-events-deflate,wskit-poll-events-deflate-nocontext
 //
 // cmd/ratios prints BenchmarkE2E results as medians of per-run ratios (see
 // above).

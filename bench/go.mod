@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/gorilla/websocket v1.5.3
+	github.com/klauspost/compress v1.20.4
 	github.com/lesismal/nbio v1.6.8
 	github.com/wskit/wskit v0.0.0
 	golang.org/x/sys v0.50.0

@@ -5,18 +5,42 @@
 // own source address 127.0.0.2, 127.0.0.3, ... so that ephemeral ports do
 // not run out), each completing the opening handshake and then sending
 // nothing. Once the server has been idle for -quiet and its CPU time stops
-// moving, it reads the server's VmRSS and its Go heap (after a GC), and
-// prints them per connection, as differences from before the connections:
+// moving, it reads the server's VmRSS, its Go heap (after two GCs, so that
+// sync.Pools' victim caches are emptied: pooled objects are shared, not per
+// connection) and its VmRSS again once it has returned freed memory to the
+// operating system (debug.FreeOSMemory; "RSS freed"), and prints them per
+// connection, as differences from before the connections:
 //
 //	go run ./cmd/idle -n 19000
 //	go run ./cmd/idle -impl wskit-poll-events,gorilla -n 5000
 //
 // The server's socket count is read from /proc to check that it holds the
 // connections.
+//
+// Servers that accept permessage-deflate (the -deflate variants of the zoo:
+// gorilla-deflate, wskit-std-deflate, wskit-poll-events-deflate and their
+// -nocontext forms) get clients that offer it ("permessage-deflate;
+// client_max_window_bits", as browsers do) and fail unless it is accepted;
+// the negotiated response is printed. With -echo SIZE each connection then
+// sends one message of SIZE bytes of JSON-like text (compressed when
+// negotiated) and reads its echo (which must come back compressed when
+// negotiated) before going idle, so that the server holds whatever a
+// connection keeps after its first message: with context takeover, the
+// client's window and the server's compressor. -churn has the clients open
+// (and echo on) all their connections and close them; the server then
+// collects garbage twice (emptying its pools) and the clients open them
+// again, so that the server's second round of allocations reuses memory
+// the first round freed, as in a server that has been running a while. -runs
+// repeats the whole set, servers in turn, and prints the median of each
+// column:
+//
+//	go run ./cmd/idle -n 10000 -per 5000 -runs 3 -echo 1024 \
+//		-impl gorilla-deflate,wskit-poll-events-deflate,wskit-poll-events-deflate-nocontext
 package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,6 +49,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,29 +82,75 @@ func main() {
 	quiet := flag.Duration("quiet", 5*time.Second, "wait after the last handshake before measuring")
 	cpus := flag.String("cpus", "", "run the server under taskset -c CPUS with GOMAXPROCS set to match")
 	heapDir := flag.String("heapprofile", "", "write each server's heap profile, connections held, to DIR/IMPL.heap.pprof")
+	echo := flag.Int("echo", 0, "after the handshake, send one message of this many bytes of JSON-like text on each connection and read its echo (0: none)")
+	runs := flag.Int("runs", 1, "measure every implementation this many times, in turn, and print the medians")
+	churn := flag.Bool("churn", false, "have the clients open (and echo on) all connections, close them, and open them again: the server's memory then holds what a long-running one reuses")
 	flag.Parse()
 
 	exe, err := os.Executable()
 	if err != nil {
 		fatal(err)
 	}
+	names := strings.Split(*impls, ",")
+	rows := make(map[string][][]float64)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "impl\tconns\tsockets\tRSS before MiB\tRSS after MiB\tRSS B/conn\theap B/conn\tstacks B/conn\tgoroutines/conn\tconnect s\t")
-	for _, impl := range strings.Split(*impls, ",") {
-		fmt.Fprintf(os.Stderr, "idle: %s: %d connections\n", impl, *n)
-		r, err := measure(exe, impl, *n, *per, *quiet, *cpus, *heapDir)
-		if err != nil {
-			fatal(fmt.Errorf("%s: %w", impl, err))
+	fmt.Fprintln(tw, "impl\trun\tconns\tsockets\tRSS before MiB\tRSS after MiB\t"+strings.Join(columns, "\t")+"\tconnect s\tnegotiated\t")
+	for run := 1; run <= *runs; run++ {
+		for _, impl := range names {
+			fmt.Fprintf(os.Stderr, "idle: %s: run %d: %d connections\n", impl, run, *n)
+			r, err := measure(exe, impl, *n, *per, *echo, *churn, *quiet, *cpus, *heapDir)
+			if err != nil {
+				fatal(fmt.Errorf("%s: %w", impl, err))
+			}
+			row := r.perConn()
+			rows[impl] = append(rows[impl], row)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.1f\t%s\t%.1f\t%s\t\n",
+				impl, run, r.conns, r.sockets, mib(r.rss0), mib(r.rss1), formatRow(row), r.connect.Seconds(), r.negotiated)
+			tw.Flush()
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.2f\t%.1f\t\n",
-			impl, r.conns, r.sockets, mib(r.rss0), mib(r.rss1),
-			perConn(r.rss1-r.rss0, r.conns),
-			perConn(int64(r.st1.HeapObjects)-int64(r.st0.HeapObjects), r.conns),
-			perConn(int64(r.st1.Stacks)-int64(r.st0.Stacks), r.conns),
-			perConn(int64(r.st1.Goroutines)-int64(r.st0.Goroutines), r.conns),
-			r.connect.Seconds())
 	}
-	tw.Flush()
+	if *runs > 1 {
+		fmt.Fprintf(tw, "\nmedian of %d runs\t"+strings.Repeat("\t", len(columns)-1)+"\t\n", *runs)
+		fmt.Fprintln(tw, "impl\t"+strings.Join(columns, "\t")+"\t")
+		for _, impl := range names {
+			med := make([]float64, len(columns))
+			for i := range med {
+				var col []float64
+				for _, row := range rows[impl] {
+					col = append(col, row[i])
+				}
+				med[i] = median(col)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t\n", impl, formatRow(med))
+		}
+		tw.Flush()
+	}
+}
+
+// columns are the figures per connection of a result.
+var columns = []string{"RSS B/conn", "RSS freed B/conn", "heap B/conn", "stacks B/conn", "goroutines/conn"}
+
+func (r result) perConn() []float64 {
+	return []float64{
+		perConn(r.rss1-r.rss0, r.conns),
+		perConn(r.rssFree1-r.rssFree0, r.conns),
+		perConn(int64(r.st1.HeapObjects)-int64(r.st0.HeapObjects), r.conns),
+		perConn(int64(r.st1.Stacks)-int64(r.st0.Stacks), r.conns),
+		perConn(int64(r.st1.Goroutines)-int64(r.st0.Goroutines), r.conns),
+	}
+}
+
+func formatRow(row []float64) string {
+	return fmt.Sprintf("%.0f\t%.0f\t%.0f\t%.0f\t%.2f", row[0], row[1], row[2], row[3], row[4])
+}
+
+func median(x []float64) float64 {
+	x = slices.Clone(x)
+	slices.Sort(x)
+	if len(x)%2 == 1 {
+		return x[len(x)/2]
+	}
+	return (x[len(x)/2-1] + x[len(x)/2]) / 2
 }
 
 func fatal(err error) {
@@ -93,12 +165,16 @@ func perConn(b int64, n int) float64 { return float64(b) / float64(n) }
 type result struct {
 	conns, sockets int
 	rss0, rss1     int64
-	st0, st1       servers.Stats
-	connect        time.Duration
+	// VmRSS once the server has returned the memory it freed to the
+	// operating system (debug.FreeOSMemory), before and after.
+	rssFree0, rssFree1 int64
+	st0, st1           servers.Stats
+	connect            time.Duration
+	negotiated         string // the server's Sec-WebSocket-Extensions, "-" for none
 }
 
 // measure runs one implementation: server, baseline, clients, measurement.
-func measure(exe, impl string, n, per int, quiet time.Duration, cpus, heapDir string) (r result, err error) {
+func measure(exe, impl string, n, per, echo int, churn bool, quiet time.Duration, cpus, heapDir string) (r result, err error) {
 	argv, env, err := harness.ServerArgs(exe, roleVar, impl, cpus, "", 0)
 	if err != nil {
 		return r, err
@@ -123,6 +199,12 @@ func measure(exe, impl string, n, per int, quiet time.Duration, cpus, heapDir st
 	if err != nil {
 		return r, err
 	}
+	if _, err := srv.FreeOSMemory(); err != nil {
+		return r, err
+	}
+	if r.rssFree0, err = harness.RSS(srv.Pid); err != nil {
+		return r, err
+	}
 
 	start := time.Now()
 	var clients []*client
@@ -134,17 +216,42 @@ func measure(exe, impl string, n, per int, quiet time.Duration, cpus, heapDir st
 	for i := 0; n > 0; i++ {
 		k := min(n, per)
 		n -= k
-		c, err := startClient(exe, srv.Addr, fmt.Sprintf("127.0.0.%d", i+2), k)
+		c, err := startClient(exe, srv.Addr, fmt.Sprintf("127.0.0.%d", i+2), k, servers.Deflate(impl), echo, churn)
 		if err != nil {
 			return r, err
 		}
 		clients = append(clients, c)
 	}
+	if churn {
+		// Every client has closed its first round of connections. Once the
+		// server has seen the ends, two GCs free what they held (pooled
+		// objects included), so that the second round reuses that memory.
+		for _, c := range clients {
+			if err := c.wait("churned"); err != nil {
+				return r, err
+			}
+		}
+		if err := settle(srv, 2*time.Second); err != nil {
+			return r, err
+		}
+		if _, err := srv.Stats(true); err != nil {
+			return r, err
+		}
+		for _, c := range clients {
+			if _, err := io.WriteString(c.stdin, "go\n"); err != nil {
+				return r, err
+			}
+		}
+	}
+	r.negotiated = "-"
 	for _, c := range clients {
-		if err := c.wait(); err != nil {
+		if err := c.wait("ready"); err != nil {
 			return r, err
 		}
 		r.conns += c.n
+		if c.negotiated != "" {
+			r.negotiated = c.negotiated
+		}
 	}
 	r.connect = time.Since(start)
 
@@ -162,6 +269,12 @@ func measure(exe, impl string, n, per int, quiet time.Duration, cpus, heapDir st
 		return r, err
 	}
 	r.sockets = sock1 - sock0
+	if _, err := srv.FreeOSMemory(); err != nil {
+		return r, err
+	}
+	if r.rssFree1, err = harness.RSS(srv.Pid); err != nil {
+		return r, err
+	}
 	if heapDir != "" {
 		if err := saveHeapProfile(srv, filepath.Join(heapDir, impl+".heap.pprof")); err != nil {
 			return r, err
@@ -213,35 +326,54 @@ func settle(srv *harness.Child, d time.Duration) error {
 
 // client is a client process holding n connections.
 type client struct {
-	n     int
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	ready chan error
+	n          int
+	cmd        *exec.Cmd
+	stdin      io.WriteCloser
+	lines      chan string // the client's output, line by line
+	negotiated string      // after ready: the server's extensions response
 }
 
-func startClient(exe, addr, src string, n int) (*client, error) {
-	cmd, stdin, stdout, err := harness.StartPiped([]string{exe, "-addr", addr, "-src", src, "-n", strconv.Itoa(n)}, []string{roleVar + "=client"})
+func startClient(exe, addr, src string, n int, deflate bool, echo int, churn bool) (*client, error) {
+	argv := []string{exe, "-addr", addr, "-src", src, "-n", strconv.Itoa(n), "-echo", strconv.Itoa(echo)}
+	if deflate {
+		argv = append(argv, "-deflate")
+	}
+	if churn {
+		argv = append(argv, "-churn")
+	}
+	cmd, stdin, stdout, err := harness.StartPiped(argv, []string{roleVar + "=client"})
 	if err != nil {
 		return nil, err
 	}
-	c := &client{n: n, cmd: cmd, stdin: stdin, ready: make(chan error, 1)}
+	c := &client{n: n, cmd: cmd, stdin: stdin, lines: make(chan string, 2)}
 	go func() {
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		if strings.TrimSpace(line) != "ready" {
-			c.ready <- fmt.Errorf("client %s: %q", src, line)
-			return
+		defer close(c.lines)
+		br := bufio.NewReader(stdout)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			c.lines <- strings.TrimSpace(line)
 		}
-		c.ready <- nil
 	}()
 	return c, nil
 }
 
-func (c *client) wait() error {
+// wait waits for the client to print word ("ready" or "churned").
+func (c *client) wait(word string) error {
 	select {
-	case err := <-c.ready:
-		return err
+	case line, ok := <-c.lines:
+		w, rest, _ := strings.Cut(line, "\t")
+		if !ok || w != word {
+			return fmt.Errorf("client process %d printed %q, want %q", c.cmd.Process.Pid, line, word)
+		}
+		if w == "ready" {
+			c.negotiated = rest
+		}
+		return nil
 	case <-time.After(5 * time.Minute):
-		return fmt.Errorf("client process %d: not ready after 5 minutes", c.cmd.Process.Pid)
+		return fmt.Errorf("client process %d: not %s after 5 minutes", c.cmd.Process.Pid, word)
 	}
 }
 
@@ -261,17 +393,29 @@ func (c *client) stop() {
 	}
 }
 
-// clientMain opens -n connections from -src, upgrades each, prints
-// "ready" and holds them until the end of stdin.
+// clientMain opens -n connections from -src, upgrades each (offering
+// permessage-deflate with -deflate), echoes one message of -echo bytes on
+// each when asked, prints "ready" (followed by a tab and the server's
+// extensions response with -deflate) and holds them until the end of stdin.
+// With -churn it first opens them all, closes them, prints "churned" and
+// waits for a line on stdin.
 func clientMain(args []string) int {
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	addr := fs.String("addr", "", "server host:port")
 	src := fs.String("src", "127.0.0.1", "source address")
 	n := fs.Int("n", 1000, "connections")
 	par := fs.Int("parallel", 64, "handshakes in progress at once")
+	deflate := fs.Bool("deflate", false, "offer permessage-deflate and require it")
+	echo := fs.Int("echo", 0, "bytes of one message to echo on each connection after the handshake (0: none)")
+	churn := fs.Bool("churn", false, "open (and echo on) the connections, close them all, and do it again")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	var msg []byte
+	if *echo > 0 {
+		msg = harness.JSONText(*echo, 1)
+	}
+	var negotiated atomic.Value
 	d := net.Dialer{
 		LocalAddr: &net.TCPAddr{IP: net.ParseIP(*src)},
 		Timeout:   30 * time.Second,
@@ -286,47 +430,96 @@ func clientMain(args []string) int {
 			return err
 		},
 	}
-	conns := make([]net.Conn, *n)
-	var (
-		next  atomic.Int64
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	for range *par {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(conns) {
-					return
-				}
-				nc, err := d.Dial("tcp", *addr)
-				if err == nil {
-					nc.SetDeadline(time.Now().Add(30 * time.Second))
-					if err = harness.Upgrade(nc, *addr, servers.Path); err == nil {
-						err = nc.SetDeadline(time.Time{})
+	// open opens, upgrades and (with -echo) echoes on n connections.
+	open := func() ([]net.Conn, error) {
+		conns := make([]net.Conn, *n)
+		var (
+			next  atomic.Int64
+			wg    sync.WaitGroup
+			mu    sync.Mutex
+			first error
+		)
+		for range *par {
+			wg.Go(func() {
+				for {
+					i := int(next.Add(1) - 1)
+					if i >= len(conns) {
+						return
 					}
-				}
-				if err != nil {
-					mu.Lock()
-					if first == nil {
-						first = fmt.Errorf("connection %d: %w", i, err)
+					nc, err := d.Dial("tcp", *addr)
+					if err == nil {
+						nc.SetDeadline(time.Now().Add(30 * time.Second))
+						err = upgrade(nc, *addr, *deflate, msg, &negotiated)
+						if err == nil {
+							err = nc.SetDeadline(time.Time{})
+						}
 					}
-					mu.Unlock()
-					next.Store(int64(len(conns)))
-					return
+					if err != nil {
+						mu.Lock()
+						if first == nil {
+							first = fmt.Errorf("connection %d: %w", i, err)
+						}
+						mu.Unlock()
+						next.Store(int64(len(conns)))
+						return
+					}
+					conns[i] = nc
 				}
-				conns[i] = nc
-			}
-		})
+			})
+		}
+		wg.Wait()
+		return conns, first
 	}
-	wg.Wait()
-	if first != nil {
-		fmt.Fprintln(os.Stderr, "idle client:", first)
+	stdin := bufio.NewReader(os.Stdin)
+	conns, err := open()
+	if err == nil && *churn {
+		for _, c := range conns {
+			c.Close()
+		}
+		// The coordinator lets the server collect what they held first.
+		fmt.Println("churned")
+		if _, err := stdin.ReadString('\n'); err != nil {
+			return 1
+		}
+		conns, err = open()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "idle client:", err)
 		fmt.Println("error")
 		return 1
 	}
-	fmt.Println("ready")
-	io.Copy(io.Discard, os.Stdin)
+	if *deflate {
+		fmt.Printf("ready\t%s\n", negotiated.Load())
+	} else {
+		fmt.Println("ready")
+	}
+	io.Copy(io.Discard, stdin)
+	runtime.KeepAlive(conns)
 	return 0
+}
+
+// upgrade performs the handshake on nc, offering permessage-deflate when
+// deflate is set (and then storing the response in negotiated), then
+// echoes msg unless it is nil. With deflate the echo goes compressed and
+// must come back compressed.
+func upgrade(nc net.Conn, addr string, deflate bool, msg []byte, negotiated *atomic.Value) error {
+	if !deflate {
+		if err := harness.Upgrade(nc, addr, servers.Path); err != nil {
+			return err
+		}
+	} else {
+		ext, err := harness.UpgradeDeflate(nc, addr, servers.Path)
+		if err != nil {
+			return err
+		}
+		negotiated.Store(ext)
+	}
+	if msg == nil {
+		return nil
+	}
+	compressed, err := harness.Echo(nc, msg, deflate)
+	if err == nil && deflate && !compressed {
+		err = errors.New("the server's echo came uncompressed")
+	}
+	return err
 }

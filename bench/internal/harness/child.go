@@ -100,11 +100,21 @@ func (c *Child) Stop() error {
 // Stats fetches the child's runtime statistics, collecting garbage first
 // when gc is set.
 func (c *Child) Stats(gc bool) (servers.Stats, error) {
-	var st servers.Stats
-	url := "http://" + c.DebugAddr + "/debug/stats"
+	q := ""
 	if gc {
-		url += "?gc=1"
+		q = "?gc=1"
 	}
+	return c.stats(q)
+}
+
+// FreeOSMemory has the child collect garbage and return the memory it
+// freed to the operating system (debug.FreeOSMemory), and returns its
+// statistics afterwards.
+func (c *Child) FreeOSMemory() (servers.Stats, error) { return c.stats("?gc=1&free=1") }
+
+func (c *Child) stats(query string) (servers.Stats, error) {
+	var st servers.Stats
+	url := "http://" + c.DebugAddr + "/debug/stats" + query
 	resp, err := http.Get(url)
 	if err != nil {
 		return st, err

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -19,6 +20,7 @@ import (
 	nbws "github.com/lesismal/nbio/nbhttp/websocket"
 
 	"github.com/wskit/wskit"
+	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/poller"
 )
 
@@ -44,6 +46,24 @@ var Variants = []string{
 	"tcp-lt",
 	"wskit-poll-session-block",
 	"wskit-poll-events-block",
+	"gorilla-deflate",
+	"wskit-std-deflate",
+	"wskit-std-deflate-nocontext",
+	"wskit-poll-events-deflate",
+	"wskit-poll-events-deflate-nocontext",
+}
+
+// Deflate reports whether impl accepts permessage-deflate (RFC 7692) when
+// a client offers it: the -deflate variants, whose names say how. They
+// compress what they echo to a client that negotiated it.
+//
+//	gorilla-deflate                      gorilla's Upgrader.EnableCompression (no context takeover either way, gorilla's only mode)
+//	wskit-std-deflate                    wskit-std with codec.PerMessageDeflate{}: context takeover both ways
+//	wskit-std-deflate-nocontext          wskit-std with ServerNoContextTakeover and ClientNoContextTakeover
+//	wskit-poll-events-deflate            wskit-poll-events with codec.PerMessageDeflate{}
+//	wskit-poll-events-deflate-nocontext  wskit-poll-events with both NoContextTakeover options
+func Deflate(impl string) bool {
+	return strings.HasSuffix(impl, "-deflate") || strings.HasSuffix(impl, "-deflate-nocontext")
 }
 
 // IsRaw reports whether impl echoes raw TCP bytes rather than WebSocket
@@ -96,15 +116,28 @@ func (s *Server) Close() error {
 func Start(impl string, ln net.Listener) (*Server, error) {
 	s := &Server{Impl: impl, done: make(chan error, 1)}
 	var err error
+	var deflate *codec.PerMessageDeflate
+	switch {
+	case strings.HasSuffix(impl, "-deflate"):
+		deflate = &codec.PerMessageDeflate{}
+	case strings.HasSuffix(impl, "-deflate-nocontext"):
+		deflate = &codec.PerMessageDeflate{ServerNoContextTakeover: true, ClientNoContextTakeover: true}
+	}
 	switch impl {
 	case "wskit-poll-events", "wskit-poll-events-block":
-		err = s.startWskit(ln, wskit.EnginePoll, true, impl != "wskit-poll-events")
+		err = s.startWskit(ln, wskit.EnginePoll, true, impl != "wskit-poll-events", nil)
 	case "wskit-poll-session", "wskit-poll-session-block":
-		err = s.startWskit(ln, wskit.EnginePoll, false, impl != "wskit-poll-session")
+		err = s.startWskit(ln, wskit.EnginePoll, false, impl != "wskit-poll-session", nil)
 	case "wskit-std":
-		err = s.startWskit(ln, wskit.EngineStd, false, false)
+		err = s.startWskit(ln, wskit.EngineStd, false, false, nil)
+	case "wskit-poll-events-deflate", "wskit-poll-events-deflate-nocontext":
+		err = s.startWskit(ln, wskit.EnginePoll, true, false, deflate)
+	case "wskit-std-deflate", "wskit-std-deflate-nocontext":
+		err = s.startWskit(ln, wskit.EngineStd, false, false, deflate)
 	case "gorilla":
-		s.startGorilla(ln)
+		s.startGorilla(ln, false)
+	case "gorilla-deflate":
+		s.startGorilla(ln, true)
 	case "nbio":
 		err = s.startNbio(ln, false)
 	case "nbio-sync":
@@ -127,11 +160,15 @@ func Start(impl string, ln net.Listener) (*Server, error) {
 
 // startWskit serves the echo route with DefaultOptions on engine: as Events
 // (run on the poll engine's loops) or as a default session ranging over
-// Messages (a goroutine per session); block sets Options.BlockingLoops.
-func (s *Server) startWskit(ln net.Listener, engine wskit.Engine, events, block bool) error {
+// Messages (a goroutine per session); block sets Options.BlockingLoops, and
+// deflate, when not nil, is installed as the one extension.
+func (s *Server) startWskit(ln net.Listener, engine wskit.Engine, events, block bool, deflate *codec.PerMessageDeflate) error {
 	opts := wskit.DefaultOptions()
 	opts.Engine = engine
 	opts.BlockingLoops = block
+	if deflate != nil {
+		opts.Extensions = []codec.Extension{deflate}
+	}
 	srv, err := wskit.NewServer(opts)
 	if err != nil {
 		return err
@@ -161,9 +198,11 @@ func (s *Server) startWskit(ln net.Listener, engine wskit.Engine, events, block 
 
 // startGorilla is gorilla/websocket's documented echo server: a default
 // Upgrader (4 KiB buffers), a goroutine per connection from net/http, and a
-// ReadMessage/WriteMessage loop.
-func (s *Server) startGorilla(ln net.Listener) {
-	var upgrader websocket.Upgrader
+// ReadMessage/WriteMessage loop. compress sets EnableCompression, with
+// which gorilla accepts permessage-deflate without context takeover and
+// compresses every message it writes (EnableWriteCompression's default).
+func (s *Server) startGorilla(ln net.Listener, compress bool) {
+	upgrader := websocket.Upgrader{EnableCompression: compress}
 	mux := http.NewServeMux()
 	mux.HandleFunc(Path, func(w http.ResponseWriter, r *http.Request) {
 		c, err := upgrader.Upgrade(w, r, nil)
