@@ -440,10 +440,6 @@ func inflate(t *testing.T, p, dict []byte) []byte {
 func TestExtensionsChainInInstallOrder(t *testing.T) {
 	text := bytes.Repeat([]byte("chained extensions, "), 50)
 	random := randomBytes(1, 2000)
-	type config struct {
-		name           string
-		server, client func(log *[]string) []Extension
-	}
 	// Without context takeover, each compressed message inflates on its own.
 	const pmd = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 	deflate := func() *PerMessageDeflate {
