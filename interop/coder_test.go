@@ -248,54 +248,19 @@ func TestCoderClientDeflate(t *testing.T) {
 	})
 }
 
-// coderEchoMessages sends ms on c and reads each echo: one at a time, then
-// all at once (a goroutine writes while this one reads).
+// coderEchoMessages sends ms on c and reads each echo (see echoMessages).
 func coderEchoMessages(ctx context.Context, t *testing.T, c *websocket.Conn, ms []wireMessage) {
 	t.Helper()
-	typ := func(m wireMessage) websocket.MessageType {
+	echoMessages(t, ms, func(m wireMessage) error {
+		typ := websocket.MessageText
 		if m.Binary {
-			return websocket.MessageBinary
+			typ = websocket.MessageBinary
 		}
-		return websocket.MessageText
-	}
-	read := func(phase string, m wireMessage) bool {
-		gotType, got, err := c.Read(ctx)
-		if err != nil {
-			t.Errorf("%s %s: read the echo: %v", phase, m.Name, err)
-			return false
-		}
-		if gotType != typ(m) || !bytes.Equal(got, m.Data) {
-			t.Errorf("%s %s: echo is %v %s, want %v %s", phase, m.Name, gotType, describe(got), typ(m), describe(m.Data))
-		}
-		return true
-	}
-	for _, m := range ms {
-		if err := c.Write(ctx, typ(m), m.Data); err != nil {
-			t.Fatalf("one-by-one %s: write: %v", m.Name, err)
-		}
-		if !read("one-by-one", m) {
-			t.FailNow()
-		}
-	}
-	written := make(chan error, 1)
-	go func() {
-		for _, m := range ms {
-			if err := c.Write(ctx, typ(m), m.Data); err != nil {
-				written <- fmt.Errorf("write %s: %w", m.Name, err)
-				return
-			}
-		}
-		written <- nil
-	}()
-	for _, m := range ms {
-		if !read("all-at-once", m) {
-			c.CloseNow()
-			break
-		}
-	}
-	if err := <-written; err != nil {
-		t.Errorf("all-at-once: %v", err)
-	}
+		return c.Write(ctx, typ, m.Data)
+	}, func() (bool, []byte, error) {
+		typ, p, err := c.Read(ctx)
+		return typ == websocket.MessageBinary, p, err
+	}, func() { c.CloseNow() })
 }
 
 // coderServerModes are the compression modes of coder's server in

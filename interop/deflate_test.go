@@ -537,3 +537,49 @@ func (f *fanoutSet) take(text []byte) string {
 	f.seen[i] = true
 	return ""
 }
+
+// echoMessages sends ms through a peer's client and checks each echo: one
+// at a time, then all at once (a goroutine writes while this one reads).
+// read returns the echo's type (binary or text) and bytes; abort closes the
+// client, so that a writer stuck behind a failed reader ends.
+func echoMessages(t *testing.T, ms []wireMessage, write func(wireMessage) error, read func() (binary bool, p []byte, err error), abort func()) {
+	t.Helper()
+	check := func(phase string, m wireMessage) bool {
+		binary, got, err := read()
+		if err != nil {
+			t.Errorf("%s %s: read the echo: %v", phase, m.Name, err)
+			return false
+		}
+		if binary != m.Binary || !bytes.Equal(got, m.Data) {
+			t.Errorf("%s %s: echo is binary=%v %s, want binary=%v %s", phase, m.Name, binary, describe(got), m.Binary, describe(m.Data))
+		}
+		return true
+	}
+	for _, m := range ms {
+		if err := write(m); err != nil {
+			t.Fatalf("one-by-one %s: write: %v", m.Name, err)
+		}
+		if !check("one-by-one", m) {
+			t.FailNow()
+		}
+	}
+	written := make(chan error, 1)
+	go func() {
+		for _, m := range ms {
+			if err := write(m); err != nil {
+				written <- fmt.Errorf("write %s: %w", m.Name, err)
+				return
+			}
+		}
+		written <- nil
+	}()
+	for _, m := range ms {
+		if !check("all-at-once", m) {
+			abort()
+			break
+		}
+	}
+	if err := <-written; err != nil {
+		t.Errorf("all-at-once: %v", err)
+	}
+}

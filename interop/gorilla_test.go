@@ -3,7 +3,6 @@ package interop
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -248,54 +247,19 @@ func TestGorillaClientDeflate(t *testing.T) {
 	})
 }
 
-// gorillaEchoMessages sends ms on c and reads each echo: one at a time, then
-// all at once (a goroutine writes while this one reads).
+// gorillaEchoMessages sends ms on c and reads each echo (see echoMessages).
 func gorillaEchoMessages(t *testing.T, c *websocket.Conn, ms []wireMessage) {
 	t.Helper()
-	typ := func(m wireMessage) int {
+	echoMessages(t, ms, func(m wireMessage) error {
+		typ := websocket.TextMessage
 		if m.Binary {
-			return websocket.BinaryMessage
+			typ = websocket.BinaryMessage
 		}
-		return websocket.TextMessage
-	}
-	read := func(phase string, m wireMessage) bool {
-		gotType, got, err := c.ReadMessage()
-		if err != nil {
-			t.Errorf("%s %s: read the echo: %v", phase, m.Name, err)
-			return false
-		}
-		if gotType != typ(m) || !bytes.Equal(got, m.Data) {
-			t.Errorf("%s %s: echo is type %d %s, want type %d %s", phase, m.Name, gotType, describe(got), typ(m), describe(m.Data))
-		}
-		return true
-	}
-	for _, m := range ms {
-		if err := c.WriteMessage(typ(m), m.Data); err != nil {
-			t.Fatalf("one-by-one %s: write: %v", m.Name, err)
-		}
-		if !read("one-by-one", m) {
-			t.FailNow()
-		}
-	}
-	written := make(chan error, 1)
-	go func() {
-		for _, m := range ms {
-			if err := c.WriteMessage(typ(m), m.Data); err != nil {
-				written <- fmt.Errorf("write %s: %w", m.Name, err)
-				return
-			}
-		}
-		written <- nil
-	}()
-	for _, m := range ms {
-		if !read("all-at-once", m) {
-			c.Close()
-			break
-		}
-	}
-	if err := <-written; err != nil {
-		t.Errorf("all-at-once: %v", err)
-	}
+		return c.WriteMessage(typ, m.Data)
+	}, func() (bool, []byte, error) {
+		typ, p, err := c.ReadMessage()
+		return typ == websocket.BinaryMessage, p, err
+	}, func() { c.Close() })
 }
 
 // TestGorillaServerDeflate runs a gorilla echo server with
