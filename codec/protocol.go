@@ -14,7 +14,10 @@ type Config struct {
 	Role           Role
 	MaxFrameSize   int64 // 0 means DefaultMaxFrameSize, < 0 no limit
 	MaxMessageSize int64 // 0 means DefaultMaxMessageSize, < 0 no limit
-	AllowedRsv     byte  // RSV bits allowed beyond those of Extensions
+	// AllowedRsv are RSV bits allowed beyond those of Extensions: a message
+	// carrying them comes out as it arrived, text unchecked for UTF-8, for
+	// the caller to decode and check.
+	AllowedRsv byte
 	// Extensions negotiated for the connection, in the order they process
 	// outgoing messages. The Protocol releases their Transforms. They are
 	// ignored in raw mode.

@@ -97,7 +97,9 @@ func (m *assemblerModel) push(f frame.Frame) (message, bool) {
 		return message{}, false
 	}
 	m.msg = append(m.msg, f.Payload...)
-	if m.op == frame.OpText && (!completable(m.msg) || f.Fin && !utf8.Valid(m.msg)) {
+	// Text whose first frame has RSV bits is an extension's to decode: the
+	// Assembler leaves its check to the Protocol.
+	if m.op == frame.OpText && m.rsv == 0 && (!completable(m.msg) || f.Fin && !utf8.Valid(m.msg)) {
 		m.err = codec.ErrInvalidUTF8
 		return message{}, false
 	}
@@ -201,7 +203,7 @@ func FuzzAssembler(f *testing.F) {
 			if int(limit) > 0 && len(msg.Payload) > int(limit) {
 				t.Fatalf("frame %d: message of %d bytes over the limit of %d", i, len(msg.Payload), limit)
 			}
-			if !raw && msg.Op == frame.OpText && !utf8.Valid(msg.Payload) {
+			if !raw && msg.Op == frame.OpText && msg.Rsv == 0 && !utf8.Valid(msg.Payload) {
 				t.Fatalf("frame %d: text message %q is not UTF-8", i, msg.Payload)
 			}
 			if !raw {
