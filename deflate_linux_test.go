@@ -218,36 +218,24 @@ func TestDeflateEventsZeroAllocs(t *testing.T) {
 			_, addr := ptStart(t, opts, nil, ptRoutes(Events{}))
 			p := ptDial(t, addr, "/events", offerDeflate)
 			buf := make([]byte, 4096)
-			var err error
-			run := func() {
-				if _, e := p.nc.Write(out); e != nil {
-					err = e
-					return
+			ptZeroAllocs(t, "compressed echo", func() error {
+				if _, err := p.nc.Write(out); err != nil {
+					return err
 				}
 				// One unmasked server frame, length under 64 KiB.
-				if _, e := io.ReadFull(p.br, buf[:2]); e != nil {
-					err = e
-					return
+				if _, err := io.ReadFull(p.br, buf[:2]); err != nil {
+					return err
 				}
 				n := int(buf[1] & 0x7f)
 				if n == 126 {
-					io.ReadFull(p.br, buf[:2])
+					if _, err := io.ReadFull(p.br, buf[:2]); err != nil {
+						return err
+					}
 					n = int(buf[0])<<8 | int(buf[1])
 				}
-				if _, e := io.ReadFull(p.br, buf[:n]); e != nil {
-					err = e
-				}
-			}
-			for range 200 {
-				run()
-			}
-			allocs := testing.AllocsPerRun(1000, run)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if allocs != 0 {
-				t.Errorf("%.2f allocations per compressed echo, want 0", allocs)
-			}
+				_, err := io.ReadFull(p.br, buf[:n])
+				return err
+			})
 		})
 	}
 }

@@ -1529,23 +1529,30 @@ func TestPollEventsEchoZeroAllocs(t *testing.T) {
 	for _, size := range []int{64, 16 << 10} {
 		t.Run(strconv.Itoa(size), func(t *testing.T) {
 			c := newPtEchoClient(t, addr, ptPattern(1, size))
-			var err error
-			run := func() {
-				if e := c.echo(); e != nil && err == nil {
-					err = e
-				}
-			}
-			for range 200 {
-				run()
-			}
-			allocs := testing.AllocsPerRun(1000, run)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if allocs != 0 {
-				t.Errorf("%.2f allocations per echo of %d bytes, want 0", allocs, size)
-			}
+			ptZeroAllocs(t, fmt.Sprintf("echo of %d bytes", size), c.echo)
 		})
+	}
+}
+
+// ptZeroAllocs fails the test unless run, once warmed up, allocates nothing
+// (client and server alike) or returns an error.
+func ptZeroAllocs(t *testing.T, what string, run func() error) {
+	t.Helper()
+	var err error
+	step := func() {
+		if e := run(); e != nil && err == nil {
+			err = e
+		}
+	}
+	for range 200 {
+		step()
+	}
+	allocs := testing.AllocsPerRun(1000, step)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allocs != 0 {
+		t.Errorf("%.2f allocations per %s, want 0", allocs, what)
 	}
 }
 

@@ -38,26 +38,7 @@ type deflateEchoServer struct {
 
 func startDeflateEcho(t *testing.T, srv deflateEchoServer) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go srv.serve(c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-	})
-	return "ws://" + ln.Addr().String() + "/"
+	return serveLoopback(t, srv.serve)
 }
 
 // sides returns the server's deflater and inflater for the response.

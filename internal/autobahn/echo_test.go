@@ -33,6 +33,12 @@ const (
 // startEcho serves a strict echo server built on codec.Protocol on a
 // loopback port and returns its ws:// URL.
 func startEcho(t testing.TB, f fault) string {
+	return serveLoopback(t, func(c net.Conn) { serveEcho(c, f) })
+}
+
+// serveLoopback runs serve for each connection to a loopback port until the
+// test ends, and returns the port's ws:// URL.
+func serveLoopback(t testing.TB, serve func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -46,7 +52,7 @@ func startEcho(t testing.TB, f fault) string {
 			if err != nil {
 				return
 			}
-			go serveEcho(c, f)
+			go serve(c)
 		}
 	}()
 	t.Cleanup(func() {
