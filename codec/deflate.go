@@ -339,6 +339,9 @@ func (t *deflateTransform) dropWriter(w *flate.Writer) {
 	t.w = nil
 }
 
+// sinkPool holds the sliceWriters of shared compression.
+var sinkPool = sync.Pool{New: func() any { return new(sliceWriter) }}
+
 // sliceWriter appends to a buffer.
 type sliceWriter struct{ b *[]byte }
 
@@ -496,4 +499,52 @@ func getWriter(level, bits int) *flate.Writer {
 func putWriter(w *flate.Writer, level, bits int) {
 	w.Reset(nil)
 	writerPool(level, bits).Put(w)
+}
+
+// deflateShareKey is what makes two connections' compressed messages
+// interchangeable: the same settings and the same window for our side.
+type deflateShareKey struct {
+	cfg     *PerMessageDeflate
+	outBits int
+}
+
+// ShareKey implements SharedTransform.
+func (t *deflateTransform) ShareKey() any { return deflateShareKey{t.cfg, t.outBits} }
+
+// EncodeShared implements SharedTransform: it compresses with a pooled
+// compressor and no context, which every peer can inflate whatever window
+// it keeps, since nothing refers back to earlier messages.
+func (t *deflateTransform) EncodeShared(buf *[]byte, op frame.Opcode, p []byte) ([]byte, byte, error) {
+	if len(p) == 0 || len(p) < t.cfg.Threshold || (t.cfg.CompressIf != nil && !t.cfg.CompressIf(op, p)) {
+		return p, 0, nil
+	}
+	growBuf(buf, len(p)+64)
+	w := getWriter(t.level(), t.outBits)
+	sink := sinkPool.Get().(*sliceWriter)
+	sink.b = buf
+	w.Reset(sink)
+	_, err := w.Write(p)
+	if err == nil {
+		err = w.Flush()
+	}
+	putWriter(w, t.level(), t.outBits)
+	sink.b = nil
+	sinkPool.Put(sink)
+	b := *buf
+	switch {
+	case err != nil || len(b) < 4 || string(b[len(b)-4:]) != "\x00\x00\xff\xff":
+		return nil, 0, fmt.Errorf("websocket: permessage-deflate: compressing: %v", err)
+	case len(b)-4 >= len(p):
+		return p, 0, nil
+	}
+	return b[:len(b)-4], frame.RSV1, nil
+}
+
+// SentShared implements SharedTransform. A compressed message we did not
+// compress ourselves is now in the peer's window, so the context we kept no
+// longer matches it and is dropped.
+func (t *deflateTransform) SentShared(rsv byte) {
+	if rsv != 0 && t.w != nil {
+		t.dropWriter(t.w)
+	}
 }
