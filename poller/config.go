@@ -28,6 +28,15 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Filler is implemented by a Handler that queues output only as fast as
+// connections take it (see Conn.Refill).
+type Filler interface {
+	// Fill is called on the loop, with c locked, after Conn.Refill once
+	// c's output has been written: it may queue more (Commit, CommitShared)
+	// and must not block.
+	Fill(c *Conn)
+}
+
 // WaitMode says how an idle loop waits for events.
 type WaitMode uint8
 

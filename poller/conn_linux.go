@@ -26,7 +26,8 @@ type Conn struct {
 	// Context is for the handler's own state; the poller does not touch it.
 	Context any
 
-	out      []*[]byte // output chunks; the first has sent bytes written
+	out      []chunk // output; the first chunk has sent bytes written
+	own      []chunk // c's own chunk list, while out is a pooled one
 	sent     int
 	queued   int   // bytes not yet written
 	werr     error // the write error that ended output
@@ -43,6 +44,8 @@ type Conn struct {
 	// Under mu, or on the loop only.
 	waitOut   bool // the socket's buffer is full: wait for EPOLLOUT
 	dirty     bool // in the loop's flush list
+	refill    bool // Refill was called: Fill is owed once the output drains
+	posted    bool // a flush task for c is queued on the loop
 	closing   bool // close once the output is written
 	lingering bool
 	closed    bool
@@ -123,6 +126,62 @@ func sockaddrToAddr(sa unix.Sockaddr) net.Addr {
 	return nil
 }
 
+// chunk is a piece of output: a pooled buffer, or bytes shared with other
+// connections when r is set.
+type chunk struct {
+	b *[]byte
+	r Releaser
+}
+
+// release gives the chunk's bytes back.
+func (k chunk) release() {
+	if k.r != nil {
+		k.r.Release()
+	} else {
+		bufpool.Put(k.b)
+	}
+}
+
+// pooledChunks is the length of the chunk lists lent to connections with
+// much output waiting, such as a burst of broadcast messages: a connection
+// keeps a list of at most 16 chunks of its own.
+const pooledChunks = 64
+
+var chunkLists = sync.Pool{New: func() any { return new([pooledChunks]chunk) }}
+
+func (c *Conn) addChunk(k chunk) {
+	if n := len(c.out); n == cap(c.out) && n >= 8 && n < pooledChunks && c.own == nil {
+		list := chunkLists.Get().(*[pooledChunks]chunk)
+		copy(list[:], c.out)
+		clear(c.out)
+		c.own, c.out = c.out[:0], list[:n]
+	}
+	c.out = append(c.out, k)
+}
+
+// dropChunkList gives back a pooled chunk list, or drops a list longer
+// than a connection keeps. c.out is empty.
+func (c *Conn) dropChunkList() {
+	if c.own != nil && cap(c.out) == pooledChunks {
+		list := (*[pooledChunks]chunk)(c.out[:pooledChunks])
+		clear(list[:])
+		chunkLists.Put(list)
+		c.out, c.own = c.own, nil
+		return
+	}
+	if cap(c.out) > 16 {
+		c.out, c.own = nil, nil
+	}
+}
+
+// Releaser owns bytes queued with CommitShared.
+type Releaser interface {
+	// Release is called once per CommitShared, when the connection has
+	// written the bytes or dropped them. It may run on any goroutine, with
+	// the connection locked.
+	Release()
+}
+
 // Lock locks c's output; hold it around Buffer and Commit. The loop holds
 // it while flushing.
 func (c *Conn) Lock() { c.mu.Lock() }
@@ -136,14 +195,14 @@ const chunkSize = 4096
 // Buffer returns room for at least n bytes at the end of the output: a
 // slice of length 0 to append to and hand to Commit. c is locked.
 func (c *Conn) Buffer(n int) []byte {
-	if k := len(c.out); k > 0 {
-		last := *c.out[k-1]
+	if k := len(c.out); k > 0 && c.out[k-1].r == nil {
+		last := *c.out[k-1].b
 		if cap(last)-len(last) >= n {
 			return last[len(last):]
 		}
 	}
 	b := bufpool.Get(max(n, chunkSize))
-	c.out = append(c.out, b)
+	c.addChunk(chunk{b: b})
 	return (*b)[:0]
 }
 
@@ -160,14 +219,14 @@ func (c *Conn) Commit(b []byte) error {
 	}
 	if len(b) == 0 {
 		// Nothing to send: give back a chunk Buffer took for it.
-		if k := len(c.out); k > 0 && len(*c.out[k-1]) == 0 && (k > 1 || c.sent == 0) {
-			bufpool.Put(c.out[k-1])
-			c.out[k-1] = nil
+		if k := len(c.out); k > 0 && c.out[k-1].r == nil && len(*c.out[k-1].b) == 0 && (k > 1 || c.sent == 0) {
+			bufpool.Put(c.out[k-1].b)
+			c.out[k-1] = chunk{}
 			c.out = c.out[:k-1]
 		}
 		return nil
 	}
-	last := c.out[len(c.out)-1]
+	last := c.out[len(c.out)-1].b
 	end := len(*last)
 	if end < cap(*last) && unsafe.SliceData(b) == unsafe.SliceData((*last)[end:cap(*last)]) {
 		*last = (*last)[:end+len(b)]
@@ -175,9 +234,46 @@ func (c *Conn) Commit(b []byte) error {
 		// b outgrew the room Buffer gave (or came from elsewhere): copy it.
 		nb := bufpool.Get(len(b))
 		*nb = append((*nb)[:0], b...)
-		c.out = append(c.out, nb)
+		c.addChunk(chunk{b: nb})
 	}
 	c.queued += len(b)
+	c.wrote()
+	return nil
+}
+
+// CommitShared queues *b, bytes that r owns and that must not change until
+// r.Release, which is called once when they have been written or dropped
+// (at once if the connection's output has ended: then the error is
+// returned). It does not write: the next Commit does, or the loop after
+// Fill. c is locked.
+func (c *Conn) CommitShared(b *[]byte, r Releaser) error {
+	if c.werr != nil || c.closed {
+		r.Release()
+		return c.outErr()
+	}
+	if len(*b) == 0 {
+		r.Release()
+		return nil
+	}
+	c.addChunk(chunk{b: b, r: r})
+	c.queued += len(*b)
+	return nil
+}
+
+// Refill asks for Fill: the loop calls its handler's Fill (see Filler) with
+// c locked when c's output has drained, so that a producer can hand over
+// queued output only as fast as the peer takes it. c is locked.
+func (c *Conn) Refill() {
+	c.refill = true
+	if c.waitOut || c.dirty || c.posted || c.closed {
+		return // the loop comes to c anyway
+	}
+	c.posted = true
+	c.l.post(task{kind: taskFlush, c: c})
+}
+
+// wrote flushes output just queued, or leaves it to the loop.
+func (c *Conn) wrote() {
 	switch {
 	case c.waitOut || c.dirty:
 	case c.dispatching.Load():
@@ -190,7 +286,6 @@ func (c *Conn) Commit(b []byte) error {
 			c.l.post(task{kind: taskFlush, c: c})
 		}
 	}
-	return nil
 }
 
 func (c *Conn) outErr() error {
@@ -217,11 +312,11 @@ func (c *Conn) Queued() int { return c.queued }
 func (c *Conn) flushLocked(iov *[]unix.Iovec) {
 	for c.queued > 0 && c.werr == nil && !c.closed {
 		v := (*iov)[:0]
-		for i, b := range c.out {
+		for i, k := range c.out {
 			if len(v) == cap(v) {
 				break
 			}
-			p := *b
+			p := *k.b
 			if i == 0 {
 				p = p[c.sent:]
 			}
@@ -275,37 +370,40 @@ func (c *Conn) consume(n int) {
 		c.l.post(task{kind: taskResume, c: c}) // read what waited meanwhile
 	}
 	for n > 0 {
-		b := c.out[0]
-		left := len(*b) - c.sent
+		k := c.out[0]
+		left := len(*k.b) - c.sent
 		if n < left {
 			c.sent += n
 			return
 		}
 		n -= left
 		c.sent = 0
-		bufpool.Put(b)
+		k.release()
 		copy(c.out, c.out[1:])
-		c.out[len(c.out)-1] = nil
+		c.out[len(c.out)-1] = chunk{}
 		c.out = c.out[:len(c.out)-1]
 	}
 	if c.queued == 0 && len(c.out) > 0 {
-		for i, b := range c.out {
-			bufpool.Put(b)
-			c.out[i] = nil
+		for i, k := range c.out {
+			k.release()
+			c.out[i] = chunk{}
 		}
 		c.out = c.out[:0]
 		c.sent = 0
 	}
-	if len(c.out) == 0 && cap(c.out) > 16 {
-		c.out = nil // a connection keeps at most a small array of chunk pointers
+	if len(c.out) == 0 {
+		c.dropChunkList()
 	}
 }
 
 func (c *Conn) dropOutput() {
-	for _, b := range c.out {
-		bufpool.Put(b)
+	for _, k := range c.out {
+		k.release()
 	}
-	c.out, c.sent, c.queued = nil, 0, 0
+	clear(c.out)
+	c.out = c.out[:0]
+	c.dropChunkList()
+	c.sent, c.queued = 0, 0
 }
 
 // Close closes c once its queued output is written; OnClose then reports

@@ -233,6 +233,7 @@ type loop struct {
 	stalls  []*Conn // under qmu: connections waiting for EPOLLOUT
 	checked []*Conn
 	iov     []unix.Iovec
+	filler  Filler              // the handler, if it is one
 	rsa     unix.RawSockaddrAny // filled by accept4
 	waitN   int                 // events found by waitReady
 	waitFn  func(uintptr) bool  // waitReady, made once
@@ -258,6 +259,7 @@ func newLoop(e *Engine, id int) (*loop, error) {
 		wheel:  newWheel(e.cfg.TimerTick, 1024),
 		iov:    make([]unix.Iovec, 0, maxIovecs),
 	}
+	l.filler, _ = e.h.(Filler)
 	l.wheel.start(time.Now().UnixNano())
 	l.waitFn = l.waitReady
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(efd)}
@@ -449,7 +451,10 @@ func (l *loop) runTasks() {
 				l.ctl(unix.EPOLL_CTL_ADD, t.ls.fd, unix.EPOLLIN)
 			}
 		case taskFlush:
-			l.markDirty(t.c)
+			t.c.mu.Lock()
+			t.c.posted = false
+			l.markDirtyLocked(t.c)
+			t.c.mu.Unlock()
 		case taskResume:
 			if t.c.l == l && l.conns[t.c.fd] == t.c {
 				l.read(t.c)
@@ -741,6 +746,13 @@ func (l *loop) flushDirty() {
 		}
 		if c.queued > 0 && !c.waitOut {
 			c.flushLocked(&l.iov)
+		}
+		if c.refill && c.queued == 0 && !c.waitOut && !c.closing && c.werr == nil && l.filler != nil {
+			c.refill = false
+			l.filler.Fill(c)
+			if c.queued > 0 {
+				c.flushLocked(&l.iov)
+			}
 		}
 		done := c.closing && (c.queued == 0 || c.werr != nil)
 		werr := c.werr

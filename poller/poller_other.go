@@ -17,6 +17,12 @@ var ErrUnsupported = errors.New("poller: epoll is only available on Linux")
 // ErrClosed is returned by operations on a closed engine or connection.
 var ErrClosed = net.ErrClosed
 
+// ErrWriteTimeout is never returned here.
+var ErrWriteTimeout = errors.New("poller: peer did not read within the write timeout")
+
+// Releaser owns bytes queued with CommitShared.
+type Releaser interface{ Release() }
+
 // Engine is not available on this platform.
 type Engine struct{}
 
@@ -30,6 +36,7 @@ func (e *Engine) Serve(ln net.Listener) error { return ErrUnsupported }
 func (e *Engine) StopAccepting()              {}
 func (e *Engine) Close() error                { return nil }
 func (e *Engine) Conns() int                  { return 0 }
+func (e *Engine) Each(fn func(c *Conn))       {}
 
 // Conn is not available on this platform.
 type Conn struct{ Context any }
@@ -43,6 +50,8 @@ func (c *Conn) Unlock()                                              {}
 func (c *Conn) Buffer(n int) []byte                                  { return nil }
 func (c *Conn) Commit(b []byte) error                                { return ErrUnsupported }
 func (c *Conn) Write(p []byte) (int, error)                          { return 0, ErrUnsupported }
+func (c *Conn) CommitShared(b *[]byte, r Releaser) error             { r.Release(); return ErrUnsupported }
+func (c *Conn) Refill()                                              {}
 func (c *Conn) Queued() int                                          { return 0 }
 func (c *Conn) Close() error                                         { return nil }
 func (c *Conn) CloseWithError(err error, linger time.Duration) error { return nil }
