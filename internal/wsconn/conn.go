@@ -61,8 +61,16 @@ type Conn struct {
 
 	mu       sync.Mutex
 	proto    *codec.Protocol
-	out      *[]byte // pending output
+	out      *[]byte   // pending output
+	segs     []segment // shared output, placed among out's bytes
+	segBytes int       // in segs
 	spare    *[]byte
+	spareSeg []segment
+	vec      [][]byte    // the writer's: out and segs, in order
+	bufs     net.Buffers // the writer's: vec, consumed by the write
+	source   Source
+	flushFn  func()
+	refill   bool          // Refill was called: source.Fill is owed
 	flushing bool          // a sender is writing; others only append
 	wdl      time.Time     // write deadline set, touched by the writing sender only
 	drained  chan struct{} // closed after a write round, made by a waiting sender
@@ -70,6 +78,103 @@ type Conn struct {
 	werr     error         // first write error: the connection is dead for writing
 	closed   bool          // the net.Conn is closed
 	released bool
+}
+
+// segment is output shared with other connections (see QueueShared), to be
+// written before out[at:].
+type segment struct {
+	at int
+	b  *[]byte
+	r  Releaser
+}
+
+// maxKeptSegments bounds the segment list an idle connection keeps.
+const maxKeptSegments = 64
+
+// Releaser owns bytes queued with QueueShared: Release is called once, with
+// the Conn locked, when they have been written or dropped.
+type Releaser interface{ Release() }
+
+// Source hands a Conn output it holds back until the Conn can take it. Fill
+// runs with the Conn locked, and queues with QueueShared and AppendMessage.
+type Source interface{ Fill() }
+
+// SetSource sets the Source that Refill calls on. Call it before Refill.
+func (c *Conn) SetSource(s Source) {
+	c.mu.Lock()
+	c.source = s
+	c.mu.Unlock()
+}
+
+// Lock locks the output, for Refill, QueueShared and AppendMessage.
+func (c *Conn) Lock() { c.mu.Lock() }
+
+// Unlock unlocks the output.
+func (c *Conn) Unlock() { c.mu.Unlock() }
+
+// Refill makes the Source's Fill run once the output already queued has
+// been written, on a goroutine of its own unless a sender is writing. c is
+// locked.
+func (c *Conn) Refill() {
+	c.refill = true
+	if c.flushing || c.werr != nil || c.closed || c.released {
+		return
+	}
+	c.flushing = true
+	if c.flushFn == nil {
+		c.flushFn = c.flushAsync // made once: a go statement on it allocates nothing
+	}
+	go c.flushFn()
+}
+
+func (c *Conn) flushAsync() {
+	c.mu.Lock()
+	c.flushRounds()
+}
+
+// QueueShared queues *b, bytes r owns, without copying them. It does not
+// write: the Fill that called it returns to a writer. c is locked.
+func (c *Conn) QueueShared(b *[]byte, r Releaser) error {
+	if c.werr != nil || c.released || c.closed {
+		r.Release()
+		return c.deadErr()
+	}
+	c.segs = append(c.segs, segment{at: len(c.outBuf()), b: b, r: r})
+	c.segBytes += len(*b)
+	return nil
+}
+
+// Queued returns the output bytes waiting for the writer, not counting
+// those it is writing. c is locked.
+func (c *Conn) Queued() int {
+	n := c.segBytes
+	if c.out != nil {
+		n += len(*c.out)
+	}
+	return n
+}
+
+// AppendMessage queues a data message as WriteMessage does, but with c
+// locked and without writing or applying the queue bound: for Fill.
+func (c *Conn) AppendMessage(op frame.Opcode, p []byte) error {
+	if c.werr != nil || c.released || c.closed {
+		return c.deadErr()
+	}
+	out, err := c.proto.AppendMessage(c.outBuf(), op, 0, p)
+	*c.out = out
+	return closedErr(err)
+}
+
+// Protocol returns the protocol state, for Fill (c locked).
+func (c *Conn) Protocol() *codec.Protocol { return c.proto }
+
+// fillFirst hands over what the Source holds before a message of the
+// caller's, so that output keeps the order in which it was given.
+func (c *Conn) fillFirst() {
+	if c.refill && c.source != nil {
+		c.refill = false
+		c.source.Fill()
+	}
 }
 
 // New wraps nc, whose first bytes (read past a handshake) are buffered.
@@ -333,6 +438,7 @@ func (c *Conn) WriteMessage(op frame.Opcode, rsv byte, p []byte) error {
 		c.mu.Unlock()
 		return err
 	}
+	c.fillFirst()
 	var err error
 	*c.out, err = c.proto.AppendMessage(*c.out, op, rsv, p)
 	if err != nil {
@@ -348,6 +454,9 @@ func (c *Conn) WriteFrame(h frame.Header, p []byte) error {
 	if err := c.admit(frame.MaxHeaderSize + len(p)); err != nil {
 		c.mu.Unlock()
 		return err
+	}
+	if h.Op.IsData() || h.Op == frame.OpClose {
+		c.fillFirst()
 	}
 	before := c.proto.State()
 	var err error
@@ -386,6 +495,7 @@ func (c *Conn) WriteClose(code frame.CloseCode, reason string) error {
 		c.mu.Unlock()
 		return c.deadErr()
 	}
+	c.fillFirst()
 	out, err := c.proto.AppendClose(c.outBuf(), code, reason)
 	*c.out = out
 	if err != nil {
@@ -473,22 +583,53 @@ func (c *Conn) deadErr() error {
 // flushLocked writes the pending output unless another sender is writing,
 // which will write it for us. It is called with c.mu held and releases it.
 func (c *Conn) flushLocked() error {
-	if c.flushing || c.out == nil || len(*c.out) == 0 || c.werr != nil {
+	if c.flushing || !c.pending() || c.werr != nil {
 		err := c.werr
 		c.mu.Unlock()
 		return err
 	}
 	c.flushing = true
+	return c.flushRounds()
+}
+
+// pending reports whether there is output to write or Fill to call.
+func (c *Conn) pending() bool {
+	return (c.out != nil && len(*c.out) > 0) || len(c.segs) > 0 || (c.refill && c.source != nil)
+}
+
+// flushRounds writes until nothing is pending; c is locked and flushing
+// set, and it unlocks c.
+func (c *Conn) flushRounds() error {
 	var err error
-	for c.out != nil && len(*c.out) > 0 && err == nil && !c.released {
+	for err == nil && !c.released && c.werr == nil && !c.closed {
+		if c.refill && c.source != nil && len(c.segs) == 0 && (c.out == nil || len(*c.out) == 0) {
+			c.refill = false
+			c.source.Fill()
+		}
+		if (c.out == nil || len(*c.out) == 0) && len(c.segs) == 0 {
+			break
+		}
+		c.outBuf()
 		buf := c.out
+		segs := c.segs
 		c.out, c.spare = c.spare, nil
 		if c.out != nil {
 			*c.out = (*c.out)[:0]
 		}
+		c.segs, c.spareSeg = c.spareSeg, nil
+		c.segBytes = 0
 		c.mu.Unlock()
-		err = c.write(*buf)
+		if len(segs) == 0 {
+			err = c.write(*buf)
+		} else {
+			err = c.writeSegments(*buf, segs)
+		}
 		c.mu.Lock()
+		for i := range segs {
+			segs[i].r.Release()
+			segs[i] = segment{}
+		}
+		c.spareSeg = segs[:0]
 		if cap(*buf) > 64<<10 || c.released {
 			bufpool.Put(buf) // a large buffer is not kept for an idle connection
 		} else {
@@ -501,6 +642,9 @@ func (c *Conn) flushLocked() error {
 		}
 	}
 	c.flushing = false
+	if cap(c.spareSeg) > maxKeptSegments {
+		c.spareSeg, c.vec = nil, nil // a burst's lists are not kept for an idle connection
+	}
 	if c.released {
 		bufpool.Put(c.out)
 		c.out = nil
@@ -510,9 +654,60 @@ func (c *Conn) flushLocked() error {
 		c.closed = true
 		c.nc.Close() // a failed write leaves a stream that cannot be resumed
 	}
+	if c.released || c.werr != nil || c.closed {
+		c.dropSegments()
+	}
 	err = c.werr
 	c.mu.Unlock()
 	return err
+}
+
+// dropSegments releases shared output that will not be written.
+func (c *Conn) dropSegments() {
+	for i := range c.segs {
+		c.segs[i].r.Release()
+		c.segs[i] = segment{}
+	}
+	c.segs = c.segs[:0]
+	c.segBytes = 0
+}
+
+// writeSegments writes b with the shared segments in their places, in one
+// writev where the connection has it.
+func (c *Conn) writeSegments(b []byte, segs []segment) error {
+	v := c.vec[:0]
+	at := 0
+	for _, s := range segs {
+		if s.at > at {
+			v = append(v, b[at:s.at])
+			at = s.at
+		}
+		v = append(v, *s.b)
+	}
+	if at < len(b) {
+		v = append(v, b[at:])
+	}
+	c.setWriteDeadline()
+	c.bufs = v
+	_, err := c.bufs.WriteTo(c.nc)
+	clear(v)
+	c.vec = v[:0]
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return ErrWriteTimeout
+	}
+	return err
+}
+
+func (c *Conn) setWriteDeadline() {
+	if t := c.cfg.WriteTimeout; t > 0 {
+		// The deadline moves only once half of it is used up, so a write
+		// is cut after between t/2 and t, and most writes set nothing.
+		now := time.Now()
+		if c.wdl.Sub(now) < t/2 {
+			c.wdl = now.Add(t)
+			c.nc.SetWriteDeadline(c.wdl)
+		}
+	}
 }
 
 func (c *Conn) write(b []byte) error {
@@ -580,6 +775,9 @@ func (c *Conn) closeLocked() error {
 		return nil
 	}
 	c.closed = true
+	if !c.flushing {
+		c.dropSegments()
+	}
 	return c.nc.Close()
 }
 
@@ -600,6 +798,7 @@ func (c *Conn) Release() {
 	if !c.flushing {
 		bufpool.Put(c.out)
 		c.out = nil
+		c.dropSegments()
 	}
 	bufpool.Put(c.spare)
 	c.spare = nil
