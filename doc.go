@@ -24,6 +24,9 @@
 //	sendSerialized(v); receiveDeserialized<T>()       wskit.SendValue(s, v); wskit.ReceiveValue[T](ctx, s)
 //	client.webSocket("ws://…") { … }                  s, err := wskit.Dial(ctx, "ws://…", nil)
 //	extensions { install(WebSocketDeflateExtension) } opts.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
+//	MutableSharedFlow<String>(replay = 1)            hub, _ := wskit.NewHub(wskit.HubOptions{Replay: 1})
+//	flow.collect { send(it) }                         hub.Subscribe(s)
+//	flow.emit(text)                                   hub.PublishText(ctx, text)
 //
 // Ktor's onConnect / onMessage / onClose / onError idioms are the Events
 // callbacks OnOpen / OnMessage / OnClose / OnError; see Events.
@@ -48,6 +51,16 @@
 // reports the result. codec.PerMessageDeflate is RFC 7692 compression;
 // codec.Extension and codec.Transform are the interface for extensions of
 // your own. Raw sessions never negotiate extensions.
+//
+// # Broadcast
+//
+// A Hub is a SharedFlow for sessions: every subscriber receives every
+// published message, in publish order, with replay for late subscribers and
+// an Overflow policy for slow ones (suspend the publisher, drop the oldest or
+// the latest, or close with 1013 or 1008). A message is framed once, and
+// compressed once per distinct permessage-deflate configuration, and the
+// same bytes are queued to every subscriber; the hub holds no goroutine.
+// Topics keeps many hubs by name, such as chat rooms.
 //
 // # Engines
 //

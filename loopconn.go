@@ -187,6 +187,7 @@ func (lc *loopConn) onClose(err error) {
 		err = ErrWriteTimeout
 	}
 	code, reason = endReason(code, reason, ok, err)
+	lc.s.leaveHubs()
 	lc.pe.Lock() // a sender may be in the Protocol's sending side
 	lc.proto.Release()
 	lc.pe.Unlock()
@@ -335,6 +336,47 @@ func sendErr(err error) error {
 // Extensions returns the negotiated extensions.
 func (lc *loopConn) Extensions() []codec.Negotiated { return lc.proto.Extensions() }
 
+// Lock locks the output.
+func (lc *loopConn) Lock() { lc.pe.Lock() }
+
+// Unlock unlocks the output.
+func (lc *loopConn) Unlock() { lc.pe.Unlock() }
+
+// Refill makes the loop call fillHubs once the output has drained.
+func (lc *loopConn) Refill() { lc.pe.Refill() }
+
+// Queued returns the output bytes waiting; the output is locked.
+func (lc *loopConn) Queued() int { return lc.pe.Queued() }
+
+// QueueShared queues bytes shared with other connections.
+func (lc *loopConn) QueueShared(b *[]byte, r wsconn.Releaser) error {
+	return sendErr(lc.pe.CommitShared(b, r))
+}
+
+// AppendMessage queues a data message with the output locked, without the
+// queue bound: for fillHubs.
+func (lc *loopConn) AppendMessage(op frame.Opcode, p []byte) error {
+	c := lc.pe
+	b, err := lc.proto.AppendMessage(c.Buffer(lc.proto.MessageSize(len(p))), op, 0, p)
+	if err != nil {
+		c.Commit(b[:0])
+		return sendErr(err)
+	}
+	return sendErr(c.Commit(b))
+}
+
+// Protocol returns the protocol state; the output is locked.
+func (lc *loopConn) Protocol() *codec.Protocol { return &lc.proto }
+
+// fillFirst hands over what hubs hold for the session before a message of
+// its own, so that output keeps the order in which it was given. The output
+// is locked.
+func (lc *loopConn) fillFirst() {
+	if len(lc.s.hubSubs) > 0 {
+		lc.s.fillHubs()
+	}
+}
+
 // WriteMessage sends a data message.
 func (lc *loopConn) WriteMessage(op frame.Opcode, rsv byte, p []byte) error {
 	c := lc.pe
@@ -344,6 +386,7 @@ func (lc *loopConn) WriteMessage(op frame.Opcode, rsv byte, p []byte) error {
 	if err := lc.admit(size); err != nil {
 		return err
 	}
+	lc.fillFirst()
 	b, err := lc.proto.AppendMessage(c.Buffer(size), op, rsv, p)
 	if err != nil {
 		c.Commit(b[:0])
@@ -360,6 +403,9 @@ func (lc *loopConn) WriteFrame(h frame.Header, p []byte) error {
 	size := len(p) + frame.MaxHeaderSize
 	if err := lc.admit(size); err != nil {
 		return err
+	}
+	if h.Op.IsData() || h.Op == frame.OpClose {
+		lc.fillFirst()
 	}
 	b, err := lc.proto.AppendFrame(c.Buffer(size), h, p)
 	if err != nil {
@@ -386,6 +432,7 @@ func (lc *loopConn) WritePing(p []byte) error {
 func (lc *loopConn) WriteClose(code frame.CloseCode, reason string) error {
 	c := lc.pe
 	c.Lock()
+	lc.fillFirst()
 	b, err := lc.proto.AppendClose(c.Buffer(len(reason)+2+frame.MaxHeaderSize), code, reason)
 	if err == nil {
 		err = c.Commit(b)

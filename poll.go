@@ -191,6 +191,17 @@ func (pe *pollEngine) OnClose(c *poller.Conn, err error) {
 	}
 }
 
+// Fill implements poller.Filler: the loop hands an event session the
+// messages its hubs hold once its output has drained.
+func (pe *pollEngine) Fill(c *poller.Conn) {
+	switch st := c.Context.(type) {
+	case *loopConn:
+		st.s.fillHubs()
+	case *jobQueue:
+		st.lc.s.fillHubs()
+	}
+}
+
 type timeoutError struct{}
 
 func (timeoutError) Error() string { return "wskit: opening handshake timed out" }

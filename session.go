@@ -86,6 +86,11 @@ type Session struct {
 	*lifecycle // made when first needed on event sessions of the poll engine
 	*receiver  // nil for event sessions on the poll engine
 
+	// Under the output lock (sessionConn.Lock): the hubs s is subscribed
+	// to, and whether it has left them for good.
+	hubSubs  []*subscription
+	hubsOver bool
+
 	mu      sync.Mutex
 	client  bool
 	engine  Engine
@@ -125,6 +130,23 @@ type sessionConn interface {
 	RemoteAddr() net.Addr
 	LocalAddr() net.Addr
 	Extensions() []codec.Negotiated
+
+	// For hubs, with the output locked between Lock and Unlock.
+	Lock()
+	Unlock()
+	Refill()
+	Queued() int
+	QueueShared(b *[]byte, r wsconn.Releaser) error
+	AppendMessage(op frame.Opcode, p []byte) error
+	Protocol() *codec.Protocol
+}
+
+// wsconn returns the connection of a session that runs on one, else nil.
+func (s *Session) wsconn() *wsconn.Conn {
+	if s.lc != nil {
+		return nil
+	}
+	return s.receiver.c
 }
 
 // receiver is the reading side of a session whose handler receives, over
@@ -386,6 +408,7 @@ func (s *Session) finish(err error) {
 	s.err = err
 	s.reason = CloseReason{Code: code, Reason: reason}
 	s.mu.Unlock()
+	s.leaveHubs()
 	close(s.done)
 	s.cancel() // after done: whoever sees the context end sees the reason
 
