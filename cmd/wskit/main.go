@@ -1,13 +1,15 @@
 // Command wskit is the wskit toolkit's command line: a demo server and an
 // interactive client.
 //
-//	wskit serve [-addr :8080] [-engine auto|poll|std] [-max-message 64MiB] [-ping 0] [-timeout 15s]
+//	wskit serve [-addr :8080] [-engine auto|poll|std] [-max-message 64MiB] [-ping 0] [-timeout 15s] [-chat-replay 0]
 //	wskit dial [-send TEXT]... [-count N] [-binary] [-H 'Name: value']... [-subprotocol P]... [-timeout 15s] URL
 //
-// serve answers /echo (a default session echoing every message), /raw (a
-// raw session echoing every frame as it came), /hello (the Ktor guide's
-// greeting) and / (a page to try /echo from a browser). dial sends the lines
-// typed on stdin as text messages and prints what it receives, like wscat.
+// serve answers /echo (a default session echoing every message), /events
+// (the same echo from Events callbacks), /raw (a raw session echoing every
+// frame as it came), /hello (the Ktor guide's greeting), /chat (the Ktor
+// guide's SharedFlow chat: every text goes to every member) and / (a page
+// to try them from a browser). dial sends the lines typed on stdin as text
+// messages and prints what it receives, like wscat.
 package main
 
 import (
@@ -24,7 +26,7 @@ const usage = `wskit is a WebSocket demo server and client.
 
 Usage:
 
-	wskit serve [flags]       serve /echo, /raw, /hello and a demo page at /
+	wskit serve [flags]       serve /echo, /events, /raw, /hello, /chat and a demo page at /
 	wskit dial [flags] URL    open a session; stdin lines go out, messages are printed
 	wskit help                show this help
 

@@ -35,6 +35,7 @@ type serveConfig struct {
 	ping       time.Duration
 	timeout    time.Duration
 	deflate    bool
+	chatReplay int
 }
 
 // options returns the server's Options for c.
@@ -52,6 +53,11 @@ func (c serveConfig) options(log *slog.Logger) wskit.Options {
 	return o
 }
 
+// chatOptions returns the options of /chat's hub for c.
+func (c serveConfig) chatOptions() wskit.HubOptions {
+	return wskit.HubOptions{Replay: c.chatReplay, Buffer: chatBuffer, Overflow: wskit.OverflowCloseTryAgain}
+}
+
 func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	c := serveConfig{maxMessage: 64 << 20, deflate: true}
 	engineHelp := "transport `engine`: poll (epoll loops), std (net/http), or auto: poll on Linux"
@@ -62,6 +68,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.DurationVar(&c.ping, "ping", 0, "keepalive ping `period`; 0 sends none")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "wait for a pong, a close reply or a write; 0 waits forever")
 	fs.BoolVar(&c.deflate, "deflate", true, "accept permessage-deflate compression (RFC 7692) on every endpoint but /raw")
+	fs.IntVar(&c.chatReplay, "chat-replay", 0, "how many of the last `N` /chat messages each new member receives")
 	rest, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
@@ -77,6 +84,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 		return c, errors.New("-ping must not be negative")
 	case c.timeout < 0:
 		return c, errors.New("-timeout must not be negative")
+	case c.chatReplay < 0:
+		return c, errors.New("-chat-replay must not be negative")
 	}
 	return c, nil
 }
@@ -99,8 +108,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	opts := c.options(log)
 	log.Info("listening", "addr", ln.Addr().String(), "page", pageURL(ln.Addr()), "engine", opts.Engine,
-		"max_message", formatSize(c.maxMessage), "ping", c.ping, "timeout", c.timeout, "deflate", c.deflate)
-	if err := serve(ctx, ln, opts, log); err != nil {
+		"max_message", formatSize(c.maxMessage), "ping", c.ping, "timeout", c.timeout, "deflate", c.deflate,
+		"chat_replay", c.chatReplay)
+	if err := serve(ctx, ln, opts, c.chatOptions(), log); err != nil {
 		log.Error("serve failed", "err", err)
 		return 1
 	}
@@ -128,17 +138,23 @@ func validEngine(name string) bool {
 
 // serve runs the demo routes on ln with opts.Engine until ctx ends, then
 // shuts down: sessions get 1001 Going Away.
-func serve(ctx context.Context, ln net.Listener, opts wskit.Options, log *slog.Logger) error {
+func serve(ctx context.Context, ln net.Listener, opts wskit.Options, chatOpts wskit.HubOptions, log *slog.Logger) error {
 	srv, err := wskit.NewServer(opts)
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	chat, err := wskit.NewHub(chatOpts)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer chat.Close()
 	if e := srv.ResolvedEngine(); e != opts.Engine {
 		log.Info("engine", "engine", e)
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln, newMux(srv, log)) }()
+	go func() { served <- srv.Serve(ln, newMux(srv, chat, log)) }()
 	select {
 	case err := <-served:
 		return err
@@ -156,12 +172,13 @@ func serve(ctx context.Context, ln net.Listener, opts wskit.Options, log *slog.L
 	return err
 }
 
-// newMux returns the demo routes: /echo, /events, /raw, /hello and the page
-// at /.
-func newMux(srv *wskit.Server, log *slog.Logger) http.Handler {
+// newMux returns the demo routes: /echo, /events, /raw, /hello, /chat (on
+// the chat hub) and the page at /.
+func newMux(srv *wskit.Server, chat *wskit.Hub, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/echo", srv.WebSocket(logged(log, echo)))
 	mux.Handle("/events", srv.Handle(echoEvents(log)))
+	mux.Handle("/chat", srv.Handle(chatEvents(chat, log)))
 	mux.Handle("/hello", srv.WebSocket(logged(log, hello)))
 	mux.Handle("/raw", srv.WebSocketRaw(loggedRaw(log, rawEcho)))
 	mux.HandleFunc("GET /{$}", serveIndex)
@@ -197,6 +214,43 @@ func echoEvents(log *slog.Logger) wskit.Events {
 		},
 		OnClose: func(s *wskit.Session, r wskit.CloseReason) {
 			log.Debug("session closed", "remote", s.RemoteAddr().String(), "path", "/events", "code", int(r.Code), "reason", r.Reason)
+		},
+	}
+}
+
+// chatGreeting is the first message of every /chat session.
+const chatGreeting = "You are connected to WebSocket!"
+
+// chatBuffer is how many messages the hub holds back for a /chat member
+// whose connection already has MaxQueue bytes unwritten; one more closes it
+// with 1013, so that it never slows the others.
+const chatBuffer = 256
+
+// chatEvents is the Ktor guide's chat over a SharedFlow: every text message
+// goes to every member of chat, its sender included, in one order for all;
+// binary messages are ignored. Publish never waits with
+// OverflowCloseTryAgain, so the callbacks may run on the poll engine's loop.
+func chatEvents(chat *wskit.Hub, log *slog.Logger) wskit.Events {
+	return wskit.Events{
+		OnOpen: func(s *wskit.Session) {
+			log.Debug("session open", "remote", s.RemoteAddr().String(), "path", "/chat")
+			// Greeted before it subscribes, as in Ktor, so that the replay
+			// follows the greeting; a text published in between misses it.
+			if s.SendText(chatGreeting) != nil {
+				return
+			}
+			if err := chat.Subscribe(s); err != nil {
+				log.Debug("chat subscribe", "remote", s.RemoteAddr().String(), "err", err)
+				s.Close(wskit.CloseGoingAway, "chat closed")
+			}
+		},
+		OnMessage: func(s *wskit.Session, m wskit.Message) {
+			if m.Type == wskit.Text {
+				chat.Publish(context.Background(), wskit.Text, m.Payload) // copies m.Payload
+			}
+		},
+		OnClose: func(s *wskit.Session, r wskit.CloseReason) {
+			log.Debug("session closed", "remote", s.RemoteAddr().String(), "path", "/chat", "code", int(r.Code), "reason", r.Reason)
 		},
 	}
 }

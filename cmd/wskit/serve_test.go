@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/wskit/wskit"
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/bufpool"
 	"github.com/wskit/wskit/internal/wstest"
 	"github.com/wskit/wskit/poller"
 )
@@ -50,7 +52,11 @@ func newTestServer(t *testing.T) (*httptest.Server, *syncBuffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(newMux(srv, log))
+	chat, err := wskit.NewHub(c.chatOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(newMux(srv, chat, log))
 	t.Cleanup(func() {
 		ts.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -58,6 +64,7 @@ func newTestServer(t *testing.T) (*httptest.Server, *syncBuffer) {
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}
+		chat.Close()
 	})
 	return ts, logs
 }
@@ -167,6 +174,13 @@ func dialRaw(t *testing.T, ts *httptest.Server, path string) *rawClient {
 	}
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return upgradeRaw(t, conn, addr, path)
+}
+
+// upgradeRaw sends an opening handshake for path on conn and checks the
+// answer.
+func upgradeRaw(t *testing.T, conn net.Conn, addr, path string) *rawClient {
+	t.Helper()
 	// The key and accept value of RFC 6455 §1.3.
 	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", path, addr)
@@ -294,12 +308,13 @@ func TestIndex(t *testing.T) {
 		t.Errorf("Content-Type = %q", ct)
 	}
 	page := string(body)
-	for _, id := range []string{"path", "connect", "disconnect", "status", "input", "send", "sendBinary", "log"} {
+	for _, id := range []string{"path", "connect", "disconnect", "status", "input", "send", "sendBinary", "log",
+		"chat-join", "chat-leave", "chat-status", "chat-input", "chat-send", "chat-log"} {
 		if !strings.Contains(page, `id="`+id+`"`) {
 			t.Errorf("page lacks #%s", id)
 		}
 	}
-	for _, want := range []string{"window.wskitDemo", "sendText(s)", "sendBinary(u8)", "received", "closed"} {
+	for _, want := range []string{"window.wskitDemo", "sendText(s)", "sendBinary(u8)", "received", "closed", "window.wskitChat", `"/chat"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}
@@ -391,13 +406,20 @@ func TestParseServeFlags(t *testing.T) {
 		t.Errorf("extensions = %v, want permessage-deflate", o.Extensions)
 	}
 
-	c, err = parseServeFlags([]string{"-addr", "127.0.0.1:0", "-max-message", "1KiB", "-ping", "5s", "-timeout", "2s", "-deflate=false"}, io.Discard)
+	if h := c.chatOptions(); h != (wskit.HubOptions{Buffer: 256, Overflow: wskit.OverflowCloseTryAgain}) {
+		t.Errorf("chat options = %+v", h)
+	}
+
+	c, err = parseServeFlags([]string{"-addr", "127.0.0.1:0", "-max-message", "1KiB", "-ping", "5s", "-timeout", "2s", "-deflate=false", "-chat-replay", "10"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = serveConfig{addr: "127.0.0.1:0", engine: "auto", maxMessage: 1024, ping: 5 * time.Second, timeout: 2 * time.Second}
+	want = serveConfig{addr: "127.0.0.1:0", engine: "auto", maxMessage: 1024, ping: 5 * time.Second, timeout: 2 * time.Second, chatReplay: 10}
 	if c != want {
 		t.Errorf("parsed %+v, want %+v", c, want)
+	}
+	if h := c.chatOptions(); h.Replay != 10 {
+		t.Errorf("-chat-replay 10: chat options %+v", h)
 	}
 	if o := c.options(nil); len(o.Extensions) != 0 {
 		t.Errorf("-deflate=false: extensions = %v", o.Extensions)
@@ -409,6 +431,7 @@ func TestParseServeFlags(t *testing.T) {
 		"unknown unit":            {"-max-message", "10MB"},
 		"-ping must not be":       {"-ping", "-1s"},
 		"-timeout must not be":    {"-timeout", "-1s"},
+		"-chat-replay must not":   {"-chat-replay", "-1"},
 		"unexpected argument":     {"extra"},
 		"flag provided but not":   {"-nope"},
 		"invalid value \"x\" for": {"-ping", "x"},
@@ -460,15 +483,32 @@ func testRunServe(t *testing.T, engine string) {
 	if m := receive(t, s); m.Text() != "hi" {
 		t.Fatalf("echo = %q", m.Payload)
 	}
+	// A member's own text comes back to it: it has subscribed before its
+	// first message is read.
+	chat, err := wskit.Dial(ctx, "ws://"+addr+"/chat", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := receive(t, chat); m.Text() != chatGreeting {
+		t.Fatalf("/chat greeted with %q", m.Payload)
+	}
+	if err := chat.SendText("hi all"); err != nil {
+		t.Fatal(err)
+	}
+	if m := receive(t, chat); m.Text() != "hi all" {
+		t.Fatalf("/chat sent %q, want %q", m.Payload, "hi all")
+	}
 	cancel()
 	// Receive again: while a message is held the session reads nothing.
-	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer rcancel()
-	if _, err := s.Receive(rctx); err == nil {
-		t.Fatal("Receive after the shutdown returned a message")
-	}
-	if r, _ := s.CloseReason(); r.Code != wskit.CloseGoingAway {
-		t.Errorf("session closed with %v, want 1001", r)
+	for _, s := range []*wskit.Session{s, chat} {
+		rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer rcancel()
+		if _, err := s.Receive(rctx); err == nil {
+			t.Fatal("Receive after the shutdown returned a message")
+		}
+		if r, _ := s.CloseReason(); r.Code != wskit.CloseGoingAway {
+			t.Errorf("session closed with %v, want 1001", r)
+		}
 	}
 	select {
 	case code := <-exit:
@@ -543,7 +583,12 @@ func testHandshakeSizeLimit(t *testing.T, engine string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln, newMux(srv, log))
+	chat, err := wskit.NewHub(serveConfig{}.chatOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chat.Close()
+	go srv.Serve(ln, newMux(srv, chat, log))
 	defer srv.Shutdown(context.Background())
 	maxHandshake := opts.MaxHandshakeSize
 	t.Run("slow client", func(t *testing.T) {
@@ -588,4 +633,329 @@ func testHandshakeSizeLimit(t *testing.T, engine string) {
 			}
 		})
 	}
+}
+
+// chatServer serves the demo routes with /chat's hub at hand, so that a test
+// can wait for members to subscribe.
+type chatServer struct {
+	addr string
+	hub  *wskit.Hub
+	logs *syncBuffer // at debug level, where /chat logs its sessions
+}
+
+// startChat serves newMux on engine with the serve command's flags and
+// args. Its cleanup shuts the server down and checks that every member
+// left the hub and that every pooled buffer came back.
+func startChat(t *testing.T, engine string, args ...string) *chatServer {
+	t.Helper()
+	c, err := parseServeFlags(append([]string{"-engine", engine}, args...), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lent := bufpool.Lent()
+	cs := &chatServer{logs: &syncBuffer{}}
+	log := slog.New(slog.NewTextHandler(cs.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := wskit.NewServer(c.options(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.hub, err = wskit.NewHub(c.chatOptions()); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.addr = ln.Addr().String()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln, newMux(srv, cs.hub, log)) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := wstest.Await(t, served, "Serve to return", 10*time.Second); !errors.Is(err, wskit.ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+		waitFor(t, "every member to leave the hub", func() bool { return cs.hub.Subscribers() == 0 })
+		cs.hub.Close()
+		waitFor(t, "the pooled buffers to come back", func() bool { return bufpool.Lent() == lent })
+	})
+	return cs
+}
+
+// join dials /chat and reads the greeting.
+func (cs *chatServer) join(t *testing.T) *wskit.Session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := wskit.Dial(ctx, "ws://"+cs.addr+"/chat", nil)
+	if err != nil {
+		t.Fatalf("Dial /chat: %v", err)
+	}
+	t.Cleanup(func() { s.Close(wskit.CloseNormal, "") })
+	if m := receive(t, s); m.Type != wskit.Text || m.Text() != chatGreeting {
+		t.Fatalf("/chat greeted with %v %q, want %q", m.Type, m.Payload, chatGreeting)
+	}
+	return s
+}
+
+// waitMembers waits until n sessions have subscribed: /chat greets before
+// it subscribes, so a member that has the greeting may yet miss a text
+// published by another.
+func (cs *chatServer) waitMembers(t *testing.T, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d members", n), func() bool { return cs.hub.Subscribers() == n })
+}
+
+// sessionLogs counts the lines of msg that the server logged for /chat.
+func (cs *chatServer) sessionLogs(msg string) int {
+	n := 0
+	for line := range strings.Lines(cs.logs.String()) {
+		if strings.Contains(line, `msg="`+msg+`"`) && strings.Contains(line, " path=/chat") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestChat is the Ktor guide's test of its SharedFlow chat, scaled up: on
+// each engine, every member gets the greeting, then every text that any
+// member sent, each once, in one order for all that keeps each sender's own;
+// binary messages are ignored; joins and leaves are logged.
+func TestChat(t *testing.T) {
+	for _, engine := range engines() {
+		for _, tc := range []struct{ members, each int }{{2, 100}, {1000, 1}} {
+			t.Run(fmt.Sprintf("%s/%d", engine, tc.members), func(t *testing.T) {
+				testChat(t, engine, tc.members, tc.each)
+			})
+		}
+	}
+}
+
+func testChat(t *testing.T, engine string, members, each int) {
+	cs := startChat(t, engine)
+	start := time.Now()
+	ss := make([]*wskit.Session, members)
+	for i := range ss {
+		ss[i] = cs.join(t)
+	}
+	cs.waitMembers(t, members)
+	joined := time.Since(start)
+
+	// Every member sends at once, far more texts in all than chatBuffer:
+	// members that read are not closed however fast texts come. The end
+	// marker, sent when all have read, must come next at every member.
+	start = time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	got := make([][]string, members)
+	var wg sync.WaitGroup
+	for i, s := range ss {
+		wg.Go(func() {
+			if err := s.SendBinary([]byte("not for the chat")); err != nil {
+				t.Errorf("member %d: SendBinary: %v", i, err)
+				return
+			}
+			for j := range each {
+				if err := s.SendText(fmt.Sprintf("%d.%d", i, j)); err != nil {
+					t.Errorf("member %d: SendText: %v", i, err)
+					return
+				}
+			}
+		})
+		wg.Go(func() {
+			for range members * each {
+				m, err := s.Receive(ctx)
+				if err != nil {
+					t.Errorf("member %d: Receive after %d of %d texts: %v", i, len(got[i]), members*each, err)
+					return
+				}
+				got[i] = append(got[i], m.Text())
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	if err := ss[0].SendText("end"); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range ss {
+		m, err := s.Receive(ctx)
+		if err != nil || m.Text() != "end" {
+			t.Fatalf("member %d: after every text, got %q, %v; want the end marker", i, m.Payload, err)
+		}
+	}
+	t.Logf("%d members joined in %v; %d texts reached each in %v", members, joined.Round(time.Millisecond),
+		members*each, time.Since(start).Round(time.Millisecond))
+
+	next := make([]int, members) // of each sender, the next text expected
+	for k, text := range got[0] {
+		var i, j int
+		if _, err := fmt.Sscanf(text, "%d.%d", &i, &j); err != nil || i < 0 || i >= members || j != next[i] {
+			t.Fatalf("member 0's text %d is %q; a sender's texts must come once each, in order", k, text)
+		}
+		next[i]++
+	}
+	for i := 1; i < members; i++ {
+		for k := range got[0] {
+			if got[i][k] != got[0][k] {
+				t.Fatalf("member %d's text %d is %q, member 0's is %q: the orders differ", i, k, got[i][k], got[0][k])
+			}
+		}
+	}
+
+	for _, s := range ss {
+		if err := s.Close(wskit.CloseNormal, "bye"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every leave to be logged", func() bool { return cs.sessionLogs("session closed") == members })
+	if n := cs.sessionLogs("session open"); n != members {
+		t.Errorf("%d joins logged, want %d", n, members)
+	}
+	if !strings.Contains(cs.logs.String(), `code=1000 reason=bye`) {
+		t.Errorf("no leave with code=1000 reason=bye in the log:\n%.2000s", cs.logs.String())
+	}
+	cs.waitMembers(t, 0)
+}
+
+// TestChatReplay: a member that joins gets the greeting, then the last
+// -chat-replay texts sent before it joined, then what is sent after.
+func TestChatReplay(t *testing.T) {
+	sent := []string{"one", "two", "three"}
+	for _, engine := range engines() {
+		for _, replay := range []int{0, 2, 5} {
+			t.Run(fmt.Sprintf("%s/%d", engine, replay), func(t *testing.T) {
+				cs := startChat(t, engine, "-chat-replay", fmt.Sprint(replay))
+				first := cs.join(t)
+				for _, text := range sent {
+					if err := first.SendText(text); err != nil {
+						t.Fatal(err)
+					}
+					if m := receive(t, first); m.Text() != text {
+						t.Fatalf("the sender got %q back, want %q", m.Payload, text)
+					}
+				}
+				late := cs.join(t)
+				// The late member's own text is published after it subscribed.
+				if err := late.SendText("four"); err != nil {
+					t.Fatal(err)
+				}
+				want := append(sent[max(0, len(sent)-replay):len(sent):len(sent)], "four")
+				for _, w := range want {
+					if m := receive(t, late); m.Text() != w {
+						t.Fatalf("the late member got %q, want %q (all: %q)", m.Payload, w, want)
+					}
+				}
+				if m := receive(t, first); m.Text() != "four" {
+					t.Fatalf("the first member got %q, want %q", m.Payload, "four")
+				}
+			})
+		}
+	}
+}
+
+// TestChatNonReader: a member that never reads does not slow the others,
+// who get every text at once, and is closed with 1013 once it lags more
+// than chatBuffer texts behind; what reached it until then is in order.
+func TestChatNonReader(t *testing.T) {
+	for _, engine := range engines() {
+		t.Run(engine, func(t *testing.T) { testChatNonReader(t, engine) })
+	}
+}
+
+func testChatNonReader(t *testing.T, engine string) {
+	const (
+		size   = 64 << 10
+		limit  = 1 << 30 / size // texts sent before the test gives up on the overflow
+		prompt = 2 * time.Second
+	)
+	cs := startChat(t, engine)
+	a, b := cs.join(t), cs.join(t)
+	// A small receive buffer, so that the texts soon pile up in the hub.
+	d := net.Dialer{Control: smallReceiveBuffer(4 << 10)}
+	conn, err := d.Dial("tcp", cs.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	lazy := upgradeRaw(t, conn, cs.addr, "/chat")
+	conn.SetDeadline(time.Time{})
+	cs.waitMembers(t, 3)
+
+	filler := strings.Repeat("x", size)
+	text := func(n int) string { return fmt.Sprintf("%06d ", n) + filler }
+	var worst time.Duration
+	exchange := func(n int) {
+		t.Helper()
+		start := time.Now()
+		want := text(n)
+		if err := a.SendText(want); err != nil {
+			t.Fatal(err)
+		}
+		for name, s := range map[string]*wskit.Session{"a": a, "b": b} {
+			if m := receive(t, s); m.Text() != want {
+				t.Fatalf("%s got %.20q, want %.20q", name, m.Payload, want)
+			}
+		}
+		worst = max(worst, time.Since(start))
+	}
+	start := time.Now()
+	n := 0
+	for ; cs.hub.Subscribers() == 3; n++ {
+		if n == limit {
+			t.Fatalf("%d texts of %d KiB went out, and the member that never reads is still subscribed", n, size>>10)
+		}
+		exchange(n)
+	}
+	dropped := n
+	for range 10 {
+		exchange(n)
+		n++
+	}
+	t.Logf("the hub dropped the member that never reads after %d texts of %d KiB (%v); the slowest of %d texts took %v to reach the two others",
+		dropped, size>>10, time.Since(start).Round(time.Millisecond), n, worst.Round(time.Microsecond))
+	if worst > prompt {
+		t.Errorf("a text took %v to reach the members that read, want under %v", worst, prompt)
+	}
+
+	// Now it reads: the greeting, texts in order from the first, and the
+	// close.
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if f := lazy.read(t); f.Op != frame.OpText || string(f.Payload) != chatGreeting {
+		t.Fatalf("the first frame is %v %.40q, want the greeting", f.Op, f.Payload)
+	}
+	got := 0
+	for {
+		h, p, err := wstest.ReadFrameLimit(lazy.br, size+64)
+		if err != nil {
+			t.Fatalf("after %d texts: %v, want more texts, then a close frame", got, err)
+		}
+		if h.Op == frame.OpClose {
+			code, reason, err := frame.ParseClose(p)
+			if err != nil || code != frame.CloseTryAgainLater {
+				t.Fatalf("closed with %v %q (%v) after %d texts, want 1013", code, reason, err, got)
+			}
+			break
+		}
+		if h.Op != frame.OpText || !h.Fin || string(p) != text(got) {
+			t.Fatalf("frame %d is %v (fin %v) %.20q, want text %.20q", got, h.Op, h.Fin, p, text(got))
+		}
+		got++
+	}
+	t.Logf("the member that never read got %d texts, then 1013", got)
+	if got > dropped {
+		t.Errorf("it got %d texts, but was dropped after %d", got, dropped)
+	}
+	closePayload, _ := frame.AppendClose(nil, frame.CloseTryAgainLater, "")
+	lazy.write(t, true, frame.OpClose, string(closePayload))
+	if _, err := io.Copy(io.Discard, lazy.br); err != nil {
+		t.Fatalf("after the close: %v, want EOF", err)
+	}
+	waitFor(t, "the close to be logged", func() bool { return strings.Contains(cs.logs.String(), "code=1013") })
 }
