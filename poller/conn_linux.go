@@ -186,6 +186,9 @@ type Releaser interface {
 // it while flushing.
 func (c *Conn) Lock() { c.mu.Lock() }
 
+// TryLock locks c's output if it is free, and reports whether it did.
+func (c *Conn) TryLock() bool { return c.mu.TryLock() }
+
 // Unlock unlocks c's output.
 func (c *Conn) Unlock() { c.mu.Unlock() }
 
@@ -552,6 +555,62 @@ func (nc *netConn) Write(p []byte) (int, error) {
 		}
 	}
 	return written, nil
+}
+
+// Writev writes the buffers of v in order, with one writev per socket's
+// worth. It may change v's elements.
+func (nc *netConn) Writev(v [][]byte) (int64, error) {
+	c := (*Conn)(nc)
+	var iov [maxIovecs]unix.Iovec
+	var written int64
+	for {
+		for len(v) > 0 && len(v[0]) == 0 {
+			v = v[1:]
+		}
+		if len(v) == 0 {
+			return written, nil
+		}
+		vec := iov[:0]
+		for _, b := range v {
+			if len(vec) == len(iov) {
+				break
+			}
+			if len(b) > 0 {
+				vec = append(vec, unix.Iovec{Base: &b[0]})
+				vec[len(vec)-1].SetLen(len(b))
+			}
+		}
+		c.mu.Lock()
+		if c.closed || c.closing {
+			c.mu.Unlock()
+			return written, net.ErrClosed
+		}
+		if c.wdl != 0 && time.Now().UnixNano() >= c.wdl {
+			c.mu.Unlock()
+			return written, os.ErrDeadlineExceeded
+		}
+		n, err := writev(c.fd, vec)
+		c.mu.Unlock()
+		if n > 0 {
+			written += int64(n)
+			for n > 0 {
+				k := min(n, len(v[0]))
+				v[0] = v[0][k:]
+				n -= k
+				if len(v[0]) == 0 {
+					v = v[1:]
+				}
+			}
+			continue
+		}
+		switch err {
+		case unix.EAGAIN:
+			<-c.wready
+		case unix.EINTR:
+		default:
+			return written, os.NewSyscallError("writev", err)
+		}
+	}
 }
 
 // Close closes the connection; the loop reports it to OnClose.

@@ -62,12 +62,10 @@ type Conn struct {
 	mu       sync.Mutex
 	proto    *codec.Protocol
 	out      *[]byte   // pending output
-	segs     []segment // shared output, placed among out's bytes
+	segs     *segments // shared output, placed among out's bytes; nil when none
 	segBytes int       // in segs
 	spare    *[]byte
-	spareSeg []segment
-	vec      [][]byte    // the writer's: out and segs, in order
-	bufs     net.Buffers // the writer's: vec, consumed by the write
+	vw       vectorWriter // the writer's, made on its first use
 	source   Source
 	flushFn  func()
 	refill   bool          // Refill was called: source.Fill is owed
@@ -88,8 +86,46 @@ type segment struct {
 	r  Releaser
 }
 
-// maxKeptSegments bounds the segment list an idle connection keeps.
-const maxKeptSegments = 64
+// segments is a list of shared output, lent by segmentPool while output
+// waits, so that an idle connection holds none.
+type segments struct{ s []segment }
+
+var segmentPool = sync.Pool{New: func() any { return new(segments) }}
+
+// release releases every segment and gives the list back.
+func (l *segments) release() {
+	for i := range l.s {
+		l.s[i].r.Release()
+		l.s[i] = segment{}
+	}
+	l.s = l.s[:0]
+	segmentPool.Put(l)
+}
+
+// vectors is the writer's list of buffers for one writev.
+type vectors struct{ v [][]byte }
+
+var vecPool = sync.Pool{New: func() any { return new(vectors) }}
+
+// vectorWriter writes several buffers in one system call where it can.
+type vectorWriter interface {
+	Writev(v [][]byte) (int64, error)
+}
+
+// buffersWriter is the portable vectorWriter: net.Buffers, which is one
+// writev on a TCP connection (allocating a little each time) and one write
+// per buffer elsewhere.
+type buffersWriter struct {
+	nc   net.Conn
+	bufs net.Buffers
+}
+
+func (w *buffersWriter) Writev(v [][]byte) (int64, error) {
+	w.bufs = v
+	n, err := w.bufs.WriteTo(w.nc)
+	w.bufs = nil
+	return n, err
+}
 
 // Releaser owns bytes queued with QueueShared: Release is called once, with
 // the Conn locked, when they have been written or dropped.
@@ -108,6 +144,9 @@ func (c *Conn) SetSource(s Source) {
 
 // Lock locks the output, for Refill, QueueShared and AppendMessage.
 func (c *Conn) Lock() { c.mu.Lock() }
+
+// TryLock locks the output if it is free, and reports whether it did.
+func (c *Conn) TryLock() bool { return c.mu.TryLock() }
 
 // Unlock unlocks the output.
 func (c *Conn) Unlock() { c.mu.Unlock() }
@@ -139,7 +178,10 @@ func (c *Conn) QueueShared(b *[]byte, r Releaser) error {
 		r.Release()
 		return c.deadErr()
 	}
-	c.segs = append(c.segs, segment{at: len(c.outBuf()), b: b, r: r})
+	if c.segs == nil {
+		c.segs = segmentPool.Get().(*segments)
+	}
+	c.segs.s = append(c.segs.s, segment{at: len(c.outBuf()), b: b, r: r})
 	c.segBytes += len(*b)
 	return nil
 }
@@ -594,7 +636,7 @@ func (c *Conn) flushLocked() error {
 
 // pending reports whether there is output to write or Fill to call.
 func (c *Conn) pending() bool {
-	return (c.out != nil && len(*c.out) > 0) || len(c.segs) > 0 || (c.refill && c.source != nil)
+	return (c.out != nil && len(*c.out) > 0) || c.segs != nil || (c.refill && c.source != nil)
 }
 
 // flushRounds writes until nothing is pending; c is locked and flushing
@@ -602,11 +644,11 @@ func (c *Conn) pending() bool {
 func (c *Conn) flushRounds() error {
 	var err error
 	for err == nil && !c.released && c.werr == nil && !c.closed {
-		if c.refill && c.source != nil && len(c.segs) == 0 && (c.out == nil || len(*c.out) == 0) {
+		if c.refill && c.source != nil && c.segs == nil && (c.out == nil || len(*c.out) == 0) {
 			c.refill = false
 			c.source.Fill()
 		}
-		if (c.out == nil || len(*c.out) == 0) && len(c.segs) == 0 {
+		if (c.out == nil || len(*c.out) == 0) && c.segs == nil {
 			break
 		}
 		c.outBuf()
@@ -616,20 +658,17 @@ func (c *Conn) flushRounds() error {
 		if c.out != nil {
 			*c.out = (*c.out)[:0]
 		}
-		c.segs, c.spareSeg = c.spareSeg, nil
-		c.segBytes = 0
+		c.segs, c.segBytes = nil, 0
 		c.mu.Unlock()
-		if len(segs) == 0 {
+		if segs == nil {
 			err = c.write(*buf)
 		} else {
-			err = c.writeSegments(*buf, segs)
+			err = c.writeSegments(*buf, segs.s)
 		}
 		c.mu.Lock()
-		for i := range segs {
-			segs[i].r.Release()
-			segs[i] = segment{}
+		if segs != nil {
+			segs.release()
 		}
-		c.spareSeg = segs[:0]
 		if cap(*buf) > 64<<10 || c.released {
 			bufpool.Put(buf) // a large buffer is not kept for an idle connection
 		} else {
@@ -642,9 +681,6 @@ func (c *Conn) flushRounds() error {
 		}
 	}
 	c.flushing = false
-	if cap(c.spareSeg) > maxKeptSegments {
-		c.spareSeg, c.vec = nil, nil // a burst's lists are not kept for an idle connection
-	}
 	if c.released {
 		bufpool.Put(c.out)
 		c.out = nil
@@ -664,18 +700,17 @@ func (c *Conn) flushRounds() error {
 
 // dropSegments releases shared output that will not be written.
 func (c *Conn) dropSegments() {
-	for i := range c.segs {
-		c.segs[i].r.Release()
-		c.segs[i] = segment{}
+	if c.segs != nil {
+		c.segs.release()
 	}
-	c.segs = c.segs[:0]
-	c.segBytes = 0
+	c.segs, c.segBytes = nil, 0
 }
 
 // writeSegments writes b with the shared segments in their places, in one
 // writev where the connection has it.
 func (c *Conn) writeSegments(b []byte, segs []segment) error {
-	v := c.vec[:0]
+	vs := vecPool.Get().(*vectors)
+	v := vs.v[:0]
 	at := 0
 	for _, s := range segs {
 		if s.at > at {
@@ -688,10 +723,13 @@ func (c *Conn) writeSegments(b []byte, segs []segment) error {
 		v = append(v, b[at:])
 	}
 	c.setWriteDeadline()
-	c.bufs = v
-	_, err := c.bufs.WriteTo(c.nc)
+	if c.vw == nil {
+		c.vw = newVectorWriter(c.nc)
+	}
+	_, err := c.vw.Writev(v)
 	clear(v)
-	c.vec = v[:0]
+	vs.v = v[:0]
+	vecPool.Put(vs)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return ErrWriteTimeout
 	}
