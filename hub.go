@@ -132,6 +132,7 @@ type Hub struct {
 	seq      uint64    // the next message's number
 	sharings []codec.Sharing
 	users    [maxSharings]int // subscribers per sharing
+	busy     []*subscription  // fanOut's: subscribers whose connection was being written
 	closed   bool
 
 	full    atomic.Int64 // subscribers whose buffer is full
@@ -539,63 +540,33 @@ func (h *Hub) fanOut(m *hubMsg) (victims []*subscription) {
 	}
 	m.refs.Store(keep + int32(len(h.subs)))
 	taken := int32(0)
+	// A connection whose lock is taken is being written: it is served after
+	// the others rather than waited for, so that the fan-out does not trail
+	// the loop's writes and the messages meanwhile go out together.
+	busy := h.busy[:0]
 	for _, sub := range h.subs {
-		out := sub.out
-		out.Lock()
-		size := sub.size()
-		if sub.end != seq {
-			// Messages were dropped for sub (OverflowDropLatest): it has
-			// room only once it has been handed all it holds.
-			if size == 0 {
-				sub.next, sub.end = seq, seq
-			} else {
-				size = h.window
-			}
-		}
-		if size == 0 && out.Queued() < sub.s.opts.MaxQueue {
-			// The connection takes it at once; the loop or the session's
-			// writer writes it with whatever else is queued.
-			sub.next, sub.end = seq+1, seq+1
-			taken++
-			sub.handOver(m)
-			out.Refill()
-			out.Unlock()
+		if !sub.out.TryLock() {
+			busy = append(busy, sub)
 			continue
 		}
-		if size == h.window {
-			switch h.opts.Overflow {
-			case OverflowDropLatest:
-				if sub.next < sub.end {
-					sub.hold() // the log moves on without it
-				}
-				h.dropped.Add(1)
-				out.Unlock()
-				continue
-			case OverflowCloseTryAgain, OverflowClosePolicy:
-				sub.drop()
-				out.Unlock()
-				victims = append(victims, sub)
-				continue
-			default:
-				// OverflowDropOldest; under OverflowSuspend Publish waited
-				// for room, so this only follows a subscriber that came
-				// with a full replay.
-				h.log[sub.next%n].Release()
-				sub.next++
-				h.dropped.Add(1)
-				h.roomMade()
-			}
+		took, victim := h.offer(sub, m, seq)
+		sub.out.Unlock()
+		taken += took
+		if victim {
+			victims = append(victims, sub)
 		}
-		sub.end = seq + 1
-		taken++
-		if sub.end-sub.next == h.window {
-			h.full.Add(1)
-		}
-		if sub.end-sub.next == 1 {
-			out.Refill()
-		}
-		out.Unlock()
 	}
+	for i, sub := range busy {
+		sub.out.Lock()
+		took, victim := h.offer(sub, m, seq)
+		sub.out.Unlock()
+		taken += took
+		if victim {
+			victims = append(victims, sub)
+		}
+		busy[i] = nil
+	}
+	h.busy = busy[:0]
 	for _, sub := range victims {
 		h.remove(sub)
 	}
@@ -605,6 +576,60 @@ func (h *Hub) fanOut(m *hubMsg) (victims []*subscription) {
 	m.refs.Add(taken - int32(len(h.subs)+len(victims)))
 	m.Release() // ours
 	return victims
+}
+
+// offer queues message seq for sub, or applies the overflow policy; it
+// reports whether sub took it and whether sub is to be disconnected. sub's
+// output is locked.
+func (h *Hub) offer(sub *subscription, m *hubMsg, seq uint64) (took int32, victim bool) {
+	out := sub.out
+	size := sub.size()
+	if sub.end != seq {
+		// Messages were dropped for sub (OverflowDropLatest): it has room
+		// only once it has been handed all it holds.
+		if size == 0 {
+			sub.next, sub.end = seq, seq
+		} else {
+			size = h.window
+		}
+	}
+	if size == 0 && out.Queued() < sub.s.opts.MaxQueue {
+		// The connection takes it at once; the loop or the session's writer
+		// writes it with whatever else is queued.
+		sub.next, sub.end = seq+1, seq+1
+		sub.handOver(m)
+		out.Refill()
+		return 1, false
+	}
+	if size == h.window {
+		switch h.opts.Overflow {
+		case OverflowDropLatest:
+			if sub.next < sub.end {
+				sub.hold() // the log moves on without it
+			}
+			h.dropped.Add(1)
+			return 0, false
+		case OverflowCloseTryAgain, OverflowClosePolicy:
+			sub.drop()
+			return 0, true
+		default:
+			// OverflowDropOldest; under OverflowSuspend Publish waited for
+			// room, so this only follows a subscriber that came with a full
+			// replay.
+			h.log[sub.next%uint64(len(h.log))].Release()
+			sub.next++
+			h.dropped.Add(1)
+			h.roomMade()
+		}
+	}
+	sub.end = seq + 1
+	if sub.end-sub.next == h.window {
+		h.full.Add(1)
+	}
+	if sub.end-sub.next == 1 {
+		out.Refill()
+	}
+	return 1, false
 }
 
 // awaitRoom waits until no subscriber's buffer is full.

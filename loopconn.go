@@ -339,6 +339,9 @@ func (lc *loopConn) Extensions() []codec.Negotiated { return lc.proto.Extensions
 // Lock locks the output.
 func (lc *loopConn) Lock() { lc.pe.Lock() }
 
+// TryLock locks the output if it is free.
+func (lc *loopConn) TryLock() bool { return lc.pe.TryLock() }
+
 // Unlock unlocks the output.
 func (lc *loopConn) Unlock() { lc.pe.Unlock() }
 

@@ -133,6 +133,7 @@ type sessionConn interface {
 
 	// For hubs, with the output locked between Lock and Unlock.
 	Lock()
+	TryLock() bool
 	Unlock()
 	Refill()
 	Queued() int

@@ -47,6 +47,7 @@ func (c *Conn) RemoteAddr() net.Addr                                 { return ni
 func (c *Conn) LocalAddr() net.Addr                                  { return nil }
 func (c *Conn) Lock()                                                {}
 func (c *Conn) Unlock()                                              {}
+func (c *Conn) TryLock() bool                                        { return true }
 func (c *Conn) Buffer(n int) []byte                                  { return nil }
 func (c *Conn) Commit(b []byte) error                                { return ErrUnsupported }
 func (c *Conn) Write(p []byte) (int, error)                          { return 0, ErrUnsupported }
