@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -167,6 +168,10 @@ func (c *Conn) Refill() {
 }
 
 func (c *Conn) flushAsync() {
+	// The goroutine that asked (a hub's publisher, most often) usually has
+	// more for this connection: let it go on first, so that one writev
+	// takes it all.
+	runtime.Gosched()
 	c.mu.Lock()
 	c.flushRounds()
 }
