@@ -76,6 +76,47 @@
 // messages to cmd/idle's client), TestServerProcess and TestReplyCounter,
 // all in well under a second.
 //
+// # Fan-out, subscribers in their own process
+//
+// BenchmarkFanout/subs=N/size=S/impl=X broadcasts messages of 64 B and
+// 1 KiB from a server in the test process to N subscriber connections
+// (10000, or $BENCH_FANOUT_SUBS) held by a subscriber process: the test
+// binary re-executed, which reads every connection from one epoll loop,
+// parses only frame headers and the sequence numbers at both ends of each
+// payload, and checks that every connection receives every message, whole
+// and in order; a message lost, repeated, reordered or mangled fails the
+// benchmark. The servers (internal/fanout):
+//
+//	gorilla-hub  gorilla/websocket and its chat example's hub: a hub goroutine, per client a send queue of 256, a read and a write goroutine; each message written on its own
+//	wskit-std    wskit.Hub{Buffer: 256, Overflow: OverflowSuspend} on EngineStd, sessions subscribed by a WebSocket handler
+//	wskit-poll   the same Hub on EnginePoll, sessions subscribed by Events.OnOpen on the event loop
+//
+// Messages go out in rounds of 32, fewer than both hubs' 256 per
+// subscriber so that no overflow policy applies, each round waiting until
+// the subscribers report all of its deliveries. One op is one message
+// delivered to one subscriber (b.N is rounded up to a multiple of N).
+// Reported: deliveries/s; server-µs/delivery, server-allocs/delivery and
+// server-B/delivery, this process's CPU time and runtime.MemStats (it holds
+// only the server and the publisher); server-writes/delivery, its write
+// system calls from /proc/self/io (1 is one per message and connection,
+// less means messages written together); client-µs/delivery, the subscriber
+// process's CPU time. One server is up at a time: a process may open 20000
+// files here. BENCH_FANOUT_IMPLS=a,b,... picks the servers. wskit's hubs
+// write all the messages queued for a subscriber in one writev, so their
+// speed depends on how far the publisher gets ahead of the writers, and runs
+// vary more than gorilla-hub's; server-writes/delivery shows it.
+//
+// While developing, BENCH_FANOUT_SUBS=200 runs in seconds. go test ./...
+// runs only TestFanout (every server, 20 subscribers). Runs as separate
+// invocations, compared within each run by cmd/ratios or by benchstat:
+//
+//	cd bench
+//	for i in 1 2 3; do go test -run '^$' -bench Fanout -benchtime 3s -timeout 30m > /tmp/fanout-$i.txt; done
+//	benchstat -col /impl /tmp/fanout-[123].txt
+//	go run ./cmd/ratios -base gorilla-hub -metric deliveries/s /tmp/fanout-[123].txt
+//	go run ./cmd/ratios -base gorilla-hub -metric server-µs/delivery /tmp/fanout-[123].txt
+//	go run ./cmd/ratios -base '' -metric server-allocs/delivery /tmp/fanout-[123].txt
+//
 // # Tools
 //
 // cmd/benchserver serves one server of the zoo until SIGTERM or the end of

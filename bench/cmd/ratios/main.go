@@ -1,5 +1,6 @@
-// Command ratios summarises BenchmarkE2E output as ratios taken within each
-// run: every file given is one run (one go test invocation), and an
+// Command ratios summarises benchmark output whose cases name an
+// implementation (impl=X, as BenchmarkE2E and BenchmarkFanout do) as ratios
+// taken within each run: every file given is one run (one go test invocation), and an
 // implementation's value is divided by the base's value from the same file
 // before the median over files is taken, so that drift between runs on a
 // noisy machine cancels out.
@@ -108,7 +109,7 @@ func parse(name, metric string) (out map[string]map[string][]float64, order []st
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 4 || !strings.HasPrefix(fields[0], "BenchmarkE2E/") {
+		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") || !strings.Contains(fields[0], "/impl=") {
 			continue
 		}
 		name := fields[0]
@@ -119,7 +120,11 @@ func parse(name, metric string) (out map[string]map[string][]float64, order []st
 		}
 		var impl string
 		var rest []string
-		for _, part := range strings.Split(name, "/")[1:] {
+		parts := strings.Split(name, "/")
+		if parts[0] == "BenchmarkE2E" {
+			parts = parts[1:] // the benchmark the tool was first written for
+		}
+		for _, part := range parts {
 			if v, ok := strings.CutPrefix(part, "impl="); ok {
 				impl = v
 				continue
