@@ -718,12 +718,6 @@ func (l *loop) settle(c *Conn) bool {
 	return full
 }
 
-func (l *loop) markDirty(c *Conn) {
-	c.mu.Lock()
-	l.markDirtyLocked(c)
-	c.mu.Unlock()
-}
-
 func (l *loop) markDirtyLocked(c *Conn) {
 	if !c.dirty && !c.closed {
 		c.dirty = true
