@@ -116,6 +116,11 @@ const maxSharings = 4
 // when those are too many. Under every policy but OverflowSuspend a slow or
 // dead subscriber never holds up the others.
 //
+// A shared compressed message resets the compression context of a session
+// that takes over its own, so that context buys little on a route whose
+// sessions mostly receive broadcasts: ServerNoContextTakeover saves its
+// memory there.
+//
 // A session leaves its hubs when it ends. All methods are safe for
 // concurrent use.
 type Hub struct {

@@ -210,27 +210,20 @@ func (p *chatTab) want(entries ...demoLogEntry) []string {
 
 func (p *chatTab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	p.c.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, stepTimeout)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		p.c.fatalf("%s: %s: %v", p.name, what, err)
-	}
+	doStep(p.ctx, p.fatalf, what, actions...)
 }
 
 // waitFor waits until the JS expression predicate is truthy in the tab, for
 // at most stepTimeout.
 func (p *chatTab) waitFor(what, predicate string) {
 	p.c.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, stepTimeout+5*time.Second)
-	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[bool](predicate,
-		chromedp.WithPollingInterval(10*time.Millisecond), chromedp.WithPollingTimeout(stepTimeout)))
-	if errors.Is(err, chromedp.ErrPollingTimeout) {
-		p.c.fatalf("%s: waited %v for %s: %s stayed false", p.name, stepTimeout, what, predicate)
-	}
-	if err != nil {
-		p.c.fatalf("%s: waiting for %s (%s): %v", p.name, what, predicate, err)
-	}
+	pollStep(p.ctx, p.fatalf, what, predicate)
+}
+
+// fatalf fails the test with the tab's name in front of the message.
+func (p *chatTab) fatalf(format string, args ...any) {
+	p.c.t.Helper()
+	p.c.fatalf("%s: %s", p.name, fmt.Sprintf(format, args...))
 }
 
 func (p *chatTab) snapshot() *chatSnapshot {

@@ -398,6 +398,8 @@ type countingProxy struct {
 
 	up, down atomic.Int64 // client → server, server → client
 
+	tap io.Writer // if not nil, also gets every byte sent to the client
+
 	ln    net.Listener
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -408,11 +410,17 @@ type countingProxy struct {
 // it and closes the connections it still holds.
 func startProxy(t *testing.T, target string) *countingProxy {
 	t.Helper()
+	return startTapProxy(t, target, nil)
+}
+
+// startTapProxy is startProxy with a tap for the bytes sent to clients.
+func startTapProxy(t *testing.T, target string, tap io.Writer) *countingProxy {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &countingProxy{Addr: ln.Addr().String(), ln: ln, conns: make(map[net.Conn]struct{})}
+	p := &countingProxy{Addr: ln.Addr().String(), ln: ln, conns: make(map[net.Conn]struct{}), tap: tap}
 	p.URL = "http://" + p.Addr
 	p.wg.Add(1)
 	go func() {
@@ -469,9 +477,13 @@ func (p *countingProxy) serve(c net.Conn, target string) {
 	defer p.track(c, false)
 	defer p.track(s, false)
 	var wg sync.WaitGroup
-	pipe := func(dst, src net.Conn, n *atomic.Int64) {
+	pipe := func(dst, src net.Conn, n *atomic.Int64, tap io.Writer) {
 		defer wg.Done()
-		_, err := io.Copy(countingWriter{dst, n}, src)
+		var r io.Reader = src
+		if tap != nil {
+			r = io.TeeReader(src, tap)
+		}
+		_, err := io.Copy(countingWriter{dst, n}, r)
 		if tc, ok := dst.(*net.TCPConn); ok && err == nil {
 			tc.CloseWrite()
 		} else {
@@ -481,8 +493,8 @@ func (p *countingProxy) serve(c net.Conn, target string) {
 		}
 	}
 	wg.Add(2)
-	go pipe(s, c, &p.up)
-	go pipe(c, s, &p.down)
+	go pipe(s, c, &p.up, nil)
+	go pipe(c, s, &p.down, p.tap)
 	wg.Wait()
 }
 

@@ -316,26 +316,37 @@ type demoPage struct {
 // do runs actions in the page, within stepTimeout.
 func (p *demoPage) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, stepTimeout)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		p.fatalf("%s: %v", what, err)
-	}
+	doStep(p.ctx, p.fatalf, what, actions...)
 }
 
 // waitFor waits until the JS expression predicate is truthy in the page,
 // for at most stepTimeout.
 func (p *demoPage) waitFor(what, predicate string) {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, stepTimeout+5*time.Second)
+	pollStep(p.ctx, p.fatalf, what, predicate)
+}
+
+// doStep runs actions in the tab of ctx within stepTimeout, or fails.
+func doStep(ctx context.Context, fatalf func(string, ...any), what string, actions ...chromedp.Action[chromedp.Void]) {
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		fatalf("%s: %v", what, err)
+	}
+}
+
+// pollStep waits until the JS expression predicate is truthy in the tab of
+// ctx, for at most stepTimeout, or fails.
+func pollStep(ctx context.Context, fatalf func(string, ...any), what, predicate string) {
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout+5*time.Second)
 	defer cancel()
 	_, err := chromedp.Run(ctx, chromedp.Poll[bool](predicate,
 		chromedp.WithPollingInterval(10*time.Millisecond), chromedp.WithPollingTimeout(stepTimeout)))
 	if errors.Is(err, chromedp.ErrPollingTimeout) {
-		p.fatalf("waited %v for %s: %s stayed false", stepTimeout, what, predicate)
+		fatalf("waited %v for %s: %s stayed false", stepTimeout, what, predicate)
 	}
 	if err != nil {
-		p.fatalf("waiting for %s (%s): %v", what, predicate, err)
+		fatalf("waiting for %s (%s): %v", what, predicate, err)
 	}
 }
 

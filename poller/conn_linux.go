@@ -531,13 +531,9 @@ func (nc *netConn) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		c.mu.Lock()
-		if c.closed || c.closing {
+		if err := nc.writable(); err != nil {
 			c.mu.Unlock()
-			return written, net.ErrClosed
-		}
-		if c.wdl != 0 && time.Now().UnixNano() >= c.wdl {
-			c.mu.Unlock()
-			return written, os.ErrDeadlineExceeded
+			return written, err
 		}
 		n, err := unix.Write(c.fd, p)
 		c.mu.Unlock()
@@ -546,15 +542,36 @@ func (nc *netConn) Write(p []byte) (int, error) {
 			p = p[n:]
 			continue
 		}
-		switch err {
-		case unix.EAGAIN:
-			<-c.wready
-		case unix.EINTR:
-		default:
-			return written, os.NewSyscallError("write", err)
+		if err := nc.await(err, "write"); err != nil {
+			return written, err
 		}
 	}
 	return written, nil
+}
+
+// writable reports why a write may not go on, if it may not. c is locked.
+func (nc *netConn) writable() error {
+	c := (*Conn)(nc)
+	if c.closed || c.closing {
+		return net.ErrClosed
+	}
+	if c.wdl != 0 && time.Now().UnixNano() >= c.wdl {
+		return os.ErrDeadlineExceeded
+	}
+	return nil
+}
+
+// await handles a write that wrote nothing: it waits for room after
+// EAGAIN, and returns any other error.
+func (nc *netConn) await(err error, op string) error {
+	switch err {
+	case unix.EAGAIN:
+		<-nc.wready
+		return nil
+	case unix.EINTR:
+		return nil
+	}
+	return os.NewSyscallError(op, err)
 }
 
 // Writev writes the buffers of v in order, with one writev per socket's
@@ -581,13 +598,9 @@ func (nc *netConn) Writev(v [][]byte) (int64, error) {
 			}
 		}
 		c.mu.Lock()
-		if c.closed || c.closing {
+		if err := nc.writable(); err != nil {
 			c.mu.Unlock()
-			return written, net.ErrClosed
-		}
-		if c.wdl != 0 && time.Now().UnixNano() >= c.wdl {
-			c.mu.Unlock()
-			return written, os.ErrDeadlineExceeded
+			return written, err
 		}
 		n, err := writev(c.fd, vec)
 		c.mu.Unlock()
@@ -603,12 +616,8 @@ func (nc *netConn) Writev(v [][]byte) (int64, error) {
 			}
 			continue
 		}
-		switch err {
-		case unix.EAGAIN:
-			<-c.wready
-		case unix.EINTR:
-		default:
-			return written, os.NewSyscallError("writev", err)
+		if err := nc.await(err, "writev"); err != nil {
+			return written, err
 		}
 	}
 }
