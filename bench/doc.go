@@ -23,23 +23,32 @@
 // servers. The zoo:
 //
 //	gorilla             gorilla/websocket, goroutine per connection, ReadMessage/WriteMessage
+//	coder               coder/websocket, goroutine per connection: Accept, each message's Reader read into a pooled buffer, Write
+//	gobwas              gobwas/ws, goroutine per connection: ws.Upgrader on a raw listener, ws.ReadHeader per frame, one write per reply
+//	gobwas-epoll        gobwas/ws in its "million WebSockets" design: epoll wakes a pool of 128 workers; idle connections hold no goroutine
+//	gws                 lxzan/gws's Upgrader in net/http, a ReadLoop goroutine per connection, OnMessage with ParallelEnabled
 //	nbio                nbio's nbhttp epoll engine (IOModNonBlocking) and its upgrader's OnMessage
 //	wskit-std           EngineStd, default session ranging over Messages
 //	wskit-poll-session  EnginePoll, default session (a goroutine per session)
 //	wskit-poll-events   EnginePoll, Events.OnMessage on the event loop
 //	tcp                 raw TCP echo on wskit's poller, no framing: the ceiling
 //
-// and the variants nbio-sync (nbio with its handlers on the poller
-// goroutines), tcp-block (poller.WaitBlock), tcp-lt (level-triggered),
-// wskit-poll-session-block and wskit-poll-events-block (Options.BlockingLoops),
-// which run only when named in BENCH_IMPLS. Every WebSocket server gets the
-// same client: prepared masked frames, replies counted from their headers.
+// and the variants gobwas-batch and gobwas-epoll-batch (replies to frames
+// that arrived together in one write, which gobwas's README does not do),
+// gws-serial (gws without ParallelEnabled: a connection's replies keep
+// their order), nbio-sync (nbio with its handlers on the
+// poller goroutines), tcp-block (poller.WaitBlock), tcp-lt
+// (level-triggered), wskit-poll-session-block and wskit-poll-events-block
+// (Options.BlockingLoops), which run only when named in BENCH_IMPLS. Every
+// WebSocket server gets the same client: prepared masked frames, replies
+// counted from their headers. How each peer is used, and after which of its
+// docs, is said in internal/servers.
 // Reported: msgs/s; server-µs/msg, the server process's utime+stime (from
 // /proc/PID/stat, 10 ms ticks) per message; client-µs/msg, this process's;
 // server-allocs/msg and server-B/msg, from the server's runtime.MemStats.
 // Client and server share the CPUs unless the server is pinned.
 //
-// Environment: BENCH_IMPLS=a,b,... picks the servers (default: the six
+// Environment: BENCH_IMPLS=a,b,... picks the servers (default: the ten
 // above); BENCH_SERVER_CPUS=LIST runs the server under taskset -c LIST with
 // GOMAXPROCS set to the number of CPUs listed; BENCH_SERVER_PROFILE=DIR
 // makes each server write DIR/IMPL.cpu.pprof and, when it stops,
@@ -74,7 +83,9 @@
 // and the benchmark's client counts its replies), TestZooDeflate (the
 // -deflate variants negotiate what their names say and echo compressed
 // messages to cmd/idle's client), TestServerProcess and TestReplyCounter,
-// all in well under a second.
+// all in well under a second, and internal/servers' TestEcho (every
+// WebSocket server, through gorilla's client: text and binary, pings,
+// a burst of 32, the close handshake, no goroutine left after Close).
 //
 // # Fan-out, subscribers in their own process
 //

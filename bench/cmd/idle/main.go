@@ -76,7 +76,7 @@ func main() {
 	case "client":
 		os.Exit(clientMain(os.Args[1:]))
 	}
-	impls := flag.String("impl", "gorilla,nbio,wskit-std,wskit-poll-session,wskit-poll-events", "implementations, separated by commas")
+	impls := flag.String("impl", strings.Join(slices.DeleteFunc(slices.Clone(servers.Names), servers.IsRaw), ","), "implementations, separated by commas")
 	n := flag.Int("n", 19000, "idle connections")
 	per := flag.Int("per", 9000, "connections per client process")
 	quiet := flag.Duration("quiet", 5*time.Second, "wait after the last handshake before measuring")

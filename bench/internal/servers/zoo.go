@@ -31,6 +31,10 @@ const Path = "/echo"
 // -col /impl reads the others against it.
 var Names = []string{
 	"gorilla",
+	"coder",
+	"gobwas",
+	"gobwas-epoll",
+	"gws",
 	"nbio",
 	"wskit-std",
 	"wskit-poll-session",
@@ -41,6 +45,9 @@ var Names = []string{
 // Variants are further implementations, started by name but left out of
 // the default runs.
 var Variants = []string{
+	"gobwas-batch",
+	"gobwas-epoll-batch",
+	"gws-serial",
 	"nbio-sync",
 	"tcp-block",
 	"tcp-lt",
@@ -138,6 +145,16 @@ func Start(impl string, ln net.Listener) (*Server, error) {
 		s.startGorilla(ln, false)
 	case "gorilla-deflate":
 		s.startGorilla(ln, true)
+	case "coder":
+		s.startCoder(ln)
+	case "gobwas", "gobwas-batch":
+		s.startGobwas(ln, impl == "gobwas-batch")
+	case "gobwas-epoll", "gobwas-epoll-batch":
+		err = s.startGobwasEpoll(ln, impl == "gobwas-epoll-batch")
+	case "gws":
+		s.startGws(ln, true)
+	case "gws-serial":
+		s.startGws(ln, false)
 	case "nbio":
 		err = s.startNbio(ln, false)
 	case "nbio-sync":

@@ -1,0 +1,148 @@
+package servers
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// TestEcho checks every WebSocket server of the zoo with gorilla's client:
+// text and binary messages of 64 B and 16 KiB come back whole with their
+// type, a ping gets a pong with its payload, 32 distinct messages sent
+// back to back all come back, in order unless the server is unordered, a
+// close frame gets a close reply, and
+// once Close returns the server leaves no goroutine behind.
+func TestEcho(t *testing.T) {
+	for _, impl := range append(Names[:len(Names):len(Names)], Variants...) {
+		if IsRaw(impl) {
+			continue
+		}
+		t.Run(impl, func(t *testing.T) {
+			if raceEnabled && strings.HasPrefix(impl, "nbio") {
+				t.Skip("nbio has data races of its own")
+			}
+			before := runtime.NumGoroutine()
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, err := Start(impl, ln)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				checkConn(t, "ws://"+ln.Addr().String()+Path, unordered[impl])
+			}
+			if err := srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				t.Errorf("Close: %v", err)
+			}
+			deadline := time.Now().Add(3 * time.Second)
+			for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := runtime.NumGoroutine(); n > before {
+				buf := make([]byte, 1<<20)
+				t.Errorf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+			}
+		})
+	}
+}
+
+// unordered names the servers that may answer a connection's messages in
+// another order than they came: gws runs OnMessage in parallel
+// (ParallelEnabled).
+var unordered = map[string]bool{"gws": true}
+
+// checkConn runs the checks of TestEcho on one connection to url; the
+// burst's replies may come in any order if unordered.
+func checkConn(t *testing.T, url string, unordered bool) {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for _, size := range []int{64, 16 << 10} {
+		for _, mt := range []int{websocket.TextMessage, websocket.BinaryMessage} {
+			p := []byte(strings.Repeat("é", size/2)) // valid UTF-8 of size bytes
+			if mt == websocket.BinaryMessage {
+				p = bytes.Repeat([]byte{0, 0xff, 0x80, 7}, size/4)
+			}
+			if err := c.WriteMessage(mt, p); err != nil {
+				t.Fatal(err)
+			}
+			gt, got, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("%d bytes, type %d: %v", size, mt, err)
+			}
+			if gt != mt || !bytes.Equal(got, p) {
+				t.Fatalf("%d bytes, type %d: echo of type %d, %d bytes, equal %v", size, mt, gt, len(got), bytes.Equal(got, p))
+			}
+		}
+	}
+
+	pong := make(chan string, 1)
+	c.SetPongHandler(func(s string) error { pong <- s; return nil })
+	if err := c.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte("after the ping")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-pong:
+		if s != "are you there" {
+			t.Errorf("pong carries %q", s)
+		}
+	default:
+		t.Error("no pong before the echo of the message sent after the ping")
+	}
+
+	const burst = 32
+	for i := range burst {
+		if err := c.WriteMessage(websocket.BinaryMessage, []byte(fmt.Sprint("message ", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var order []string
+	for range burst {
+		_, got, err := c.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		order = append(order, string(got))
+	}
+	if unordered {
+		// Sort by number: "message 9" before "message 10".
+		slices.SortFunc(order, func(a, b string) int { return cmp.Or(cmp.Compare(len(a), len(b)), cmp.Compare(a, b)) })
+	}
+	for i, s := range order {
+		if s != fmt.Sprint("message ", i) {
+			t.Errorf("%d messages sent back to back came back out of order or not at all: %q", burst, order)
+			break
+		}
+	}
+
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")
+	if err := c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
+		t.Errorf("after a close frame: %v; want a close reply with code 1000", err)
+	}
+}
