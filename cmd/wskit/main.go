@@ -1,8 +1,10 @@
-// Command wskit is the wskit toolkit's command line: a demo server and an
-// interactive client.
+// Command wskit is the wskit toolkit's command line: a demo server, an
+// interactive client and a load generator.
 //
 //	wskit serve [-addr :8080] [-engine auto|poll|std] [-max-message 64MiB] [-ping 0] [-timeout 15s] [-chat-replay 0]
 //	wskit dial [-send TEXT]... [-count N] [-binary] [-H 'Name: value']... [-subprotocol P]... [-timeout 15s] URL
+//	wskit bench [-scenario echo|pipeline|idle|broadcast|churn] [-c 1000] [-size 64] [-p 16] [-d 10s]
+//		[-ramp 0] [-rate 0] [-src ADDR,...] [-pid PID] [-loops 0] [-json] [-progress] [-url] URL
 //
 // serve answers /echo (a default session echoing every message), /events
 // (the same echo from Events callbacks), /raw (a raw session echoing every
@@ -22,15 +24,16 @@ import (
 	"syscall"
 )
 
-const usage = `wskit is a WebSocket demo server and client.
+const usage = `wskit is a WebSocket demo server, client and load generator.
 
 Usage:
 
 	wskit serve [flags]       serve /echo, /events, /raw, /hello, /chat and a demo page at /
 	wskit dial [flags] URL    open a session; stdin lines go out, messages are printed
+	wskit bench [flags] URL   put load on a server: echo, pipeline, idle, broadcast or churn
 	wskit help                show this help
 
-Run 'wskit serve -h' or 'wskit dial -h' for the flags of a command.
+Run 'wskit serve -h', 'wskit dial -h' or 'wskit bench -h' for the flags of a command.
 `
 
 func main() {
@@ -51,6 +54,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runServe(ctx, args[1:], stderr)
 	case "dial":
 		return runDial(ctx, args[1:], stdin, stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
