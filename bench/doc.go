@@ -128,6 +128,27 @@
 //	go run ./cmd/ratios -base gorilla-hub -metric server-µs/delivery /tmp/fanout-[123].txt
 //	go run ./cmd/ratios -base '' -metric server-allocs/delivery /tmp/fanout-[123].txt
 //
+// # The comparison
+//
+// cmd/compare runs the comparison the README shows: every server of Names
+// as a process of its own (cmd/benchserver), fresh for every case,
+// measured by `wskit bench` (the root module's load tool, one client for
+// all): echo with 1000 connections × 64 B (msgs/s), echo with 100
+// connections × 16 KiB (MB/s), idle with 19 000 connections (server RSS per
+// connection) and churn with 100 cycles at once (handshakes/s); tcp, the
+// ceiling, runs all but churn. Every server once per run, runs one after
+// another, medians over runs; it writes the table between the README's
+// markers, results/comparison.svg and results/comparison.json (every
+// measurement), stamped with the machine and the date:
+//
+//	go run ./cmd/compare                     # 3 runs of 10 s per case
+//	go run ./cmd/compare -runs 1 -d 3s -dry  # a quick look; writes nothing
+//
+// BenchmarkLoad runs the same scenarios at small sizes, with the servers in
+// the test process, for benchstat across commits:
+//
+//	go test -run '^$' -bench Load -count 6 > new.txt; benchstat -col /impl new.txt
+//
 // # Tools
 //
 // cmd/benchserver serves one server of the zoo until SIGTERM or the end of

@@ -31,6 +31,8 @@ type Comparison struct {
 	Values map[string]map[string]float64
 	// Notes under the table, such as how it was measured.
 	Notes []string
+	// Ceilings are shown but never best, such as a plain TCP echo.
+	Ceilings []string
 }
 
 func (c *Comparison) value(m Metric, impl string) (float64, bool) {
@@ -43,7 +45,7 @@ func (c *Comparison) best(m Metric) string {
 	best, bv := "", 0.0
 	for _, impl := range c.Impls {
 		v, ok := c.value(m, impl)
-		if !ok {
+		if !ok || slices.Contains(c.Ceilings, impl) {
 			continue
 		}
 		if best == "" || (m.Higher && v > bv) || (!m.Higher && v < bv) {
@@ -68,7 +70,11 @@ func (c *Comparison) Table() string {
 	}
 	b.WriteString("\n")
 	for _, impl := range c.Impls {
-		fmt.Fprintf(&b, "| %s |", impl)
+		if slices.Contains(c.Ceilings, impl) {
+			fmt.Fprintf(&b, "| %s (ceiling) |", impl)
+		} else {
+			fmt.Fprintf(&b, "| %s |", impl)
+		}
 		for _, m := range c.Metrics {
 			v, ok := c.value(m, impl)
 			switch {
