@@ -16,9 +16,9 @@ import (
 // architecture Go runs Linux on.
 const clockTick = 10 * time.Millisecond
 
-// processCPU returns the user and system time pid has used, from
-// /proc/PID/stat (fields 14 and 15).
-func processCPU(pid int) (time.Duration, error) {
+// ProcessCPU returns the user and system time pid has used, all its
+// threads, from /proc/PID/stat (fields 14 and 15), in 10 ms ticks.
+func ProcessCPU(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
@@ -40,8 +40,8 @@ func processCPU(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * clockTick, nil
 }
 
-// processRSS returns pid's resident memory, VmRSS in /proc/PID/status.
-func processRSS(pid int) (int64, error) {
+// ProcessRSS returns pid's resident memory, VmRSS in /proc/PID/status.
+func ProcessRSS(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -58,8 +58,8 @@ func processRSS(pid int) (int64, error) {
 	return kb << 10, nil
 }
 
-// selfCPU returns the user and system time this process has used.
-func selfCPU() time.Duration {
+// SelfCPU returns the user and system time this process has used.
+func SelfCPU() time.Duration {
 	var ru unix.Rusage
 	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
 		return 0

@@ -70,7 +70,7 @@ func newRun(ctx context.Context, cfg Config) (*run, error) {
 		}
 	}
 	if cfg.PID != 0 {
-		if _, err := processCPU(cfg.PID); err != nil {
+		if _, err := ProcessCPU(cfg.PID); err != nil {
 			return nil, fmt.Errorf("load: server process: %w", err)
 		}
 	}
@@ -256,9 +256,9 @@ type sample struct {
 }
 
 func (r *run) sample() sample {
-	s := sample{at: time.Now(), client: selfCPU()}
+	s := sample{at: time.Now(), client: SelfCPU()}
 	if r.cfg.PID != 0 {
-		s.server, s.err = processCPU(r.cfg.PID)
+		s.server, s.err = ProcessCPU(r.cfg.PID)
 	}
 	return s
 }
@@ -272,7 +272,7 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	var rssBefore int64
 	if cfg.PID != 0 {
 		var err error
-		if rssBefore, err = processRSS(cfg.PID); err != nil {
+		if rssBefore, err = ProcessRSS(cfg.PID); err != nil {
 			for _, l := range r.loops {
 				l.release()
 			}
@@ -336,7 +336,7 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	var rss int64
 	var rssErr error
 	if cfg.PID != 0 {
-		rss, rssErr = processRSS(cfg.PID)
+		rss, rssErr = ProcessRSS(cfg.PID)
 	}
 	window := s1.at.Sub(s0.at)
 	res.Complete = end != waitCanceled

@@ -2,7 +2,10 @@
 
 package load
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Run needs epoll: elsewhere it returns ErrUnsupported.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
@@ -11,3 +14,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	return nil, ErrUnsupported
 }
+
+// ProcessCPU needs /proc: elsewhere it returns ErrUnsupported.
+func ProcessCPU(pid int) (time.Duration, error) { return 0, ErrUnsupported }
+
+// ProcessRSS needs /proc: elsewhere it returns ErrUnsupported.
+func ProcessRSS(pid int) (int64, error) { return 0, ErrUnsupported }
+
+// SelfCPU is not measured here: it returns 0.
+func SelfCPU() time.Duration { return 0 }
