@@ -583,6 +583,20 @@ func TestTopics(t *testing.T) {
 	waitFor(t, "room a to go", func() bool { return topics.Len() == 1 && topics.Hub("a") == nil })
 	b.nc.Close()
 	waitFor(t, "room b to go", func() bool { return topics.Len() == 0 })
+
+	// A session that cannot subscribe leaves no room behind.
+	ended := make(chan *Session, 1)
+	_, addr = ptStart(t, ptOptions(), nil, func(srv *Server) http.Handler {
+		return srv.Handle(Events{OnClose: func(s *Session, _ CloseReason) { ended <- s }})
+	})
+	ptDial(t, addr, "/").nc.Close()
+	s := ptAwait(t, ended, "the session's end")
+	if err := topics.Subscribe("c", s); !errors.Is(err, ErrClosed) {
+		t.Fatalf("subscribing an ended session: %v, want ErrClosed", err)
+	}
+	if topics.Len() != 0 {
+		t.Fatalf("%d topics after a refused subscription, want 0", topics.Len())
+	}
 }
 
 // A client session can subscribe too: its messages are masked one by one.

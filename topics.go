@@ -30,12 +30,18 @@ func (t *Topics) Subscribe(name string, s *Session) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	h := t.hubs[name]
-	if h == nil {
+	made := h == nil
+	if made {
 		h, _ = NewHub(t.opts) // the options were checked by NewTopics
 		h.topics, h.name = t, name
 		t.hubs[name] = h
 	}
-	return h.Subscribe(s)
+	err := h.Subscribe(s)
+	if err != nil && made {
+		delete(t.hubs, name) // made for nobody
+		h.Close()
+	}
+	return err
 }
 
 // Unsubscribe removes s from the topic name and reports whether it was
