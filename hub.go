@@ -362,7 +362,9 @@ func (h *Hub) remove(sub *subscription) {
 	}
 	out := sub.out
 	out.Lock()
-	sub.drop()
+	if !sub.gone { // a closing policy dropped it already
+		sub.drop()
+	}
 	subs := sub.s.hubSubs
 	for i, x := range subs {
 		if x == sub {

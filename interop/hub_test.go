@@ -312,19 +312,7 @@ func newHubServer(t *testing.T, v serverVariant) *hubServer {
 	go func() { served <- srv.Serve(ln, mux) }()
 	t.Cleanup(func() {
 		hub.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*stepTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("%s: Shutdown: %v", v.name, err)
-		}
-		select {
-		case err := <-served:
-			if !errors.Is(err, wskit.ErrServerClosed) {
-				t.Errorf("%s: Serve returned %v, want ErrServerClosed", v.name, err)
-			}
-		case <-ctx.Done():
-			t.Errorf("%s: Serve did not return after Shutdown", v.name)
-		}
+		shutdown(t, v.name, srv, served)
 	})
 	hs.Addr = ln.Addr().String()
 	return hs

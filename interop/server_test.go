@@ -199,20 +199,8 @@ func newEchoServer(t *testing.T, v serverVariant, configure func(*wskit.Options)
 		if n := srv.Sessions(); n > 0 {
 			t.Errorf("%s: %d sessions still open %v after the test's peers were gone", v.name, n, stepTimeout)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*stepTimeout)
-		defer cancel()
 		start := time.Now()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("%s: Shutdown: %v", v.name, err)
-		}
-		select {
-		case err := <-served:
-			if !errors.Is(err, wskit.ErrServerClosed) {
-				t.Errorf("%s: Serve returned %v, want ErrServerClosed", v.name, err)
-			}
-		case <-ctx.Done():
-			t.Errorf("%s: Serve did not return after Shutdown", v.name)
-		}
+		shutdown(t, v.name, srv, served)
 		if d := time.Since(start); d > time.Second {
 			t.Logf("%s: Shutdown took %v", v.name, d.Round(time.Millisecond))
 		}
@@ -223,6 +211,25 @@ func newEchoServer(t *testing.T, v serverVariant, configure func(*wskit.Options)
 	es.Addr = ln.Addr().String()
 	es.URL = "http://" + es.Addr
 	return es
+}
+
+// shutdown shuts srv down and checks that its Serve, which reports on
+// served, returned ErrServerClosed.
+func shutdown(t *testing.T, name string, srv *wskit.Server, served <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*stepTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Errorf("%s: Shutdown: %v", name, err)
+	}
+	select {
+	case err := <-served:
+		if !errors.Is(err, wskit.ErrServerClosed) {
+			t.Errorf("%s: Serve returned %v, want ErrServerClosed", name, err)
+		}
+	case <-ctx.Done():
+		t.Errorf("%s: Serve did not return after Shutdown", name)
+	}
 }
 
 // fanout answers a text "N SIZE" with N texts fanoutText(i, SIZE), sent at
