@@ -323,8 +323,10 @@ func TestHubOverflow(t *testing.T) {
 				ended := make(chan hubEnd, 4)
 				addr := hubServer(t, c, hub, ptListen(t, 0, 8192), ended)
 				slow := stuckPeer(t, addr, c.path)
+				// The greeting comes before the subscription: wait for it,
+				// so that joinHub counts from 1.
+				waitFor(t, "the slow subscriber", func() bool { return hub.Subscribers() == 1 })
 				fast := joinHub(t, hub, addr, c.path, 1)[0]
-				waitFor(t, "both subscribed", func() bool { return hub.Subscribers() == 2 })
 
 				// The fast subscriber reads all along.
 				fastNums := make(chan int, 4*flood)
