@@ -169,15 +169,19 @@ func (lc *loopConn) updateTimerLocked() {
 
 // onClose ends the session once the loop has closed the connection.
 func (lc *loopConn) onClose(err error) {
+	// A Close from another goroutine may be moving the protocol on.
+	lc.pe.Lock()
 	code, reason, ok := lc.proto.CloseReason()
 	perr := lc.proto.Err()
+	handshakeDone := lc.proto.State() == codec.StateClosed && perr == nil
+	lc.pe.Unlock()
 	lc.s.mu.Lock()
 	cause := lc.s.err
 	lc.s.mu.Unlock()
 	switch {
 	case cause != nil:
 		err = cause
-	case lc.proto.State() == codec.StateClosed && perr == nil:
+	case handshakeDone:
 		err = nil // the close handshake completed
 	case perr != nil:
 		err = perr
