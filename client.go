@@ -83,7 +83,11 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, erro
 	if len(opts.Header) > 0 {
 		d.Header = ws.HandshakeHeaderHTTP(opts.Header)
 	}
-	for _, o := range codec.OfferExtensions(o.Extensions) {
+	offers, err := codec.OfferExtensions(o.Extensions)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range offers {
 		opt := httphead.Option{Name: []byte(o.Name)}
 		for _, p := range o.Params { // in order: the offer is reproducible
 			opt.Parameters.Set([]byte(p.Name), []byte(p.Value))

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+
+	"github.com/wskit/wskit/codec"
 )
 
 // Converter turns values into message payloads and back (Ktor's
@@ -45,11 +47,37 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // SendValue encodes v with the session's Converter and sends it (Ktor's
 // sendSerialized).
 func SendValue(s *Session, v any) error {
-	t, p, err := s.opts.Converter.Marshal(v)
+	t, p, err := marshal(s.opts.Converter, v)
 	if err != nil {
-		return fmt.Errorf("wskit: encoding %T: %w", v, err)
+		return err
 	}
 	return s.Send(t, p)
+}
+
+// marshal encodes v with conv; a panic in conv is returned as a
+// *codec.PanicError.
+func marshal(conv Converter, v any) (t MessageType, p []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("wskit: encoding %T: %w", v, codec.Recovered(r, "Converter.Marshal"))
+		}
+	}()
+	t, p, err = conv.Marshal(v)
+	if err != nil {
+		return 0, nil, fmt.Errorf("wskit: encoding %T: %w", v, err)
+	}
+	return t, p, nil
+}
+
+// unmarshal decodes data into v with conv; a panic in conv is returned as
+// a *codec.PanicError.
+func unmarshal(conv Converter, t MessageType, data []byte, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = codec.Recovered(r, "Converter.Unmarshal")
+		}
+	}()
+	return conv.Unmarshal(t, data, v)
 }
 
 // ReceiveValue receives the next message and decodes it into a T with the
@@ -61,7 +89,7 @@ func ReceiveValue[T any](ctx context.Context, s *Session) (T, error) {
 	if err != nil {
 		return v, err
 	}
-	if err := s.opts.Converter.Unmarshal(m.Type, m.Payload, &v); err != nil {
+	if err := unmarshal(s.opts.Converter, m.Type, m.Payload, &v); err != nil {
 		return v, &DecodeError{Type: reflect.TypeFor[T](), Message: m.Clone(), Err: err}
 	}
 	return v, nil

@@ -3,6 +3,7 @@ package wskit
 import (
 	"crypto/sha1"
 	"encoding/base64"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -147,16 +148,26 @@ func selectProtocol(r *http.Request, ours []string) string {
 // checkOrigin applies the Origin policy (§10.2): a browser page may open a
 // session only from the server's own origin or an allowed one.
 func (o *Options) checkOrigin(r *http.Request) *handshakeError {
+	origins := r.Header.Values("Origin")
+	if len(origins) > 1 {
+		// A browser sends one; a policy reading the first or the last
+		// could be fooled by the other.
+		return refuse(http.StatusBadRequest, "websocket: more than one Origin header")
+	}
 	if o.CheckOrigin != nil {
-		if o.CheckOrigin(r) {
+		ok, err := callCheckOrigin(o.CheckOrigin, r)
+		switch {
+		case err != nil:
+			return o.hookPanicked(r, err)
+		case ok:
 			return nil
 		}
 		return refuse(http.StatusForbidden, "websocket: origin not allowed")
 	}
-	origin := r.Header.Get("Origin")
-	if origin == "" {
+	if len(origins) == 0 || origins[0] == "" {
 		return nil
 	}
+	origin := origins[0]
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" {
 		return refuse(http.StatusForbidden, "websocket: origin not allowed")
@@ -172,25 +183,50 @@ func (o *Options) checkOrigin(r *http.Request) *handshakeError {
 	return refuse(http.StatusForbidden, "websocket: cross-origin request from "+u.Host+" refused")
 }
 
+// callCheckOrigin runs the application's CheckOrigin, recovering a panic.
+func callCheckOrigin(check func(*http.Request) bool, r *http.Request) (ok bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = codec.Recovered(v, "Options.CheckOrigin")
+		}
+	}()
+	return check(r), nil
+}
+
 func matchHost(pattern, host string) (bool, error) {
 	return path.Match(strings.ToLower(pattern), strings.ToLower(host))
 }
 
 // negotiate returns the extensions accepted from r's offer for a route of
-// kind: none for raw routes, none when the offer is malformed.
-func (o *Options) negotiate(r *http.Request, kind routeKind) []codec.Negotiated {
+// kind: none for raw routes, none when the offer is malformed. An extension
+// that panics refuses the upgrade with 500.
+func (o *Options) negotiate(r *http.Request, kind routeKind) ([]codec.Negotiated, *handshakeError) {
 	if len(o.Extensions) == 0 || kind == routeRaw {
-		return nil
+		return nil, nil
 	}
 	values := r.Header.Values("Sec-Websocket-Extensions")
 	if len(values) == 0 {
-		return nil
+		return nil, nil
 	}
 	offers, err := codec.ParseExtensions(nil, values)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	return codec.AcceptExtensions(o.Extensions, offers)
+	ns, err := codec.AcceptExtensions(o.Extensions, offers)
+	if err != nil {
+		return nil, o.hookPanicked(r, err)
+	}
+	return ns, nil
+}
+
+// hookPanicked logs a panic recovered from an application's hook during a
+// handshake and returns the refusal (500) that answers it.
+func (o *Options) hookPanicked(r *http.Request, err error) *handshakeError {
+	var pan *codec.PanicError
+	if errors.As(err, &pan) {
+		logRecovered(o, r, pan, "refusing the upgrade with 500")
+	}
+	return refuse(http.StatusInternalServerError, "websocket: internal error")
 }
 
 // appendAccept appends the 101 response that completes the handshake.

@@ -3,10 +3,19 @@
 package wskit
 
 import (
+	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/wskit/wskit/codec"
+	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/wstest"
 )
 
 // ptVariants are the ways an Events route runs: std, poll on the loop,
@@ -81,5 +90,168 @@ func TestCloseWhileSendingChaos(t *testing.T) {
 			p.nc.Close()
 		}
 		wg.Wait()
+	})
+}
+
+// panicExt is an extension that panics in the method named by where.
+type panicExt struct{ where string }
+
+func (e *panicExt) boom(method string) {
+	if e.where == method {
+		panic("boom in " + method)
+	}
+}
+
+func (e *panicExt) Name() string                  { return "x-panic" }
+func (e *panicExt) Rsv() byte                     { return frame.RSV2 }
+func (e *panicExt) Offer() []codec.ExtensionOffer { e.boom("Offer"); return nil }
+func (e *panicExt) Accept(offers []codec.ExtensionOffer) (codec.ExtensionOffer, codec.Transform, bool) {
+	e.boom("Accept")
+	return codec.ExtensionOffer{Name: e.Name()}, &panicTransform{e}, true
+}
+func (e *panicExt) Confirm(codec.ExtensionOffer) (codec.Transform, error) {
+	e.boom("Confirm")
+	return &panicTransform{e}, nil
+}
+
+type panicTransform struct{ e *panicExt }
+
+func (t *panicTransform) Encode(buf *[]byte, op frame.Opcode, p []byte) ([]byte, byte, error) {
+	t.e.boom("Encode")
+	return p, 0, nil
+}
+
+func (t *panicTransform) Decode(buf *[]byte, op frame.Opcode, rsv byte, p []byte, limit int64) ([]byte, error) {
+	t.e.boom("Decode")
+	return p, nil
+}
+
+func (t *panicTransform) Release() { t.e.boom("Release") }
+
+// panicConverter panics in Marshal.
+type panicConverter struct{ JSON }
+
+func (panicConverter) Marshal(any) (MessageType, []byte, error) { panic("boom in Marshal") }
+
+// TestHookPanics makes each hook of the application panic in turn: the
+// upgrade is refused with 500, or the session closes with 1011; the panic
+// is logged, and a session beside it goes on as if nothing happened.
+func TestHookPanics(t *testing.T) {
+	type outcome int
+	const (
+		refused outcome = iota // 500
+		closed                 // 1011
+		clean                  // the session goes on
+	)
+	hooks := []struct {
+		where string
+		want  outcome
+	}{
+		{"CheckOrigin", refused}, {"Accept", refused}, {"Decode", closed},
+		{"Encode", closed}, {"Release", clean}, {"Marshal", clean},
+	}
+	ptEachVariant(t, func(t *testing.T, opts Options) {
+		for _, hook := range hooks {
+			for _, path := range []string{"/events", "/echo"} {
+				t.Run(hook.where+path, func(t *testing.T) {
+					ptLeakCheck(t)
+					logs := &wstest.SyncBuffer{}
+					o := opts
+					o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+					ext := &panicExt{where: hook.where}
+					o.Extensions = []codec.Extension{ext}
+					if hook.where == "CheckOrigin" {
+						o.CheckOrigin = func(r *http.Request) bool {
+							if r.URL.Query().Has("boom") {
+								panic("boom in CheckOrigin")
+							}
+							return true
+						}
+					}
+					if hook.where == "Marshal" {
+						o.Converter = panicConverter{}
+					}
+					answer := func(s *Session, m Message) {
+						if string(m.Payload) == "value" {
+							err := SendValue(s, 1)
+							var pan *codec.PanicError
+							s.SendText(fmt.Sprintf("value: %v", errors.As(err, &pan)))
+							return
+						}
+						s.Send(m.Type, m.Payload)
+					}
+					_, addr := ptStart(t, o, nil, func(srv *Server) http.Handler {
+						mux := http.NewServeMux()
+						mux.Handle("/events", srv.Handle(Events{OnMessage: answer}))
+						mux.Handle("/echo", srv.WebSocket(func(s *Session) {
+							for m := range s.Messages() {
+								answer(s, m)
+							}
+						}))
+						return mux
+					})
+					// A bystander without the extension, on the same server.
+					other := ptDial(t, addr, path)
+					other.mustEcho(frame.OpText, []byte("before"))
+
+					p := ptConnect(t, addr)
+					p.mustWrite([]byte(ptHead(addr, path+"?boom", "Sec-WebSocket-Extensions: x-panic")))
+					switch hook.want {
+					case refused:
+						resp, _, err := p.readResponse()
+						if err != nil {
+							t.Fatal(err)
+						}
+						if resp.StatusCode != http.StatusInternalServerError {
+							t.Fatalf("status %d, want 500", resp.StatusCode)
+						}
+					case closed:
+						if err := p.expectUpgrade(); err != nil {
+							t.Fatal(err)
+						}
+						if hook.where == "Decode" {
+							p.mustWrite(ptFrameHeader(frame.Header{Fin: true, Rsv: frame.RSV2, Op: frame.OpText, Masked: true, Mask: ptMask, Length: 2}, []byte("hi")))
+						} else {
+							p.mustWrite(ptFrame(true, frame.OpText, []byte("hi")))
+						}
+						if code, _ := p.mustReadClose(); code != CloseInternalError {
+							t.Fatalf("close code %d, want 1011", code)
+						}
+						p.write(ptCloseFrame(CloseInternalError, ""))
+						p.waitEOF(ptWait)
+					case clean:
+						if err := p.expectUpgrade(); err != nil {
+							t.Fatal(err)
+						}
+						if hook.where == "Marshal" {
+							p.mustWrite(ptFrame(true, frame.OpText, []byte("value")))
+							if err := p.expect(frame.OpText, []byte("value: true")); err != nil {
+								t.Fatal(err)
+							}
+						} else {
+							p.mustEcho(frame.OpText, []byte("hi"))
+						}
+						if err := p.closeHandshake(CloseNormal, ""); err != nil {
+							t.Fatal(err)
+						}
+						p.waitEOF(ptWait)
+					}
+					other.mustEcho(frame.OpText, []byte("after"))
+					if err := other.closeHandshake(CloseNormal, ""); err != nil {
+						t.Fatal(err)
+					}
+					other.waitEOF(ptWait)
+					if hook.where != "Marshal" {
+						deadline := time.Now().Add(ptWait)
+						for !strings.Contains(logs.String(), "boom in "+hook.where) && time.Now().Before(deadline) {
+							time.Sleep(5 * time.Millisecond)
+						}
+						if !strings.Contains(logs.String(), "boom in "+hook.where) {
+							t.Errorf("the panic was not logged; log:\n%s", logs)
+						}
+					}
+				})
+			}
+		}
 	})
 }

@@ -693,9 +693,9 @@ func (h *Hub) PublishText(ctx context.Context, text string) error {
 // PublishValue encodes v with the hub's Converter and publishes it (Ktor's
 // sendSerialized, to every subscriber).
 func (h *Hub) PublishValue(ctx context.Context, v any) error {
-	t, p, err := h.opts.Converter.Marshal(v)
+	t, p, err := marshal(h.opts.Converter, v)
 	if err != nil {
-		return fmt.Errorf("wskit: encoding %T: %w", v, err)
+		return err
 	}
 	return h.Publish(ctx, t, p)
 }

@@ -104,8 +104,7 @@ func (lc *loopConn) onData(in []byte) {
 func (lc *loopConn) fail(err error) {
 	lc.s.failed = true
 	lc.setCause(err)
-	var pe *frame.ProtocolError
-	if !errors.As(err, &pe) {
+	if _, _, ok := codec.CloseFor(err); !ok {
 		lc.pe.Abort(err) // the peer did not answer our close: nothing to wait for
 		return
 	}
@@ -191,10 +190,12 @@ func (lc *loopConn) onClose(err error) {
 		err = ErrWriteTimeout
 	}
 	code, reason = endReason(code, reason, ok, err)
+	logIfPanic(lc.s.opts, lc.s.Request(), err, "the session was closed with 1011")
 	lc.s.leaveHubs()
 	lc.pe.Lock() // a sender may be in the Protocol's sending side
-	lc.proto.Release()
+	rerr := lc.proto.Release()
 	lc.pe.Unlock()
+	logIfPanic(lc.s.opts, lc.s.Request(), rerr, "ignored at the end of the session")
 	s := &lc.s
 	s.mu.Lock()
 	s.ended = true
@@ -367,6 +368,7 @@ func (lc *loopConn) AppendMessage(op frame.Opcode, p []byte) error {
 	b, err := lc.proto.AppendMessage(c.Buffer(lc.proto.MessageSize(len(p))), op, 0, p)
 	if err != nil {
 		c.Commit(b[:0])
+		lc.encodeFailed(err)
 		return sendErr(err)
 	}
 	return sendErr(c.Commit(b))
@@ -397,9 +399,20 @@ func (lc *loopConn) WriteMessage(op frame.Opcode, rsv byte, p []byte) error {
 	b, err := lc.proto.AppendMessage(c.Buffer(size), op, rsv, p)
 	if err != nil {
 		c.Commit(b[:0])
+		lc.encodeFailed(err)
 		return sendErr(err)
 	}
 	return sendErr(c.Commit(b))
+}
+
+// encodeFailed closes the session with 1011 when an extension panicked
+// while encoding a message. c is locked.
+func (lc *loopConn) encodeFailed(err error) {
+	var pan *codec.PanicError
+	if errors.As(err, &pan) {
+		lc.setCause(err)
+		lc.closeLocked(CloseInternalError, "internal error")
+	}
 }
 
 // WriteFrame sends one frame as given.

@@ -257,13 +257,12 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 		pe.toHTTP(c, head, rest)
 		return
 	}
-	key, protocol, herr := pe.srv.checkUpgrade(r, rt.protocols)
+	key, protocol, exts, herr := pe.srv.checkUpgrade(r, rt)
 	if herr != nil {
 		pe.toHTTP(c, head, rest) // net/http sends the same refusal
 		return
 	}
 	c.SetTimer(time.Time{})
-	exts := pe.srv.opts.negotiate(r, rt.kind)
 	if rt.kind == routeEvents {
 		newLoopConn(pe, c, rt, head, key, protocol, exts, rest)
 		return
@@ -299,12 +298,13 @@ func (pe *pollEngine) quickUpgrade(c *poller.Conn, head, rest []byte) bool {
 	if rt == nil || rt.kind != routeEvents || !headerHasToken(q.h, "Upgrade", "websocket") {
 		return false
 	}
-	key, protocol, herr := pe.srv.checkUpgrade(&q.r, rt.protocols)
+	key, protocol, exts, herr := pe.srv.checkUpgrade(&q.r, rt)
 	if herr != nil {
-		return false
+		pe.toHTTP(c, head, rest) // net/http sends the same refusal
+		return true
 	}
 	c.SetTimer(time.Time{})
-	newLoopConn(pe, c, rt, head, key, protocol, pe.srv.opts.negotiate(&q.r, rt.kind), rest)
+	newLoopConn(pe, c, rt, head, key, protocol, exts, rest)
 	return true
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -185,12 +184,29 @@ func runHandler(s *Session, handler func(*Session)) {
 	handler(s)
 }
 
+// logPanic logs v, recovered from a session's handler or callback; call it
+// from the deferred function that recovered v.
 func logPanic(opts *Options, r *http.Request, v any) {
-	attrs := []any{"panic", fmt.Sprint(v), "stack", string(debug.Stack())}
+	logRecovered(opts, r, codec.Recovered(v, "session handler"), "closing with 1011")
+}
+
+// logIfPanic logs err if it is a panic recovered from an extension; outcome
+// says what followed.
+func logIfPanic(opts *Options, r *http.Request, err error, outcome string) {
+	var pan *codec.PanicError
+	if errors.As(err, &pan) {
+		logRecovered(opts, r, pan, outcome)
+	}
+}
+
+// logRecovered logs a panic recovered from the application's code, and
+// what was done about it.
+func logRecovered(opts *Options, r *http.Request, pan *codec.PanicError, outcome string) {
+	attrs := []any{"panic", fmt.Sprint(pan.Value), "stack", string(pan.Stack)}
 	if r != nil {
 		attrs = append(attrs, "remote", r.RemoteAddr, "path", r.URL.Path)
 	}
-	opts.logger().Error("wskit: session handler panicked; closing with 1011", attrs...)
+	opts.logger().Error("wskit: "+pan.Func+" panicked; "+outcome, attrs...)
 }
 
 func mustTokens(protocols []string) {
@@ -204,7 +220,7 @@ func mustTokens(protocols []string) {
 // upgrade carries out the server's side of the opening handshake. On
 // failure it has answered the request and returns ok false.
 func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request, rt *route) (nc net.Conn, buffered []byte, protocol string, exts []codec.Negotiated, ok bool) {
-	key, protocol, herr := srv.checkUpgrade(r, rt.protocols)
+	key, protocol, exts, herr := srv.checkUpgrade(r, rt)
 	if herr != nil {
 		srv.opts.logger().Debug("wskit: upgrade refused", "status", herr.status, "reason", herr.msg, "remote", r.RemoteAddr, "path", r.URL.Path)
 		herr.write(w)
@@ -212,12 +228,12 @@ func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request, rt *route) (n
 	}
 	nc, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
+		codec.ReleaseExtensions(exts)
 		http.Error(w, "websocket: the connection cannot be taken over: "+err.Error(), http.StatusInternalServerError)
 		return nil, nil, "", nil, false
 	}
 	nc.SetDeadline(time.Time{}) // drop the HTTP server's deadlines
 	buffered = peekBuffered(rw.Reader)
-	exts = srv.opts.negotiate(r, rt.kind)
 	if err := writeAccept(nc, key, protocol, exts, srv.opts.HandshakeTimeout); err != nil {
 		codec.ReleaseExtensions(exts)
 		nc.Close()
@@ -226,23 +242,29 @@ func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request, rt *route) (n
 	return nc, buffered, protocol, exts, true
 }
 
-// checkUpgrade applies the handshake rules and the Origin policy to r and
-// selects the subprotocol: required lists a route's own protocols.
-func (srv *Server) checkUpgrade(r *http.Request, required []string) (key, protocol string, herr *handshakeError) {
+// checkUpgrade applies the handshake rules and the Origin policy to r,
+// selects the subprotocol (rt's own protocols are required) and negotiates
+// the extensions, whose Transforms the caller then owns.
+func (srv *Server) checkUpgrade(r *http.Request, rt *route) (key, protocol string, exts []codec.Negotiated, herr *handshakeError) {
 	key, herr = checkRequest(r)
 	if herr == nil {
 		herr = srv.opts.checkOrigin(r)
 	}
 	if herr != nil {
-		return "", "", herr
+		return "", "", nil, herr
 	}
-	if len(required) > 0 {
+	if required := rt.protocols; len(required) > 0 {
 		if protocol = selectProtocol(r, required); protocol == "" {
-			return "", "", refuse(http.StatusBadRequest, fmt.Sprintf("websocket: this endpoint requires one of the subprotocols %q", required))
+			return "", "", nil, refuse(http.StatusBadRequest, fmt.Sprintf("websocket: this endpoint requires one of the subprotocols %q", required))
 		}
-		return key, protocol, nil
+	} else {
+		protocol = selectProtocol(r, srv.opts.Subprotocols)
 	}
-	return key, selectProtocol(r, srv.opts.Subprotocols), nil
+	exts, herr = srv.opts.negotiate(r, rt.kind)
+	if herr != nil {
+		return "", "", nil, herr
+	}
+	return key, protocol, exts, nil
 }
 
 // peekBuffered returns bytes the client sent after its request, already read

@@ -376,10 +376,10 @@ func (s *Session) startHold() {
 // given the protocol's (code, reason, ok): a violation's code, else the
 // protocol's, else 1006 with the error's text.
 func endReason(code CloseCode, reason string, ok bool, err error) (CloseCode, string) {
-	var pe *frame.ProtocolError
+	if fcode, freason, failed := codec.CloseFor(err); failed {
+		return fcode, freason
+	}
 	switch {
-	case errors.As(err, &pe):
-		return pe.Code, pe.Reason
 	case !ok:
 		code, reason = frame.CloseAbnormal, ""
 		if err != nil {
@@ -399,11 +399,15 @@ func (s *Session) finish(err error) {
 	if werr := s.c.WriteErr(); werr != nil && err != nil && !errors.Is(err, ErrCloseTimeout) {
 		err = werr
 	}
+	if eerr := s.c.EncodeErr(); eerr != nil {
+		err = eerr // our 1011 reported it
+	}
 	s.mu.Lock()
 	if s.err != nil {
 		err = s.err // the cause closeWith recorded
 	}
 	code, reason = endReason(code, reason, ok, err)
+	logIfPanic(s.opts, s.req, err, "the session was closed with 1011")
 	s.ended = true
 	s.grace.Stop()
 	s.err = err
@@ -770,6 +774,6 @@ func (s *Session) releaseBuffers() {
 			s.next, s.nextPin, s.hasNext = Message{}, wsconn.Pin{}, false
 		}
 		s.mu.Unlock()
-		s.c.Release()
+		logIfPanic(s.opts, s.req, s.c.Release(), "ignored at the end of the session")
 	})
 }

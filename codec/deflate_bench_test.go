@@ -115,7 +115,7 @@ func deflateBenchNegotiate(tb testing.TB, server PerMessageDeflate) (srv, cli []
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv = AcceptExtensions([]Extension{&server}, offers)
+	srv = mustAccept(tb, []Extension{&server}, offers)
 	if len(srv) != 1 {
 		tb.Fatalf("server declined the offer")
 	}

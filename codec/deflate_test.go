@@ -167,7 +167,7 @@ func TestDeflateAccept(t *testing.T) {
 			t.Fatalf("offer %q: %v", tt.offer, err)
 		}
 		d := tt.server
-		ns := AcceptExtensions([]Extension{&d}, offers)
+		ns := mustAccept(t, []Extension{&d}, offers)
 		got := string(ResponseHeader(nil, ns))
 		if got != tt.want {
 			t.Errorf("server %+v, offer %q: response %q, want %q", tt.server, tt.offer, got, tt.want)
@@ -460,12 +460,12 @@ func deflateServer(t *testing.T, d PerMessageDeflate, offer string, cfg Config) 
 		t.Fatal(err)
 	}
 	cfg.Role = Server
-	cfg.Extensions = AcceptExtensions([]Extension{&d}, offers)
+	cfg.Extensions = mustAccept(t, []Extension{&d}, offers)
 	if len(cfg.Extensions) != 1 {
 		t.Fatalf("offer %q declined", offer)
 	}
 	p := NewProtocol(cfg)
-	t.Cleanup(p.Release)
+	t.Cleanup(func() { p.Release() })
 	return p
 }
 
@@ -637,7 +637,7 @@ func TestDeflateViolationsSendTheirCloseCode(t *testing.T) {
 			var p *Protocol
 			if tt.deflate == nil {
 				p = NewProtocol(tt.cfg)
-				t.Cleanup(p.Release)
+				t.Cleanup(func() { p.Release() })
 			} else {
 				p = deflateServer(t, *tt.deflate, "permessage-deflate", tt.cfg)
 			}

@@ -72,12 +72,19 @@ func crc32Pair(exts []codec.Extension) (server, client *codec.Protocol, offer, r
 	if err := codec.CheckExtensions(exts); err != nil {
 		return nil, nil, "", "", err
 	}
-	offer = string(codec.AppendExtensions(nil, codec.OfferExtensions(exts)))
+	offered, err := codec.OfferExtensions(exts)
+	if err != nil {
+		return nil, nil, "", "", err
+	}
+	offer = string(codec.AppendExtensions(nil, offered))
 	offers, err := codec.ParseExtensions(nil, []string{offer})
 	if err != nil {
 		return nil, nil, "", "", err
 	}
-	accepted := codec.AcceptExtensions(exts, offers)
+	accepted, err := codec.AcceptExtensions(exts, offers)
+	if err != nil {
+		return nil, nil, "", "", err
+	}
 	response = string(codec.ResponseHeader(nil, accepted))
 	parsed, err := codec.ParseExtensions(nil, []string{response})
 	if err != nil {

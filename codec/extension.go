@@ -282,39 +282,55 @@ func CheckExtensions(exts []Extension) error {
 // in install order, it gives the client's alternatives for it (in the
 // client's order) to Accept. It returns the accepted extensions, in that
 // order, which is also the order the response lists them and the order they
-// process outgoing messages.
-func AcceptExtensions(exts []Extension, offers []ExtensionOffer) []Negotiated {
+// process outgoing messages. An extension that panics makes it fail with a
+// *PanicError (the handshake should then be refused with 500), releasing
+// what was accepted.
+func AcceptExtensions(exts []Extension, offers []ExtensionOffer) ([]Negotiated, error) {
 	var out []Negotiated
 	var mine []ExtensionOffer
 	for _, e := range exts {
+		name, err := extensionName(e)
+		if err != nil {
+			ReleaseExtensions(out)
+			return nil, err
+		}
 		mine = nil // Accept may keep what it is given
 		for _, o := range offers {
-			if strings.EqualFold(o.Name, e.Name()) {
+			if strings.EqualFold(o.Name, name) {
 				mine = append(mine, o)
 			}
 		}
 		if len(mine) == 0 {
 			continue
 		}
-		resp, t, ok := e.Accept(mine)
+		resp, t, ok, err := acceptOne(e, name, mine)
+		if err != nil {
+			ReleaseExtensions(out)
+			return nil, err
+		}
 		if !ok {
 			continue
 		}
 		if resp.Name == "" {
-			resp.Name = e.Name()
+			resp.Name = name
 		}
-		out = append(out, Negotiated{Name: e.Name(), Rsv: e.Rsv(), Response: resp, Transform: t})
+		out = append(out, Negotiated{Name: name, Rsv: e.Rsv(), Response: resp, Transform: t})
 	}
-	return out
+	return out, nil
 }
 
-// OfferExtensions returns the client's offer for exts, in install order.
-func OfferExtensions(exts []Extension) []ExtensionOffer {
+// OfferExtensions returns the client's offer for exts, in install order, or
+// a *PanicError when an extension's Offer panicked.
+func OfferExtensions(exts []Extension) ([]ExtensionOffer, error) {
 	var out []ExtensionOffer
 	for _, e := range exts {
-		out = append(out, e.Offer()...)
+		offers, err := offerOne(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, offers...)
 	}
-	return out
+	return out, nil
 }
 
 // ConfirmExtensions is the client's negotiation: it checks the server's
@@ -329,9 +345,14 @@ func ConfirmExtensions(exts []Extension, response []ExtensionOffer) ([]Negotiate
 	}
 	for _, r := range response {
 		var ext Extension
+		var name string
 		for _, e := range exts {
-			if strings.EqualFold(r.Name, e.Name()) {
-				ext = e
+			n, err := extensionName(e)
+			if err != nil {
+				return fail(err)
+			}
+			if strings.EqualFold(r.Name, n) {
+				ext, name = e, n
 			}
 		}
 		if ext == nil {
@@ -342,22 +363,29 @@ func ConfirmExtensions(exts []Extension, response []ExtensionOffer) ([]Negotiate
 				return fail(fmt.Errorf("websocket: server accepted extension %q twice", r.Name))
 			}
 		}
-		t, err := ext.Confirm(r)
+		t, err := confirmOne(ext, name, r)
 		if err != nil {
 			return fail(err)
 		}
-		out = append(out, Negotiated{Name: ext.Name(), Rsv: ext.Rsv(), Response: r, Transform: t})
+		out = append(out, Negotiated{Name: name, Rsv: ext.Rsv(), Response: r, Transform: t})
 	}
 	return out, nil
 }
 
-// ReleaseExtensions releases the Transforms of negotiated extensions.
-func ReleaseExtensions(ns []Negotiated) {
-	for _, n := range ns {
-		if n.Transform != nil {
-			n.Transform.Release()
+// ReleaseExtensions releases the Transforms of negotiated extensions. It
+// returns the first *PanicError of a Release that panicked; the others are
+// released all the same.
+func ReleaseExtensions(ns []Negotiated) error {
+	var first error
+	for i := range ns {
+		if ns[i].Transform == nil {
+			continue
+		}
+		if err := releaseOne(&ns[i]); err != nil && first == nil {
+			first = err
 		}
 	}
+	return first
 }
 
 // ResponseHeader appends the Sec-WebSocket-Extensions value that answers the
@@ -397,7 +425,7 @@ func (pl *pipeline) decode(op frame.Opcode, rsv byte, p []byte, limit int64) ([]
 			continue
 		}
 		buf := getBuf(&pl.in[1], 0)
-		out, err := n.Transform.Decode(buf, op, rsv, p, limit)
+		out, err := decodeOne(n, buf, op, rsv, p, limit)
 		if err != nil {
 			return nil, err
 		}
@@ -436,7 +464,7 @@ func (pl *pipeline) encode(op frame.Opcode, p []byte) ([]byte, byte, error) {
 	for i := range pl.ns {
 		n := &pl.ns[i]
 		buf := getBuf(&pl.scratch[1-cur], 0)
-		out, bits, err := n.Transform.Encode(buf, op, p)
+		out, bits, err := encodeOne(n, buf, op, p)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -456,13 +484,15 @@ func (pl *pipeline) doneEncoding() {
 	}
 }
 
-func (pl *pipeline) release() {
+func (pl *pipeline) release() error {
 	pl.returnIn()
 	pl.doneEncoding()
+	var err error
 	if !pl.done {
-		ReleaseExtensions(pl.ns) // ns stays: Extensions may still report it
+		err = ReleaseExtensions(pl.ns) // ns stays: Extensions may still report it
 	}
 	pl.done = true
+	return err
 }
 
 func (pl *pipeline) rsvBits() byte {

@@ -253,7 +253,7 @@ func TestAcceptExtensionsInInstallOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := AcceptExtensions([]Extension{a, b, c}, offers)
+	ns := mustAccept(t, []Extension{a, b, c}, offers)
 	var names []string
 	for _, n := range ns {
 		names = append(names, n.Name)
@@ -283,7 +283,7 @@ func TestAcceptExtensionsInInstallOrder(t *testing.T) {
 	}
 	// An extension the client did not offer is not asked.
 	d := &tagExt{name: "x-d", rsv: frame.RSV1}
-	if ns := AcceptExtensions([]Extension{d}, offers); len(ns) != 0 || len(d.offers) != 0 {
+	if ns := mustAccept(t, []Extension{d}, offers); len(ns) != 0 || len(d.offers) != 0 {
 		t.Fatalf("x-d accepted %+v after offers %+v", ns, d.offers)
 	}
 }
@@ -293,7 +293,7 @@ func TestOfferAndConfirmExtensions(t *testing.T) {
 	a := &tagExt{name: "x-a", rsv: frame.RSV2, tag: 'a', log: &log}
 	b := &tagExt{name: "x-b", rsv: frame.RSV3, tag: 'b', log: &log}
 	exts := []Extension{a, b}
-	if got := string(AppendExtensions(nil, OfferExtensions(exts))); got != "x-a; tag=a, x-b; tag=b" {
+	if got := string(AppendExtensions(nil, mustOffer(t, exts))); got != "x-a; tag=a, x-b; tag=b" {
 		t.Fatalf("offer %q", got)
 	}
 	tests := []struct {
@@ -338,12 +338,12 @@ func TestOfferAndConfirmExtensions(t *testing.T) {
 // header and what each side negotiated.
 func negotiate(t *testing.T, server, client []Extension) (resp string, sn, cn []Negotiated) {
 	t.Helper()
-	offer := string(AppendExtensions(nil, OfferExtensions(client)))
+	offer := string(AppendExtensions(nil, mustOffer(t, client)))
 	offers, err := ParseExtensions(nil, []string{offer})
 	if err != nil {
 		t.Fatalf("our own offer %q does not parse: %v", offer, err)
 	}
-	sn = AcceptExtensions(server, offers)
+	sn = mustAccept(t, server, offers)
 	resp = string(ResponseHeader(nil, sn))
 	response, err := ParseExtensions(nil, []string{resp})
 	if err != nil {
@@ -573,7 +573,7 @@ func TestAcceptExtensionsOffersStayIntact(t *testing.T) {
 	a := &keepExt{tagExt: tagExt{name: "x-a", rsv: frame.RSV2}, kept: &kept}
 	b := &tagExt{name: "x-b", rsv: frame.RSV3}
 	offers, _ := ParseExtensions(nil, []string{"x-a; n=1, x-b; n=2, x-b; n=3"})
-	AcceptExtensions([]Extension{a, b}, offers)
+	mustAccept(t, []Extension{a, b}, offers)
 	if want := offers[:1]; !reflect.DeepEqual(kept, want) {
 		t.Fatalf("x-a kept the offers %+v it was given; they now read %+v", want, kept)
 	}
@@ -611,4 +611,24 @@ func TestProtocolReleasesTransformsOnce(t *testing.T) {
 	if len(p.Extensions()) != 1 {
 		t.Fatal("Extensions() forgot the negotiated extension")
 	}
+}
+
+// mustAccept is AcceptExtensions, failing the test on a panic.
+func mustAccept(tb testing.TB, exts []Extension, offers []ExtensionOffer) []Negotiated {
+	tb.Helper()
+	ns, err := AcceptExtensions(exts, offers)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ns
+}
+
+// mustOffer is OfferExtensions, failing the test on a panic.
+func mustOffer(tb testing.TB, exts []Extension) []ExtensionOffer {
+	tb.Helper()
+	offers, err := OfferExtensions(exts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return offers
 }

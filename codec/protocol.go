@@ -101,6 +101,7 @@ type Protocol struct {
 	out         *[]byte // replies owed to the peer
 	ext         *pipeline
 	err         error
+	sendErr     error  // an extension panicked while encoding: nothing more is sent through it
 	closeReason string // with closeCode: the peer's once its close came, else ours
 
 	// mark is when the running timer started: the last keepalive ping (or
@@ -270,18 +271,17 @@ func (p *Protocol) control(f frame.Frame) (Event, error) {
 // it, unless a close was already sent.
 func (p *Protocol) fail(err error) error {
 	p.err = err
-	var pe *frame.ProtocolError
-	if errors.As(err, &pe) && !p.sentClose {
+	if code, reason, ok := CloseFor(err); ok && !p.sentClose {
 		var buf [frame.MaxControlPayload]byte
-		reason := pe.Reason
-		if len(reason) > frame.MaxCloseReason {
-			reason = frame.Errorf(pe.Code, "%s", reason).Reason
+		short := reason
+		if len(short) > frame.MaxCloseReason {
+			short = frame.Errorf(code, "%s", short).Reason
 		}
-		payload, _ := frame.AppendClose(buf[:0], pe.Code, reason)
+		payload, _ := frame.AppendClose(buf[:0], code, short)
 		p.reply(frame.OpClose, payload)
 		p.sentClose = true
 		if !p.gotClose {
-			p.closeCode, p.closeReason = pe.Code, pe.Reason
+			p.closeCode, p.closeReason = code, reason
 		}
 	}
 	p.state = StateClosed
@@ -327,10 +327,17 @@ func (p *Protocol) AppendMessage(dst []byte, op frame.Opcode, rsv byte, payload 
 	if p.sentClose {
 		return dst, ErrCloseSent
 	}
+	if p.sendErr != nil {
+		return dst, p.sendErr
+	}
 	if p.ext != nil && rsv == 0 {
 		out, bits, err := p.ext.encode(op, payload)
 		if err != nil {
 			p.ext.doneEncoding()
+			var pan *PanicError
+			if errors.As(err, &pan) {
+				return dst, p.failSend(err)
+			}
 			return dst, err
 		}
 		dst = p.enc.AppendMessage(dst, op, bits, out)
@@ -413,10 +420,10 @@ func (p *Protocol) closeSent(code frame.CloseCode, reason string) {
 // false while no close frame has been sent or received. A transport whose
 // connection ended with ok == false reports frame.CloseAbnormal (1006).
 func (p *Protocol) CloseReason() (code frame.CloseCode, reason string, ok bool) {
-	var pe *frame.ProtocolError
+	if code, reason, ok := CloseFor(p.err); ok {
+		return code, reason, true
+	}
 	switch {
-	case errors.As(p.err, &pe):
-		return pe.Code, pe.Reason, true
 	case p.gotClose:
 		return p.closeCode, p.closeReason, true
 	case p.sentClose:
@@ -518,13 +525,23 @@ func (p *Protocol) ReturnLent() {
 // ReturnBuffer gives a buffer from DetachMessage back to the pool.
 func ReturnBuffer(b *[]byte) { bufpool.Put(b) }
 
+// failSend records that an extension panicked while encoding: its state
+// is unknown, so no message may go through it again. The caller closes the
+// connection (1011).
+func (p *Protocol) failSend(err error) error {
+	p.sendErr = err
+	return err
+}
+
 // Release hands pooled buffers back. Call it once the connection has ended.
-func (p *Protocol) Release() {
+// It returns a *PanicError when an extension's Release panicked.
+func (p *Protocol) Release() error {
 	p.dec.Release()
 	p.asm.Release()
 	bufpool.Put(p.out)
 	p.out = nil
 	if p.ext != nil {
-		p.ext.release()
+		return p.ext.release()
 	}
+	return nil
 }

@@ -56,7 +56,11 @@ func (p *Protocol) Sharing() (Sharing, bool) {
 			if !ok {
 				return Sharing{}, false
 			}
-			s.ts[i], s.Key.keys[i] = st, st.ShareKey()
+			key, err := shareKeyOne(st)
+			if err != nil {
+				return Sharing{}, false
+			}
+			s.ts[i], s.Key.keys[i] = st, key
 		}
 		s.Key.n = len(p.ext.ns)
 	}
@@ -72,7 +76,7 @@ func (s *Sharing) AppendMessage(dst []byte, op frame.Opcode, payload []byte, scr
 	cur := 1
 	for i := range s.Key.n {
 		buf := getBuf(&scratch[1-cur], 0)
-		out, bits, err := s.ts[i].EncodeShared(buf, op, payload)
+		out, bits, err := encodeSharedOne(s.ts[i], buf, op, payload)
 		if err != nil {
 			return dst, 0, err
 		}
@@ -97,9 +101,12 @@ func (p *Protocol) SentShared(rsv byte) error {
 		if p.ext.done {
 			return ErrReleased
 		}
-		for _, n := range p.ext.ns {
+		for i := range p.ext.ns {
+			n := &p.ext.ns[i]
 			if st, ok := n.Transform.(SharedTransform); ok {
-				st.SentShared(rsv & n.Rsv)
+				if err := sentSharedOne(n, st, rsv&n.Rsv); err != nil {
+					return p.failSend(err)
+				}
 			}
 		}
 	}

@@ -138,7 +138,11 @@ func FuzzDeflateInflate(f *testing.F) {
 			t.Fatal(err)
 		}
 		d := &codec.PerMessageDeflate{MaxInflatedSize: inflateLimit}
-		server := codec.NewProtocol(codec.Config{Role: codec.Server, Extensions: codec.AcceptExtensions([]codec.Extension{d}, offers)})
+		accepted, err := codec.AcceptExtensions([]codec.Extension{d}, offers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		server := codec.NewProtocol(codec.Config{Role: codec.Server, Extensions: accepted})
 		defer server.Release()
 		client := codec.Encoder{Role: codec.Client, FragmentSize: fragment}
 

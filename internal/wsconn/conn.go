@@ -75,6 +75,7 @@ type Conn struct {
 	drained  chan struct{} // closed after a write round, made by a waiting sender
 	rdl      time.Time     // read deadline currently set
 	werr     error         // first write error: the connection is dead for writing
+	encErr   error         // an extension panicked encoding: the close (1011) it caused
 	closed   bool          // the net.Conn is closed
 	released bool
 }
@@ -209,6 +210,9 @@ func (c *Conn) AppendMessage(op frame.Opcode, p []byte) error {
 	}
 	out, err := c.proto.AppendMessage(c.outBuf(), op, 0, p)
 	*c.out = out
+	if c.encodeFailed(err) {
+		return err
+	}
 	return closedErr(err)
 }
 
@@ -489,10 +493,39 @@ func (c *Conn) WriteMessage(op frame.Opcode, rsv byte, p []byte) error {
 	var err error
 	*c.out, err = c.proto.AppendMessage(*c.out, op, rsv, p)
 	if err != nil {
+		if c.encodeFailed(err) {
+			c.flushLocked()
+			return err
+		}
 		c.mu.Unlock()
 		return closedErr(err)
 	}
 	return c.flushLocked()
+}
+
+// encodeFailed closes the connection with 1011 when an extension panicked
+// while encoding, and reports whether it did. c.mu is held.
+func (c *Conn) encodeFailed(err error) bool {
+	var pan *codec.PanicError
+	if !errors.As(err, &pan) {
+		return false
+	}
+	if c.encErr == nil {
+		c.encErr = err
+	}
+	if out, cerr := c.proto.AppendClose(*c.out, frame.CloseInternalError, "internal error"); cerr == nil {
+		*c.out = out
+		c.kick()
+	}
+	return true
+}
+
+// EncodeErr returns the panic of an extension that made the connection
+// close with 1011, if one did.
+func (c *Conn) EncodeErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.encErr
 }
 
 // WriteFrame sends one frame exactly as given (only masking follows the role).
@@ -826,14 +859,15 @@ func (c *Conn) closeLocked() error {
 
 // Release returns the buffers to the pool. Call it after Close, once the
 // goroutine that called Next has stopped; later writes return ErrClosed.
-func (c *Conn) Release() {
+// It returns the *codec.PanicError of an extension whose Release panicked.
+func (c *Conn) Release() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.released {
-		return
+		return nil
 	}
 	c.released = true
-	c.proto.Release()
+	err := c.proto.Release()
 	if !c.pinned {
 		bufpool.Put(c.rbuf) // else the holder of the Pin returns it
 	}
@@ -845,4 +879,5 @@ func (c *Conn) Release() {
 	}
 	bufpool.Put(c.spare)
 	c.spare = nil
+	return err
 }
