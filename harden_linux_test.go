@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
@@ -254,4 +257,188 @@ func TestHookPanics(t *testing.T) {
 			}
 		}
 	})
+}
+
+// keepAliveOf reads the TCP keep-alive settings of s's socket: enabled, idle
+// seconds, interval seconds, probe count.
+func keepAliveOf(s *Session) (on bool, idle, intvl, cnt int, err error) {
+	get := func(fd int) {
+		var v int
+		if v, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE); err != nil {
+			return
+		}
+		on = v != 0
+		idle, _ = unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE)
+		intvl, _ = unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL)
+		cnt, _ = unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT)
+	}
+	if s.lc != nil {
+		get(s.lc.pe.Fd())
+		return
+	}
+	tc, ok := s.receiver.c.NetConn().(*net.TCPConn)
+	if !ok {
+		return false, 0, 0, 0, fmt.Errorf("a %T has no socket to read", s.receiver.c.NetConn())
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return
+	}
+	if cerr := raw.Control(func(fd uintptr) { get(int(fd)) }); cerr != nil {
+		err = cerr
+	}
+	return
+}
+
+// TestTCPKeepAlive checks the keep-alive settings of accepted sockets: Go's
+// defaults, a chosen period, or none.
+func TestTCPKeepAlive(t *testing.T) {
+	tests := []struct {
+		name        string
+		opt         time.Duration
+		on          bool
+		idle, intvl int
+	}{
+		{"default", 0, true, 15, 15},
+		{"7s", 7 * time.Second, true, 7, 7},
+		{"off", -1, false, 0, 0},
+	}
+	for _, engine := range []Engine{EngineStd, EnginePoll} {
+		for _, tt := range tests {
+			t.Run(engine.String()+"/"+tt.name, func(t *testing.T) {
+				opts := ptOptions()
+				opts.Engine, opts.TCPKeepAlive = engine, tt.opt
+				got := make(chan string, 1)
+				_, addr := ptStart(t, opts, nil, func(srv *Server) http.Handler {
+					return srv.Handle(Events{OnOpen: func(s *Session) {
+						on, idle, intvl, cnt, err := keepAliveOf(s)
+						switch {
+						case err != nil:
+							ptPut(got, err.Error())
+						case !on:
+							ptPut(got, "off")
+						default:
+							ptPut(got, fmt.Sprintf("%d/%d/%d", idle, intvl, cnt))
+						}
+					}})
+				})
+				ptDial(t, addr, "/")
+				want := "off"
+				if tt.on {
+					want = fmt.Sprintf("%d/%d/9", tt.idle, tt.intvl)
+				}
+				if g := ptAwait(t, got, "OnOpen"); g != want {
+					t.Fatalf("keep-alive %s, want %s", g, want)
+				}
+			})
+		}
+	}
+}
+
+// TestPlainConnectionsTimeOut keeps plain HTTP connections open without a
+// further request, or with half a head: Serve closes each within
+// HandshakeTimeout (plus the timer's slack), so refused upgrades cannot pile
+// up connections and goroutines. ConfigureHTTP can change the bound.
+func TestPlainConnectionsTimeOut(t *testing.T) {
+	for _, engine := range []Engine{EngineStd, EnginePoll} {
+		for _, configured := range []bool{false, true} {
+			name := engine.String()
+			if configured {
+				name += "/ConfigureHTTP"
+			}
+			t.Run(name, func(t *testing.T) {
+				ptLeakCheck(t)
+				opts := ptOptions()
+				opts.Engine = engine
+				opts.HandshakeTimeout = 300 * time.Millisecond
+				bound := opts.HandshakeTimeout
+				if configured {
+					opts.HandshakeTimeout = time.Minute
+					opts.ConfigureHTTP = func(hs *http.Server) {
+						hs.IdleTimeout, hs.ReadHeaderTimeout = bound, bound
+						hs.Handler = nil // Serve's handler stays
+					}
+				}
+				srv, addr := ptStart(t, opts, nil, ptRoutes(Events{}))
+				base := ptCount()
+				const n = 50
+				peers := make([]*ptPeer, 0, 2*n)
+				for i := range n {
+					// A refused upgrade (no key), answered and kept alive.
+					p := ptConnect(t, addr)
+					p.mustWrite([]byte("GET /events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
+					resp, _, err := p.readResponse()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if resp.StatusCode < 400 || resp.Close {
+						t.Fatalf("refusal %d (close %v), want a refusal kept alive", resp.StatusCode, resp.Close)
+					}
+					peers = append(peers, p)
+					if configured {
+						continue // a head the poll engine reads is the loop's: HandshakeTimeout
+					}
+					// Half a head, then nothing.
+					q := ptConnect(t, addr)
+					q.mustWrite([]byte(fmt.Sprintf("GET /hello?n=%d HTTP/1.1\r\nHost: x\r\n", i)))
+					peers = append(peers, q)
+				}
+				start := time.Now()
+				for _, p := range peers {
+					if err := p.waitEOF(bound + 2*time.Second); err != nil {
+						t.Fatalf("the server kept an idle connection open: %v", err)
+					}
+				}
+				if took := time.Since(start); took > bound+2*time.Second {
+					t.Fatalf("idle connections closed after %v, want about %v", took, bound)
+				}
+				for _, p := range peers {
+					p.nc.Close()
+				}
+				ptExpectIdle(t, srv, base)
+			})
+		}
+	}
+}
+
+// TestBareLFHeads sends heads whose lines end in LF alone, or mixed, as
+// net/http accepts them: the upgrade goes through and a plain request is
+// answered, on both engines, at once rather than after HandshakeTimeout.
+func TestBareLFHeads(t *testing.T) {
+	for _, engine := range []Engine{EngineStd, EnginePoll} {
+		t.Run(engine.String(), func(t *testing.T) {
+			ptLeakCheck(t)
+			opts := ptOptions()
+			opts.Engine = engine
+			opts.HandshakeTimeout = time.Minute // a missed head would stall, not time out
+			_, addr := ptStart(t, opts, nil, ptRoutes(Events{}))
+			lf := func(s string) string { return strings.ReplaceAll(s, "\r\n", "\n") }
+			mixed := func(s string) string { return strings.Replace(s, "\r\n", "\n", 2) }
+			for _, form := range []struct {
+				name string
+				f    func(string) string
+			}{{"LF", lf}, {"mixed", mixed}} {
+				for _, path := range []string{"/events", "/echo", "/raw"} {
+					p := ptConnect(t, addr)
+					p.mustWrite([]byte(form.f(ptHead(addr, path))))
+					if err := p.expectUpgrade(); err != nil {
+						t.Fatalf("%s head on %s: %v", form.name, path, err)
+					}
+					p.mustEcho(frame.OpText, []byte(form.name+path))
+					if err := p.closeHandshake(CloseNormal, ""); err != nil {
+						t.Fatal(err)
+					}
+				}
+				p := ptConnect(t, addr)
+				p.mustWrite([]byte(form.f("GET /hello?name=lf HTTP/1.1\r\nHost: x\r\n\r\n")))
+				resp, body, err := p.readResponse()
+				if err != nil {
+					t.Fatalf("%s plain request: %v", form.name, err)
+				}
+				if resp.StatusCode != 200 || string(body) != "hello lf" {
+					t.Fatalf("%s plain request: %d %q", form.name, resp.StatusCode, body)
+				}
+			}
+		})
+	}
 }

@@ -65,11 +65,11 @@ type Options struct {
 	// one write to the network and for a send blocked by a full queue.
 	// 0 means no bound.
 	Timeout time.Duration
-	// HandshakeTimeout bounds the opening handshake: writing the server's
-	// response, or the client's whole dial. 0 means no bound. On net/http,
-	// reading the request is the http.Server's part: set its
-	// ReadHeaderTimeout and MaxHeaderBytes (wskit serve uses this timeout
-	// and 16 KiB).
+	// HandshakeTimeout bounds the opening handshake: under Server.Serve, the
+	// wait for a request head from the connection's start or from the
+	// previous response, and writing the 101; on a client, the whole dial.
+	// 0 means no bound. A route mounted on an http.Server of your own relies
+	// on that server's ReadHeaderTimeout, IdleTimeout and MaxHeaderBytes.
 	HandshakeTimeout time.Duration
 	// MaxFrameSize is the largest frame payload accepted; a larger frame
 	// closes the session with 1009 as soon as its header arrives.
@@ -118,6 +118,12 @@ type Options struct {
 
 	// Engine is the transport Server.Serve runs on.
 	Engine Engine
+	// ConfigureHTTP, when set, is called by Server.Serve on the http.Server
+	// it runs for plain HTTP requests (and, on the std engine, for the
+	// upgrades), before it starts: to change its timeouts (set from
+	// HandshakeTimeout and Timeout, see Server.Serve), ErrorLog, ConnState,
+	// BaseContext or ConnContext. Its Handler is Serve's.
+	ConfigureHTTP func(*http.Server)
 	// MaxHandshakeSize bounds the request line and headers of an opening
 	// handshake read by Server.Serve; larger is answered 431. A browser's is
 	// under 2 KiB.
@@ -133,6 +139,12 @@ type Options struct {
 	// one-CPU figures). Leave it off unless loops have their CPUs to
 	// themselves.
 	BlockingLoops bool
+	// TCPKeepAlive sets TCP keep-alive on the connections Server.Serve
+	// accepts, so that a peer that vanished without a FIN is dropped by the
+	// kernel even with PingPeriod off: 0 means Go's defaults (probes after
+	// 15 s idle, every 15 s, 9 of them), a positive value sets the idle time
+	// and the interval, and a negative one turns keep-alive off.
+	TCPKeepAlive time.Duration
 	// Workers, when positive, runs the Events callbacks of the poll engine
 	// on a pool of that many goroutines instead of on the event loop: for
 	// callbacks that may block. A connection's callbacks still run one at a

@@ -86,7 +86,7 @@ func newPollEngine(srv *Server, h http.Handler, hs *http.Server, addr net.Addr) 
 	if wt == 0 {
 		wt = -1
 	}
-	cfg := poller.Config{Loops: srv.opts.Loops, WriteTimeout: wt, Logger: srv.opts.logger()}
+	cfg := poller.Config{Loops: srv.opts.Loops, WriteTimeout: wt, KeepAlive: srv.opts.TCPKeepAlive, Logger: srv.opts.logger()}
 	if srv.opts.BlockingLoops {
 		cfg.Wait = poller.WaitBlock
 	}
@@ -132,8 +132,8 @@ func (pe *pollEngine) OnData(c *poller.Conn, in []byte) {
 		st.lc.onData(in)
 	case nil:
 		// Most heads arrive in one read: parse them in place.
-		if end := bytes.Index(in, headEnd); end >= 0 {
-			pe.handshake(c, in[:end+len(headEnd)], in[end+len(headEnd):])
+		if end := headLen(in, 0); end >= 0 {
+			pe.handshake(c, in[:end], in[end:])
 			return
 		}
 		buf := bufpool.Get(max(len(in), 1024))
@@ -141,10 +141,9 @@ func (pe *pollEngine) OnData(c *poller.Conn, in []byte) {
 		c.Context = &headState{buf: buf}
 		pe.checkHeadSize(c, *buf)
 	case *headState:
-		from := max(len(*st.buf)-len(headEnd)+1, 0)
+		from := max(len(*st.buf)-3, 0)
 		*st.buf = append(*st.buf, in...)
-		if end := bytes.Index((*st.buf)[from:], headEnd); end >= 0 {
-			end += from + len(headEnd)
+		if end := headLen(*st.buf, from); end >= 0 {
 			c.Context = nil
 			pe.handshake(c, (*st.buf)[:end], (*st.buf)[end:])
 			bufpool.Put(st.buf)
@@ -154,7 +153,25 @@ func (pe *pollEngine) OnData(c *poller.Conn, in []byte) {
 	}
 }
 
-var headEnd = []byte("\r\n\r\n")
+// headLen returns the length of the request head at the start of b,
+// through the empty line that ends it, or -1 if b holds no empty line at
+// or after from. As in net/http, a line may end in LF alone.
+func headLen(b []byte, from int) int {
+	for i := from; i < len(b); {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+		switch {
+		case i < len(b) && b[i] == '\n':
+			return i + 1
+		case i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n':
+			return i + 2
+		}
+	}
+	return -1
+}
 
 // checkHeadSize hands a head that outgrew the limit to net/http, which
 // answers 431 with the same limit.
@@ -310,7 +327,7 @@ func (pe *pollEngine) quickUpgrade(c *poller.Conn, head, rest []byte) bool {
 
 // headHasHost reports whether a request head has a Host header line.
 func headHasHost(head []byte) bool {
-	for line := range bytes.SplitSeq(head, []byte("\r\n")) {
+	for line := range bytes.SplitSeq(head, []byte("\n")) {
 		if len(line) >= 5 && line[4] == ':' && bytes.EqualFold(line[:4], []byte("host")) {
 			return true
 		}

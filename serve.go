@@ -19,8 +19,13 @@ var ErrServerClosed = http.ErrServerClosed
 // usually an http.ServeMux holding the server's routes beside plain HTTP
 // ones; the same h serves on either engine.
 //
-// On the std engine Serve runs an http.Server (with MaxHandshakeSize and a
-// read-header timeout of HandshakeTimeout). On the poll engine the loops
+// On the std engine Serve runs an http.Server with limits for clients that
+// cannot be trusted: MaxHandshakeSize bounds a request head, which must
+// arrive within HandshakeTimeout of the connection's start or of the
+// previous response (ReadHeaderTimeout and IdleTimeout), and a plain
+// response must be written within Timeout of its request (WriteTimeout;
+// upgraded connections drop that deadline). Options.ConfigureHTTP may
+// change them. On the poll engine the loops
 // read each request head themselves: an upgrade to one of this server's
 // routes, found in h directly or through an *http.ServeMux, is answered
 // and served on the loop; any other request, a refused upgrade and a route
@@ -30,8 +35,14 @@ func (srv *Server) Serve(ln net.Listener, h http.Handler) error {
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: srv.opts.HandshakeTimeout,
+		IdleTimeout:       srv.opts.HandshakeTimeout,
+		WriteTimeout:      srv.opts.Timeout,
 		MaxHeaderBytes:    srv.opts.MaxHandshakeSize,
 		ErrorLog:          slog.NewLogLogger(srv.opts.logger().Handler(), slog.LevelWarn),
+	}
+	if srv.opts.ConfigureHTTP != nil {
+		srv.opts.ConfigureHTTP(hs)
+		hs.Handler = h
 	}
 	srv.mu.Lock()
 	if srv.closing {
@@ -42,6 +53,9 @@ func (srv *Server) Serve(ln net.Listener, h http.Handler) error {
 	srv.https = append(srv.https, hs)
 	srv.mu.Unlock()
 	if srv.opts.Engine.resolve() == EngineStd {
+		if tl, ok := ln.(*net.TCPListener); ok {
+			ln = &keepAliveListener{tl, srv.opts.keepAliveConfig()}
+		}
 		return hs.Serve(ln)
 	}
 	pe, err := newPollEngine(srv, h, hs, ln.Addr())
@@ -62,6 +76,33 @@ func (srv *Server) Serve(ln net.Listener, h http.Handler) error {
 	pe.eng.Serve(ln)
 	<-pe.stopped
 	return ErrServerClosed
+}
+
+// keepAliveListener sets TCP keep-alive on the connections it accepts.
+type keepAliveListener struct {
+	*net.TCPListener
+	cfg net.KeepAliveConfig
+}
+
+func (l *keepAliveListener) Accept() (net.Conn, error) {
+	c, err := l.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	c.SetKeepAliveConfig(l.cfg)
+	return c, nil
+}
+
+// keepAliveConfig returns TCPKeepAlive as net sees it.
+func (o *Options) keepAliveConfig() net.KeepAliveConfig {
+	switch d := o.TCPKeepAlive; {
+	case d < 0:
+		return net.KeepAliveConfig{Enable: false}
+	case d == 0:
+		return net.KeepAliveConfig{Enable: true} // net's defaults
+	default:
+		return net.KeepAliveConfig{Enable: true, Idle: d, Interval: d}
+	}
 }
 
 // resolve returns the engine that runs on this platform.

@@ -24,9 +24,21 @@ type Config struct {
 	// not read: a connection whose socket stays full that long is closed
 	// with ErrWriteTimeout, its output dropped. 0 means 15 s; < 0 never.
 	WriteTimeout time.Duration
+	// KeepAlive sets TCP keep-alive on accepted connections, as net's
+	// listeners do: 0 means probes after 15 s idle, every 15 s, 9 of them
+	// (the kernel then drops a peer that vanished without a FIN); a
+	// negative value turns it off; a positive one sets the idle time and
+	// the interval.
+	KeepAlive time.Duration
 	// Logger receives accept errors; nil means slog.Default().
 	Logger *slog.Logger
 }
+
+// Go's defaults for TCP keep-alive (net.KeepAliveConfig).
+const (
+	defaultKeepAlive      = 15 * time.Second
+	defaultKeepAliveCount = 9
+)
 
 // Filler is implemented by a Handler that queues output only as fast as
 // connections take it (see Conn.Refill).

@@ -535,6 +535,7 @@ func (l *loop) accept(ls *listener) {
 		peer.setRaw(&l.rsa)
 		if peer.family != 0 {
 			unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+			l.keepAlive(fd)
 		}
 		target := l.e.loops[int(l.e.next.Add(1))%len(l.e.loops)]
 		if target == l {
@@ -543,6 +544,23 @@ func (l *loop) accept(ls *listener) {
 			target.post(task{kind: taskAdd, fd: fd, peer: peer})
 		}
 	}
+}
+
+// keepAlive sets TCP keep-alive on an accepted socket as Config.KeepAlive
+// says.
+func (l *loop) keepAlive(fd int) {
+	d := l.e.cfg.KeepAlive
+	if d < 0 {
+		return
+	}
+	if d == 0 {
+		d = defaultKeepAlive
+	}
+	secs := max(int((d+time.Second-1)/time.Second), 1)
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs)
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs)
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, defaultKeepAliveCount)
 }
 
 // accept4 accepts a connection of the listener lfd; the peer's address is
