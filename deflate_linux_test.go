@@ -69,6 +69,9 @@ func TestDeflateRoundTrip(t *testing.T) {
 						t.Fatalf("negotiated %q, want %q", got, cfg.want)
 					}
 					for round := 0; round < 3; round++ {
+						// Level 9 under the race detector takes seconds a round.
+						ctx, cancel := context.WithTimeout(context.Background(), ptWait)
+						defer cancel()
 						for i, m := range msgs {
 							typ := Binary
 							if i%2 == 0 {

@@ -3,11 +3,13 @@
 package wskit
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/race"
 	"github.com/wskit/wskit/internal/wstest"
 )
 
@@ -439,6 +442,53 @@ func TestBareLFHeads(t *testing.T) {
 					t.Fatalf("%s plain request: %d %q", form.name, resp.StatusCode, body)
 				}
 			}
+		})
+	}
+}
+
+// TestPingFloodWhileWriteStuck floods pings at a session whose handler is
+// stuck writing to the same peer, which never reads: the session holds one
+// pong, not one per ping, and stops reading.
+func TestPingFloodWhileWriteStuck(t *testing.T) {
+	if race.Enabled || testing.Short() {
+		t.Skip("measures the heap")
+	}
+	for _, engine := range []Engine{EngineStd, EnginePoll} {
+		t.Run(engine.String(), func(t *testing.T) {
+			opts := ptOptions()
+			opts.Engine = engine
+			opts.Timeout = 0 // the stuck write never times out
+			opts.MaxQueue = 64 << 10
+			ln := ptListen(t, 0, 4096)
+			_, addr := ptStart(t, opts, ln, func(srv *Server) http.Handler {
+				return srv.WebSocket(func(s *Session) {
+					p := make([]byte, 16<<10)
+					for s.SendBinary(p) == nil {
+					}
+				})
+			})
+			p := ptConnect(t, addr)
+			p.nc.SetReadBuffer(4096)
+			if err := p.upgrade(addr, "/"); err != nil {
+				t.Fatal(err)
+			}
+			pings := bytes.Repeat(ptFrame(true, frame.OpPing, []byte("ping")), 64<<10/10)
+			base := heapInUse()
+			sent := 0
+			for start := time.Now(); time.Since(start) < time.Second; {
+				p.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+				n, err := p.nc.Write(pings)
+				sent += n
+				if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatal(err)
+				}
+			}
+			held := heapInUse() - base
+			t.Logf("%d KiB of pings sent; %d KiB held", sent>>10, held>>10)
+			if held > 1<<20 {
+				t.Fatalf("the session held %d KiB after %d KiB of pings", held>>10, sent>>10)
+			}
+			p.reset()
 		})
 	}
 }

@@ -82,6 +82,12 @@ func (lc *loopConn) onData(in []byte) {
 		}
 		if ok && ev.Kind == codec.EventMessage {
 			lc.dispatch(job{kind: jobMessage, m: Message{Type: ev.Op, Payload: ev.Payload}})
+			if c.ReadPaused() && len(in) > 0 {
+				// The workers' queue is full: the rest waits, and the
+				// queue holds at most one message past IncomingQueue.
+				c.Unread(in)
+				break
+			}
 		}
 		if state == codec.StateClosed {
 			c.Close()

@@ -201,6 +201,15 @@ type queued struct {
 	buf *[]byte
 }
 
+// queuedOverhead is what a queued message costs beyond its buffer: its
+// slot in the queue and the buffer's slice header.
+const queuedOverhead = int(unsafe.Sizeof(queued{}) + unsafe.Sizeof([]byte(nil)))
+
+// queuedCost is the memory a copy of an n-byte message holds while queued:
+// the pooled buffer it is copied into and the overhead, so that empty
+// messages are bounded by IncomingQueue too.
+func queuedCost(n int) int { return bufpool.Cap(n) + queuedOverhead }
+
 // holdGrace is how long nothing is read while the handler holds a message.
 // Long enough for a handler to answer a message that came just before a
 // close; short against the keepalive timeout of a peer whose pings must be
@@ -323,7 +332,8 @@ func (s *Session) pass(m Message) bool {
 		s.signal()
 		return true
 	}
-	for s.queuedBytes > 0 && s.queuedBytes+len(m.Payload) > s.opts.IncomingQueue {
+	cost := queuedCost(len(m.Payload))
+	for s.queuedBytes > 0 && s.queuedBytes+cost > s.opts.IncomingQueue {
 		if s.room == nil {
 			s.room = make(chan struct{})
 		}
@@ -341,7 +351,7 @@ func (s *Session) pass(m Message) bool {
 	buf := bufpool.Get(len(m.Payload))
 	*buf = append(*buf, m.Payload...)
 	s.queue = append(s.queue, queued{Message{Type: m.Type, Payload: *buf}, buf})
-	s.queuedBytes += len(m.Payload)
+	s.queuedBytes += cost
 	s.outstanding++
 	s.signal()
 	return false
@@ -521,7 +531,7 @@ func (s *Session) take() (Message, bool) {
 	q := s.queue[0]
 	s.queue[0] = queued{}
 	s.queue = s.queue[1:]
-	s.queuedBytes -= len(q.m.Payload)
+	s.queuedBytes -= queuedCost(len(q.m.Payload))
 	s.heldCopy = q.buf
 	if s.room != nil {
 		close(s.room)

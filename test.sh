@@ -9,8 +9,8 @@ cd "$(dirname "$0")"
 
 echo "== wskit: go test -race ./..."
 go test -race ./...
-echo "== wskit: allocation checks without -race"
-go test -run 'Alloc|DoesNotAllocate|Reuse' ./...
+echo "== wskit: allocation and memory checks without -race"
+go test -run 'Alloc|DoesNotAllocate|Reuse|MemoryBound' ./...
 for m in bench interop; do
 	if [ -f "$m/go.mod" ]; then
 		echo "== $m: go test -race ./..."

@@ -2,6 +2,7 @@ package wskit
 
 import (
 	"sync"
+	"unsafe"
 
 	"github.com/wskit/wskit/internal/bufpool"
 )
@@ -20,6 +21,18 @@ type job struct {
 	kind jobKind
 	m    Message
 	buf  *[]byte // the copy of m's payload, when queued for a worker
+}
+
+// jobOverhead is what a queued job costs beyond its payload's buffer.
+const jobOverhead = int(unsafe.Sizeof(job{}))
+
+// cost is the memory j holds while queued: its slot and its payload's copy,
+// so that a flood of empty messages is bounded by IncomingQueue too.
+func (j *job) cost() int {
+	if j.buf == nil {
+		return jobOverhead
+	}
+	return jobOverhead + cap(*j.buf)
 }
 
 // workerPool runs the callbacks of event sessions off the loop
@@ -99,7 +112,7 @@ func (q *jobQueue) push(j job) {
 	}
 	q.mu.Lock()
 	q.jobs = append(q.jobs, j)
-	q.bytes += len(j.m.Payload)
+	q.bytes += j.cost()
 	if q.bytes > q.lc.s.opts.IncomingQueue && !q.paused {
 		q.paused = true
 		q.lc.pe.PauseRead()
@@ -128,8 +141,8 @@ func (q *jobQueue) drain() {
 		q.mu.Unlock()
 		q.lc.run(j)
 		q.mu.Lock()
+		q.bytes -= j.cost()
 		if j.buf != nil {
-			q.bytes -= len(j.m.Payload)
 			bufpool.Put(j.buf)
 		}
 		if q.paused && q.bytes <= q.lc.s.opts.IncomingQueue/2 {

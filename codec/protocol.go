@@ -111,6 +111,7 @@ type Protocol struct {
 	pingSeq uint64
 
 	closeCode frame.CloseCode
+	pongAt    uint16 // 1 + where the unsent pong starts in out; 0 when none
 	state     State
 	raw       bool
 	gotClose  bool
@@ -298,9 +299,23 @@ func (p *Protocol) Replies() int {
 
 // reply queues a control frame owed to the peer, in a pooled buffer held
 // only until AppendReplies.
+//
+// A pong replaces the one still unsent, as RFC 6455 §5.5.3 allows (a pong
+// may answer the most recent ping only), so that a peer flooding pings at
+// a connection whose writes are stuck makes it hold one pong, not one per
+// ping. A pong followed by another reply stays.
 func (p *Protocol) reply(op frame.Opcode, payload []byte) {
 	if p.out == nil {
 		p.out = bufpool.Get(frame.MaxHeaderSize + len(payload))
+	}
+	switch {
+	case op != frame.OpPong:
+		p.pongAt = 0
+	case p.pongAt != 0:
+		*p.out = (*p.out)[:p.pongAt-1]
+		fallthrough
+	case len(*p.out) < 1<<16-1:
+		p.pongAt = uint16(len(*p.out)) + 1
 	}
 	*p.out = p.enc.AppendFrame(*p.out, frame.Header{Fin: true, Op: op}, payload)
 }
@@ -314,6 +329,7 @@ func (p *Protocol) AppendReplies(dst []byte) []byte {
 	dst = append(dst, *p.out...)
 	bufpool.Put(p.out) // an idle connection holds none
 	p.out = nil
+	p.pongAt = 0
 	return dst
 }
 

@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -76,6 +77,32 @@ func TestProtocolPingIsAnsweredWithItsPayload(t *testing.T) {
 		if len(replies(t, p)) != 0 {
 			t.Fatal("a reply was owed twice")
 		}
+	}
+}
+
+// Pings that come while the replies are not taken leave one pong, for the
+// latest (RFC 6455 §5.5.3); a close reply after a pong keeps both.
+func TestProtocolOwesOnePong(t *testing.T) {
+	p := NewProtocol(Config{})
+	var in []byte
+	for i := range 1000 {
+		in = append(in, clientFrame(frame.OpPing, true, fmt.Appendf(nil, "ping %d", i))...)
+	}
+	if _, err := feed(p, in, 0); err != nil {
+		t.Fatal(err)
+	}
+	r := replies(t, p)
+	if len(r) != 1 || r[0].h.Op != frame.OpPong || r[0].payload != "ping 999" {
+		t.Fatalf("replies %v, want one pong for the last ping", r)
+	}
+	in = append(clientFrame(frame.OpPing, true, []byte("last")), clientFrame(frame.OpClose, true, closePayload(frame.CloseNormal, "bye"))...)
+	in = append(in, clientFrame(frame.OpPing, true, []byte("after"))...)
+	if _, err := feed(p, in, 0); err != nil {
+		t.Fatal(err)
+	}
+	r = replies(t, p)
+	if len(r) != 2 || r[0].payload != "last" || r[1].h.Op != frame.OpClose {
+		t.Fatalf("replies %v, want the pong for the last ping, then the close", r)
 	}
 }
 

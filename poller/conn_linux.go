@@ -34,6 +34,7 @@ type Conn struct {
 	closeErr error // what OnClose reports after Close
 	stalled  int64 // when waitOut began, Unix ns, for Config.WriteTimeout
 	linger   time.Duration
+	unread   *[]byte // input handed back by Unread, delivered first on resuming
 	*detach
 
 	mu          sync.Mutex
@@ -349,6 +350,11 @@ func (c *Conn) flushLocked(iov *[]unix.Iovec) {
 		default:
 			c.werr = os.NewSyscallError("writev", err)
 			c.dropOutput()
+			// The stream cannot be resumed: close, even if reading is
+			// paused and would never see the peer's end.
+			if !c.closing {
+				c.closing, c.closeErr = true, c.werr
+			}
 			return
 		}
 	}
@@ -466,6 +472,27 @@ func (c *Conn) SetTimer(t time.Time) {
 
 // PauseRead stops reading c until ResumeRead, to push back on the peer.
 func (c *Conn) PauseRead() { c.paused.Store(true) }
+
+// ReadPaused reports whether reading is paused.
+func (c *Conn) ReadPaused() bool { return c.paused.Load() }
+
+// Unread hands back in, the part of the bytes given to OnData that the
+// handler did not take because it paused reading: the loop keeps a copy and
+// gives it to OnData again, before anything read later, once reading
+// resumes. Call it from OnData, at most once per call.
+func (c *Conn) Unread(in []byte) {
+	if len(in) == 0 {
+		return
+	}
+	if c.unread != nil { // not delivered yet: in follows it
+		c.unread = bufpool.Grow(c.unread, len(in))
+		*c.unread = append(*c.unread, in...)
+		return
+	}
+	b := bufpool.Get(len(in))
+	*b = append(*b, in...)
+	c.unread = b
+}
 
 // ResumeRead reads c again. Safe from any goroutine.
 func (c *Conn) ResumeRead() {

@@ -15,6 +15,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wskit/wskit/internal/bufpool"
 )
 
 // Supported reports whether this platform has the poller.
@@ -650,6 +652,16 @@ func (l *loop) read(c *Conn) {
 	if c.closed || c.paused.Load() || c.detached || l.outputFull(c) {
 		return
 	}
+	if c.unread != nil {
+		b := c.unread
+		c.unread = nil
+		c.dispatching.Store(true)
+		l.e.h.OnData(c, *b)
+		bufpool.Put(b)
+		if l.settle(c) || c.closed || c.paused.Load() || c.detached {
+			return
+		}
+	}
 	for i := 0; i < maxReads; i++ {
 		n, err := readFD(c.fd, l.buf)
 		if n > 0 {
@@ -876,6 +888,10 @@ func (l *loop) closeConn(c *Conn, err error) {
 	l.tmu.Unlock()
 	l.conns[c.fd] = nil
 	unix.Close(c.fd) // also leaves epoll
+	if c.unread != nil {
+		bufpool.Put(c.unread)
+		c.unread = nil
+	}
 	l.n--
 	l.e.conns.Add(-1)
 	if c.detached {

@@ -27,6 +27,18 @@ var lent atomic.Int64
 // Lent returns the number of buffers out of the pool.
 func Lent() int64 { return lent.Load() }
 
+// Cap returns the capacity of the buffer Get(n) returns.
+func Cap(n int) int {
+	if n > maxSize {
+		return n
+	}
+	c := minSize
+	for c < n {
+		c <<= 1
+	}
+	return c
+}
+
 // Get returns an empty buffer with capacity of at least n.
 func Get(n int) *[]byte {
 	lent.Add(1)

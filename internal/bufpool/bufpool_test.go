@@ -6,6 +6,16 @@ import (
 	"github.com/wskit/wskit/internal/race"
 )
 
+func TestCapIsGetsCapacity(t *testing.T) {
+	for _, n := range []int{0, 1, 255, 256, 257, 1000, 4096, 4097, maxSize - 1, maxSize, maxSize + 1, 3 * maxSize} {
+		p := Get(n)
+		if got := cap(*p); got != Cap(n) {
+			t.Errorf("Cap(%d) = %d, but Get(%d) has capacity %d", n, Cap(n), n, got)
+		}
+		Put(p)
+	}
+}
+
 func TestGetCapacity(t *testing.T) {
 	for _, n := range []int{0, 1, 31, 255, 256, 257, 4096, maxSize, maxSize + 1} {
 		p := Get(n)

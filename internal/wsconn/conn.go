@@ -32,6 +32,10 @@ const (
 	ClosePolicy
 )
 
+// ReadPause is the output a connection may have waiting behind a write in
+// progress before it stops reading; the poller's loops pause at the same.
+const ReadPause = 256 << 10
+
 // Errors of a Conn.
 var (
 	ErrClosed       = errors.New("websocket: connection closed")
@@ -427,6 +431,13 @@ func (c *Conn) readError(err error) error {
 // It also moves reading to a fresh buffer when the current one is pinned.
 func (c *Conn) armTimers() error {
 	c.mu.Lock()
+	// Input waits while output is backed up, as on the poller's loops, or
+	// while a reply waits for a write in progress: a peer that sends faster
+	// than it reads is pushed back instead of growing what the connection
+	// holds or the work it makes.
+	for c.flushing && (c.Queued() >= ReadPause || c.proto.Replies() > 0) && c.werr == nil && !c.closed && !c.released {
+		c.waitDrained() // past the write timeout the writer's deadline ends it
+	}
 	if c.pinned {
 		c.rbuf, c.pinned = newReadBuf(c.cfg.ReadBufferSize), false
 	}
@@ -478,7 +489,15 @@ func (c *Conn) outBuf() []byte {
 	return *c.out
 }
 
+// queueReplies moves the replies the protocol owes into the output, unless
+// a write is in progress: they then wait in the protocol, where a pong
+// replaces the one before it, and the writer takes them on its next round.
+// A peer flooding pings at a connection whose writes are stuck so makes it
+// hold one pong.
 func (c *Conn) queueReplies() {
+	if c.flushing || c.proto.Replies() == 0 {
+		return
+	}
 	*c.out = c.proto.AppendReplies(c.outBuf())
 }
 
@@ -674,7 +693,7 @@ func (c *Conn) flushLocked() error {
 
 // pending reports whether there is output to write or Fill to call.
 func (c *Conn) pending() bool {
-	return (c.out != nil && len(*c.out) > 0) || c.segs != nil || (c.refill && c.source != nil)
+	return (c.out != nil && len(*c.out) > 0) || c.segs != nil || (c.refill && c.source != nil) || c.proto.Replies() > 0
 }
 
 // flushRounds writes until nothing is pending; c is locked and flushing
@@ -682,6 +701,9 @@ func (c *Conn) pending() bool {
 func (c *Conn) flushRounds() error {
 	var err error
 	for err == nil && !c.released && c.werr == nil && !c.closed {
+		if c.proto.Replies() > 0 {
+			*c.out = c.proto.AppendReplies(c.outBuf())
+		}
 		if c.refill && c.source != nil && c.segs == nil && (c.out == nil || len(*c.out) == 0) {
 			c.refill = false
 			c.source.Fill()
