@@ -581,6 +581,20 @@ func TestPollPeerResetMidFrame(t *testing.T) {
 func TestPollConnectionFlood(t *testing.T) {
 	ptLeakCheck(t)
 	srv, addr := ptStart(t, ptOptions(), nil, ptRoutes(Events{}))
+	total := 3000
+	if race.Enabled {
+		total = 600
+	}
+	ptChurn(t, srv, addr, total, nil)
+}
+
+// ptChurn runs total connections through srv, 48 at a time, each of one
+// kind in turn: full sessions on every route, peers that vanish mid-head,
+// mid-frame or after a frame (with a FIN or a RST), plain requests and
+// refused upgrades. Afterwards nothing may be left: no session, descriptor,
+// goroutine or pooled buffer beyond what was there after one of each.
+// settled, when set, is called then.
+func ptChurn(t *testing.T, srv *Server, addr string, total int, settled func()) {
 	head := func(path string) []byte { return []byte(ptHead(addr, path)) }
 	msg := ptPattern(7, 300)
 	frameThenGo := func(path string) func(*ptPeer) error {
@@ -663,12 +677,11 @@ func TestPollConnectionFlood(t *testing.T) {
 		}
 	}
 	ptExpectIdle(t, srv, ptCounts{fds: 1 << 30, goroutines: 1 << 30, lent: 1 << 62})
+	if settled != nil {
+		settled()
+	}
 	base := ptCount()
 
-	total := 3000
-	if race.Enabled {
-		total = 600
-	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)

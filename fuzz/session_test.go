@@ -2,12 +2,14 @@ package fuzz
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -89,7 +91,19 @@ func sessionSeeds() [][]byte {
 		clientFrame(frame.OpText, true, "\xff"),
 		append(clientFrame(frame.OpBinary, true, strings.Repeat("x", 300)), clientFrame(frame.OpClose, true, "")...),
 		{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'}, // unmasked
+		pingFlood(),
+		bytes.Repeat(clientFrame(frame.OpBinary, true, ""), 500), // empty messages
+		append(pingFlood(), clientFrame(frame.OpClose, true, "\x03\xe8")...),
 	}
+}
+
+// pingFlood is many pings in a row, each owed a pong.
+func pingFlood() []byte {
+	var b []byte
+	for i := range 300 {
+		b = append(b, clientFrame(frame.OpPing, true, strconv.Itoa(i))...)
+	}
+	return b
 }
 
 // upgradeRequest is a valid opening handshake for path.
