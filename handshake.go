@@ -22,7 +22,8 @@ const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 type handshakeError struct {
 	status int
 	msg    string
-	header [2]string // one extra response header, when set
+	header [2]string   // one extra response header, when set
+	extra  http.Header // a Refusal's fields
 }
 
 func (e *handshakeError) Error() string { return e.msg }
@@ -31,6 +32,9 @@ func (e *handshakeError) write(w http.ResponseWriter) {
 	h := w.Header()
 	if e.header[0] != "" {
 		h.Set(e.header[0], e.header[1])
+	}
+	for k, vs := range e.extra {
+		h[http.CanonicalHeaderKey(k)] = vs
 	}
 	if e.status == http.StatusUpgradeRequired {
 		h.Set("Connection", "Upgrade")
@@ -229,8 +233,10 @@ func (o *Options) hookPanicked(r *http.Request, err error) *handshakeError {
 	return refuse(http.StatusInternalServerError, "websocket: internal error")
 }
 
-// appendAccept appends the 101 response that completes the handshake.
-func appendAccept(b []byte, key, protocol string, exts []codec.Negotiated) []byte {
+// appendAccept appends the 101 response that completes the handshake, with
+// the fields of extra (set by the handler chain or an accept hook) but
+// those the handshake owns and those a 101 may not carry.
+func appendAccept(b []byte, key, protocol string, exts []codec.Negotiated, extra http.Header) []byte {
 	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = acceptKey(b, key)
 	if protocol != "" {
@@ -241,14 +247,50 @@ func appendAccept(b []byte, key, protocol string, exts []codec.Negotiated) []byt
 		b = append(b, "\r\nSec-WebSocket-Extensions: "...)
 		b = codec.ResponseHeader(b, exts)
 	}
+	for name, values := range extra {
+		if !isToken(name) || reservedIn101(name) {
+			continue
+		}
+		for _, v := range values {
+			b = append(b, "\r\n"...)
+			b = append(b, name...)
+			b = append(b, ": "...)
+			b = appendFieldValue(b, v)
+		}
+	}
 	return append(b, "\r\n\r\n"...)
 }
 
+// reservedIn101 reports whether a response field is the handshake's own or
+// one a 101 may not carry.
+func reservedIn101(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Upgrade", "Connection", "Sec-Websocket-Accept", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions",
+		"Content-Length", "Transfer-Encoding", "Trailer":
+		return true
+	}
+	return false
+}
+
+// appendFieldValue appends v with the bytes a field value may not hold
+// turned into spaces, as net/http writes them: no field can be smuggled in.
+func appendFieldValue(b []byte, v string) []byte {
+	v = strings.TrimSpace(v)
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			c = ' '
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
 // writeAccept writes the 101 response that completes the handshake.
-func writeAccept(c net.Conn, key, protocol string, exts []codec.Negotiated, timeout time.Duration) error {
+func writeAccept(c net.Conn, key, protocol string, exts []codec.Negotiated, extra http.Header, timeout time.Duration) error {
 	buf := bufpool.Get(256 + len(protocol))
 	defer bufpool.Put(buf)
-	b := appendAccept(*buf, key, protocol, exts)
+	b := appendAccept(*buf, key, protocol, exts, extra)
 	*buf = b
 	if timeout > 0 {
 		c.SetWriteDeadline(time.Now().Add(timeout))

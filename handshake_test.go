@@ -258,7 +258,7 @@ func TestHandlerRefusals(t *testing.T) {
 	}
 	called := false
 	plain := srv.WebSocket(func(*Session) { called = true })
-	chat := srv.WebSocket(func(*Session) { called = true }, "chat.v2", "chat.v1")
+	chat := srv.WebSocket(func(*Session) { called = true }, Protocols("chat.v2", "chat.v1"))
 	for _, tc := range []struct {
 		name    string
 		route   http.Handler
@@ -317,8 +317,8 @@ func TestRouteRejectsBadSubprotocol(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, route := range []func(){
-		func() { srv.WebSocket(func(*Session) {}, "ok", "not ok") },
-		func() { srv.Handle(Events{}, "") },
+		func() { srv.WebSocket(func(*Session) {}, Protocols("ok", "not ok")) },
+		func() { srv.Handle(Events{}, Protocols("")) },
 	} {
 		func() {
 			defer func() {

@@ -1,6 +1,7 @@
 package wskit
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -22,7 +23,27 @@ type loopConn struct {
 	proto codec.Protocol // guarded by c's lock
 	pe    *poller.Conn
 	rt    *route
-	head  string // the request head, parsed again if Session.Request is called
+	head  string        // the request head, parsed again if Session.Request is called
+	extra *requestExtra // what the head does not tell, when there is any
+}
+
+// requestExtra is what Session.Request gives besides the head: what the
+// handler chain added.
+type requestExtra struct {
+	ctx   context.Context // nil: the engine's request context
+	paths []string        // path values: name, value, …
+}
+
+// loopOpen is what an Events session on the loop opens with.
+type loopOpen struct {
+	head          string
+	key, protocol string
+	exts          []codec.Negotiated
+	rest          []byte          // read past the head
+	header        http.Header     // fields for the 101, from the handler chain
+	ctx           context.Context // the chain's, if it went through one
+	paths         []string
+	vals          *valueSet
 }
 
 // engine returns the poll engine serving lc.
@@ -35,17 +56,20 @@ func (lc *loopConn) jobs() *jobQueue {
 	return q
 }
 
-func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, head []byte, key, protocol string, exts []codec.Negotiated, rest []byte) {
-	lc := &loopConn{pe: c, rt: rt, head: string(head)}
+func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
+	lc := &loopConn{pe: c, rt: rt, head: op.head}
+	if op.ctx != nil || len(op.paths) > 0 {
+		lc.extra = &requestExtra{ctx: op.ctx, paths: op.paths}
+	}
 	cfg := e.codecConfig()
-	cfg.Extensions = exts
+	cfg.Extensions = op.exts
 	lc.proto.Init(cfg)
-	lc.s = Session{lc: lc, opts: &e.srv.opts, protocol: protocol, engine: EnginePoll}
+	lc.s = Session{lc: lc, opts: &e.srv.opts, protocol: op.protocol, engine: EnginePoll, vals: op.vals}
 	c.Context = lc
 	// The 101 goes out at the end of this loop iteration, before any frame.
 	c.Lock()
-	b := c.Buffer(256 + len(protocol) + 256*len(exts))
-	c.Commit(appendAccept(b, key, protocol, exts))
+	b := c.Buffer(256 + len(op.protocol) + 256*len(op.exts))
+	c.Commit(appendAccept(b, op.key, op.protocol, op.exts, op.header))
 	c.Unlock()
 	if !e.open() {
 		lc.close(CloseGoingAway, "server shutting down")
@@ -56,8 +80,8 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, head []byte, key, pro
 		c.Context = &jobQueue{lc: lc}
 	}
 	lc.dispatch(job{kind: jobOpen})
-	if len(rest) > 0 {
-		lc.onData(rest)
+	if len(op.rest) > 0 {
+		lc.onData(op.rest)
 	}
 	lc.updateTimer()
 }
@@ -292,13 +316,29 @@ func (lc *loopConn) setCause(err error) {
 	lc.s.mu.Unlock()
 }
 
-// request parses the head again for Session.Request.
+// request parses the head again for Session.Request, with what the chain
+// added.
 func (lc *loopConn) request() *http.Request {
 	r, err := parseHead([]byte(lc.head), lc.pe.RemoteAddr())
 	if err != nil {
 		return nil
 	}
-	return r.WithContext(lc.engine().requestContext(lc.pe))
+	r = r.WithContext(lc.requestContext())
+	if x := lc.extra; x != nil {
+		for i := 0; i+1 < len(x.paths); i += 2 {
+			r.SetPathValue(x.paths[i], x.paths[i+1])
+		}
+	}
+	return r
+}
+
+// requestContext returns the context of the session's request: the
+// chain's, or the engine's own.
+func (lc *loopConn) requestContext() context.Context {
+	if lc.extra != nil && lc.extra.ctx != nil {
+		return lc.extra.ctx
+	}
+	return lc.engine().requestContext(lc.pe)
 }
 
 // close is Session.Close: it sends the close frame and returns.

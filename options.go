@@ -103,8 +103,15 @@ type Options struct {
 	// an Origin header (non-browser clients) are always allowed.
 	OriginPatterns []string
 	// CheckOrigin, when set, replaces the Origin policy: it returns whether
-	// the upgrade may proceed (else 403).
+	// the upgrade may proceed (else 403). Like the accept hooks, it may
+	// block: on the poll engine it runs off the event loop.
 	CheckOrigin func(r *http.Request) bool
+	// Accept, when set, runs for every upgrade to the server's routes once
+	// the handshake's checks pass, before the route's own OnAccept: to
+	// authenticate, refuse (return a *Refusal), add headers to the 101 or
+	// attach values to the session (see Handshake). A panic in it refuses
+	// the upgrade with 500 and is logged.
+	Accept func(h *Handshake) error
 	// Extensions are offered by Dial and accepted by a server from a
 	// client's offer, in this order (which is the order they process
 	// outgoing messages; incoming ones are undone in reverse). Two may not

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"iter"
 	"net"
 	"net/http"
 	"strings"
@@ -251,6 +252,13 @@ func (pe *pollEngine) requestContext(c *poller.Conn) context.Context {
 }
 
 // handshake answers a complete request head. rest is what followed it.
+//
+// An upgrade to a route of the server reached directly (or through an
+// *http.ServeMux) and with no accept hook is answered here on the loop,
+// with no goroutine. Anything else goes to net/http on the same
+// connection: plain requests, refusals, and routes behind middleware or
+// with hooks, which may block; a route reached there takes its connection
+// back to the loop (see pollEngine.attach).
 func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 	if len(head) > pe.srv.opts.MaxHandshakeSize {
 		pe.toHTTP(c, head, rest) // net/http applies the limit as std does
@@ -270,32 +278,36 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 		return
 	}
 	rt := pe.route(r)
-	if rt == nil || !headerHasToken(r.Header, "Upgrade", "websocket") {
+	if rt == nil || rt.hooked() || !headerHasToken(r.Header, "Upgrade", "websocket") {
 		pe.toHTTP(c, head, rest)
 		return
 	}
-	key, protocol, exts, herr := pe.srv.checkUpgrade(r, rt)
+	key, protocol, herr := pe.srv.checkUpgrade(r, rt.cfg.protocols)
+	var exts []codec.Negotiated
+	if herr == nil {
+		exts, herr = pe.srv.opts.negotiate(r, rt.kind)
+	}
 	if herr != nil {
 		pe.toHTTP(c, head, rest) // net/http sends the same refusal
 		return
 	}
 	c.SetTimer(time.Time{})
 	if rt.kind == routeEvents {
-		newLoopConn(pe, c, rt, head, key, protocol, exts, rest)
+		newLoopConn(pe, c, rt, loopOpen{head: string(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: pathValues(r, true)})
 		return
 	}
 	// Default and raw sessions block in their handlers: a goroutine drives
 	// each, reading and writing through the loop's readiness.
-	r = r.WithContext(pe.requestContext(c))
-	nc := c.Detach()
-	buffered := append([]byte(nil), rest...)
+	u := &upgraded{r: r.WithContext(pe.requestContext(c)), key: key, protocol: protocol, exts: exts, poll: pe}
+	u.buffered = append([]byte(nil), rest...)
+	u.nc = c.Detach()
 	go func() {
-		if err := writeAccept(nc, key, protocol, exts, pe.srv.opts.HandshakeTimeout); err != nil {
+		if err := writeAccept(u.nc, key, protocol, exts, nil, pe.srv.opts.HandshakeTimeout); err != nil {
 			codec.ReleaseExtensions(exts)
-			nc.Close()
+			u.nc.Close()
 			return
 		}
-		rt.serveConn(nc, buffered, r, protocol, exts, EnginePoll)
+		rt.serveConn(u)
 	}()
 }
 
@@ -303,26 +315,133 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 // without allocating more than the session itself; it reports false when
 // the head needs the full path.
 func (pe *pollEngine) quickUpgrade(c *poller.Conn, head, rest []byte) bool {
-	if pe.srv.opts.CheckOrigin != nil {
-		return false // the callback gets the whole request
-	}
 	q := parseQuick(head)
 	if q == nil {
 		return false
 	}
 	defer releaseQuick(q)
 	rt := pe.route(&q.r)
-	if rt == nil || rt.kind != routeEvents || !headerHasToken(q.h, "Upgrade", "websocket") {
+	if rt == nil || rt.kind != routeEvents || rt.hooked() || !headerHasToken(q.h, "Upgrade", "websocket") {
 		return false
 	}
-	key, protocol, exts, herr := pe.srv.checkUpgrade(&q.r, rt)
+	key, protocol, herr := pe.srv.checkUpgrade(&q.r, rt.cfg.protocols)
+	var exts []codec.Negotiated
+	if herr == nil {
+		exts, herr = pe.srv.opts.negotiate(&q.r, rt.kind)
+	}
 	if herr != nil {
 		pe.toHTTP(c, head, rest) // net/http sends the same refusal
 		return true
 	}
 	c.SetTimer(time.Time{})
-	newLoopConn(pe, c, rt, head, key, protocol, exts, rest)
+	newLoopConn(pe, c, rt, loopOpen{head: string(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: pathValues(&q.r, true)})
 	return true
+}
+
+// route returns the server's route that the handler gives r, if r reaches
+// it directly or through an *http.ServeMux; r then carries its path values.
+func (pe *pollEngine) route(r *http.Request) *route {
+	h := pe.h
+	mux, isMux := h.(*http.ServeMux)
+	var pattern string
+	if isMux {
+		h, pattern = mux.Handler(r)
+	}
+	rt, ok := h.(*route)
+	if !ok || rt.srv != pe.srv {
+		return nil
+	}
+	if isMux && strings.IndexByte(pattern, '{') >= 0 {
+		// Only ServeMux.ServeHTTP gives r its path values; it passes r to
+		// the route, which sees the probe and does nothing.
+		mux.ServeHTTP(&routeProbe{}, r)
+	}
+	return rt
+}
+
+// routeProbe is the http.ResponseWriter the poll engine passes through a
+// ServeMux to a route; the route records itself and writes nothing.
+type routeProbe struct {
+	rt *route
+	r  *http.Request
+}
+
+func (p *routeProbe) Header() http.Header         { return http.Header{} }
+func (p *routeProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *routeProbe) WriteHeader(int)             {}
+
+// pathValues returns the path values of r as name, value pairs, or nil;
+// clone copies the values, which may point into the loop's buffer.
+func pathValues(r *http.Request, clone bool) []string {
+	var pv []string
+	for name := range wildcards(r.Pattern) {
+		v := r.PathValue(name)
+		if clone {
+			v = strings.Clone(v)
+		}
+		pv = append(pv, name, v)
+	}
+	return pv
+}
+
+// wildcards yields the names of a ServeMux pattern's wildcards.
+func wildcards(pattern string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for {
+			i := strings.IndexByte(pattern, '{')
+			if i < 0 {
+				return
+			}
+			j := strings.IndexByte(pattern[i:], '}')
+			if j < 0 {
+				return
+			}
+			name := strings.TrimSuffix(pattern[i+1:i+j], "...")
+			pattern = pattern[i+j+1:]
+			if name != "$" && name != "" && !yield(name) {
+				return
+			}
+		}
+	}
+}
+
+// attach opens the Events session of a connection that net/http upgraded
+// (through middleware, say) on the loop it came from, and lets net/http's
+// goroutine end: the request's context and path values are kept, with its
+// head as the chain left it, so that Session.Request shows what the chain
+// did.
+func (pe *pollEngine) attach(u *upgraded, rt *route) {
+	pc := u.nc.(*prefixConn)
+	op := loopOpen{
+		head: keptHead(u.r), key: u.key, protocol: u.protocol, exts: u.exts,
+		rest: append(append([]byte(nil), u.buffered...), pc.prefix...),
+		ctx:  context.WithoutCancel(u.r.Context()), paths: pathValues(u.r, false), vals: u.vals,
+	}
+	if len(u.header) > 0 {
+		op.header = u.header.Clone()
+	}
+	ok := poller.Attach(pc.Conn, func(c *poller.Conn) { newLoopConn(pe, c, rt, op) }, func() {
+		codec.ReleaseExtensions(op.exts)
+	})
+	if !ok {
+		codec.ReleaseExtensions(op.exts)
+		pc.Close()
+	}
+}
+
+// keptHead writes r's request line and header as the chain left them, for
+// Session.Request to parse again.
+func keptHead(r *http.Request) string {
+	var b strings.Builder
+	b.WriteString(r.Method)
+	b.WriteByte(' ')
+	b.WriteString(r.URL.RequestURI())
+	b.WriteString(" HTTP/1.1\r\nHost: ")
+	b.WriteString(r.Host)
+	b.WriteString("\r\n")
+	r.Header.Write(&b)
+	b.WriteString("\r\n")
+	return b.String()
 }
 
 // headHasHost reports whether a request head has a Host header line.
@@ -347,32 +466,22 @@ func validHost(h string) bool {
 	return true
 }
 
-// route returns the server's route that h gives r, if any.
-func (pe *pollEngine) route(r *http.Request) *route {
-	h := pe.h
-	if mux, ok := h.(*http.ServeMux); ok {
-		h, _ = mux.Handler(r)
-	}
-	if rt, ok := h.(*route); ok && rt.srv == pe.srv {
-		return rt
-	}
-	return nil
-}
-
 // toHTTP hands c to net/http, which reads the given bytes first.
 func (pe *pollEngine) toHTTP(c *poller.Conn, parts ...[]byte) {
 	c.SetTimer(time.Time{})
 	nc := c.Detach()
-	pc := &prefixConn{Conn: nc, prefix: bytes.Join(parts, nil)}
+	pc := &prefixConn{Conn: nc, prefix: bytes.Join(parts, nil), pe: pe}
 	if !pe.handoff.push(pc) {
 		nc.Close()
 	}
 }
 
-// prefixConn reads prefix before the connection.
+// prefixConn reads prefix before the connection: a connection of the poll
+// engine handed to net/http.
 type prefixConn struct {
 	net.Conn
 	prefix []byte
+	pe     *pollEngine
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {

@@ -168,7 +168,7 @@ func ptRoutes(ev Events) func(*Server) http.Handler {
 		mux.Handle("/events", srv.Handle(ev))
 		mux.Handle("/echo", srv.WebSocket(ptEchoSession))
 		mux.Handle("/raw", srv.WebSocketRaw(ptEchoRaw))
-		mux.Handle("/proto", srv.WebSocket(ptEchoSession, "mqtt"))
+		mux.Handle("/proto", srv.WebSocket(ptEchoSession, Protocols("mqtt")))
 		mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Hello", "1")
 			fmt.Fprintf(w, "hello %s", r.URL.Query().Get("name"))

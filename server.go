@@ -48,34 +48,43 @@ func (srv *Server) Options() Options { return srv.opts }
 
 // WebSocket returns an http.Handler that upgrades requests to default
 // sessions and runs handler on each (Ktor's webSocket(path, protocol)).
-// Mount it on any mux: mux.Handle("GET /echo", srv.WebSocket(echo)).
-//
-// When protocols are given the route requires one of them: a client that
-// offers none is refused (400); the first listed that the client offered is
-// selected. Without them, Options.Subprotocols applies and is optional.
+// Mount it on any mux, behind any middleware:
+// mux.Handle("GET /echo", srv.WebSocket(echo)). Protocols and OnAccept
+// configure the route.
 //
 // Returning from handler closes the session with 1000 Normal Closure; a
 // panic closes it with 1011 Internal Error and is logged.
-func (srv *Server) WebSocket(handler func(*Session), protocols ...string) http.Handler {
-	mustTokens(protocols)
-	return &route{srv: srv, kind: routeSession, protocols: protocols, session: handler}
+func (srv *Server) WebSocket(handler func(*Session), opts ...RouteOption) http.Handler {
+	rt := srv.newRoute(routeSession, opts)
+	rt.session = handler
+	return rt
 }
 
 // Handle returns an http.Handler that runs the lifecycle callbacks of ev on
 // each session (see Events). On the poll engine they run on the event loop,
 // with no goroutine per session (see Options.Workers).
-func (srv *Server) Handle(ev Events, protocols ...string) http.Handler {
-	mustTokens(protocols)
-	return &route{srv: srv, kind: routeEvents, protocols: protocols, events: ev}
+func (srv *Server) Handle(ev Events, opts ...RouteOption) http.Handler {
+	rt := srv.newRoute(routeEvents, opts)
+	rt.events = ev
+	return rt
 }
 
 // WebSocketRaw returns an http.Handler that upgrades requests to raw
 // sessions (Ktor's webSocketRaw). Returning from handler closes the TCP
 // connection; write a close frame first for a clean close. A panic is logged
 // and sends a 1011 close frame.
-func (srv *Server) WebSocketRaw(handler func(*wsraw.Session), protocols ...string) http.Handler {
-	mustTokens(protocols)
-	return &route{srv: srv, kind: routeRaw, protocols: protocols, raw: handler}
+func (srv *Server) WebSocketRaw(handler func(*wsraw.Session), opts ...RouteOption) http.Handler {
+	rt := srv.newRoute(routeRaw, opts)
+	rt.raw = handler
+	return rt
+}
+
+func (srv *Server) newRoute(kind routeKind, opts []RouteOption) *route {
+	rt := &route{srv: srv, kind: kind}
+	for _, o := range opts {
+		o(&rt.cfg)
+	}
+	return rt
 }
 
 // routeKind says what kind of session a route opens.
@@ -90,30 +99,50 @@ const (
 // route is the http.Handler of a WebSocket endpoint. The poll engine finds
 // routes in the handler it serves and opens their sessions on its loops.
 type route struct {
-	srv       *Server
-	kind      routeKind
-	protocols []string
-	session   func(*Session)
-	raw       func(*wsraw.Session)
-	events    Events
+	srv     *Server
+	kind    routeKind
+	cfg     routeConfig
+	session func(*Session)
+	raw     func(*wsraw.Session)
+	events  Events
 }
 
-// ServeHTTP upgrades the request on a connection of net/http.
+// hooked reports whether an accept hook must see the route's upgrades,
+// which the poll engine then leaves to net/http's goroutines: a hook may
+// block.
+func (rt *route) hooked() bool {
+	o := &rt.srv.opts
+	return rt.cfg.accept != nil || o.Accept != nil || o.CheckOrigin != nil
+}
+
+// ServeHTTP upgrades the request, on the goroutine net/http serves it on.
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	nc, buffered, protocol, exts, ok := rt.srv.upgrade(w, r, rt)
-	if !ok {
+	if p, ok := w.(*routeProbe); ok {
+		p.rt, p.r = rt, r // the poll engine looking for its routes
 		return
 	}
-	rt.serveConn(nc, buffered, r, protocol, exts, EngineStd)
+	u, herr := rt.srv.accept(w, r, rt.kind, &rt.cfg)
+	if herr != nil {
+		return
+	}
+	if rt.kind == routeEvents && u.poll != nil {
+		u.poll.attach(u, rt) // back to the loop: this goroutine ends
+		return
+	}
+	if err := writeAccept(u.nc, u.key, u.protocol, u.exts, u.header, rt.srv.opts.HandshakeTimeout); err != nil {
+		codec.ReleaseExtensions(u.exts)
+		u.nc.Close()
+		return
+	}
+	rt.serveConn(u)
 }
 
-// serveConn runs a session on nc, an upgraded connection whose first bytes
-// (read past the handshake) are buffered, until it ends.
-func (rt *route) serveConn(nc net.Conn, buffered []byte, r *http.Request, protocol string, exts []codec.Negotiated, engine Engine) {
+// serveConn runs a session on an upgraded connection, until it ends.
+func (rt *route) serveConn(u *upgraded) {
 	srv := rt.srv
 	if rt.kind == routeRaw {
-		c := wsconn.New(nc, buffered, srv.connConfig(codec.Server, true))
-		rs := &rawSession{Session: wsraw.New(c, r, protocol), c: c}
+		c := wsconn.New(u.nc, u.buffered, srv.connConfig(codec.Server, true))
+		rs := &rawSession{Session: wsraw.New(c, u.r, u.protocol, false), c: c}
 		if srv.track(rs) {
 			defer srv.untrack(rs)
 			srv.runRaw(rs, rt.raw)
@@ -124,10 +153,7 @@ func (rt *route) serveConn(nc net.Conn, buffered []byte, r *http.Request, protoc
 		c.Release()
 		return
 	}
-	cfg := srv.connConfig(codec.Server, false)
-	cfg.Codec.Extensions = exts
-	s := newSession(wsconn.New(nc, buffered, cfg), &srv.opts, r, protocol, false)
-	s.engine = engine
+	s := srv.newServerSession(u)
 	if !srv.track(s) {
 		s.Close(CloseGoingAway, "server shutting down")
 		s.releaseBuffers()
@@ -139,6 +165,19 @@ func (rt *route) serveConn(nc net.Conn, buffered []byte, r *http.Request, protoc
 		handler = rt.events.Run
 	}
 	runHandler(s, handler)
+}
+
+// newServerSession makes the default session of an upgraded connection.
+func (srv *Server) newServerSession(u *upgraded) *Session {
+	cfg := srv.connConfig(codec.Server, false)
+	cfg.Codec.Extensions = u.exts
+	s := newSession(wsconn.New(u.nc, u.buffered, cfg), &srv.opts, u.r, u.protocol, false)
+	s.engine = EngineStd
+	if u.poll != nil {
+		s.engine = EnginePoll
+	}
+	s.vals = u.vals
+	return s
 }
 
 func (srv *Server) runRaw(rs *rawSession, handler func(*wsraw.Session)) {
@@ -217,54 +256,75 @@ func mustTokens(protocols []string) {
 	}
 }
 
-// upgrade carries out the server's side of the opening handshake. On
-// failure it has answered the request and returns ok false.
-func (srv *Server) upgrade(w http.ResponseWriter, r *http.Request, rt *route) (nc net.Conn, buffered []byte, protocol string, exts []codec.Negotiated, ok bool) {
-	key, protocol, exts, herr := srv.checkUpgrade(r, rt)
+// upgraded is a connection whose opening handshake has been accepted; the
+// 101 is still to be written.
+type upgraded struct {
+	nc       net.Conn
+	buffered []byte // read past the request
+	r        *http.Request
+	key      string
+	protocol string
+	exts     []codec.Negotiated
+	header   http.Header // fields for the 101 beyond the handshake's own
+	vals     *valueSet
+	poll     *pollEngine // the poll engine nc comes from, if any
+}
+
+// accept carries out the server's side of an opening handshake on a
+// connection of net/http: the protocol's checks, the accept hooks, the
+// negotiation, and taking the connection over. On failure it has answered
+// the request and returns the refusal it sent.
+func (srv *Server) accept(w http.ResponseWriter, r *http.Request, kind routeKind, cfg *routeConfig) (*upgraded, *handshakeError) {
+	key, protocol, herr := srv.checkUpgrade(r, cfg.protocols)
+	var hs *Handshake
+	if herr == nil && (srv.opts.Accept != nil || cfg.accept != nil) {
+		hs = &Handshake{Request: r, Header: w.Header(), Subprotocol: protocol}
+		herr = srv.runAccept(hs, cfg.accept)
+	}
+	var exts []codec.Negotiated
+	if herr == nil {
+		exts, herr = srv.opts.negotiate(r, kind)
+	}
 	if herr != nil {
 		srv.opts.logger().Debug("wskit: upgrade refused", "status", herr.status, "reason", herr.msg, "remote", r.RemoteAddr, "path", r.URL.Path)
 		herr.write(w)
-		return nil, nil, "", nil, false
+		return nil, herr
 	}
 	nc, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		codec.ReleaseExtensions(exts)
-		http.Error(w, "websocket: the connection cannot be taken over: "+err.Error(), http.StatusInternalServerError)
-		return nil, nil, "", nil, false
+		herr = refuse(http.StatusInternalServerError, "websocket: the connection cannot be taken over: "+err.Error())
+		herr.write(w)
+		return nil, herr
 	}
 	nc.SetDeadline(time.Time{}) // drop the HTTP server's deadlines
-	buffered = peekBuffered(rw.Reader)
-	if err := writeAccept(nc, key, protocol, exts, srv.opts.HandshakeTimeout); err != nil {
-		codec.ReleaseExtensions(exts)
-		nc.Close()
-		return nil, nil, "", nil, false
+	u := &upgraded{nc: nc, buffered: peekBuffered(rw.Reader), r: r, key: key, protocol: protocol, exts: exts, header: w.Header()}
+	if hs != nil {
+		u.vals = hs.vals
 	}
-	return nc, buffered, protocol, exts, true
+	if pc, ok := nc.(*prefixConn); ok && pc.pe.srv == srv {
+		u.poll = pc.pe
+	}
+	return u, nil
 }
 
-// checkUpgrade applies the handshake rules and the Origin policy to r,
-// selects the subprotocol (rt's own protocols are required) and negotiates
-// the extensions, whose Transforms the caller then owns.
-func (srv *Server) checkUpgrade(r *http.Request, rt *route) (key, protocol string, exts []codec.Negotiated, herr *handshakeError) {
+// checkUpgrade applies the handshake rules and the Origin policy to r, and
+// selects the subprotocol: required lists a route's own.
+func (srv *Server) checkUpgrade(r *http.Request, required []string) (key, protocol string, herr *handshakeError) {
 	key, herr = checkRequest(r)
 	if herr == nil {
 		herr = srv.opts.checkOrigin(r)
 	}
 	if herr != nil {
-		return "", "", nil, herr
+		return "", "", herr
 	}
-	if required := rt.protocols; len(required) > 0 {
+	if len(required) > 0 {
 		if protocol = selectProtocol(r, required); protocol == "" {
-			return "", "", nil, refuse(http.StatusBadRequest, fmt.Sprintf("websocket: this endpoint requires one of the subprotocols %q", required))
+			return "", "", refuse(http.StatusBadRequest, fmt.Sprintf("websocket: this endpoint requires one of the subprotocols %q", required))
 		}
-	} else {
-		protocol = selectProtocol(r, srv.opts.Subprotocols)
+		return key, protocol, nil
 	}
-	exts, herr = srv.opts.negotiate(r, rt.kind)
-	if herr != nil {
-		return "", "", nil, herr
-	}
-	return key, protocol, exts, nil
+	return key, selectProtocol(r, srv.opts.Subprotocols), nil
 }
 
 // peekBuffered returns bytes the client sent after its request, already read

@@ -92,7 +92,10 @@ type Session struct {
 	hubsOver bool
 
 	mu      sync.Mutex
+	vals    *valueSet // under mu
 	client  bool
+	owned   bool   // the caller runs it (Dial, Server.Upgrade): Close releases its buffers
+	onEnd   func() // run once the session has ended, when set
 	engine  Engine
 	ended   bool
 	failed  bool // event sessions, on the loop: input is dropped after a violation or timeout
@@ -222,7 +225,7 @@ func newSession(c *wsconn.Conn, opts *Options, req *http.Request, protocol strin
 		parent = req.Context()
 	}
 	s := &Session{
-		opts: opts, req: req, protocol: protocol, client: client,
+		opts: opts, req: req, protocol: protocol, client: client, owned: client,
 		lifecycle: &lifecycle{done: make(chan struct{})},
 		receiver: &receiver{
 			c:      c,
@@ -426,6 +429,9 @@ func (s *Session) finish(err error) {
 	s.leaveHubs()
 	close(s.done)
 	s.cancel() // after done: whoever sees the context end sees the reason
+	if s.onEnd != nil {
+		s.onEnd()
+	}
 
 }
 
@@ -646,7 +652,7 @@ func (s *Session) closeWith(code CloseCode, reason string, cause error) error {
 	// A close already sent or a dead connection ends the session anyway.
 	sent := s.c.WriteClose(code, reason) == nil
 	<-s.done
-	if s.client {
+	if s.owned {
 		s.releaseBuffers()
 	}
 	if sent && errors.Is(s.err, ErrCloseTimeout) {
@@ -686,7 +692,7 @@ func (s *Session) Context() context.Context {
 		s.lifecycle = &lifecycle{}
 	}
 	if s.ctx == nil {
-		s.ctx, s.cancel = context.WithCancel(s.lc.engine().requestContext(s.lc.pe))
+		s.ctx, s.cancel = context.WithCancel(s.lc.requestContext())
 		if s.ended {
 			s.cancel()
 		}
@@ -729,19 +735,29 @@ func (s *Session) Err() error {
 	return err
 }
 
-// Request returns the HTTP request that opened the session: remote address,
-// headers, URL. On a client it is the request that was sent. Do not read its
-// body.
+// Request returns the HTTP request that opened the session, as the handler
+// chain passed it on: remote address, headers, URL, path values, and the
+// context with the values middleware put there. On a client it is the
+// request that was sent. Do not read its body.
+//
+// An Events session on the poll engine keeps only the request's head (and
+// what the chain added): each call parses it again into a new Request, so
+// keep what you need rather than call it for each message.
 func (s *Session) Request() *http.Request {
 	if s.lc == nil {
 		return s.req
 	}
+	return s.lc.request()
+}
+
+// values implements ValueHolder.
+func (s *Session) values(create bool) *valueSet {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.req == nil {
-		s.req = s.lc.request()
+	if s.vals == nil && create {
+		s.vals = new(valueSet)
 	}
-	return s.req
+	return s.vals
 }
 
 // Engine returns the transport the session runs on: EngineStd or

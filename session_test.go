@@ -591,7 +591,7 @@ func TestSubprotocol(t *testing.T) {
 	handler := func(s *wskit.Session) { got <- s.Subprotocol() }
 	mux := http.NewServeMux()
 	mux.Handle("/any", srv.WebSocket(handler))
-	mux.Handle("/chat", srv.WebSocket(handler, "chat.v2", "chat.v1"))
+	mux.Handle("/chat", srv.WebSocket(handler, wskit.Protocols("chat.v2", "chat.v1")))
 	url := serve(t, mux)
 	for _, tc := range []struct {
 		name    string

@@ -123,14 +123,14 @@ func echoRoute(srv *wskit.Server, protocols ...string) http.Handler {
 			OnMessage: func(s *wskit.Session, m wskit.Message) {
 				s.Send(m.Type, m.Payload)
 			},
-		}, protocols...)
+		}, wskit.Protocols(protocols...))
 	}
 	return srv.WebSocket(func(s *wskit.Session) {
 		checkEngine(s)
 		for m := range s.Messages() {
 			s.Send(m.Type, m.Payload)
 		}
-	}, protocols...)
+	}, wskit.Protocols(protocols...))
 }
 
 func testOptions() wskit.Options {

@@ -7,6 +7,7 @@ replace github.com/wskit/wskit => ../
 require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/coder/websocket v1.8.15
+	github.com/go-chi/chi/v5 v5.5.0
 	github.com/gorilla/websocket v1.5.3
 	github.com/wskit/wskit v0.0.0-00010101000000-000000000000
 )

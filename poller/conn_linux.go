@@ -519,6 +519,23 @@ func (c *Conn) Detach() net.Conn {
 	return (*netConn)(c)
 }
 
+// Attach hands nc, a connection Detach gave to a goroutine, back to its
+// loop: the loop reads it and calls its handler again. setup runs on the
+// loop as a handler call on c (set c.Context there, and pass on the bytes
+// the goroutine read past what it used); then the loop reads what came
+// meanwhile. If c was closed first, dropped runs instead, on the loop.
+// Attach reports false, and calls neither, when nc is not a detached
+// connection of this package. The goroutine must not use nc afterwards.
+func Attach(nc net.Conn, setup func(c *Conn), dropped func()) bool {
+	d, ok := nc.(*netConn)
+	if !ok {
+		return false
+	}
+	c := (*Conn)(d)
+	c.l.post(task{kind: taskFunc, fn: func() { c.l.attach(c, setup, dropped) }})
+	return true
+}
+
 // netConn is a detached Conn seen as a net.Conn.
 type netConn Conn
 

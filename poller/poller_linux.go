@@ -605,6 +605,29 @@ func (l *loop) add(fd int, peer peerAddr) {
 	l.settle(c)
 }
 
+// attach takes a detached connection back (see Attach).
+func (l *loop) attach(c *Conn, setup func(*Conn), dropped func()) {
+	c.mu.Lock()
+	if c.closed || c.closing || !c.detached {
+		c.mu.Unlock()
+		dropped()
+		return
+	}
+	c.detached = false
+	c.detach = nil
+	c.mu.Unlock()
+	l.tmu.Lock()
+	l.wheel.set(&c.tm, 0) // the goroutine's deadlines
+	l.tmu.Unlock()
+	if l.e.cfg.LevelTriggered {
+		l.ctl(unix.EPOLL_CTL_MOD, c.fd, unix.EPOLLIN|unix.EPOLLRDHUP)
+	}
+	c.dispatching.Store(true)
+	setup(c)
+	l.settle(c)
+	l.read(c) // an edge may have passed while detached
+}
+
 // event handles the readiness of a connection.
 func (l *loop) event(c *Conn, ev uint32) {
 	if c.detached {

@@ -13,6 +13,7 @@ import (
 	"iter"
 	"net"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
@@ -26,12 +27,23 @@ type Session struct {
 	req      *http.Request
 	protocol string
 	err      error
+	owned    bool // the caller runs it: its buffers go back at Close
+	// For owned sessions: readIdle, reading, or closed (then whoever
+	// leaves the connection last releases it).
+	state atomic.Int32
 }
 
+const (
+	readIdle int32 = iota
+	reading
+	closed
+)
+
 // New wraps an upgraded connection. It is how wskit's server builds raw
-// sessions; c's protocol must be in raw mode.
-func New(c *wsconn.Conn, req *http.Request, protocol string) *Session {
-	return &Session{c: c, req: req, protocol: protocol}
+// sessions; c's protocol must be in raw mode. An owned session, which no
+// route handler runs, gives its buffers back at Close.
+func New(c *wsconn.Conn, req *http.Request, protocol string, owned bool) *Session {
+	return &Session{c: c, req: req, protocol: protocol, owned: owned}
 }
 
 // ErrClosed is returned by ReadFrame once both close frames have passed, or
@@ -44,7 +56,14 @@ func (s *Session) ReadFrame() (frame.Frame, error) {
 	if s.err != nil {
 		return frame.Frame{}, s.err
 	}
+	if s.owned && !s.state.CompareAndSwap(readIdle, reading) {
+		return frame.Frame{}, ErrClosed
+	}
 	ev, err := s.c.Next()
+	if s.owned && !s.state.CompareAndSwap(reading, readIdle) {
+		s.c.Release() // closed while reading: the reader releases
+		return frame.Frame{}, ErrClosed
+	}
 	if err != nil {
 		s.err = err
 		return frame.Frame{}, err
@@ -101,7 +120,13 @@ func (s *Session) CloseReason() (code frame.CloseCode, reason string, ok bool) {
 
 // Close closes the network connection at once, without a close frame:
 // write one with WriteFrame first for a clean close.
-func (s *Session) Close() error { return s.c.Close() }
+func (s *Session) Close() error {
+	err := s.c.Close()
+	if s.owned && s.state.Swap(closed) == readIdle {
+		s.c.Release()
+	}
+	return err
+}
 
 // Request returns the HTTP request that opened the session.
 func (s *Session) Request() *http.Request { return s.req }
