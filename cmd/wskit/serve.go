@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/wskit/wskit"
 	"github.com/wskit/wskit/codec"
@@ -173,12 +174,17 @@ func serve(ctx context.Context, ln net.Listener, opts wskit.Options, chatOpts ws
 }
 
 // newMux returns the demo routes: /echo, /events, /raw, /hello, /chat (on
-// the chat hub) and the page at /.
+// the chat hub), /chat/{room} (rooms of chat's options) and the page at /.
 func newMux(srv *wskit.Server, chat *wskit.Hub, log *slog.Logger) http.Handler {
+	rooms, err := wskit.NewTopics(chat.Options())
+	if err != nil {
+		panic(err) // the lobby's options are valid
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/echo", srv.WebSocket(logged(log, echo)))
 	mux.Handle("/events", srv.Handle(echoEvents(log)))
-	mux.Handle("/chat", srv.Handle(chatEvents(chat, log)))
+	mux.Handle("/chat", srv.Handle(chatEvents(chat, rooms, log)))
+	mux.Handle("/chat/{room}", srv.Handle(chatEvents(chat, rooms, log), wskit.OnAccept(acceptRoom)))
 	mux.Handle("/hello", srv.WebSocket(logged(log, hello)))
 	mux.Handle("/raw", srv.WebSocketRaw(loggedRaw(log, rawEcho)))
 	mux.HandleFunc("GET /{$}", serveIndex)
@@ -227,32 +233,71 @@ const chatGreeting = "You are connected to WebSocket!"
 const chatBuffer = 256
 
 // chatEvents is the Ktor guide's chat over a SharedFlow: every text message
-// goes to every member of chat, its sender included, in one order for all;
-// binary messages are ignored. Publish never waits with
-// OverflowCloseTryAgain, so the callbacks may run on the poll engine's loop.
-func chatEvents(chat *wskit.Hub, log *slog.Logger) wskit.Events {
+// goes to every member of the session's room, its sender included, in one
+// order for all; binary messages are ignored. The room is /chat's lobby, or
+// the one a /chat/{room} session's accept hook put under roomKey. Publish
+// never waits with OverflowCloseTryAgain, so the callbacks may run on the
+// poll engine's loop.
+func chatEvents(lobby *wskit.Hub, rooms *wskit.Topics, log *slog.Logger) wskit.Events {
 	return wskit.Events{
 		OnOpen: func(s *wskit.Session) {
-			log.Debug("session open", "remote", s.RemoteAddr().String(), "path", "/chat")
+			room, inRoom := roomKey.Get(s)
+			path := "/chat"
+			if inRoom {
+				path += "/" + room
+			}
+			log.Debug("session open", "remote", s.RemoteAddr().String(), "path", path)
 			// Greeted before it subscribes, as in Ktor, so that the replay
 			// follows the greeting; a text published in between misses it.
 			if s.SendText(chatGreeting) != nil {
 				return
 			}
-			if err := chat.Subscribe(s); err != nil {
+			var err error
+			if inRoom {
+				err = rooms.Subscribe(room, s)
+			} else {
+				err = lobby.Subscribe(s)
+			}
+			if err != nil {
 				log.Debug("chat subscribe", "remote", s.RemoteAddr().String(), "err", err)
 				s.Close(wskit.CloseGoingAway, "chat closed")
 			}
 		},
 		OnMessage: func(s *wskit.Session, m wskit.Message) {
-			if m.Type == wskit.Text {
-				chat.Publish(context.Background(), wskit.Text, m.Payload) // copies m.Payload
+			if m.Type != wskit.Text {
+				return
 			}
+			// Publish copies m.Payload.
+			if room, ok := roomKey.Get(s); ok {
+				rooms.Publish(context.Background(), room, wskit.Text, m.Payload)
+				return
+			}
+			lobby.Publish(context.Background(), wskit.Text, m.Payload)
 		},
 		OnClose: func(s *wskit.Session, r wskit.CloseReason) {
-			log.Debug("session closed", "remote", s.RemoteAddr().String(), "path", "/chat", "code", int(r.Code), "reason", r.Reason)
+			path := "/chat"
+			if room, ok := roomKey.Get(s); ok {
+				path += "/" + room
+			}
+			log.Debug("session closed", "remote", s.RemoteAddr().String(), "path", path, "code", int(r.Code), "reason", r.Reason)
 		},
 	}
+}
+
+// roomKey is the room of a /chat/{room} session.
+var roomKey = wskit.NewKey[string]("room")
+
+// acceptRoom checks the room a /chat/{room} session asks for and attaches
+// it to the session.
+func acceptRoom(h *wskit.Handshake) error {
+	room := h.Request.PathValue("room")
+	if len(room) == 0 || len(room) > 64 || strings.ContainsFunc(room, func(r rune) bool {
+		return !(r == '-' || r == '_' || r == '.' || unicode.IsLetter(r) || unicode.IsDigit(r))
+	}) {
+		return wskit.Refuse(http.StatusBadRequest, "a room's name is 1 to 64 letters, digits, '-', '_' or '.'")
+	}
+	roomKey.Set(h, room)
+	return nil
 }
 
 // hello is the Ktor guide's example: it asks for a name and greets each

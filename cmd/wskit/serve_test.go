@@ -959,3 +959,61 @@ func testChatNonReader(t *testing.T, engine string) {
 	}
 	waitFor(t, "the close to be logged", func() bool { return strings.Contains(cs.logs.String(), "code=1013") })
 }
+
+// TestChatRooms: /chat/{room} keeps each room's texts to its members, apart
+// from the lobby at /chat, on each engine; a bad room name is refused.
+func TestChatRooms(t *testing.T) {
+	for _, engine := range engines() {
+		t.Run(engine, func(t *testing.T) {
+			cs := startChat(t, engine)
+			dial := func(path string) *wskit.Session {
+				t.Helper()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				s, err := wskit.Dial(ctx, "ws://"+cs.addr+path, nil)
+				if err != nil {
+					t.Fatalf("Dial %s: %v", path, err)
+				}
+				t.Cleanup(func() { s.Close(wskit.CloseNormal, "") })
+				if m := receive(t, s); m.Text() != chatGreeting {
+					t.Fatalf("%s greeted with %q", path, m.Payload)
+				}
+				return s
+			}
+			k1, k2, g := dial("/chat/kotlin"), dial("/chat/kotlin"), dial("/chat/go")
+			lobby := cs.join(t)
+			cs.waitMembers(t, 1)
+			// A member has subscribed once its own text comes back.
+			for i, s := range []*wskit.Session{k1, k2, g} {
+				ready := fmt.Sprintf("ready %d", i)
+				s.SendText(ready)
+				for receive(t, s).Text() != ready {
+				}
+			}
+			k1.SendText("hello kotlin")
+			g.SendText("hello go")
+			lobby.SendText("hello lobby")
+			for _, c := range []struct {
+				s    *wskit.Session
+				want string
+			}{{k1, "hello kotlin"}, {k2, "hello kotlin"}, {g, "hello go"}, {lobby, "hello lobby"}} {
+				for {
+					m := receive(t, c.s).Text()
+					if m == c.want {
+						break
+					}
+					if !strings.HasPrefix(m, "ready ") {
+						t.Fatalf("got %q, want %q", m, c.want)
+					}
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := wskit.Dial(ctx, "ws://"+cs.addr+"/chat/bad%20room", nil)
+			var he *wskit.HandshakeError
+			if !errors.As(err, &he) || he.StatusCode != http.StatusBadRequest {
+				t.Fatalf("a bad room: %v, want 400", err)
+			}
+		})
+	}
+}
