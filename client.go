@@ -3,15 +3,16 @@ package wskit
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
-
-	"github.com/gobwas/httphead"
-	"github.com/gobwas/ws"
+	"sync"
+	"time"
 
 	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/internal/wsconn"
@@ -25,6 +26,9 @@ type DialOptions struct {
 	// Subprotocols offered to the server, in order of preference.
 	Subprotocols []string
 	// Header holds extra request headers, such as Origin or Authorization.
+	// Host replaces the URL's host in the Host field. The fields of the
+	// handshake itself (Upgrade, Connection, Sec-WebSocket-*) are Dial's:
+	// setting one is an error.
 	Header http.Header
 }
 
@@ -44,10 +48,17 @@ func (e *HandshakeError) Error() string {
 	return msg
 }
 
+// maxErrorBody bounds the part of a refusal's body kept in HandshakeError.
+const maxErrorBody = 512
+
 // Dial opens a client session to a ws:// or wss:// URL. The session masks
 // every frame, as RFC 6455 requires of clients, and behaves like a server's
 // default session: pongs, keepalive pings, the close handshake. Close it
 // when done; its handler-less lifetime is the caller's.
+//
+// Options.HandshakeTimeout and ctx bound the whole dial: connecting, TLS
+// and the opening handshake. ctx does not bound the session once Dial has
+// returned.
 func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, error) {
 	if opts == nil {
 		opts = &DialOptions{}
@@ -68,77 +79,150 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, erro
 	if err != nil {
 		return nil, err
 	}
-	var herr *HandshakeError
-	d := ws.Dialer{
-		Timeout:   o.HandshakeTimeout,
-		Protocols: opts.Subprotocols,
-		OnStatusError: func(status int, reason []byte, resp io.Reader) {
-			herr = &HandshakeError{StatusCode: status, Reason: string(reason)}
-			if r, err := http.ReadResponse(bufio.NewReader(resp), nil); err == nil {
-				body, _ := io.ReadAll(io.LimitReader(r.Body, 512))
-				herr.Body = string(body)
-			}
-		},
-	}
-	if len(opts.Header) > 0 {
-		d.Header = ws.HandshakeHeaderHTTP(opts.Header)
-	}
-	for _, o := range codec.OfferExtensions(o.Extensions) {
-		opt := httphead.Option{Name: []byte(o.Name)}
-		for _, p := range o.Params { // in order: the offer is reproducible
-			opt.Parameters.Set([]byte(p.Name), []byte(p.Value))
-		}
-		d.Extensions = append(d.Extensions, opt)
-	}
-	nc, br, hs, err := d.Dial(ctx, rawURL)
+	addr, err := dialAddress(u)
 	if err != nil {
-		var se ws.StatusError
-		if errors.As(err, &se) {
-			if herr == nil {
-				herr = &HandshakeError{StatusCode: int(se)}
-			}
+		return nil, err
+	}
+	key := newClientKey()
+	req, err := clientRequest(u, opts.Header, key, opts.Subprotocols, codec.OfferExtensions(o.Extensions))
+	if err != nil {
+		return nil, err
+	}
+	if o.HandshakeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.HandshakeTimeout)
+		defer cancel()
+	}
+	dc := &dialCall{opts: opts, o: &o, u: u, key: key, req: req}
+	s, err := dc.dial(ctx, addr)
+	if err != nil {
+		var herr *HandshakeError
+		if errors.As(err, &herr) {
 			return nil, herr
 		}
-		return nil, fmt.Errorf("websocket: dial %s: %w", u.Redacted(), err)
-	}
-	exts, err := confirmExtensions(o.Extensions, hs.Extensions)
-	if err != nil {
-		if br != nil {
-			ws.PutReader(br)
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
 		}
-		nc.Close()
 		return nil, fmt.Errorf("websocket: dial %s: %w", u.Redacted(), err)
 	}
-	var buffered []byte
-	if br != nil {
-		buffered = peekBuffered(br)
-	}
-	cfg := connConfig(&o, codec.Client, false)
-	cfg.Codec.Extensions = exts
-	c := wsconn.New(nc, buffered, cfg)
-	if br != nil {
-		ws.PutReader(br)
-	}
-	req := &http.Request{Method: http.MethodGet, URL: u, Host: u.Host, Header: opts.Header.Clone(), RemoteAddr: nc.RemoteAddr().String()}
-	if req.Header == nil {
-		req.Header = http.Header{}
-	}
-	return newSession(c, &o, req, hs.Protocol, true), nil
+	return s, nil
 }
 
-// confirmExtensions checks the server's choice among the extensions offered
-// and sets them up.
-func confirmExtensions(installed []codec.Extension, selected []httphead.Option) ([]codec.Negotiated, error) {
-	if len(selected) == 0 {
-		return nil, nil
-	}
-	resp := make([]codec.ExtensionOffer, len(selected))
-	for i, opt := range selected {
-		resp[i].Name = string(opt.Name)
-		opt.Parameters.ForEach(func(k, v []byte) bool {
-			resp[i].Params = append(resp[i].Params, codec.Param{Name: string(k), Value: string(v)})
-			return true
-		})
-	}
-	return codec.ConfirmExtensions(installed, resp)
+// dialCall is one call of Dial.
+type dialCall struct {
+	opts *DialOptions
+	o    *Options
+	u    *url.URL // ws or wss
+	key  string
+	req  *http.Request // the opening handshake
 }
+
+// dial connects to addr and opens the session.
+func (dc *dialCall) dial(ctx context.Context, addr string) (*Session, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	release := guard(ctx, nc)
+	s, err := dc.upgrade(ctx, nc, release)
+	if err != nil {
+		release()
+		nc.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// upgrade runs TLS when the URL asks for it, then the opening handshake,
+// on nc, whose I/O ctx guards until release.
+func (dc *dialCall) upgrade(ctx context.Context, nc net.Conn, release func() bool) (*Session, error) {
+	if dc.u.Scheme == "wss" {
+		tc := tls.Client(nc, &tls.Config{ServerName: dc.u.Hostname(), NextProtos: []string{"http/1.1"}})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, err
+		}
+		nc = tc
+	}
+	if _, err := nc.Write(appendUpgradeRequest(nil, dc.req)); err != nil {
+		return nil, err
+	}
+	br := handshakeReaders.Get().(*bufio.Reader)
+	br.Reset(nc)
+	defer func() {
+		br.Reset(nil)
+		handshakeReaders.Put(br)
+	}()
+	resp, err := readResponse(br, dc.req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		herr := &HandshakeError{StatusCode: resp.StatusCode}
+		_, herr.Reason, _ = strings.Cut(resp.Status, " ")
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		herr.Body = string(body)
+		return nil, herr
+	}
+	protocol, offered, err := checkResponse(resp, dc.key, dc.opts.Subprotocols)
+	if err != nil {
+		return nil, err
+	}
+	exts, err := codec.ConfirmExtensions(dc.o.Extensions, offered)
+	if err != nil {
+		return nil, err
+	}
+	if !release() {
+		codec.ReleaseExtensions(exts)
+		return nil, ctx.Err()
+	}
+	cfg := connConfig(dc.o, codec.Client, false)
+	cfg.Codec.Extensions = exts
+	c := wsconn.New(nc, peekBuffered(br), cfg)
+	dc.req.RemoteAddr = nc.RemoteAddr().String()
+	return newSession(c, dc.o, dc.req, protocol, true), nil
+}
+
+// dialAddress returns the host:port to connect to for a ws or wss URL.
+func dialAddress(u *url.URL) (string, error) {
+	var port string
+	switch u.Scheme {
+	case "ws":
+		port = "80"
+	case "wss":
+		port = "443"
+	default:
+		return "", fmt.Errorf("wskit: URL %s: the scheme must be ws or wss", u.Redacted())
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("wskit: URL %s has no host", u.Redacted())
+	}
+	if p := u.Port(); p != "" {
+		port = p
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
+}
+
+// guard makes I/O on nc obey ctx: its deadline, and its end, which
+// interrupts a read or write in progress. release lifts both and reports
+// whether ctx was still live; if not, nc is unusable.
+func guard(ctx context.Context, nc net.Conn) (release func() bool) {
+	if d, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(d)
+	}
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(aLongTimeAgo) })
+	return func() bool {
+		if !stop() {
+			return false
+		}
+		nc.SetDeadline(time.Time{})
+		return true
+	}
+}
+
+// aLongTimeAgo is a deadline in the past: it makes blocked I/O return.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// handshakeReaders hold the buffers responses are read with; bytes the
+// server sent after its 101 move to the session's own read buffer.
+var handshakeReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}

@@ -1,0 +1,182 @@
+package wskit
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/wskit/wskit/codec"
+)
+
+// The client's side of the opening handshake (RFC 6455 §4.1), apart from
+// the connection: building the request, and checking the server's answer.
+// Dial (client.go) moves the bytes.
+
+// ErrBadHandshake is matched, with errors.Is, by the error Dial returns
+// when the server answered 101 Switching Protocols but its response breaks
+// the rules of RFC 6455 §4.1 (a wrong Sec-WebSocket-Accept, a subprotocol
+// or an extension that was not offered), or when the response is not HTTP.
+// A server that refuses the upgrade with another status is reported as a
+// *HandshakeError instead.
+var ErrBadHandshake = errors.New("bad handshake response")
+
+// handshakeFields are the request fields Dial writes itself, in the order
+// it writes them: canonical key, then the spelling of RFC 6455.
+var handshakeFields = [...][2]string{
+	{"Upgrade", "Upgrade"},
+	{"Connection", "Connection"},
+	{"Sec-Websocket-Key", "Sec-WebSocket-Key"},
+	{"Sec-Websocket-Version", "Sec-WebSocket-Version"},
+	{"Sec-Websocket-Protocol", "Sec-WebSocket-Protocol"},
+	{"Sec-Websocket-Extensions", "Sec-WebSocket-Extensions"},
+}
+
+// newClientKey returns a fresh Sec-WebSocket-Key: the base64 of 16 random
+// bytes (§4.1, item 7 of the request's requirements).
+func newClientKey() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+// clientRequest returns the opening handshake Dial sends for u (a ws or
+// wss URL): the caller's header h, checked and copied, with the fields of
+// §4.1 added. The caller may set Host, but not a field the handshake owns.
+func clientRequest(u *url.URL, h http.Header, key string, protocols []string, offers []codec.ExtensionOffer) (*http.Request, error) {
+	header := make(http.Header, len(h)+len(handshakeFields))
+	host := u.Host
+	for k, vs := range h {
+		if !isToken(k) {
+			return nil, fmt.Errorf("wskit: header name %q is not an HTTP token", k)
+		}
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		for _, f := range handshakeFields {
+			if ck == f[0] {
+				return nil, fmt.Errorf("wskit: header %s is set by Dial (use DialOptions.Subprotocols and Options.Extensions)", f[1])
+			}
+		}
+		for _, v := range vs {
+			if !validFieldValue([]byte(v)) {
+				return nil, fmt.Errorf("wskit: header %s has a value with control characters", ck)
+			}
+		}
+		if ck == "Host" {
+			if len(vs) != 1 || vs[0] == "" {
+				return nil, errors.New("wskit: header Host must have one value")
+			}
+			host = vs[0]
+			continue
+		}
+		header[ck] = append(header[ck], vs...)
+	}
+	header.Set("Upgrade", "websocket")
+	header.Set("Connection", "Upgrade")
+	header.Set("Sec-Websocket-Key", key)
+	header.Set("Sec-Websocket-Version", "13")
+	if len(protocols) > 0 {
+		header.Set("Sec-Websocket-Protocol", strings.Join(protocols, ", "))
+	}
+	if len(offers) > 0 {
+		header.Set("Sec-Websocket-Extensions", string(codec.AppendExtensions(nil, offers)))
+	}
+	return &http.Request{
+		Method:     http.MethodGet,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     header,
+		Host:       host,
+	}, nil
+}
+
+// appendUpgradeRequest appends the bytes of req, made by clientRequest:
+// the request line, Host, the handshake's fields, then the caller's in
+// sorted order.
+func appendUpgradeRequest(b []byte, req *http.Request) []byte {
+	b = append(b, "GET "...)
+	b = append(b, req.URL.RequestURI()...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, req.Host...)
+	b = append(b, "\r\n"...)
+	for _, f := range handshakeFields {
+		for _, v := range req.Header[f[0]] {
+			b = appendField(b, f[1], v)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(req.Header)) {
+		if isHandshakeField(k) {
+			continue
+		}
+		for _, v := range req.Header[k] {
+			b = appendField(b, k, v)
+		}
+	}
+	return append(b, "\r\n"...)
+}
+
+func appendField(b []byte, name, value string) []byte {
+	b = append(b, name...)
+	b = append(b, ": "...)
+	b = append(b, strings.TrimSpace(value)...)
+	return append(b, "\r\n"...)
+}
+
+func isHandshakeField(canonical string) bool {
+	for _, f := range handshakeFields {
+		if canonical == f[0] {
+			return true
+		}
+	}
+	return false
+}
+
+// readResponse reads the response head to req from br.
+func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	return http.ReadResponse(br, req)
+}
+
+// checkResponse applies the client's checks of §4.1 to a 101 response to
+// the request that sent key and protocols. It returns the selected
+// subprotocol ("" for none) and the server's extension response, which
+// codec.ConfirmExtensions then checks against the installed extensions.
+func checkResponse(resp *http.Response, key string, protocols []string) (protocol string, exts []codec.ExtensionOffer, err error) {
+	bad := func(format string, args ...any) (string, []codec.ExtensionOffer, error) {
+		return "", nil, fmt.Errorf("%w: "+format, append([]any{ErrBadHandshake}, args...)...)
+	}
+	if !resp.ProtoAtLeast(1, 1) {
+		return bad("a 101 response over %s, not HTTP/1.1", resp.Proto)
+	}
+	if !strings.EqualFold(strings.TrimSpace(resp.Header.Get("Upgrade")), "websocket") {
+		return bad("Upgrade is %q, not websocket", resp.Header.Get("Upgrade"))
+	}
+	if !headerHasToken(resp.Header, "Connection", "upgrade") {
+		return bad("Connection is %q, without the upgrade token", resp.Header.Get("Connection"))
+	}
+	want := string(acceptKey(nil, key))
+	if got := resp.Header.Get("Sec-Websocket-Accept"); got != want {
+		return bad("Sec-WebSocket-Accept is %q, want %q", got, want)
+	}
+	if v := resp.Header["Sec-Websocket-Protocol"]; len(v) > 0 {
+		p := v[len(v)-1]
+		if !slices.Contains(protocols, p) {
+			return bad("the server selected subprotocol %q, which was not offered", p)
+		}
+		protocol = p
+	}
+	if v := resp.Header["Sec-Websocket-Extensions"]; len(v) > 0 {
+		exts, err = codec.ParseExtensions(nil, v)
+		if err != nil {
+			return bad("Sec-WebSocket-Extensions: %v", err)
+		}
+	}
+	return protocol, exts, nil
+}
