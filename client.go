@@ -57,8 +57,9 @@ const maxErrorBody = 512
 // when done; its handler-less lifetime is the caller's.
 //
 // Options.HandshakeTimeout and ctx bound the whole dial: connecting, TLS
-// and the opening handshake. ctx does not bound the session once Dial has
-// returned.
+// and the opening handshake; an error then matches context.DeadlineExceeded
+// or context.Canceled. ctx does not bound the session once Dial has
+// returned. Options.MaxHandshakeSize bounds the server's response head.
 func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, error) {
 	if opts == nil {
 		opts = &DialOptions{}
@@ -90,7 +91,8 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, erro
 	}
 	if o.HandshakeTimeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.HandshakeTimeout)
+		ctx, cancel = context.WithTimeoutCause(ctx, o.HandshakeTimeout,
+			fmt.Errorf("the opening handshake took longer than Options.HandshakeTimeout (%v): %w", o.HandshakeTimeout, context.DeadlineExceeded))
 		defer cancel()
 	}
 	dc := &dialCall{opts: opts, o: &o, u: u, key: key, req: req}
@@ -147,19 +149,22 @@ func (dc *dialCall) upgrade(ctx context.Context, nc net.Conn, release func() boo
 	if _, err := nc.Write(appendUpgradeRequest(nil, dc.req)); err != nil {
 		return nil, err
 	}
+	limit := dc.o.MaxHandshakeSize
+	hr := &headReader{r: nc, n: limit}
 	br := handshakeReaders.Get().(*bufio.Reader)
-	br.Reset(nc)
+	br.Reset(hr)
 	defer func() {
 		br.Reset(nil)
 		handshakeReaders.Put(br)
 	}()
-	resp, err := readResponse(br, dc.req)
+	resp, err := readResponse(br, hr, limit, dc.req)
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		herr := &HandshakeError{StatusCode: resp.StatusCode}
 		_, herr.Reason, _ = strings.Cut(resp.Status, " ")
+		hr.n += maxErrorBody // the body's start, beyond the head's bound
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		herr.Body = string(body)
 		return nil, herr
@@ -203,13 +208,12 @@ func dialAddress(u *url.URL) (string, error) {
 	return net.JoinHostPort(u.Hostname(), port), nil
 }
 
-// guard makes I/O on nc obey ctx: its deadline, and its end, which
-// interrupts a read or write in progress. release lifts both and reports
-// whether ctx was still live; if not, nc is unusable.
+// guard makes I/O on nc obey ctx: when ctx ends (cancelled, or past its
+// deadline), a read or write in progress returns. Only then, so that a
+// failed read finds ctx.Err set and the error can say why. release lifts
+// the guard and reports whether ctx was still live; if not, nc is
+// unusable.
 func guard(ctx context.Context, nc net.Conn) (release func() bool) {
-	if d, ok := ctx.Deadline(); ok {
-		nc.SetDeadline(d)
-	}
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(aLongTimeAgo) })
 	return func() bool {
 		if !stop() {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/textproto"
@@ -139,9 +140,49 @@ func isHandshakeField(canonical string) bool {
 	return false
 }
 
-// readResponse reads the response head to req from br.
-func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
-	return http.ReadResponse(br, req)
+// headReader is what a response head is read through: it lets at most n
+// bytes through, so that a server streaming an endless head meets the
+// bound and not the client's memory (net/http's Transport bounds response
+// heads the same way, with MaxResponseHeaderBytes).
+type headReader struct {
+	r   io.Reader
+	n   int   // bytes still allowed
+	err error // the last error of r
+}
+
+// errHeadTooLarge stops a read past the bound.
+var errHeadTooLarge = errors.New("response head too large")
+
+func (h *headReader) Read(p []byte) (int, error) {
+	if h.n <= 0 {
+		return 0, errHeadTooLarge
+	}
+	if len(p) > h.n {
+		p = p[:h.n]
+	}
+	n, err := h.r.Read(p)
+	h.n -= n
+	if err != nil {
+		h.err = err
+	}
+	return n, err
+}
+
+// readResponse reads the head of the response to req from br, which reads
+// from h, whose bound is limit.
+func readResponse(br *bufio.Reader, h *headReader, limit int, req *http.Request) (*http.Response, error) {
+	resp, err := http.ReadResponse(br, req)
+	switch {
+	case err == nil:
+		return resp, nil
+	case h.n <= 0:
+		return nil, fmt.Errorf("%w: the response head exceeded %d bytes (Options.MaxHandshakeSize); aborted", ErrBadHandshake, limit)
+	case errors.Is(h.err, io.EOF):
+		return nil, fmt.Errorf("the server closed the connection before its response was complete: %w", err)
+	case h.err != nil:
+		return nil, h.err
+	}
+	return nil, fmt.Errorf("%w: %v", ErrBadHandshake, err)
 }
 
 // checkResponse applies the client's checks of §4.1 to a 101 response to

@@ -66,10 +66,10 @@ type Options struct {
 	// 0 means no bound.
 	Timeout time.Duration
 	// HandshakeTimeout bounds the opening handshake: writing the server's
-	// response, or the client's whole dial. 0 means no bound. On net/http,
-	// reading the request is the http.Server's part: set its
-	// ReadHeaderTimeout and MaxHeaderBytes (wskit serve uses this timeout
-	// and 16 KiB).
+	// response, or the client's whole dial (connecting, TLS, the request and
+	// the response). 0 means no bound. On net/http, reading the request is
+	// the http.Server's part: set its ReadHeaderTimeout and MaxHeaderBytes
+	// (wskit serve uses this timeout and 16 KiB).
 	HandshakeTimeout time.Duration
 	// MaxFrameSize is the largest frame payload accepted; a larger frame
 	// closes the session with 1009 as soon as its header arrives.
@@ -120,7 +120,9 @@ type Options struct {
 	Engine Engine
 	// MaxHandshakeSize bounds the request line and headers of an opening
 	// handshake read by Server.Serve; larger is answered 431. A browser's is
-	// under 2 KiB.
+	// under 2 KiB. On a client it bounds the response head Dial reads (the
+	// status line and headers): a larger one fails the dial with an error
+	// naming the bound.
 	MaxHandshakeSize int
 	// Loops is the number of event loops of the poll engine; 0 means one
 	// per CPU (GOMAXPROCS).

@@ -1,0 +1,268 @@
+package wskit_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wskit/wskit"
+	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/wstest"
+)
+
+// rawServer serves each connection on a loopback listener with serve,
+// after reading the request head, which it passes along with the reader
+// that read it. It returns the
+// ws:// URL of the listener. Listener and connections are closed at the
+// end of the test.
+func rawServer(t *testing.T, serve func(nc net.Conn, br *bufio.Reader, req *http.Request)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, nc)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer nc.Close()
+				br := bufio.NewReader(nc)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				serve(nc, br, req)
+			}()
+		}
+	}()
+	return "ws://" + ln.Addr().String() + "/"
+}
+
+// heapPeak samples the heap in use until stop is called, which returns
+// the largest growth seen over the heap in use at the start (after a GC).
+func heapPeak() (stop func() (growth uint64)) {
+	runtime.GC()
+	var start runtime.MemStats
+	runtime.ReadMemStats(&start)
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var m runtime.MemStats
+		for {
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		<-sampled
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		p := max(peak.Load(), m.HeapInuse)
+		if p < start.HeapInuse {
+			return 0
+		}
+		return p - start.HeapInuse
+	}
+}
+
+// A server that streams an endless header line meets MaxHandshakeSize:
+// the client's heap stays flat, and the error names the bound. (Before the
+// bound, 512 MiB streamed this way grew the heap in use by 1.3 GiB.)
+func TestDialBoundsResponseHead(t *testing.T) {
+	checkGoroutines(t)
+	const stream = 512 << 20 // what the server sends at most
+	var sent atomic.Int64
+	url := rawServer(t, func(nc net.Conn, _ *bufio.Reader, _ *http.Request) {
+		nc.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nX-Endless: "))
+		chunk := []byte(strings.Repeat("a", 64<<10))
+		for sent.Load() < stream {
+			n, err := nc.Write(chunk)
+			sent.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	})
+	for _, limit := range []int{wskit.DefaultOptions().MaxHandshakeSize, 1 << 10} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			o := testOptions()
+			o.MaxHandshakeSize = limit
+			o.HandshakeTimeout = wait
+			stop := heapPeak()
+			s, err := wskit.Dial(context.Background(), url, &wskit.DialOptions{Options: &o})
+			growth := stop()
+			if err == nil {
+				s.Close(wskit.CloseNormal, "")
+				t.Fatal("Dial succeeded against an endless header line")
+			}
+			t.Logf("error: %v; heap growth %d KiB; %d KiB streamed so far", err, growth>>10, sent.Load()>>10)
+			if !errors.Is(err, wskit.ErrBadHandshake) || !strings.Contains(err.Error(), fmt.Sprintf("exceeded %d bytes (Options.MaxHandshakeSize)", limit)) {
+				t.Errorf("Dial = %v, want ErrBadHandshake naming the bound %d and MaxHandshakeSize", err, limit)
+			}
+			if growth > 4<<20 {
+				t.Errorf("heap in use grew by %d KiB while refusing the response, want under 4 MiB", growth>>10)
+			}
+		})
+	}
+}
+
+// The bound is exact: a head of MaxHandshakeSize bytes passes, one more
+// byte fails.
+func TestDialResponseHeadAtTheBound(t *testing.T) {
+	checkGoroutines(t)
+	const limit = 1 << 10
+	for _, size := range []int{limit, limit + 1} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			url := rawServer(t, func(nc net.Conn, br *bufio.Reader, req *http.Request) {
+				head := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+					"Sec-WebSocket-Accept: " + acceptFor(req.Header.Get("Sec-WebSocket-Key")) + "\r\nX-Pad: "
+				pad := size - len(head) - len("\r\n\r\n")
+				nc.Write([]byte(head + strings.Repeat("p", pad) + "\r\n\r\n"))
+				answerClose(nc, br)
+			})
+			o := testOptions()
+			o.MaxHandshakeSize = limit
+			s, err := wskit.Dial(context.Background(), url, &wskit.DialOptions{Options: &o})
+			if size <= limit {
+				if err != nil {
+					t.Fatalf("Dial with a head of exactly MaxHandshakeSize bytes: %v", err)
+				}
+				s.Close(wskit.CloseNormal, "")
+				return
+			}
+			if !errors.Is(err, wskit.ErrBadHandshake) || !strings.Contains(err.Error(), "exceeded 1024 bytes") {
+				t.Errorf("Dial with a head one byte over = %v, want the bound's error", err)
+			}
+		})
+	}
+}
+
+// HandshakeTimeout and ctx bound the dial against a server that is slow or
+// silent, at every step.
+func TestDialTimeouts(t *testing.T) {
+	checkGoroutines(t)
+	trickle := rawServer(t, func(nc net.Conn, _ *bufio.Reader, _ *http.Request) {
+		nc.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nX-Slow: "))
+		for {
+			time.Sleep(20 * time.Millisecond)
+			if _, err := nc.Write([]byte("a")); err != nil {
+				return
+			}
+		}
+	})
+	silentLn, err := net.Listen("tcp", "127.0.0.1:0") // accepts (backlog), never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silentLn.Close()
+	silent := silentLn.Addr().String()
+
+	for _, tc := range []struct {
+		name   string
+		url    string
+		cancel bool // cancel ctx instead of waiting for HandshakeTimeout
+	}{
+		{"a head a byte at a time", trickle, false},
+		{"a head a byte at a time, cancelled", trickle, true},
+		{"no answer to the request", "ws://" + silent + "/", false},
+		{"no answer to TLS", "wss://" + silent + "/", false},
+		{"no answer to TLS, cancelled", "wss://" + silent + "/", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := testOptions()
+			o.HandshakeTimeout = 300 * time.Millisecond
+			ctx := context.Background()
+			if tc.cancel {
+				o.HandshakeTimeout = wait
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithCancel(ctx)
+				time.AfterFunc(200*time.Millisecond, cancel)
+			}
+			start := time.Now()
+			s, err := wskit.Dial(ctx, tc.url, &wskit.DialOptions{Options: &o})
+			took := time.Since(start)
+			if err == nil {
+				s.Close(wskit.CloseNormal, "")
+				t.Fatal("Dial succeeded")
+			}
+			if took > 2*time.Second {
+				t.Errorf("Dial returned after %v", took)
+			}
+			if tc.cancel {
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("Dial = %v, want context.Canceled", err)
+				}
+				return
+			}
+			if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "Options.HandshakeTimeout (300ms)") {
+				t.Errorf("Dial = %v, want context.DeadlineExceeded naming HandshakeTimeout", err)
+			}
+		})
+	}
+}
+
+// acceptFor computes Sec-WebSocket-Accept for key (RFC 6455 §4.2.2).
+func acceptFor(key string) string {
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// answerClose reads the client's frames until its close frame, and echoes
+// that, as a server's side of the close handshake.
+func answerClose(nc net.Conn, br *bufio.Reader) {
+	nc.SetReadDeadline(time.Now().Add(wait))
+	for {
+		h, p, err := wstest.ReadFrame(br)
+		if err != nil {
+			return
+		}
+		if h.Op == frame.OpClose {
+			nc.Write(frame.AppendHeader(nil, frame.Header{Fin: true, Op: frame.OpClose, Length: int64(len(p))}))
+			nc.Write(p)
+			return
+		}
+	}
+}
