@@ -85,7 +85,8 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, erro
 		return nil, err
 	}
 	key := newClientKey()
-	req, err := clientRequest(u, opts.Header, key, opts.Subprotocols, codec.OfferExtensions(o.Extensions))
+	offers := codec.OfferExtensions(o.Extensions)
+	req, err := clientRequest(u, opts.Header, key, opts.Subprotocols, offers)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +96,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, erro
 			fmt.Errorf("the opening handshake took longer than Options.HandshakeTimeout (%v): %w", o.HandshakeTimeout, context.DeadlineExceeded))
 		defer cancel()
 	}
-	dc := &dialCall{opts: opts, o: &o, u: u, key: key, req: req}
+	dc := &dialCall{opts: opts, o: &o, u: u, key: key, offers: offers, req: req}
 	s, err := dc.dial(ctx, addr)
 	if err != nil {
 		var herr *HandshakeError
@@ -112,11 +113,12 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, erro
 
 // dialCall is one call of Dial.
 type dialCall struct {
-	opts *DialOptions
-	o    *Options
-	u    *url.URL // ws or wss
-	key  string
-	req  *http.Request // the opening handshake
+	opts   *DialOptions
+	o      *Options
+	u      *url.URL // ws or wss
+	key    string
+	offers []codec.ExtensionOffer
+	req    *http.Request // the opening handshake
 }
 
 // dial connects to addr and opens the session.
@@ -169,13 +171,13 @@ func (dc *dialCall) upgrade(ctx context.Context, nc net.Conn, release func() boo
 		herr.Body = string(body)
 		return nil, herr
 	}
-	protocol, offered, err := checkResponse(resp, dc.key, dc.opts.Subprotocols)
+	protocol, accepted, err := checkResponse(resp, dc.key, dc.opts.Subprotocols, dc.offers)
 	if err != nil {
 		return nil, err
 	}
-	exts, err := codec.ConfirmExtensions(dc.o.Extensions, offered)
+	exts, err := codec.ConfirmExtensions(dc.o.Extensions, accepted)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrBadHandshake, err)
 	}
 	if !release() {
 		codec.ReleaseExtensions(exts)

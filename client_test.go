@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wskit/wskit"
+	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
 	"github.com/wskit/wskit/internal/wstest"
 )
@@ -264,5 +265,99 @@ func answerClose(nc net.Conn, br *bufio.Reader) {
 			nc.Write(p)
 			return
 		}
+	}
+}
+
+// TestDialChecksResponse answers the handshake with literal bytes from a
+// raw TCP server ({accept} stands for the right Sec-WebSocket-Accept) and
+// checks what Dial accepts, and why it refuses the rest.
+func TestDialChecksResponse(t *testing.T) {
+	checkGoroutines(t)
+	const ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
+	for _, tc := range []struct {
+		name      string
+		response  string // the head, without the final CRLF
+		protocols []string
+		deflate   bool   // offer permessage-deflate
+		refusal   string // a part of the error; "" when Dial must succeed
+		protocol  string // the selected subprotocol when it succeeds
+	}{
+		{name: "minimal", response: ok},
+		{name: "Upgrade in another case", response: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\nConnection: upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"},
+		{name: "Connection as a list", response: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"},
+		{name: "Connection over two fields", response: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: keep-alive\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"},
+		{name: "a subprotocol offered", response: ok + "Sec-WebSocket-Protocol: chat.v1\r\n", protocols: []string{"chat.v2", "chat.v1"}, protocol: "chat.v1"},
+		{name: "an extension offered", response: ok + "Sec-WebSocket-Extensions: permessage-deflate\r\n", deflate: true},
+
+		{name: "two Sec-WebSocket-Protocol", response: ok + "Sec-WebSocket-Protocol: chat.v1\r\nSec-WebSocket-Protocol: chat.v2\r\n",
+			protocols: []string{"chat.v2", "chat.v1"}, refusal: `2 Sec-WebSocket-Protocol fields ["chat.v1" "chat.v2"]`},
+		{name: "the same Sec-WebSocket-Protocol twice", response: ok + "Sec-WebSocket-Protocol: chat.v1\r\nSec-WebSocket-Protocol: chat.v1\r\n",
+			protocols: []string{"chat.v1"}, refusal: "2 Sec-WebSocket-Protocol fields"},
+		{name: "a subprotocol not offered", response: ok + "Sec-WebSocket-Protocol: chat.v3\r\n",
+			protocols: []string{"chat.v2", "chat.v1"}, refusal: `subprotocol "chat.v3", which was not offered`},
+		{name: "a subprotocol when none was offered", response: ok + "Sec-WebSocket-Protocol: chat.v1\r\n",
+			refusal: `subprotocol "chat.v1", but none was offered`},
+		{name: "two subprotocols in one field", response: ok + "Sec-WebSocket-Protocol: chat.v1, chat.v2\r\n",
+			protocols: []string{"chat.v2", "chat.v1"}, refusal: `subprotocol "chat.v1, chat.v2"`},
+		{name: "a subprotocol in another case", response: ok + "Sec-WebSocket-Protocol: CHAT.V1\r\n",
+			protocols: []string{"chat.v1"}, refusal: `subprotocol "CHAT.V1"`},
+		{name: "an empty subprotocol", response: ok + "Sec-WebSocket-Protocol: \r\n",
+			protocols: []string{"chat.v1"}, refusal: `subprotocol ""`},
+		{name: "two Sec-WebSocket-Accept", response: ok + "Sec-WebSocket-Accept: {accept}\r\n", refusal: "2 Sec-WebSocket-Accept fields"},
+		{name: "a wrong Sec-WebSocket-Accept", response: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",
+			refusal: `Sec-WebSocket-Accept is "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="`},
+		{name: "no Sec-WebSocket-Accept", response: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n", refusal: "no Sec-WebSocket-Accept field"},
+		{name: "an extension twice in one field", response: ok + "Sec-WebSocket-Extensions: permessage-deflate, permessage-deflate\r\n",
+			deflate: true, refusal: `extension "permessage-deflate" twice`},
+		{name: "an extension twice over two fields", response: ok + "Sec-WebSocket-Extensions: permessage-deflate\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n",
+			deflate: true, refusal: `extension "permessage-deflate" twice`},
+		{name: "an extension not offered", response: ok + "Sec-WebSocket-Extensions: x-custom\r\n",
+			deflate: true, refusal: `extension "x-custom", which was not offered`},
+		{name: "an extension when none was offered", response: ok + "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+			refusal: `extension "permessage-deflate", which was not offered`},
+		{name: "a malformed extension list", response: ok + "Sec-WebSocket-Extensions: permessage-deflate;;\r\n",
+			deflate: true, refusal: "Sec-WebSocket-Extensions"},
+		{name: "extension parameters not offered", response: ok + "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10\r\n",
+			deflate: true, refusal: "server_max_window_bits=10 was not offered"},
+		{name: "no Upgrade", response: "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n", refusal: "no Upgrade field"},
+		{name: "another Upgrade", response: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n", refusal: `Upgrade is "h2c"`},
+		{name: "Upgrade as a list", response: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket, h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n", refusal: `Upgrade is "websocket, h2c"`},
+		{name: "two Upgrade", response: ok + "Upgrade: websocket\r\n", refusal: "2 Upgrade fields"},
+		{name: "no Connection", response: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {accept}\r\n", refusal: "no Connection field"},
+		{name: "Connection without upgrade", response: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: keep-alive\r\nSec-WebSocket-Accept: {accept}\r\n", refusal: `Connection is ["keep-alive"]`},
+		{name: "HTTP/1.0", response: "HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n", refusal: "over HTTP/1.0"},
+		{name: "not HTTP", response: "SSH-2.0-OpenSSH_9.6\r\n", refusal: "malformed HTTP"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := rawServer(t, func(nc net.Conn, br *bufio.Reader, req *http.Request) {
+				head := strings.ReplaceAll(tc.response, "{accept}", acceptFor(req.Header.Get("Sec-WebSocket-Key")))
+				nc.Write([]byte(head + "\r\n"))
+				answerClose(nc, br)
+			})
+			o := testOptions()
+			if tc.deflate {
+				o.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
+			}
+			s, err := wskit.Dial(context.Background(), url, &wskit.DialOptions{Options: &o, Subprotocols: tc.protocols})
+			if tc.refusal == "" {
+				if err != nil {
+					t.Fatalf("Dial: %v", err)
+				}
+				if p := s.Subprotocol(); p != tc.protocol {
+					t.Errorf("Subprotocol %q, want %q", p, tc.protocol)
+				}
+				if err := s.Close(wskit.CloseNormal, ""); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				s.Close(wskit.CloseNormal, "")
+				t.Fatalf("Dial accepted\n%s", tc.response)
+			}
+			if !errors.Is(err, wskit.ErrBadHandshake) || !strings.Contains(err.Error(), tc.refusal) {
+				t.Errorf("Dial = %v\nwant ErrBadHandshake with %q", err, tc.refusal)
+			}
+		})
 	}
 }

@@ -186,38 +186,81 @@ func readResponse(br *bufio.Reader, h *headReader, limit int, req *http.Request)
 }
 
 // checkResponse applies the client's checks of §4.1 to a 101 response to
-// the request that sent key and protocols. It returns the selected
+// the request that sent key, protocols and offers. It returns the selected
 // subprotocol ("" for none) and the server's extension response, which
 // codec.ConfirmExtensions then checks against the installed extensions.
-func checkResponse(resp *http.Response, key string, protocols []string) (protocol string, exts []codec.ExtensionOffer, err error) {
+//
+// A field the response may hold once (§11.3: Sec-WebSocket-Accept,
+// Sec-WebSocket-Protocol; Upgrade, whose value must be exactly
+// "websocket") is refused when repeated, rather than one copy picked: two
+// answers are no answer. Connection and Sec-WebSocket-Extensions are lists
+// and may be split over several fields.
+func checkResponse(resp *http.Response, key string, protocols []string, offers []codec.ExtensionOffer) (protocol string, exts []codec.ExtensionOffer, err error) {
 	bad := func(format string, args ...any) (string, []codec.ExtensionOffer, error) {
 		return "", nil, fmt.Errorf("%w: "+format, append([]any{ErrBadHandshake}, args...)...)
 	}
 	if !resp.ProtoAtLeast(1, 1) {
 		return bad("a 101 response over %s, not HTTP/1.1", resp.Proto)
 	}
-	if !strings.EqualFold(strings.TrimSpace(resp.Header.Get("Upgrade")), "websocket") {
-		return bad("Upgrade is %q, not websocket", resp.Header.Get("Upgrade"))
+	for _, name := range [...]string{"Upgrade", "Sec-Websocket-Accept", "Sec-Websocket-Protocol"} {
+		if v := resp.Header[name]; len(v) > 1 {
+			return bad("the response has %d %s fields %q; one is allowed", len(v), wireName(name), v)
+		}
+	}
+	for _, name := range [...]string{"Upgrade", "Connection", "Sec-Websocket-Accept"} {
+		if len(resp.Header[name]) == 0 {
+			return bad("the response has no %s field", wireName(name))
+		}
+	}
+	if v := resp.Header.Get("Upgrade"); !strings.EqualFold(strings.TrimSpace(v), "websocket") {
+		return bad("Upgrade is %q, not websocket", v)
 	}
 	if !headerHasToken(resp.Header, "Connection", "upgrade") {
-		return bad("Connection is %q, without the upgrade token", resp.Header.Get("Connection"))
+		return bad("Connection is %q, without the upgrade token", resp.Header.Values("Connection"))
 	}
 	want := string(acceptKey(nil, key))
 	if got := resp.Header.Get("Sec-Websocket-Accept"); got != want {
 		return bad("Sec-WebSocket-Accept is %q, want %q", got, want)
 	}
 	if v := resp.Header["Sec-Websocket-Protocol"]; len(v) > 0 {
-		p := v[len(v)-1]
-		if !slices.Contains(protocols, p) {
-			return bad("the server selected subprotocol %q, which was not offered", p)
+		// Compared byte for byte, as browsers do: the answer must be one
+		// of the values sent (§4.1, and §4.2.2 /subprotocol/).
+		if !slices.Contains(protocols, v[0]) {
+			if len(protocols) == 0 {
+				return bad("the server selected subprotocol %q, but none was offered", v[0])
+			}
+			return bad("the server selected subprotocol %q, which was not offered (offered %q)", v[0], protocols)
 		}
-		protocol = p
+		protocol = v[0]
 	}
 	if v := resp.Header["Sec-Websocket-Extensions"]; len(v) > 0 {
 		exts, err = codec.ParseExtensions(nil, v)
 		if err != nil {
-			return bad("Sec-WebSocket-Extensions: %v", err)
+			return bad("Sec-WebSocket-Extensions %q: %v", v, err)
+		}
+		for i, e := range exts {
+			if !slices.ContainsFunc(offers, func(o codec.ExtensionOffer) bool { return strings.EqualFold(o.Name, e.Name) }) {
+				return bad("the server accepted extension %q, which was not offered", e.Name)
+			}
+			for _, prev := range exts[:i] {
+				if strings.EqualFold(prev.Name, e.Name) {
+					return bad("the server accepted extension %q twice", e.Name)
+				}
+			}
 		}
 	}
 	return protocol, exts, nil
+}
+
+// wireName returns the spelling of RFC 6455 for a canonical field name.
+func wireName(canonical string) string {
+	if canonical == "Sec-Websocket-Accept" {
+		return "Sec-WebSocket-Accept"
+	}
+	for _, f := range handshakeFields {
+		if canonical == f[0] {
+			return f[1]
+		}
+	}
+	return canonical
 }
