@@ -25,6 +25,11 @@ type DialOptions struct {
 	Options *Options
 	// Subprotocols offered to the server, in order of preference.
 	Subprotocols []string
+	// TLSConfig configures TLS for wss:// URLs; nil means a zero
+	// tls.Config, which trusts the system's roots. Dial uses a copy, whose
+	// ServerName is the URL's host unless set, and whose NextProtos (ALPN)
+	// is http/1.1 alone: the handshake is HTTP/1.1's Upgrade.
+	TLSConfig *tls.Config
 	// Header holds extra request headers, such as Origin or Authorization.
 	// Host replaces the URL's host in the Host field. The fields of the
 	// handshake itself (Upgrade, Connection, Sec-WebSocket-*) are Dial's:
@@ -142,7 +147,7 @@ func (dc *dialCall) dial(ctx context.Context, addr string) (*Session, error) {
 // on nc, whose I/O ctx guards until release.
 func (dc *dialCall) upgrade(ctx context.Context, nc net.Conn, release func() bool) (*Session, error) {
 	if dc.u.Scheme == "wss" {
-		tc := tls.Client(nc, &tls.Config{ServerName: dc.u.Hostname(), NextProtos: []string{"http/1.1"}})
+		tc := tls.Client(nc, dc.tlsConfig())
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, err
 		}
@@ -188,6 +193,20 @@ func (dc *dialCall) upgrade(ctx context.Context, nc net.Conn, release func() boo
 	c := wsconn.New(nc, peekBuffered(br), cfg)
 	dc.req.RemoteAddr = nc.RemoteAddr().String()
 	return newSession(c, dc.o, dc.req, protocol, true), nil
+}
+
+// tlsConfig returns the configuration of TLS to the server: a copy of
+// DialOptions.TLSConfig, completed.
+func (dc *dialCall) tlsConfig() *tls.Config {
+	cfg := dc.opts.TLSConfig.Clone()
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = dc.u.Hostname()
+	}
+	cfg.NextProtos = []string{"http/1.1"}
+	return cfg
 }
 
 // dialAddress returns the host:port to connect to for a ws or wss URL.

@@ -3,12 +3,22 @@ package wskit_test
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha1"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
+	"log"
+	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -360,4 +370,113 @@ func TestDialChecksResponse(t *testing.T) {
 			}
 		})
 	}
+}
+
+// target is a real server running wskit routes.
+type target struct {
+	name string
+	url  string // ws:// or wss://, without a path
+}
+
+// targets serves the routes made by routes on each kind of real server
+// and returns their URLs: "httptest" is net/http's test server, "serve" is
+// wskit's own Server.Serve on its default engine, or on EngineStd under
+// TLS, which the poll engine does not serve. With cfg both serve TLS, and
+// the URLs are wss://. Everything is shut down at the end of the test.
+func targets(t *testing.T, opts wskit.Options, routes func(*wskit.Server) http.Handler, cfg *tls.Config) []target {
+	t.Helper()
+	hs := httptest.NewUnstartedServer(routes(newServer(t, opts)))
+	hs.Config.ErrorLog = log.New(io.Discard, "", 0) // TLS refusals are expected
+	scheme := "ws"
+	if cfg != nil {
+		hs.TLS = cfg.Clone()
+		hs.StartTLS()
+		scheme = "wss"
+	} else {
+		hs.Start()
+	}
+	t.Cleanup(hs.Close)
+
+	if cfg != nil {
+		opts.Engine = wskit.EngineStd
+	}
+	srv := newServer(t, opts)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln, routes(srv)) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := await(t, served, "Serve to return"); !errors.Is(err, wskit.ErrServerClosed) {
+			t.Errorf("Serve = %v, want ErrServerClosed", err)
+		}
+	})
+	return []target{
+		{"httptest", scheme + "://" + hs.Listener.Addr().String()},
+		{"serve", scheme + "://" + addr},
+	}
+}
+
+// echoRoutes serves /echo, a route that echoes messages.
+func echoRoutes(srv *wskit.Server) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/echo", srv.WebSocket(echoHandler(nil)))
+	return mux
+}
+
+// checkEcho sends a message on s and checks it comes back, then closes s.
+func checkEcho(t *testing.T, s *wskit.Session) {
+	t.Helper()
+	if err := s.SendText("ping over " + s.Request().URL.Scheme); err != nil {
+		t.Fatalf("SendText: %v", err)
+	}
+	if m := receive(t, s); m.Text() != "ping over "+s.Request().URL.Scheme {
+		t.Errorf("echo %q", m.Text())
+	}
+	if err := s.Close(wskit.CloseNormal, ""); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+// testCert returns a self-signed certificate for localhost, 127.0.0.1 and
+// ::1, and a pool that trusts it.
+func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "wskit test"},
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
 }
