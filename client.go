@@ -30,6 +30,11 @@ type DialOptions struct {
 	// ServerName is the URL's host unless set, and whose NextProtos (ALPN)
 	// is http/1.1 alone: the handshake is HTTP/1.1's Upgrade.
 	TLSConfig *tls.Config
+	// NetDialContext, when set, opens the connection in place of a
+	// net.Dialer, as net/http's Transport.DialContext does: network is
+	// "tcp", and addr the server's host:port (the URL's port, or 80 for
+	// ws:// and 443 for wss://). TLS runs over the connection it returns.
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Header holds extra request headers, such as Origin or Authorization.
 	// Host replaces the URL's host in the Host field. The fields of the
 	// handshake itself (Upgrade, Connection, Sec-WebSocket-*) are Dial's:
@@ -128,8 +133,7 @@ type dialCall struct {
 
 // dial connects to addr and opens the session.
 func (dc *dialCall) dial(ctx context.Context, addr string) (*Session, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	nc, err := dc.netDial(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +145,19 @@ func (dc *dialCall) dial(ctx context.Context, addr string) (*Session, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// netDial opens a TCP connection to addr.
+func (dc *dialCall) netDial(ctx context.Context, addr string) (net.Conn, error) {
+	if dc.opts.NetDialContext == nil {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	nc, err := dc.opts.NetDialContext(ctx, "tcp", addr)
+	if err == nil && nc == nil {
+		err = errors.New("DialOptions.NetDialContext returned neither a connection nor an error")
+	}
+	return nc, err
 }
 
 // upgrade runs TLS when the URL asks for it, then the opening handshake,

@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -479,4 +480,61 @@ func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
+}
+
+// netDialer is a DialOptions.NetDialContext that connects to one address
+// whatever it is asked, and records what it was asked.
+type netDialer struct {
+	to    string
+	mu    sync.Mutex
+	asked []string
+}
+
+func (d *netDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	d.asked = append(d.asked, network+" "+addr)
+	d.mu.Unlock()
+	if _, ok := ctx.Deadline(); !ok {
+		return nil, errors.New("no deadline from HandshakeTimeout")
+	}
+	var nd net.Dialer
+	return nd.DialContext(ctx, network, d.to)
+}
+
+func (d *netDialer) calls() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.asked)
+}
+
+func TestDialNetDialContext(t *testing.T) {
+	checkGoroutines(t)
+	cert, pool := testCert(t)
+	for _, secure := range []bool{false, true} {
+		var cfg *tls.Config
+		url, want := "ws://echo.test/echo", "tcp echo.test:80"
+		if secure {
+			cfg = &tls.Config{Certificates: []tls.Certificate{cert}}
+			url, want = "wss://localhost/echo", "tcp localhost:443"
+		}
+		for _, tg := range targets(t, testOptions(), echoRoutes, cfg) {
+			t.Run(tg.name+"/"+url, func(t *testing.T) {
+				d := &netDialer{to: tg.url[strings.Index(tg.url, "//")+2:]}
+				checkEcho(t, dial(t, url, &wskit.DialOptions{NetDialContext: d.dial, TLSConfig: &tls.Config{RootCAs: pool}}))
+				if got := d.calls(); !slices.Equal(got, []string{want}) {
+					t.Errorf("NetDialContext called with %q, want %q", got, want)
+				}
+			})
+		}
+	}
+
+	refused := errors.New("refused by the test's dialer")
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	_, err := wskit.Dial(ctx, "ws://echo.test/", &wskit.DialOptions{NetDialContext: func(context.Context, string, string) (net.Conn, error) {
+		return nil, refused
+	}})
+	if !errors.Is(err, refused) {
+		t.Errorf("Dial = %v, want the dialer's error", err)
+	}
 }
