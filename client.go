@@ -61,10 +61,11 @@ func (e *HandshakeError) Error() string {
 // maxErrorBody bounds the part of a refusal's body kept in HandshakeError.
 const maxErrorBody = 512
 
-// Dial opens a client session to a ws:// or wss:// URL. The session masks
-// every frame, as RFC 6455 requires of clients, and behaves like a server's
-// default session: pongs, keepalive pings, the close handshake. Close it
-// when done; its handler-less lifetime is the caller's.
+// Dial opens a client session to a ws:// or wss:// URL; http:// and
+// https:// are taken for ws:// and wss://. The session masks every frame,
+// as RFC 6455 requires of clients, and behaves like a server's default
+// session: pongs, keepalive pings, the close handshake. Close it when done;
+// its handler-less lifetime is the caller's.
 //
 // Options.HandshakeTimeout and ctx bound the whole dial: connecting, TLS
 // and the opening handshake; an error then matches context.DeadlineExceeded
@@ -89,6 +90,12 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, erro
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
+	}
+	switch u.Scheme { // url.Parse made it lower case
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
 	}
 	addr, err := dialAddress(u)
 	if err != nil {
@@ -235,7 +242,7 @@ func dialAddress(u *url.URL) (string, error) {
 	case "wss":
 		port = "443"
 	default:
-		return "", fmt.Errorf("wskit: URL %s: the scheme must be ws or wss", u.Redacted())
+		return "", fmt.Errorf("wskit: URL %s: the scheme must be ws or wss (or http or https)", u.Redacted())
 	}
 	if u.Host == "" {
 		return "", fmt.Errorf("wskit: URL %s has no host", u.Redacted())

@@ -538,3 +538,37 @@ func TestDialNetDialContext(t *testing.T) {
 		t.Errorf("Dial = %v, want the dialer's error", err)
 	}
 }
+
+// http:// and https:// URLs are dialled as ws:// and wss://.
+func TestDialHTTPURLs(t *testing.T) {
+	checkGoroutines(t)
+	cert, pool := testCert(t)
+	for _, secure := range []bool{false, true} {
+		var cfg *tls.Config
+		from, to := "http", "ws"
+		if secure {
+			cfg = &tls.Config{Certificates: []tls.Certificate{cert}}
+			from, to = "HTTPS", "wss"
+		}
+		for _, tg := range targets(t, testOptions(), echoRoutes, cfg) {
+			hostPort := tg.url[strings.Index(tg.url, "//")+2:]
+			url := from + "://" + hostPort + "/echo"
+			t.Run(tg.name+"/"+url, func(t *testing.T) {
+				s := dial(t, url, &wskit.DialOptions{TLSConfig: &tls.Config{RootCAs: pool}})
+				if got, want := s.Request().URL.String(), to+"://"+hostPort+"/echo"; got != want {
+					t.Errorf("Request().URL = %s, want %s", got, want)
+				}
+				checkEcho(t, s)
+			})
+		}
+	}
+	for _, url := range []string{"ftp://127.0.0.1:1/", "localhost:1", "ws:///path"} {
+		s, err := wskit.Dial(context.Background(), url, nil)
+		if err == nil {
+			s.Close(wskit.CloseNormal, "")
+			t.Errorf("Dial %s succeeded", url)
+		} else if !strings.Contains(err.Error(), "scheme must be ws or wss") && !strings.Contains(err.Error(), "has no host") {
+			t.Errorf("Dial %s = %v, want an error about the URL", url, err)
+		}
+	}
+}
