@@ -45,9 +45,10 @@ type DialOptions struct {
 // HandshakeError is returned by Dial when the server does not accept the
 // upgrade.
 type HandshakeError struct {
-	StatusCode int    // the HTTP status the server answered with
-	Reason     string // its status text
-	Body       string // the start of the response body
+	StatusCode int         // the HTTP status the server answered with
+	Reason     string      // its status text
+	Header     http.Header // the response's header fields, such as WWW-Authenticate
+	Body       string      // the start of the response body, 512 bytes at most
 }
 
 func (e *HandshakeError) Error() string {
@@ -193,7 +194,7 @@ func (dc *dialCall) upgrade(ctx context.Context, nc net.Conn, release func() boo
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		herr := &HandshakeError{StatusCode: resp.StatusCode}
+		herr := &HandshakeError{StatusCode: resp.StatusCode, Header: resp.Header}
 		_, herr.Reason, _ = strings.Cut(resp.Status, " ")
 		hr.n += maxErrorBody // the body's start, beyond the head's bound
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
@@ -216,7 +217,14 @@ func (dc *dialCall) upgrade(ctx context.Context, nc net.Conn, release func() boo
 	cfg.Codec.Extensions = exts
 	c := wsconn.New(nc, peekBuffered(br), cfg)
 	dc.req.RemoteAddr = nc.RemoteAddr().String()
-	return newSession(c, dc.o, dc.req, protocol, true), nil
+	resp.Body = http.NoBody // a 101 has none; what follows is the session's
+	if tc, ok := nc.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		resp.TLS = &cs
+	}
+	s := newSession(c, dc.o, dc.req, protocol, true)
+	s.resp = resp
+	return s, nil
 }
 
 // tlsConfig returns the configuration of TLS to the server: a copy of

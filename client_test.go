@@ -572,3 +572,89 @@ func TestDialHTTPURLs(t *testing.T) {
 		}
 	}
 }
+
+// responseRoutes serves /echo, a wskit route requiring subprotocol chat,
+// whose handler first sends whether its own session has a Response;
+// /cookie, an upgrade written by hand on net/http that sets a cookie on its
+// 101; and /refuse, which answers 401 with a challenge, a cookie and a
+// body of 2000 bytes.
+func responseRoutes(srv *wskit.Server) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/echo", srv.WebSocket(func(s *wskit.Session) {
+		s.SendText(fmt.Sprint("server Response: ", s.Response()))
+		echoHandler(nil)(s)
+	}, "chat"))
+	mux.HandleFunc("/cookie", func(w http.ResponseWriter, r *http.Request) {
+		nc, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		fmt.Fprintf(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\nSet-Cookie: session=abc; Path=/\r\n\r\n",
+			acceptFor(r.Header.Get("Sec-WebSocket-Key")))
+		answerClose(nc, brw.Reader)
+	})
+	mux.HandleFunc("/refuse", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+		http.SetCookie(w, &http.Cookie{Name: "tried", Value: "1"})
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte(strings.Repeat("x", 2000)))
+	})
+	return mux
+}
+
+func TestDialResponse(t *testing.T) {
+	checkGoroutines(t)
+	for _, tg := range targets(t, testOptions(), responseRoutes, nil) {
+		t.Run(tg.name, func(t *testing.T) {
+			s := dial(t, tg.url+"/cookie", nil)
+			resp := s.Response()
+			if resp == nil || resp.StatusCode != http.StatusSwitchingProtocols || resp.Proto != "HTTP/1.1" {
+				t.Fatalf("Response() = %+v, want the 101", resp)
+			}
+			if c := resp.Cookies(); len(c) != 1 || c[0].Name != "session" || c[0].Value != "abc" {
+				t.Errorf("Response().Cookies() = %v, want session=abc", c)
+			}
+			if resp.Request != s.Request() {
+				t.Errorf("Response().Request is not Request()")
+			}
+			if n, err := resp.Body.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+				t.Errorf("Response().Body.Read = %d, %v; want 0, EOF", n, err)
+			}
+			if resp.TLS != nil {
+				t.Errorf("Response().TLS is set on a ws:// session")
+			}
+			s.Close(wskit.CloseNormal, "")
+
+			s = dial(t, tg.url+"/echo", &wskit.DialOptions{Subprotocols: []string{"chat"}})
+			resp = s.Response()
+			if p := resp.Header.Get("Sec-WebSocket-Protocol"); p != "chat" {
+				t.Errorf("Response().Header has Sec-WebSocket-Protocol %q, want chat", p)
+			}
+			if m := receive(t, s); m.Text() != "server Response: <nil>" {
+				t.Errorf("the server's session reports %q", m.Text())
+			}
+			checkEcho(t, s)
+
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			_, err := wskit.Dial(ctx, tg.url+"/refuse", nil)
+			var he *wskit.HandshakeError
+			if !errors.As(err, &he) {
+				t.Fatalf("Dial /refuse = %v, want a *HandshakeError", err)
+			}
+			if he.StatusCode != http.StatusUnauthorized || he.Reason != "Unauthorized" {
+				t.Errorf("HandshakeError status %d %q, want 401 Unauthorized", he.StatusCode, he.Reason)
+			}
+			if got := he.Header.Get("WWW-Authenticate"); got != `Basic realm="test"` {
+				t.Errorf("HandshakeError.Header WWW-Authenticate %q", got)
+			}
+			if c := (&http.Response{Header: he.Header}).Cookies(); len(c) != 1 || c[0].Name != "tried" {
+				t.Errorf("cookies of the refusal: %v", c)
+			}
+			if he.Body != strings.Repeat("x", 512) {
+				t.Errorf("HandshakeError.Body has %d bytes, want the first 512", len(he.Body))
+			}
+		})
+	}
+}

@@ -55,6 +55,9 @@ func TestDialTLS(t *testing.T) {
 				t.Run(tc.name, func(t *testing.T) {
 					before := tc.cfg.Clone()
 					s := dial(t, tc.url+"/tls", &wskit.DialOptions{TLSConfig: tc.cfg})
+					if cs := s.Response().TLS; cs == nil || !cs.HandshakeComplete || cs.NegotiatedProtocol != "http/1.1" {
+						t.Errorf("Response().TLS = %+v, want the connection's state", cs)
+					}
 					if m := receive(t, s); m.Text() != tc.want {
 						t.Errorf("the server saw %q, want %q", m.Text(), tc.want)
 					}
