@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,7 +44,8 @@ type DialOptions struct {
 }
 
 // HandshakeError is returned by Dial when the server does not accept the
-// upgrade.
+// upgrade. Dial follows no redirect: a 3xx is reported here, and its
+// Error names the Location.
 type HandshakeError struct {
 	StatusCode int         // the HTTP status the server answered with
 	Reason     string      // its status text
@@ -53,10 +55,27 @@ type HandshakeError struct {
 
 func (e *HandshakeError) Error() string {
 	msg := fmt.Sprintf("websocket: handshake failed: expected status 101 but was %d %s", e.StatusCode, e.Reason)
+	if isRedirect(e.StatusCode) {
+		if loc := e.Header.Get("Location"); loc != "" {
+			return msg + ": a redirect to " + strconv.Quote(loc) + ", which Dial does not follow"
+		}
+		return msg + ": a redirect without a Location"
+	}
 	if b := strings.TrimSpace(e.Body); b != "" {
 		msg += ": " + b
 	}
 	return msg
+}
+
+// isRedirect reports whether status sends the client elsewhere with a
+// Location, as net/http's client would follow.
+func isRedirect(status int) bool {
+	switch status {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
 }
 
 // maxErrorBody bounds the part of a refusal's body kept in HandshakeError.

@@ -658,3 +658,50 @@ func TestDialResponse(t *testing.T) {
 		})
 	}
 }
+
+// redirectRoutes serves /echo, and redirects from /moved (301), /found
+// (302), /temporary (307) and /permanent (308) to it; /nowhere answers 302
+// with no Location.
+func redirectRoutes(srv *wskit.Server) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/echo", srv.WebSocket(echoHandler(nil)))
+	for path, status := range map[string]int{"/moved": 301, "/found": 302, "/temporary": 307, "/permanent": 308} {
+		mux.Handle(path, http.RedirectHandler("/echo", status))
+	}
+	mux.HandleFunc("/nowhere", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusFound) })
+	return mux
+}
+
+// Dial follows no redirect, and says where it was sent.
+func TestDialRedirect(t *testing.T) {
+	checkGoroutines(t)
+	for _, tg := range targets(t, testOptions(), redirectRoutes, nil) {
+		for _, tc := range []struct {
+			path   string
+			status int
+			want   string
+		}{
+			{"/moved", 301, `expected status 101 but was 301 Moved Permanently: a redirect to "/echo", which Dial does not follow`},
+			{"/found", 302, `expected status 101 but was 302 Found: a redirect to "/echo", which Dial does not follow`},
+			{"/temporary", 307, `307 Temporary Redirect: a redirect to "/echo", which Dial does not follow`},
+			{"/permanent", 308, `308 Permanent Redirect: a redirect to "/echo", which Dial does not follow`},
+			{"/nowhere", 302, "302 Found: a redirect without a Location"},
+		} {
+			t.Run(tg.name+tc.path, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), wait)
+				defer cancel()
+				s, err := wskit.Dial(ctx, tg.url+tc.path, nil)
+				var he *wskit.HandshakeError
+				if !errors.As(err, &he) {
+					if s != nil {
+						s.Close(wskit.CloseNormal, "")
+					}
+					t.Fatalf("Dial = %v, want a *HandshakeError", err)
+				}
+				if he.StatusCode != tc.status || !strings.HasSuffix(err.Error(), tc.want) {
+					t.Errorf("Dial = %v (status %d)\nwant status %d and an error ending %q", err, he.StatusCode, tc.status, tc.want)
+				}
+			})
+		}
+	}
+}
