@@ -34,8 +34,21 @@ type DialOptions struct {
 	// NetDialContext, when set, opens the connection in place of a
 	// net.Dialer, as net/http's Transport.DialContext does: network is
 	// "tcp", and addr the server's host:port (the URL's port, or 80 for
-	// ws:// and 443 for wss://). TLS runs over the connection it returns.
+	// ws:// and 443 for wss://), or the proxy's when there is one. TLS runs
+	// over the connection it returns.
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Proxy returns the proxy to reach the server through, or nil for
+	// none. nil means http.ProxyFromEnvironment, as in net/http: it is
+	// given the request with an http:// (for ws://) or https:// (for
+	// wss://) URL, so HTTP_PROXY, HTTPS_PROXY and NO_PROXY apply, and
+	// loopback addresses are never proxied. To use no proxy whatever the
+	// environment, return nil, nil.
+	//
+	// An http:// or https:// proxy is asked for a tunnel with CONNECT,
+	// the URL's user and password becoming a Basic Proxy-Authorization;
+	// TLS to an https:// proxy trusts what TLSConfig trusts. The proxy
+	// resolves the server's host name.
+	Proxy func(*http.Request) (*url.URL, error)
 	// Header holds extra request headers, such as Origin or Authorization.
 	// Host replaces the URL's host in the Host field. The fields of the
 	// handshake itself (Upgrade, Connection, Sec-WebSocket-*) are Dial's:
@@ -158,13 +171,35 @@ type dialCall struct {
 	req    *http.Request // the opening handshake
 }
 
-// dial connects to addr and opens the session.
+// dial connects to addr, through a proxy if one is chosen, and opens the
+// session.
 func (dc *dialCall) dial(ctx context.Context, addr string) (*Session, error) {
-	nc, err := dc.netDial(ctx, addr)
+	proxy, err := dc.proxyFor(ctx)
 	if err != nil {
 		return nil, err
 	}
-	release := guard(ctx, nc)
+	connectTo := addr
+	if proxy != nil {
+		if connectTo, err = proxyAddress(proxy); err != nil {
+			return nil, err
+		}
+	}
+	raw, err := dc.netDial(ctx, connectTo)
+	if err != nil {
+		if proxy != nil {
+			err = fmt.Errorf("proxy %s: %w", proxy.Redacted(), err)
+		}
+		return nil, err
+	}
+	release := guard(ctx, raw)
+	nc := raw
+	if proxy != nil {
+		if nc, err = dc.tunnel(ctx, raw, proxy, addr); err != nil {
+			release()
+			raw.Close()
+			return nil, fmt.Errorf("proxy %s: %w", proxy.Redacted(), err)
+		}
+	}
 	s, err := dc.upgrade(ctx, nc, release)
 	if err != nil {
 		release()
@@ -208,7 +243,7 @@ func (dc *dialCall) upgrade(ctx context.Context, nc net.Conn, release func() boo
 		br.Reset(nil)
 		handshakeReaders.Put(br)
 	}()
-	resp, err := readResponse(br, hr, limit, dc.req)
+	resp, err := readResponse(br, hr, limit, dc.req, ErrBadHandshake)
 	if err != nil {
 		return nil, err
 	}

@@ -169,20 +169,21 @@ func (h *headReader) Read(p []byte) (int, error) {
 }
 
 // readResponse reads the head of the response to req from br, which reads
-// from h, whose bound is limit.
-func readResponse(br *bufio.Reader, h *headReader, limit int, req *http.Request) (*http.Response, error) {
+// from h, whose bound is limit. A head that is too long or not HTTP fails
+// with an error wrapping bad.
+func readResponse(br *bufio.Reader, h *headReader, limit int, req *http.Request, bad error) (*http.Response, error) {
 	resp, err := http.ReadResponse(br, req)
 	switch {
 	case err == nil:
 		return resp, nil
 	case h.n <= 0:
-		return nil, fmt.Errorf("%w: the response head exceeded %d bytes (Options.MaxHandshakeSize); aborted", ErrBadHandshake, limit)
+		return nil, fmt.Errorf("%w: the response head exceeded %d bytes (Options.MaxHandshakeSize); aborted", bad, limit)
 	case errors.Is(h.err, io.EOF):
-		return nil, fmt.Errorf("the server closed the connection before its response was complete: %w", err)
+		return nil, fmt.Errorf("the connection ended before the response head was complete: %w", err)
 	case h.err != nil:
 		return nil, h.err
 	}
-	return nil, fmt.Errorf("%w: %v", ErrBadHandshake, err)
+	return nil, fmt.Errorf("%w: %v", bad, err)
 }
 
 // checkResponse applies the client's checks of §4.1 to a 101 response to

@@ -66,8 +66,8 @@ type Options struct {
 	// 0 means no bound.
 	Timeout time.Duration
 	// HandshakeTimeout bounds the opening handshake: writing the server's
-	// response, or the client's whole dial (connecting, TLS, the request and
-	// the response). 0 means no bound. On net/http, reading the request is
+	// response, or the client's whole dial (connecting, a proxy's tunnel,
+	// TLS, the request and the response). 0 means no bound. On net/http, reading the request is
 	// the http.Server's part: set its ReadHeaderTimeout and MaxHeaderBytes
 	// (wskit serve uses this timeout and 16 KiB).
 	HandshakeTimeout time.Duration
@@ -121,8 +121,8 @@ type Options struct {
 	// MaxHandshakeSize bounds the request line and headers of an opening
 	// handshake read by Server.Serve; larger is answered 431. A browser's is
 	// under 2 KiB. On a client it bounds the response head Dial reads (the
-	// status line and headers): a larger one fails the dial with an error
-	// naming the bound.
+	// status line and headers, and those of a proxy's answer to CONNECT):
+	// a larger one fails the dial with an error naming the bound.
 	MaxHandshakeSize int
 	// Loops is the number of event loops of the poll engine; 0 means one
 	// per CPU (GOMAXPROCS).
