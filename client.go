@@ -46,8 +46,10 @@ type DialOptions struct {
 	//
 	// An http:// or https:// proxy is asked for a tunnel with CONNECT,
 	// the URL's user and password becoming a Basic Proxy-Authorization;
-	// TLS to an https:// proxy trusts what TLSConfig trusts. The proxy
-	// resolves the server's host name.
+	// TLS to an https:// proxy trusts what TLSConfig trusts. A socks5:// or
+	// socks5h:// proxy is asked with SOCKS5 (RFC 1928), signing in with
+	// the URL's user and password when it has them (RFC 1929). Either way
+	// the proxy resolves the server's host name.
 	Proxy func(*http.Request) (*url.URL, error)
 	// Header holds extra request headers, such as Origin or Authorization.
 	// Host replaces the URL's host in the Host field. The fields of the

@@ -13,7 +13,8 @@ import (
 )
 
 // Proxies between Dial and the server: an HTTP proxy asked for a tunnel
-// with CONNECT (RFC 9110 §9.3.6), over TCP or TLS. The tunnel is made on the connection to the proxy before
+// with CONNECT (RFC 9110 §9.3.6), over TCP or TLS, or a SOCKS5 proxy
+// (socks5.go). The tunnel is made on the connection to the proxy before
 // anything else; TLS to the server and the opening handshake then run
 // through it.
 
@@ -55,8 +56,10 @@ func proxyAddress(proxy *url.URL) (string, error) {
 		port = "80"
 	case "https":
 		port = "443"
+	case "socks5", "socks5h":
+		port = "1080"
 	default:
-		return "", fmt.Errorf("proxy %s: unsupported scheme (want http or https)", proxy.Redacted())
+		return "", fmt.Errorf("proxy %s: unsupported scheme (want http, https, socks5 or socks5h)", proxy.Redacted())
 	}
 	if proxy.Host == "" {
 		return "", fmt.Errorf("proxy %s has no host", proxy.Redacted())
@@ -71,6 +74,8 @@ func proxyAddress(proxy *url.URL) (string, error) {
 // connection to write to the server through.
 func (dc *dialCall) tunnel(ctx context.Context, nc net.Conn, proxy *url.URL, addr string) (net.Conn, error) {
 	switch proxy.Scheme {
+	case "socks5", "socks5h":
+		return nc, socksConnect(nc, proxy.User, addr)
 	case "https":
 		// TLS to the proxy trusts what TLSConfig trusts, as net/http's
 		// TLSClientConfig does for both, but names the proxy.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -312,4 +313,197 @@ func TestDialProxyChoice(t *testing.T) {
 	if n := p.carried.Load(); n != 1 {
 		t.Errorf("the proxy carried %d connections, want 1", n)
 	}
+}
+
+// socksProxy starts a SOCKS5 proxy (RFC 1928) that asks for user's name
+// and password (RFC 1929) when user is set. Its replies give the bound
+// address as IPv4, a domain name and IPv6 in turn, so that the client
+// meets each form.
+func socksProxy(t *testing.T, scheme string, user *url.Userinfo) *testProxy {
+	var replies atomic.Int32
+	return startProxy(t, scheme, user, nil, func(p *testProxy, c net.Conn) (io.Reader, net.Conn) {
+		br := bufio.NewReader(c)
+		var h [4]byte
+		if _, err := io.ReadFull(br, h[:2]); err != nil || h[0] != 5 {
+			return nil, nil
+		}
+		methods := make([]byte, h[1])
+		if _, err := io.ReadFull(br, methods); err != nil {
+			return nil, nil
+		}
+		method := byte(0)
+		if user != nil {
+			method = 2
+		}
+		if !slices.Contains(methods, method) {
+			c.Write([]byte{5, 0xff})
+			return nil, nil
+		}
+		c.Write([]byte{5, method})
+		if user != nil {
+			readField := func() string {
+				n, _ := br.ReadByte()
+				b := make([]byte, n)
+				io.ReadFull(br, b)
+				return string(b)
+			}
+			ver, _ := br.ReadByte()
+			name, pass := readField(), readField()
+			want, _ := user.Password()
+			if ver != 1 || name != user.Username() || pass != want {
+				c.Write([]byte{1, 1})
+				return nil, nil
+			}
+			c.Write([]byte{1, 0})
+		}
+		if _, err := io.ReadFull(br, h[:4]); err != nil || h[0] != 5 || h[2] != 0 {
+			return nil, nil
+		}
+		if h[1] != 1 {
+			c.Write([]byte{5, 7, 0, 1, 0, 0, 0, 0, 0, 0}) // command not supported
+			return nil, nil
+		}
+		var host string
+		switch h[3] {
+		case 1, 4:
+			a := make([]byte, 4*int(h[3]))
+			io.ReadFull(br, a)
+			ip, _ := netip.AddrFromSlice(a)
+			host = ip.String()
+		case 3:
+			n, _ := br.ReadByte()
+			name := make([]byte, n)
+			io.ReadFull(br, name)
+			host = string(name)
+		default:
+			c.Write([]byte{5, 8, 0, 1, 0, 0, 0, 0, 0, 0}) // address type not supported
+			return nil, nil
+		}
+		var port [2]byte
+		if _, err := io.ReadFull(br, port[:]); err != nil {
+			return nil, nil
+		}
+		target := net.JoinHostPort(host, fmt.Sprint(int(port[0])<<8|int(port[1])))
+		p.record(target)
+		up, err := net.DialTimeout("tcp", target, wait)
+		if err != nil {
+			c.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0}) // connection refused
+			return nil, nil
+		}
+		bound := up.LocalAddr().(*net.TCPAddr)
+		reply := []byte{5, 0, 0}
+		switch replies.Add(1) % 3 {
+		case 1:
+			reply = append(append(reply, 1), bound.IP.To4()...)
+		case 2:
+			reply = append(append(reply, 3, byte(len("bound.test"))), "bound.test"...)
+		case 0:
+			reply = append(append(reply, 4), net.IPv6loopback...)
+		}
+		c.Write(append(reply, byte(bound.Port>>8), byte(bound.Port)))
+		return br, up
+	})
+}
+
+// byName adds to tgs their twins reached by the name localhost, so that a
+// proxy is given a host name to resolve.
+func byName(tgs []target) []target {
+	for _, tg := range slices.Clone(tgs) {
+		tgs = append(tgs, target{tg.name + " by name", strings.Replace(tg.url, "127.0.0.1", "localhost", 1)})
+	}
+	return tgs
+}
+
+func TestDialSOCKS5Proxy(t *testing.T) {
+	checkGoroutines(t)
+	cert, pool := testCert(t)
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
+	plain := socksProxy(t, "socks5", nil)
+	remote := socksProxy(t, "socks5h", nil)
+	authed := socksProxy(t, "socks5", url.UserPassword("alice", "s3cret"))
+	nameOnly := socksProxy(t, "socks5", url.User("carol"))
+	cases := []proxyCase{
+		{"socks5", plain, plain.url},
+		{"socks5h", remote, remote.url},
+		{"socks5 with a user and password", authed, authed.url},
+		{"socks5 with a user and no password", nameOnly, nameOnly.url},
+	}
+	for _, secure := range []bool{false, true} {
+		var cfg *tls.Config
+		if secure {
+			cfg = serverTLS
+		}
+		t.Run(fmt.Sprint("TLS=", secure), func(t *testing.T) {
+			checkProxied(t, cases, byName(targets(t, testOptions(), echoRoutes, cfg)), &tls.Config{RootCAs: pool})
+		})
+	}
+
+	tg := targets(t, testOptions(), echoRoutes, nil)[0]
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	closed.Close()
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts (backlog), never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	notSOCKS := rawListener(t, func(c net.Conn) { io.WriteString(c, "HTTP/1.1 400 Bad Request\r\n\r\n") })
+	wrong := *authed.url
+	wrong.User = url.UserPassword("alice", "guess")
+	for _, tc := range []struct {
+		name   string
+		proxy  *url.URL
+		target string
+		want   string
+	}{
+		{"wrong password", &wrong, tg.url, `SOCKS5: the proxy refused the user name and password of "alice"`},
+		{"no credentials", &url.URL{Scheme: "socks5", Host: authed.url.Host}, tg.url, "the proxy accepts no connection without authentication"},
+		{"a refused target", plain.url, "ws://" + closedAddr, "SOCKS5: the proxy could not connect to " + closedAddr + ": connection refused"},
+		{"not a SOCKS proxy", &url.URL{Scheme: "socks5", Host: notSOCKS}, tg.url, "the proxy answered with version 72"},
+		{"a silent proxy", &url.URL{Scheme: "socks5", Host: silent.Addr().String()}, tg.url, "longer than Options.HandshakeTimeout (300ms)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := testOptions()
+			o.HandshakeTimeout = 300 * time.Millisecond
+			s, err := wskit.Dial(context.Background(), tc.target+"/echo", &wskit.DialOptions{Options: &o, Proxy: (&proxyTo{p: tc.proxy}).choose})
+			if err == nil {
+				s.Close(wskit.CloseNormal, "")
+				t.Fatal("Dial succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Dial = %v, want an error with %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "guess") {
+				t.Errorf("the error shows the proxy's password: %v", err)
+			}
+		})
+	}
+}
+
+// rawListener serves each connection on a loopback listener with serve,
+// then closes it; it returns the listener's address.
+func rawListener(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			serve(c)
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
 }
