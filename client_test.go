@@ -30,6 +30,7 @@ import (
 	"github.com/wskit/wskit"
 	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/race"
 	"github.com/wskit/wskit/internal/wstest"
 )
 
@@ -700,6 +701,77 @@ func TestDialRedirect(t *testing.T) {
 				}
 				if he.StatusCode != tc.status || !strings.HasSuffix(err.Error(), tc.want) {
 					t.Errorf("Dial = %v (status %d)\nwant status %d and an error ending %q", err, he.StatusCode, tc.status, tc.want)
+				}
+			})
+		}
+	}
+}
+
+// Frames the server sends right behind its 101, in the same write, reach
+// the session, whatever part of them was read with the response head.
+func TestDialKeepsFramesAfterTheResponse(t *testing.T) {
+	checkGoroutines(t)
+	for _, size := range []int{5, 3000, 64 << 10} {
+		for _, limit := range []int{1 << 10, 16 << 10} {
+			t.Run(fmt.Sprint(size, "/", limit), func(t *testing.T) {
+				payload := strings.Repeat("m", size)
+				url := rawServer(t, func(nc net.Conn, br *bufio.Reader, req *http.Request) {
+					b := []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+						acceptFor(req.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n")
+					b = frame.AppendHeader(b, frame.Header{Fin: true, Op: frame.OpText, Length: int64(size)})
+					nc.Write(append(b, payload...))
+					answerClose(nc, br)
+				})
+				o := testOptions()
+				o.MaxHandshakeSize = limit
+				s := dial(t, url, &wskit.DialOptions{Options: &o})
+				if m := receive(t, s); m.Text() != payload {
+					t.Errorf("received %d bytes, want the %d sent behind the 101", len(m.Payload), size)
+				}
+			})
+		}
+	}
+}
+
+// After the handshake a dialled session sends and receives without
+// allocating, against either server, whose Events echo allocates nothing
+// either. (Over TLS, crypto/tls allocates once per record it reads.)
+func TestDialedSessionDoesNotAllocate(t *testing.T) {
+	if race.Enabled {
+		t.Skip("the race detector allocates, and sync.Pool drops items under it")
+	}
+	routes := func(srv *wskit.Server) http.Handler {
+		mux := http.NewServeMux()
+		mux.Handle("/echo", srv.Handle(wskit.Events{OnMessage: func(s *wskit.Session, m wskit.Message) { s.Send(m.Type, m.Payload) }}))
+		return mux
+	}
+	for _, tg := range targets(t, testOptions(), routes, nil) {
+		for _, size := range []int{64, 16 << 10} {
+			t.Run(fmt.Sprint(tg.name, "/", size), func(t *testing.T) {
+				s := dial(t, tg.url+"/echo", nil)
+				msg := []byte(strings.Repeat("z", size))
+				var err error
+				step := func() {
+					if e := s.Send(wskit.Binary, msg); e != nil && err == nil {
+						err = e
+					}
+					m, e := s.Receive(context.Background())
+					if e == nil && len(m.Payload) != size {
+						e = fmt.Errorf("echo of %d bytes, want %d", len(m.Payload), size)
+					}
+					if e != nil && err == nil {
+						err = e
+					}
+				}
+				for range 200 {
+					step()
+				}
+				allocs := testing.AllocsPerRun(1000, step)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if allocs != 0 {
+					t.Errorf("%.2f allocations per echo of %d bytes, want 0", allocs, size)
 				}
 			})
 		}
