@@ -102,10 +102,15 @@ const maxErrorBody = 512
 // session: pongs, keepalive pings, the close handshake. Close it when done;
 // its handler-less lifetime is the caller's.
 //
-// Options.HandshakeTimeout and ctx bound the whole dial: connecting, TLS
-// and the opening handshake; an error then matches context.DeadlineExceeded
-// or context.Canceled. ctx does not bound the session once Dial has
-// returned. Options.MaxHandshakeSize bounds the server's response head.
+// Options.HandshakeTimeout and ctx bound the whole dial: connecting, a
+// proxy's tunnel, TLS and the opening handshake; an error then matches
+// context.DeadlineExceeded or context.Canceled. ctx does not bound the
+// session once Dial has returned. Options.MaxHandshakeSize bounds the
+// response head.
+//
+// A server that refuses the upgrade is reported as a *HandshakeError; a
+// 101 that breaks the rules of RFC 6455 §4.1 as an error matching
+// ErrBadHandshake. Session.Response returns the 101 itself.
 func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, error) {
 	if opts == nil {
 		opts = &DialOptions{}
