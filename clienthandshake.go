@@ -23,8 +23,9 @@ import (
 
 // ErrBadHandshake is matched, with errors.Is, by the error Dial returns
 // when the server answered 101 Switching Protocols but its response breaks
-// the rules of RFC 6455 §4.1 (a wrong Sec-WebSocket-Accept, a subprotocol
-// or an extension that was not offered), or when the response is not HTTP.
+// the rules of RFC 6455 §4.1 (a wrong Sec-WebSocket-Accept, a field
+// repeated, a subprotocol or an extension that was not offered), when the
+// response is not HTTP, and when its head exceeds Options.MaxHandshakeSize.
 // A server that refuses the upgrade with another status is reported as a
 // *HandshakeError instead.
 var ErrBadHandshake = errors.New("bad handshake response")
