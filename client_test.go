@@ -777,3 +777,57 @@ func TestDialedSessionDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// Every frame a dialled session sends is masked (RFC 6455 §5.1), each
+// with a key of its own.
+func TestDialMasksEveryFrame(t *testing.T) {
+	checkGoroutines(t)
+	type seen struct {
+		op     frame.Opcode
+		masked bool
+		key    [4]byte
+	}
+	frames := make(chan []seen, 1)
+	url := rawServer(t, func(nc net.Conn, br *bufio.Reader, req *http.Request) {
+		nc.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+			acceptFor(req.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n"))
+		nc.SetReadDeadline(time.Now().Add(wait))
+		var got []seen
+		defer func() { frames <- got }()
+		for {
+			h, p, err := wstest.ReadFrame(br)
+			if err != nil {
+				return
+			}
+			got = append(got, seen{h.Op, h.Masked, h.Mask})
+			if h.Op == frame.OpClose {
+				nc.Write(frame.AppendHeader(nil, frame.Header{Fin: true, Op: frame.OpClose, Length: int64(len(p))}))
+				nc.Write(p)
+				return
+			}
+		}
+	})
+	o := testOptions()
+	o.FragmentSize = 4
+	s := dial(t, url, &wskit.DialOptions{Options: &o})
+	s.SendText("fragmented text")
+	s.SendBinary([]byte{1, 2, 3})
+	s.Ping([]byte("are you there"))
+	if err := s.Close(wskit.CloseNormal, "bye"); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	got := await(t, frames, "the client's frames")
+	if len(got) < 7 || got[len(got)-1].op != frame.OpClose {
+		t.Fatalf("the server read %d frames, ending with %v; want fragments, a ping and a close", len(got), got)
+	}
+	keys := map[[4]byte]bool{}
+	for _, f := range got {
+		if !f.masked {
+			t.Errorf("a %v frame is not masked", f.op)
+		}
+		keys[f.key] = true
+	}
+	if len(keys) < len(got)-1 { // two equal random keys are possible, rarely
+		t.Errorf("%d frames shared %d mask keys", len(got), len(keys))
+	}
+}
