@@ -67,7 +67,8 @@ type Options struct {
 	Timeout time.Duration
 	// HandshakeTimeout bounds the opening handshake: under Server.Serve, the
 	// wait for a request head from the connection's start or from the
-	// previous response, and writing the 101; on a client, the whole dial.
+	// previous response, and writing the 101; on a client, the whole dial
+	// (connecting, a proxy's tunnel, TLS, the request and the response).
 	// 0 means no bound. A route mounted on an http.Server of your own relies
 	// on that server's ReadHeaderTimeout, IdleTimeout and MaxHeaderBytes.
 	HandshakeTimeout time.Duration
@@ -133,7 +134,9 @@ type Options struct {
 	ConfigureHTTP func(*http.Server)
 	// MaxHandshakeSize bounds the request line and headers of an opening
 	// handshake read by Server.Serve; larger is answered 431. A browser's is
-	// under 2 KiB.
+	// under 2 KiB. On a client it bounds the response head Dial reads (the
+	// status line and headers, and those of a proxy's answer to CONNECT):
+	// a larger one fails the dial with an error naming the bound.
 	MaxHandshakeSize int
 	// Loops is the number of event loops of the poll engine; 0 means one
 	// per CPU (GOMAXPROCS).

@@ -81,6 +81,7 @@ type Session struct {
 	lc       *loopConn // poll engine event sessions
 	opts     *Options
 	req      *http.Request
+	resp     *http.Response // a client's: the server's answer to the handshake
 	protocol string
 
 	*lifecycle // made when first needed on event sessions of the poll engine
@@ -759,6 +760,12 @@ func (s *Session) values(create bool) *valueSet {
 	}
 	return s.vals
 }
+
+// Response returns the server's answer to the opening handshake of a
+// session opened by Dial: its status, header fields (Set-Cookie among them,
+// see http.Response.Cookies), TLS state, and the request in Request. Its
+// body is empty. On a server's session it is nil.
+func (s *Session) Response() *http.Response { return s.resp }
 
 // Engine returns the transport the session runs on: EngineStd or
 // EnginePoll on a server; EngineAuto on a client.

@@ -186,6 +186,9 @@ func dial(ctx context.Context, c dialConfig) (*wskit.Session, error) {
 		if herr.Reason != "" {
 			msg += " " + herr.Reason
 		}
+		if loc := herr.Header.Get("Location"); loc != "" && herr.StatusCode/100 == 3 {
+			return nil, fmt.Errorf("%s, a redirect to %s, which is not followed", msg, loc)
+		}
 		if body := strings.TrimSpace(herr.Body); body != "" {
 			msg += ": " + body
 		}

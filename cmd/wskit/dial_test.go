@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -181,5 +183,16 @@ func TestRunDialRefused(t *testing.T) {
 	code, _, stderr := dialRun(t, nil, nil, "ws://"+addr+"/echo")
 	if code != 1 || !strings.Contains(stderr, "wskit dial: ") || !strings.Contains(stderr, addr) {
 		t.Errorf("exit %d, stderr %q; want 1 and the address", code, stderr)
+	}
+}
+
+// A redirect is reported with its Location, and not followed.
+func TestRunDialRedirect(t *testing.T) {
+	ts := httptest.NewServer(http.RedirectHandler("/elsewhere", http.StatusFound))
+	defer ts.Close()
+	code, _, stderr := dialRun(t, nil, nil, "-send", "x", wsURL(ts, "/echo"))
+	want := "refused the WebSocket upgrade with HTTP status 302 Found, a redirect to /elsewhere, which is not followed"
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, want)
 	}
 }
