@@ -86,9 +86,12 @@ func validKey(k string) bool {
 		return false
 	}
 	var b [18]byte
-	n, err := base64.StdEncoding.Strict().Decode(b[:], []byte(k))
+	n, err := strictBase64.Decode(b[:], []byte(k))
 	return err == nil && n == 16
 }
+
+// strictBase64 is made once: Strict returns a new Encoding each time.
+var strictBase64 = base64.StdEncoding.Strict()
 
 // acceptKey appends the Sec-WebSocket-Accept value for key to dst.
 func acceptKey(dst []byte, key string) []byte {

@@ -220,12 +220,12 @@ func (lc *loopConn) onClose(err error) {
 		err = ErrWriteTimeout
 	}
 	code, reason = endReason(code, reason, ok, err)
-	logIfPanic(lc.s.opts, lc.s.Request(), err, "the session was closed with 1011")
+	logIfPanic(&lc.s, err, "the session was closed with 1011")
 	lc.s.leaveHubs()
 	lc.pe.Lock() // a sender may be in the Protocol's sending side
 	rerr := lc.proto.Release()
 	lc.pe.Unlock()
-	logIfPanic(lc.s.opts, lc.s.Request(), rerr, "ignored at the end of the session")
+	logIfPanic(&lc.s, rerr, "ignored at the end of the session")
 	s := &lc.s
 	s.mu.Lock()
 	s.ended = true

@@ -279,7 +279,15 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 	}
 	rt := pe.route(r)
 	if rt == nil || rt.hooked() || !headerHasToken(r.Header, "Upgrade", "websocket") {
-		pe.toHTTP(c, head, rest)
+		if !upgradeCandidate(r) {
+			pe.toHTTP(c, head, rest)
+			return
+		}
+		// The handler chain runs off the loop: it may block.
+		c.SetTimer(time.Time{})
+		in := make([]byte, 0, len(head)+len(rest))
+		in = append(append(in, head...), rest...)
+		pe.runChain(c.Detach(), r, in, len(head))
 		return
 	}
 	key, protocol, herr := pe.srv.checkUpgrade(r, rt.cfg.protocols)
@@ -312,8 +320,9 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 }
 
 // quickUpgrade opens an Events session from a head of the common form
-// without allocating more than the session itself; it reports false when
-// the head needs the full path.
+// without allocating more than the session itself, or hands a head of that
+// form that is not for the loop to net/http; it reports false when the
+// head needs the full path.
 func (pe *pollEngine) quickUpgrade(c *poller.Conn, head, rest []byte) bool {
 	q := parseQuick(head)
 	if q == nil {
@@ -321,7 +330,14 @@ func (pe *pollEngine) quickUpgrade(c *poller.Conn, head, rest []byte) bool {
 	}
 	defer releaseQuick(q)
 	rt := pe.route(&q.r)
-	if rt == nil || rt.kind != routeEvents || rt.hooked() || !headerHasToken(q.h, "Upgrade", "websocket") {
+	if rt == nil || rt.hooked() {
+		if headerHasToken(q.h, "Upgrade", "websocket") {
+			return false // through a chain: the full path
+		}
+		pe.toHTTP(c, head, rest) // a plain request: net/http's
+		return true
+	}
+	if rt.kind != routeEvents || !headerHasToken(q.h, "Upgrade", "websocket") {
 		return false
 	}
 	key, protocol, herr := pe.srv.checkUpgrade(&q.r, rt.cfg.protocols)
@@ -415,7 +431,7 @@ func (pe *pollEngine) attach(u *upgraded, rt *route) {
 	op := loopOpen{
 		head: keptHead(u.r), key: u.key, protocol: u.protocol, exts: u.exts,
 		rest: append(append([]byte(nil), u.buffered...), pc.prefix...),
-		ctx:  context.WithoutCancel(u.r.Context()), paths: pathValues(u.r, false), vals: u.vals,
+		ctx:  keptContext(u.r), paths: pathValues(u.r, false), vals: u.vals,
 	}
 	if len(u.header) > 0 {
 		op.header = u.header.Clone()
@@ -432,16 +448,59 @@ func (pe *pollEngine) attach(u *upgraded, rt *route) {
 // keptHead writes r's request line and header as the chain left them, for
 // Session.Request to parse again.
 func keptHead(r *http.Request) string {
-	var b strings.Builder
+	buf := bufpool.Get(1024)
+	b := bytes.NewBuffer(*buf)
 	b.WriteString(r.Method)
 	b.WriteByte(' ')
 	b.WriteString(r.URL.RequestURI())
 	b.WriteString(" HTTP/1.1\r\nHost: ")
 	b.WriteString(r.Host)
 	b.WriteString("\r\n")
-	r.Header.Write(&b)
+	r.Header.Write(b)
 	b.WriteString("\r\n")
-	return b.String()
+	head := b.String() // of the exact size, where a Builder keeps its slack
+	*buf = b.Bytes()[:0]
+	bufpool.Put(buf)
+	return head
+}
+
+// markContext is the handler of the poll engine's http.Server: it marks the
+// context net/http gives each request, so that a route can tell whether
+// the chain added to it (see keptContext).
+type markContext struct{ h http.Handler }
+
+type contextMark struct{ ctx context.Context }
+
+type contextMarkKey struct{}
+
+// replayKey holds, in the context of a connection handed to net/http, the
+// prefixConn that may carry a response to write.
+type replayKey struct{}
+
+// replayContext is the poll engine's http.Server ConnContext: it lets
+// markContext find a response to replay, then calls next, if set.
+func replayContext(next func(context.Context, net.Conn) context.Context) func(context.Context, net.Conn) context.Context {
+	return func(ctx context.Context, c net.Conn) context.Context {
+		if pc, ok := c.(*prefixConn); ok && pc.replay != nil {
+			ctx = context.WithValue(ctx, replayKey{}, pc)
+		}
+		if next != nil {
+			ctx = next(ctx, c)
+		}
+		return ctx
+	}
+}
+
+func (m markContext) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if pc, ok := r.Context().Value(replayKey{}).(*prefixConn); ok && pc.replay != nil {
+		cw := pc.replay
+		pc.replay = nil
+		cw.replayTo(w) // the chain ran on the loop's goroutine already
+		return
+	}
+	mark := new(contextMark)
+	mark.ctx = context.WithValue(r.Context(), contextMarkKey{}, mark)
+	m.h.ServeHTTP(w, r.WithContext(mark.ctx))
 }
 
 // headHasHost reports whether a request head has a Host header line.
@@ -482,6 +541,7 @@ type prefixConn struct {
 	net.Conn
 	prefix []byte
 	pe     *pollEngine
+	replay *chainWriter // a response the chain made, for net/http to write
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {

@@ -72,6 +72,8 @@ func (srv *Server) Serve(ln net.Listener, h http.Handler) error {
 	}
 	srv.polls = append(srv.polls, pe)
 	srv.mu.Unlock()
+	hs.Handler = markContext{hs.Handler}
+	hs.ConnContext = replayContext(hs.ConnContext)
 	go hs.Serve(pe.handoff)
 	pe.eng.Serve(ln)
 	<-pe.stopped

@@ -230,11 +230,11 @@ func logPanic(opts *Options, r *http.Request, v any) {
 }
 
 // logIfPanic logs err if it is a panic recovered from an extension; outcome
-// says what followed.
-func logIfPanic(opts *Options, r *http.Request, err error, outcome string) {
+// says what followed. s gives the request, only then.
+func logIfPanic(s *Session, err error, outcome string) {
 	var pan *codec.PanicError
-	if errors.As(err, &pan) {
-		logRecovered(opts, r, pan, outcome)
+	if err != nil && errors.As(err, &pan) {
+		logRecovered(s.opts, s.Request(), pan, outcome)
 	}
 }
 

@@ -421,7 +421,7 @@ func (s *Session) finish(err error) {
 		err = s.err // the cause closeWith recorded
 	}
 	code, reason = endReason(code, reason, ok, err)
-	logIfPanic(s.opts, s.req, err, "the session was closed with 1011")
+	logIfPanic(s, err, "the session was closed with 1011")
 	s.ended = true
 	s.grace.Stop()
 	s.err = err
@@ -807,6 +807,6 @@ func (s *Session) releaseBuffers() {
 			s.next, s.nextPin, s.hasNext = Message{}, wsconn.Pin{}, false
 		}
 		s.mu.Unlock()
-		logIfPanic(s.opts, s.req, s.c.Release(), "ignored at the end of the session")
+		logIfPanic(s, s.c.Release(), "ignored at the end of the session")
 	})
 }

@@ -46,7 +46,7 @@ func TestZooDeflate(t *testing.T) {
 				}
 				defer nc.Close()
 				nc.SetDeadline(time.Now().Add(10 * time.Second))
-				got, err := harness.UpgradeDeflate(nc, addr, servers.Path)
+				got, err := harness.UpgradeDeflate(nc, addr, servers.URI)
 				if ext == "" {
 					if err == nil {
 						t.Fatalf("a server without permessage-deflate accepted it: %q", got)

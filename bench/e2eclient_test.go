@@ -25,7 +25,7 @@ type e2eConn struct {
 	rc  replyCounter
 }
 
-// dialE2E connects to addr, upgrades on servers.Path unless raw, and checks
+// dialE2E connects to addr, upgrades on servers.URI unless raw, and checks
 // one 64-byte echo.
 func dialE2E(addr string, raw bool) (*e2eConn, error) {
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -46,7 +46,7 @@ func (c *e2eConn) check(addr string, raw bool) error {
 	p := payload(64)
 	out, want := p, p
 	if !raw {
-		if err := harness.Upgrade(c.nc, addr, servers.Path); err != nil {
+		if err := harness.Upgrade(c.nc, addr, servers.URI); err != nil {
 			return err
 		}
 		out = clientFrames(p, 1)

@@ -67,7 +67,7 @@ func BenchmarkLoad(b *testing.B) {
 				defer srv.Close()
 				cfg := lc.cfg
 				cfg.Duration = window
-				cfg.URL = "ws://" + ln.Addr().String() + servers.Path
+				cfg.URL = "ws://" + ln.Addr().String() + servers.URI
 				if servers.IsRaw(impl) {
 					cfg.URL = "tcp://" + ln.Addr().String()
 				}

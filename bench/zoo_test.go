@@ -72,7 +72,7 @@ func checkEcho(t *testing.T, addr string, raw bool, size int) {
 		}
 		return
 	}
-	c, err := dialRaw(addr, servers.Path, p)
+	c, err := dialRaw(addr, servers.URI, p)
 	if err != nil {
 		t.Fatal(err)
 	}

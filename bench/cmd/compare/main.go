@@ -227,7 +227,7 @@ func measure(bin, impl string, s scenario, dur time.Duration) (*load.Result, err
 		return nil, fmt.Errorf("benchserver did not start: %w", err)
 	}
 	addr, _, _ := strings.Cut(strings.TrimSpace(line), " ")
-	url := "ws://" + addr + servers.Path
+	url := "ws://" + addr + servers.URI
 	if servers.IsRaw(impl) {
 		url = "tcp://" + addr
 	}

@@ -504,11 +504,11 @@ func clientMain(args []string) int {
 // must come back compressed.
 func upgrade(nc net.Conn, addr string, deflate bool, msg []byte, negotiated *atomic.Value) error {
 	if !deflate {
-		if err := harness.Upgrade(nc, addr, servers.Path); err != nil {
+		if err := harness.Upgrade(nc, addr, servers.URI); err != nil {
 			return err
 		}
 	} else {
-		ext, err := harness.UpgradeDeflate(nc, addr, servers.Path)
+		ext, err := harness.UpgradeDeflate(nc, addr, servers.URI)
 		if err != nil {
 			return err
 		}

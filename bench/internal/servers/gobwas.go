@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -26,7 +27,7 @@ var errGobwasFrameTooBig = errors.New("servers: gobwas: frame too big")
 // connection: it accepts the echo path only.
 var gobwasUpgrader = ws.Upgrader{
 	OnRequest: func(uri []byte) error {
-		if string(uri) != Path {
+		if path, _, _ := strings.Cut(string(uri), "?"); path != Path {
 			return ws.RejectConnectionError(ws.RejectionStatus(http.StatusNotFound))
 		}
 		return nil

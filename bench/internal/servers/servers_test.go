@@ -40,7 +40,7 @@ func TestEcho(t *testing.T) {
 				t.Fatal(err)
 			}
 			for range 2 {
-				checkConn(t, "ws://"+ln.Addr().String()+Path, unordered[impl])
+				checkConn(t, "ws://"+ln.Addr().String()+URI, unordered[impl])
 			}
 			if err := srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 				t.Errorf("Close: %v", err)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -26,6 +27,10 @@ import (
 
 // Path is the route every WebSocket server echoes on.
 const Path = "/echo"
+
+// URI is what clients ask for: Path, with the token that the auth
+// middleware of wskit-poll-events-chain checks (the others ignore it).
+const URI = Path + "?token=bench"
 
 // Names lists the main implementations, gorilla first so that benchstat
 // -col /impl reads the others against it.
@@ -58,6 +63,8 @@ var Variants = []string{
 	"wskit-std-deflate-nocontext",
 	"wskit-poll-events-deflate",
 	"wskit-poll-events-deflate-nocontext",
+	"wskit-poll-events-chain",
+	"wskit-std-chain",
 }
 
 // Deflate reports whether impl accepts permessage-deflate (RFC 7692) when
@@ -133,6 +140,10 @@ func Start(impl string, ln net.Listener) (*Server, error) {
 	switch impl {
 	case "wskit-poll-events", "wskit-poll-events-block":
 		err = s.startWskit(ln, wskit.EnginePoll, true, impl != "wskit-poll-events", nil)
+	case "wskit-poll-events-chain":
+		err = s.startWskitChain(ln, wskit.EnginePoll)
+	case "wskit-std-chain":
+		err = s.startWskitChain(ln, wskit.EngineStd)
 	case "wskit-poll-session", "wskit-poll-session-block":
 		err = s.startWskit(ln, wskit.EnginePoll, false, impl != "wskit-poll-session", nil)
 	case "wskit-std":
@@ -204,6 +215,56 @@ func (s *Server) startWskit(ln net.Listener, engine wskit.Engine, events, block 
 			}
 		}))
 	}
+	go func() { s.done <- srv.Serve(ln, mux) }()
+	s.stop = func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		return srv.Shutdown(ctx)
+	}
+	return nil
+}
+
+// startWskitChain serves the Events echo behind three middlewares, as an
+// application would: a logger (counting requests and their time), an auth
+// check (the query's token, or 401; the user goes in the context) and a
+// session cookie (Set-Cookie, which goes out in the 101).
+func (s *Server) startWskitChain(ln net.Listener, engine wskit.Engine) error {
+	opts := wskit.DefaultOptions()
+	opts.Engine = engine
+	srv, err := wskit.NewServer(opts)
+	if err != nil {
+		return err
+	}
+	var requests, nanos atomic.Int64
+	logger := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			next.ServeHTTP(w, r)
+			requests.Add(1)
+			nanos.Add(int64(time.Since(start)))
+		})
+	}
+	type userKey struct{}
+	auth := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("token") != "bench" {
+				w.Header().Set("WWW-Authenticate", "Bearer")
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, "bench")))
+		})
+	}
+	cookie := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.SetCookie(w, &http.Cookie{Name: "session", Value: "s1", Path: "/", HttpOnly: true})
+			next.ServeHTTP(w, r)
+		})
+	}
+	mux := http.NewServeMux()
+	mux.Handle(Path, logger(auth(cookie(srv.Handle(wskit.Events{OnMessage: func(ss *wskit.Session, m wskit.Message) {
+		ss.Send(m.Type, m.Payload)
+	}})))))
 	go func() { s.done <- srv.Serve(ln, mux) }()
 	s.stop = func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
