@@ -267,20 +267,20 @@ func (h *Hub) Subscribe(s *Session) error {
 		return ErrHubClosed
 	}
 	out.Lock()
-	if s.hubsOver {
-		out.Unlock()
-		return ErrClosed
-	}
+	over, twice := s.hubsOver, false
 	for _, sub := range s.hubSubs {
-		if sub.h == h {
-			out.Unlock()
-			return ErrSubscribed
-		}
+		twice = twice || sub.h == h
 	}
 	sharing, ok := out.Protocol().Sharing()
 	out.Unlock()
+	switch {
+	case over:
+		return ErrClosed
+	case twice:
+		return ErrSubscribed
+	}
 
-	sub := &subscription{h: h, s: s, out: out, sharing: -1, idx: len(h.subs)}
+	sub := &subscription{h: h, s: s, out: out, sharing: -1}
 	if ok {
 		sub.sharing = h.sharingIndex(sharing)
 	}
@@ -291,12 +291,20 @@ func (h *Hub) Subscribe(s *Session) error {
 				return err
 			}
 		}
-		h.users[sub.sharing]++
 	}
-	h.subs = append(h.subs, sub)
 
 	out.Lock()
 	defer out.Unlock()
+	if s.hubsOver {
+		// The session ended meanwhile, and leaveHubs took its list of hubs
+		// without this one.
+		return ErrClosed
+	}
+	if sub.sharing >= 0 {
+		h.users[sub.sharing]++
+	}
+	sub.idx = len(h.subs)
+	h.subs = append(h.subs, sub)
 	s.hubSubs = append(s.hubSubs, sub)
 	sub.next, sub.end = first, h.seq
 	for seq := first; seq < h.seq; seq++ {

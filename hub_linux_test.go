@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -680,6 +681,98 @@ func TestHubPublishDoesNotAllocate(t *testing.T) {
 				}
 				return nil
 			})
+		})
+	}
+}
+
+// Sessions that end while they subscribe leave nothing behind: a Subscribe
+// that loses the race returns ErrClosed, and no hub counts the session nor
+// keeps a room for it. Each session subscribes on a goroutine of its own,
+// as its peer closes or aborts; a hub whose replay is encoded anew for
+// each subscriber holds Subscribe long enough for the end to come in
+// between.
+func TestHubSubscribeRacesEnd(t *testing.T) {
+	rounds, batch := 40, 8
+	if race.Enabled {
+		rounds = 15
+	}
+	replayed := []byte(strings.Repeat("a shared message to replay, compressed for each new subscriber ", 2<<10))
+	for _, c := range hubCases {
+		t.Run(c.String(), func(t *testing.T) {
+			ptLeakCheck(t)
+			plain := newTestHub(t, HubOptions{Overflow: OverflowDropLatest})
+			topics, err := NewTopics(HubOptions{Overflow: OverflowDropLatest})
+			if err != nil {
+				t.Fatal(err)
+			}
+			opened := make(chan *Session, batch)
+			opts := ptOptions()
+			opts.Engine = c.engine
+			opts.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
+			_, addr := ptStart(t, opts, nil, func(srv *Server) http.Handler {
+				mux := http.NewServeMux()
+				mux.Handle("/events", srv.Handle(Events{OnOpen: func(s *Session) { opened <- s }}))
+				mux.Handle("/session", srv.WebSocket(func(s *Session) {
+					opened <- s
+					for range s.Messages() {
+					}
+				}))
+				return mux
+			})
+			var hubs []*Hub
+			var lost atomic.Int64
+			errs := make(chan error, batch*3)
+			for round := range rounds {
+				replay := newTestHub(t, HubOptions{Replay: 4, Overflow: OverflowDropLatest})
+				t.Cleanup(replay.Close)
+				for range 4 {
+					replay.Publish(context.Background(), Text, replayed)
+				}
+				hubs = append(hubs, replay)
+				peers := make([]*ptPeer, batch)
+				for i := range peers {
+					peers[i] = ptDial(t, addr, c.path, offerDeflate)
+				}
+				var wg sync.WaitGroup
+				for i, p := range peers {
+					s := ptAwait(t, opened, "a session")
+					room := strconv.Itoa(i % 3)
+					wg.Go(func() {
+						for _, err := range []error{replay.Subscribe(s), plain.Subscribe(s), topics.Subscribe(room, s)} {
+							switch {
+							case errors.Is(err, ErrClosed):
+								lost.Add(1)
+							case err != nil:
+								errs <- err
+							}
+						}
+					})
+					if (round+i)%2 == 0 {
+						p.reset()
+					} else {
+						p.nc.Close()
+					}
+				}
+				wg.Wait()
+				select {
+				case err := <-errs:
+					t.Fatalf("Subscribe: %v, want nil or ErrClosed", err)
+				default:
+				}
+			}
+			hubs = append(hubs, plain)
+			left := func() (subs int) {
+				for _, h := range hubs {
+					subs += h.Subscribers()
+				}
+				return subs
+			}
+			for deadline := time.Now().Add(ptWait); left() > 0 || topics.Len() > 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the sessions ended, and %d subscriptions and %d rooms are left", left(), topics.Len())
+				}
+			}
+			t.Logf("%d of %d subscriptions came too late", lost.Load(), rounds*batch*3)
 		})
 	}
 }
