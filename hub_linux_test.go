@@ -488,6 +488,7 @@ func TestHubDeflateShared(t *testing.T) {
 						// session's own compressed messages interleave with
 						// shared ones.
 						s.Send(m.Type, m.Payload)
+						m = m.Clone() // borrowed until we return
 						go hub.Publish(context.Background(), m.Type, m.Payload)
 					},
 				})
