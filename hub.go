@@ -447,7 +447,7 @@ func (sub *subscription) handOver(m *hubMsg) {
 		m.Release() // closing: no message may follow our close frame
 		return
 	}
-	out.QueueShared(e.b, m) // releases m when written or dropped
+	out.QueueShared(e.b, m, len(*e.b)) // releases m when written or dropped
 }
 
 // hubSource is a Session as the Source of its wsconn.Conn.
