@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
@@ -37,6 +38,7 @@ func TestHubCompressedFloodMemory(t *testing.T) {
 			hub := newTestHub(t, HubOptions{Overflow: OverflowDropLatest})
 			opts := ptOptions()
 			opts.Engine = engine
+			opts.Timeout = time.Minute // the members that do not read stay, however slow the flood
 			opts.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
 			_, addr := ptStart(t, opts, ptListen(t, 0, 8192), func(srv *Server) http.Handler {
 				return srv.Handle(Events{
@@ -47,9 +49,8 @@ func TestHubCompressedFloodMemory(t *testing.T) {
 					OnMessage: func(_ *Session, m Message) { hub.Publish(context.Background(), m.Type, m.Payload) },
 				})
 			})
-			// Members that never read, with compression and without.
-			stuckPeer(t, addr, "/", offerDeflate)
-			stuckPeer(t, addr, "/")
+			// Members that do not read, with compression and without.
+			stuck := []*ptPeer{stuckPeer(t, addr, "/", offerDeflate), stuckPeer(t, addr, "/")}
 			// The attacker reads all it gets.
 			attacker := ptDial(t, addr, "/", offerDeflate)
 			go io.Copy(io.Discard, attacker.nc)
@@ -71,6 +72,12 @@ func TestHubCompressedFloodMemory(t *testing.T) {
 			}
 			if st := hub.Stats(); st.Dropped == 0 || st.Subscribers != 3 {
 				t.Fatalf("stats %+v: want texts dropped for the members that do not read, and all subscribed", st)
+			}
+			// They read at last, and leave.
+			for _, p := range stuck {
+				if err := p.closeHandshake(CloseNormal, ""); err != nil {
+					t.Fatal(err)
+				}
 			}
 		})
 	}
