@@ -60,7 +60,11 @@
 // the latest, or close with 1013 or 1008). A message is framed once, and
 // compressed once per distinct permessage-deflate configuration, and the
 // same bytes are queued to every subscriber; the hub holds no goroutine.
-// Topics keeps many hubs by name, such as chat rooms.
+// What slow subscribers make it hold is bounded in messages and in bytes,
+// counting each message's payload, encodings and bookkeeping: per
+// subscriber (HubOptions.SubscriberBytes, 1 MiB) and per hub, each message
+// once (HubOptions.HubBytes, 64 MiB). Topics keeps many hubs by name, such
+// as chat rooms.
 //
 // # Engines
 //

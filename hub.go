@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,10 +57,11 @@ func (o Overflow) String() string {
 
 // HubOptions configure a Hub. The zero value is Kotlin's
 // MutableSharedFlow() with room for the network: no replay, a buffer of
-// 256 messages per subscriber, and publishers that wait for it.
+// 256 messages and 1 MiB per subscriber, and publishers that wait for it.
 type HubOptions struct {
 	// Replay is how many of the latest messages a new subscriber receives
-	// first (SharedFlow's replay).
+	// first (SharedFlow's replay), as many of the newest of them as fit in
+	// its SubscriberBytes.
 	Replay int
 	// Buffer is how many more messages a subscriber may fall behind
 	// (SharedFlow's extraBufferCapacity). A message goes to a subscriber's
@@ -68,7 +70,30 @@ type HubOptions struct {
 	// Replay+Buffer messages for it and hands them over once the queue has
 	// been written. Overflow applies when those are full. 0 means 256.
 	Buffer int
-	// Overflow says what happens when a subscriber's buffer is full.
+	// SubscriberBytes bounds the memory a subscriber keeps in use: the
+	// messages held back for it and those its connection has not yet
+	// written. A message counts all it holds: its copy of the payload,
+	// each of its encodings, and its bookkeeping, so that an empty message
+	// costs 440 to 700 bytes and one that inflated from a small compressed
+	// frame costs what it inflated to. Overflow applies to a message that
+	// would take the subscriber past the bound; one that holds nothing
+	// still takes a message larger than it. 0 means 1 MiB, which holds
+	// Buffer's 256 messages at 1 KiB each with their copies; a negative
+	// value removes the bound.
+	SubscriberBytes int
+	// HubBytes bounds the memory of the messages the hub holds back for
+	// its subscribers and keeps for Replay, each message counted once
+	// however many subscribers hold it. When a message held back would
+	// pass it, the replay first drops its oldest messages, and then
+	// Overflow applies to each subscriber that would hold the message
+	// back (OverflowDropOldest drops the oldest messages held back, for
+	// everyone who holds them). 0 means 64 MiB: room for a message of the
+	// default MaxMessageSize (16 MiB) with its copy and two encodings, or
+	// for 64 subscribers lagging a full SubscriberBytes apart; a negative
+	// value removes the bound.
+	HubBytes int
+	// Overflow says what happens when a subscriber's buffer is full, in
+	// messages or in bytes.
 	Overflow Overflow
 	// Timeout bounds the wait of Publish under OverflowSuspend; 0 means
 	// 15 s, and a negative value leaves only the context's bound.
@@ -95,6 +120,16 @@ var (
 // gorilla/websocket.
 const defaultHubBuffer = 256
 
+// Defaults of HubOptions.SubscriberBytes and HubOptions.HubBytes.
+const (
+	defaultSubscriberBytes = 1 << 20
+	defaultHubBytes        = 64 << 20
+)
+
+// unbounded stands for a byte bound that was removed: far above any sum of
+// message sizes, and far from overflowing when one is added.
+const unbounded = math.MaxInt64 / 4
+
 // maxSharings is how many different encodings a Hub shares among its
 // subscribers (such as plain frames and permessage-deflate with two window
 // sizes); sessions beyond them have each message encoded for them alone.
@@ -113,8 +148,16 @@ const maxSharings = 4
 // writes everything queued in one system call. A subscriber whose peer does
 // not read fills its connection's queue (Options.MaxQueue); then the hub
 // holds messages back for it, and HubOptions.Overflow says what happens
-// when those are too many. Under every policy but OverflowSuspend a slow or
-// dead subscriber never holds up the others.
+// when those are too many, or take too much memory: HubOptions.Buffer
+// bounds them in messages, HubOptions.SubscriberBytes bounds in bytes what
+// a subscriber keeps in use, and HubOptions.HubBytes bounds in bytes what
+// the hub holds back for everyone. Under every policy but OverflowSuspend a
+// slow or dead subscriber never holds up the others.
+//
+// The most memory a hub's messages take is HubBytes plus SubscriberBytes
+// and one message for each subscriber, each message counted with its
+// encodings: the hub keeps a copy of the payload only while a replay or a
+// subscriber encoded alone may need it.
 //
 // A shared compressed message resets the compression context of a session
 // that takes over its own, so that context buys little on a route whose
@@ -124,10 +167,13 @@ const maxSharings = 4
 // A session leaves its hubs when it ends. All methods are safe for
 // concurrent use.
 type Hub struct {
-	opts   HubOptions
-	window uint64 // Replay + Buffer: the most a subscriber may hold
-	topics *Topics
-	name   string // in topics
+	opts     HubOptions
+	window   uint64 // Replay + Buffer: the most a subscriber may hold
+	subBytes int64  // the byte bounds, or unbounded
+	hubBytes int64
+	topics   *Topics
+	name     string    // in topics
+	msgs     sync.Pool // spare messages of this hub only: see floor
 
 	pub sync.Mutex // held by Publish: one message at a time, in order
 
@@ -135,11 +181,18 @@ type Hub struct {
 	subs     []*subscription
 	log      []*hubMsg // message seq is in log[seq%len(log)]
 	seq      uint64    // the next message's number
+	replayed uint64    // messages [replayed, seq) are kept for Replay
 	sharings []codec.Sharing
 	users    [maxSharings]int // subscribers per sharing
+	unshared int              // subscribers encoded alone, who need payloads
 	busy     []*subscription  // fanOut's: subscribers whose connection was being written
-	closed   bool
+	// peak is at least what any subscriber keeps in use (see
+	// subscription.load), so that OverflowSuspend looks at each one only
+	// when a message might not fit.
+	peak   int64
+	closed bool
 
+	held    atomic.Int64 // bytes of the messages held back or replayed, each once
 	full    atomic.Int64 // subscribers whose buffer is full
 	waiting atomic.Bool  // a publisher waits for room
 	room    chan struct{}
@@ -158,13 +211,33 @@ func NewHub(opts HubOptions) (*Hub, error) {
 	if opts.Buffer == 0 {
 		opts.Buffer = defaultHubBuffer
 	}
+	if opts.SubscriberBytes == 0 {
+		opts.SubscriberBytes = defaultSubscriberBytes
+	}
+	if opts.HubBytes == 0 {
+		opts.HubBytes = defaultHubBytes
+	}
 	if opts.Timeout == 0 {
 		opts.Timeout = 15 * time.Second
 	}
 	if opts.Converter == nil {
 		opts.Converter = JSON{}
 	}
-	return &Hub{opts: opts, window: uint64(opts.Replay + opts.Buffer), room: make(chan struct{}, 1)}, nil
+	h := &Hub{
+		opts: opts, window: uint64(opts.Replay + opts.Buffer),
+		subBytes: bound(opts.SubscriberBytes), hubBytes: bound(opts.HubBytes),
+		room: make(chan struct{}, 1),
+	}
+	h.msgs.New = func() any { return &hubMsg{h: h} }
+	return h, nil
+}
+
+// bound returns a byte bound of HubOptions as the hub keeps it.
+func bound(n int) int64 {
+	if n < 0 {
+		return unbounded
+	}
+	return int64(n)
 }
 
 // Options returns the Hub's options, with defaults filled in.
@@ -183,11 +256,26 @@ type subscription struct {
 	// held replaces [next, end) once OverflowDropLatest has dropped a
 	// message for the subscriber: its messages would soon leave the log.
 	held []*hubMsg
-	gone bool
+	// bytes is the cost of the messages queued for sub. A replayed message
+	// may grow an encoding while queued, and cost more when it leaves than
+	// when it came: bytes is then kept from going below 0, and is 0 again
+	// once nothing is queued.
+	bytes int64
+	gone  bool
 }
 
 // size returns the number of messages queued for sub.
 func (sub *subscription) size() uint64 { return sub.end - sub.next + uint64(len(sub.held)) }
+
+// load returns the memory sub keeps in use: its messages queued here and
+// those its connection has not yet written.
+func (sub *subscription) load() int64 { return sub.bytes + int64(sub.out.SharedSize()) }
+
+// fits reports whether a message that costs size bytes may join load, the
+// load of sub.
+func (sub *subscription) fits(load, size int64) bool {
+	return load == 0 || load+size <= sub.h.subBytes
+}
 
 // hold moves sub's messages out of the log into held.
 func (sub *subscription) hold() {
@@ -200,9 +288,18 @@ func (sub *subscription) hold() {
 
 // hubMsg is a published message, shared by the subscribers that hold it.
 type hubMsg struct {
-	refs    atomic.Int32
+	refs atomic.Int32
+	// holders counts the subscribers that hold m back, and the replay.
+	holders atomic.Int32
+	h       *Hub
+	// seq and size are set by Publish, under h.mu, and outlive m's release
+	// (see floor). size is m's memory then, and late that of encodings made
+	// afterwards for a replay.
+	seq     uint64
+	size    int64
+	late    atomic.Int64
 	op      frame.Opcode
-	payload *[]byte
+	payload *[]byte // nil when nothing will encode or copy it again
 	enc     [maxSharings]encoded
 }
 
@@ -212,7 +309,26 @@ type encoded struct {
 	rsv byte
 }
 
-var msgPool = sync.Pool{New: func() any { return new(hubMsg) }}
+// msgOverhead is what a message costs besides its buffers: itself, its
+// slot in the log and in a held list, and a connection's record of it.
+const msgOverhead = int64(unsafe.Sizeof(hubMsg{})) + 8 + 8 + 48
+
+// cost returns the memory m holds, as last counted.
+func (m *hubMsg) cost() int64 { return m.size + m.late.Load() }
+
+// memory returns the bytes m holds.
+func (m *hubMsg) memory() int64 {
+	n := msgOverhead
+	if m.payload != nil {
+		n += int64(cap(*m.payload))
+	}
+	for _, e := range m.enc {
+		if e.b != nil {
+			n += int64(cap(*e.b))
+		}
+	}
+	return n
+}
 
 // Release drops a reference; the last one returns the buffers.
 func (m *hubMsg) Release() {
@@ -220,38 +336,57 @@ func (m *hubMsg) Release() {
 		return
 	}
 	bufpool.Put(m.payload)
+	m.payload = nil
 	for i := range m.enc {
 		bufpool.Put(m.enc[i].b)
+		m.enc[i] = encoded{}
 	}
-	*m = hubMsg{}
-	msgPool.Put(m)
+	m.late.Store(0)
+	m.h.msgs.Put(m)
 }
 
-// encode makes m's encoding for sharing i, unless it exists. h.mu is held.
-func (h *Hub) encode(m *hubMsg, i int) error {
+// hold counts m as held back once more, in the hub's bytes the first time.
+func (h *Hub) hold(m *hubMsg) {
+	if m.holders.Add(1) == 1 {
+		h.held.Add(m.cost())
+	}
+}
+
+// unhold undoes hold. The caller still has its reference to m.
+func (h *Hub) unhold(m *hubMsg) {
+	if m.holders.Add(-1) == 0 {
+		h.held.Add(-m.cost())
+	}
+}
+
+// encode makes m's encoding of payload for sharing i, unless it exists, and
+// returns the memory it took. h.mu is held.
+func (h *Hub) encode(m *hubMsg, i int, payload []byte) (int64, error) {
 	if m.enc[i].b != nil {
-		return nil
+		return 0, nil
 	}
 	sh := &h.sharings[i]
 	var scratch [2]*[]byte
-	b := bufpool.Get(len(*m.payload) + frame.MaxHeaderSize)
-	out, rsv, err := sh.AppendMessage((*b)[:0], m.op, *m.payload, &scratch)
+	b := bufpool.Get(len(payload) + frame.MaxHeaderSize)
+	out, rsv, err := sh.AppendMessage((*b)[:0], m.op, payload, &scratch)
 	for _, s := range scratch {
 		codec.ReturnBuffer(s)
 	}
 	if err != nil {
 		bufpool.Put(b)
-		return err
+		return 0, err
 	}
-	if cap(out) != cap(*b) {
-		// out grew past the pooled buffer (many fragments): move it back.
+	if cap(out) != cap(*b) || (len(out) < cap(out)/2 && cap(out) > 4<<10) {
+		// out grew past the pooled buffer (many fragments), or compression
+		// left most of it unused: move it to a buffer of its size.
+		fit := bufpool.Get(len(out))
+		out = append((*fit)[:0], out...)
 		bufpool.Put(b)
-		b = bufpool.Get(len(out))
-		out = append((*b)[:0], out...)
+		b = fit
 	}
 	*b = out
 	m.enc[i] = encoded{b: b, rsv: rsv}
-	return nil
+	return int64(cap(out)), nil
 }
 
 // Subscribe adds s to the hub: it receives the replayed messages, then every
@@ -267,44 +402,71 @@ func (h *Hub) Subscribe(s *Session) error {
 		return ErrHubClosed
 	}
 	out.Lock()
-	if s.hubsOver {
-		out.Unlock()
-		return ErrClosed
-	}
+	over, twice := s.hubsOver, false
 	for _, sub := range s.hubSubs {
-		if sub.h == h {
-			out.Unlock()
-			return ErrSubscribed
-		}
+		twice = twice || sub.h == h
 	}
 	sharing, ok := out.Protocol().Sharing()
 	out.Unlock()
+	switch {
+	case over:
+		return ErrClosed
+	case twice:
+		return ErrSubscribed
+	}
 
-	sub := &subscription{h: h, s: s, out: out, sharing: -1, idx: len(h.subs)}
+	sub := &subscription{h: h, s: s, out: out, sharing: -1}
 	if ok {
 		sub.sharing = h.sharingIndex(sharing)
 	}
-	first := h.seq - min(h.seq, uint64(h.opts.Replay))
-	if sub.sharing >= 0 {
-		for seq := first; seq < h.seq; seq++ {
-			if err := h.encode(h.log[seq%uint64(len(h.log))], sub.sharing); err != nil {
+	// The newest replayed messages that fit its bound, with their
+	// encoding for it.
+	n := uint64(len(h.log))
+	first := h.seq
+	for h.opts.Replay > 0 && first > h.replayed {
+		m := h.log[(first-1)%n]
+		if sub.sharing >= 0 {
+			grown, err := h.encode(m, sub.sharing, *m.payload)
+			if err != nil {
 				return err
 			}
+			// Replayed, so held: no other holder can make it the last.
+			m.late.Add(grown)
+			h.held.Add(grown)
 		}
-		h.users[sub.sharing]++
+		if !sub.fits(sub.bytes, m.cost()) {
+			break
+		}
+		sub.bytes += m.cost()
+		first--
 	}
-	h.subs = append(h.subs, sub)
 
 	out.Lock()
 	defer out.Unlock()
+	if s.hubsOver {
+		// The session ended meanwhile, and leaveHubs took its list of hubs
+		// without this one.
+		return ErrClosed
+	}
+	if sub.sharing >= 0 {
+		h.users[sub.sharing]++
+	} else {
+		h.unshared++
+	}
+	sub.idx = len(h.subs)
+	h.subs = append(h.subs, sub)
 	s.hubSubs = append(s.hubSubs, sub)
 	sub.next, sub.end = first, h.seq
 	for seq := first; seq < h.seq; seq++ {
-		h.log[seq%uint64(len(h.log))].refs.Add(1)
+		m := h.log[seq%n]
+		m.refs.Add(1)
+		h.hold(m)
 	}
+	h.peak = max(h.peak, sub.load())
 	if sub.next < sub.end {
 		out.Refill()
 	}
+	h.trimReplay(0) // the new encodings may take the hub past its bytes
 	return nil
 }
 
@@ -359,6 +521,8 @@ func (h *Hub) remove(sub *subscription) {
 	h.subs = h.subs[:last]
 	if sub.sharing >= 0 {
 		h.users[sub.sharing]--
+	} else {
+		h.unshared--
 	}
 	out := sub.out
 	out.Lock()
@@ -385,18 +549,41 @@ func (sub *subscription) drop() {
 		h.roomMade()
 	}
 	for seq := sub.next; seq < sub.end; seq++ {
-		h.log[seq%uint64(len(h.log))].Release()
-	}
-	for _, m := range sub.held {
+		m := h.log[seq%uint64(len(h.log))]
+		h.unhold(m)
 		m.Release()
 	}
-	sub.next, sub.held = sub.end, nil
+	for _, m := range sub.held {
+		h.unhold(m)
+		m.Release()
+	}
+	sub.next, sub.held, sub.bytes = sub.end, nil, 0
 	sub.gone = true
+	h.wake()
+}
+
+// dropOldest drops the oldest message queued for sub, which is in the log.
+// The session's output is locked.
+func (sub *subscription) dropOldest() {
+	h := sub.h
+	m := h.log[sub.next%uint64(len(h.log))]
+	sub.next++
+	sub.bytes = max(0, sub.bytes-m.cost())
+	h.unhold(m)
+	m.Release()
+	h.dropped.Add(1)
 }
 
 // roomMade records that a full subscriber has room again.
 func (h *Hub) roomMade() {
-	if h.full.Add(-1) == 0 && h.waiting.Load() {
+	if h.full.Add(-1) == 0 {
+		h.wake()
+	}
+}
+
+// wake tells a publisher waiting for room to look again.
+func (h *Hub) wake() {
+	if h.waiting.Load() {
 		select {
 		case h.room <- struct{}{}:
 		default:
@@ -407,23 +594,28 @@ func (h *Hub) roomMade() {
 // fill hands sub's queued messages to its connection. The session's output
 // is locked.
 func (sub *subscription) fill() {
+	h := sub.h
 	size := sub.size()
 	if size == 0 {
+		h.wake() // the connection has drained: a waiting publisher may go on
 		return
 	}
-	h := sub.h
 	if size == h.window {
 		h.roomMade()
 	}
 	for _, m := range sub.held {
+		h.unhold(m)
 		sub.handOver(m)
 	}
 	sub.held = nil
 	n := uint64(len(h.log))
 	for seq := sub.next; seq < sub.end; seq++ {
-		sub.handOver(h.log[seq%n])
+		m := h.log[seq%n]
+		h.unhold(m)
+		sub.handOver(m)
 	}
-	sub.next = sub.end
+	sub.next, sub.bytes = sub.end, 0
+	h.wake()
 }
 
 // handOver queues m on sub's connection, with the reference sub held.
@@ -439,7 +631,7 @@ func (sub *subscription) handOver(m *hubMsg) {
 		m.Release() // closing: no message may follow our close frame
 		return
 	}
-	out.QueueShared(e.b, m) // releases m when written or dropped
+	out.QueueShared(e.b, m, int(m.cost())) // releases m when written or dropped
 }
 
 // hubSource is a Session as the Source of its wsconn.Conn.
@@ -478,21 +670,17 @@ func (s *Session) leaveHubs() {
 	}
 }
 
-// Publish sends a message of type t (Text or Binary) with payload p, which
-// is copied, to every subscriber. Under OverflowSuspend it waits for room,
-// within HubOptions.Timeout and ctx; the message then reaches every
-// subscriber or none. A Text payload is not checked for UTF-8.
+// Publish sends a message of type t (Text or Binary) with payload p to
+// every subscriber; p is not kept, and may be reused once Publish returns.
+// Under OverflowSuspend it waits for room, within HubOptions.Timeout and
+// ctx; the message then reaches every subscriber or none. A Text payload is
+// not checked for UTF-8.
 func (h *Hub) Publish(ctx context.Context, t MessageType, p []byte) error {
 	if t != Text && t != Binary {
 		return fmt.Errorf("wskit: publish of a %v message: only text and binary messages can be published", t)
 	}
 	h.pub.Lock()
 	defer h.pub.Unlock()
-	if h.opts.Overflow == OverflowSuspend {
-		if err := h.awaitRoom(ctx); err != nil {
-			return err
-		}
-	}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -503,20 +691,19 @@ func (h *Hub) Publish(ctx context.Context, t MessageType, p []byte) error {
 		h.published.Add(1)
 		return nil
 	}
-	m := msgPool.Get().(*hubMsg)
+	m := h.msgs.Get().(*hubMsg)
 	m.op = t
-	m.payload = bufpool.Get(len(p))
-	*m.payload = append((*m.payload)[:0], p...)
-	for i := range h.sharings {
-		if h.users[i] == 0 {
-			continue
-		}
-		if err := h.encode(m, i); err != nil {
-			h.mu.Unlock()
-			m.refs.Store(1)
-			m.Release()
-			return fmt.Errorf("wskit: publish: %w", err)
-		}
+	var err error
+	if h.opts.Overflow == OverflowSuspend {
+		err = h.awaitRoom(ctx, m, p)
+	} else {
+		_, err = h.makeRoom(m, p)
+	}
+	if err != nil {
+		h.mu.Unlock()
+		m.refs.Store(1)
+		m.Release()
+		return err
 	}
 	victims := h.fanOut(m)
 	h.mu.Unlock()
@@ -530,6 +717,55 @@ func (h *Hub) Publish(ctx context.Context, t MessageType, p []byte) error {
 	return nil
 }
 
+// prepare copies p into m if the hub may need it later, encodes it for
+// every sharing in use, and sets m's size. It may run again on the same m
+// after a wait, for the subscribers that came meanwhile. h.mu is held.
+func (h *Hub) prepare(m *hubMsg, p []byte) error {
+	if m.payload == nil && (h.opts.Replay > 0 || h.unshared > 0) {
+		m.payload = bufpool.Get(len(p))
+		*m.payload = append((*m.payload)[:0], p...)
+	}
+	for i := range h.sharings {
+		if h.users[i] > 0 {
+			if _, err := h.encode(m, i, p); err != nil {
+				return fmt.Errorf("wskit: publish: %w", err)
+			}
+		}
+	}
+	m.size = m.memory()
+	return nil
+}
+
+// makeRoom prepares m, makes room for it in the replay, and reports
+// whether it has room everywhere (see roomFor) under OverflowSuspend.
+// h.mu is held.
+func (h *Hub) makeRoom(m *hubMsg, p []byte) (bool, error) {
+	if err := h.prepare(m, p); err != nil {
+		return false, err
+	}
+	h.trimReplay(m.size)
+	return h.opts.Overflow != OverflowSuspend || h.roomFor(m.size), nil
+}
+
+// trimReplay drops the oldest replayed messages until a message of size
+// bytes held back fits in HubBytes. h.mu is held.
+func (h *Hub) trimReplay(size int64) {
+	for h.opts.Replay > 0 && h.replayed < h.seq {
+		if held := h.held.Load(); held == 0 || held+size <= h.hubBytes {
+			return
+		}
+		h.dropReplayed()
+	}
+}
+
+// dropReplayed takes the oldest message out of the replay. h.mu is held.
+func (h *Hub) dropReplayed() {
+	m := h.log[h.replayed%uint64(len(h.log))]
+	h.replayed++
+	h.unhold(m)
+	m.Release()
+}
+
 // fanOut queues m to every subscriber and returns those that overflowed
 // under a closing policy, already removed. h.mu is held.
 func (h *Hub) fanOut(m *hubMsg) (victims []*subscription) {
@@ -539,13 +775,18 @@ func (h *Hub) fanOut(m *hubMsg) (victims []*subscription) {
 	n := uint64(len(h.log))
 	seq := h.seq
 	h.seq++
+	m.seq = seq
 	// The slot of seq-n is in no buffer, which holds at most n-1 messages.
 	h.log[seq%n] = m
-	keep := int32(1) // ours until the fan-out ends
-	if h.opts.Replay > 0 {
-		keep++ // the log's, while m is among the replayed
+	// Whether the hub has room to hold m back; under OverflowSuspend,
+	// Publish waited for it.
+	held := h.held.Load()
+	room := held == 0 || held+m.size <= h.hubBytes || h.opts.Overflow == OverflowSuspend
+	var floor uint64
+	if !room && h.opts.Overflow == OverflowDropOldest {
+		floor, room = h.floor(seq, held+m.size-h.hubBytes), true
 	}
-	m.refs.Store(keep + int32(len(h.subs)))
+	m.refs.Store(1 + int32(len(h.subs))) // ours until the fan-out ends, and the subscribers'
 	taken := int32(0)
 	// A connection whose lock is taken is being written: it is served after
 	// the others rather than waited for, so that the fan-out does not trail
@@ -556,7 +797,7 @@ func (h *Hub) fanOut(m *hubMsg) (victims []*subscription) {
 			busy = append(busy, sub)
 			continue
 		}
-		took, victim := h.offer(sub, m, seq)
+		took, victim := h.offer(sub, m, seq, room, floor)
 		sub.out.Unlock()
 		taken += took
 		if victim {
@@ -565,7 +806,7 @@ func (h *Hub) fanOut(m *hubMsg) (victims []*subscription) {
 	}
 	for i, sub := range busy {
 		sub.out.Lock()
-		took, victim := h.offer(sub, m, seq)
+		took, victim := h.offer(sub, m, seq, room, floor)
 		sub.out.Unlock()
 		taken += took
 		if victim {
@@ -577,19 +818,63 @@ func (h *Hub) fanOut(m *hubMsg) (victims []*subscription) {
 	for _, sub := range victims {
 		h.remove(sub)
 	}
-	if h.opts.Replay > 0 && seq >= uint64(h.opts.Replay) {
-		h.log[(seq-uint64(h.opts.Replay))%n].Release() // no longer replayed
+	if h.opts.Replay > 0 {
+		h.replay(m, seq)
 	}
 	m.refs.Add(taken - int32(len(h.subs)+len(victims)))
 	m.Release() // ours
 	return victims
 }
 
+// replay keeps m, message seq, for later subscribers, if it fits: the
+// oldest replayed message makes room for it. h.mu is held.
+func (h *Hub) replay(m *hubMsg, seq uint64) {
+	for h.replayed < seq && seq-h.replayed >= uint64(h.opts.Replay) {
+		h.dropReplayed()
+	}
+	if held := h.held.Load(); m.holders.Load() == 0 && held > 0 && held+m.size > h.hubBytes {
+		// It would pass HubBytes: nothing older may be replayed after it.
+		for h.replayed < seq {
+			h.dropReplayed()
+		}
+		h.replayed = seq + 1
+		return
+	}
+	m.refs.Add(1)
+	h.hold(m)
+}
+
+// floor returns the message number below which messages held back are
+// dropped, for every subscriber, to free need bytes for message seq under
+// OverflowDropOldest. h.mu is held.
+func (h *Hub) floor(seq uint64, need int64) uint64 {
+	n := uint64(len(h.log))
+	floor := seq - min(seq, n-1)
+	for s := floor; s < seq && need > 0; s++ {
+		// A message of a slot may have been released meanwhile; it then
+		// has no holder, or, back from the hub's pool, another number.
+		m := h.log[s%n]
+		if m == nil || m.seq != s || m.holders.Load() == 0 {
+			continue
+		}
+		need -= m.cost()
+		floor = s + 1
+	}
+	return floor
+}
+
 // offer queues message seq for sub, or applies the overflow policy; it
-// reports whether sub took it and whether sub is to be disconnected. sub's
-// output is locked.
-func (h *Hub) offer(sub *subscription, m *hubMsg, seq uint64) (took int32, victim bool) {
+// reports whether sub took it and whether sub is to be disconnected. room
+// says whether the hub may hold m back, and messages below floor are to be
+// dropped. sub's output is locked.
+func (h *Hub) offer(sub *subscription, m *hubMsg, seq uint64, room bool, floor uint64) (took int32, victim bool) {
 	out := sub.out
+	for sub.next < floor && sub.next < sub.end {
+		if sub.size() == h.window {
+			h.roomMade()
+		}
+		sub.dropOldest()
+	}
 	size := sub.size()
 	if sub.end != seq {
 		// Messages were dropped for sub (OverflowDropLatest): it has room
@@ -600,15 +885,18 @@ func (h *Hub) offer(sub *subscription, m *hubMsg, seq uint64) (took int32, victi
 			size = h.window
 		}
 	}
-	if size == 0 && out.Queued() < sub.s.opts.MaxQueue {
+	load := sub.load()
+	fits := sub.fits(load, m.size)
+	if size == 0 && fits && out.Queued() < sub.s.opts.MaxQueue {
 		// The connection takes it at once; the loop or the session's writer
 		// writes it with whatever else is queued.
 		sub.next, sub.end = seq+1, seq+1
 		sub.handOver(m)
 		out.Refill()
+		h.peak = max(h.peak, load+m.size)
 		return 1, false
 	}
-	if size == h.window {
+	if size == h.window || !fits || !room {
 		switch h.opts.Overflow {
 		case OverflowDropLatest:
 			if sub.next < sub.end {
@@ -619,17 +907,36 @@ func (h *Hub) offer(sub *subscription, m *hubMsg, seq uint64) (took int32, victi
 		case OverflowCloseTryAgain, OverflowClosePolicy:
 			sub.drop()
 			return 0, true
-		default:
-			// OverflowDropOldest; under OverflowSuspend Publish waited for
-			// room, so this only follows a subscriber that came with a full
-			// replay.
-			h.log[sub.next%uint64(len(h.log))].Release()
-			sub.next++
-			h.dropped.Add(1)
+		}
+		// OverflowDropOldest; under OverflowSuspend Publish waited for
+		// room, so this only follows a subscriber that came with a full
+		// replay, or whose connection took other hubs' messages meanwhile,
+		// which may take it past its bytes.
+		dropOldest := h.opts.Overflow == OverflowDropOldest
+		if size == h.window && sub.next < sub.end {
 			h.roomMade()
+		}
+		for sub.next < sub.end && (sub.size() >= h.window || dropOldest && !sub.fits(load, m.size)) {
+			load -= h.log[sub.next%uint64(len(h.log))].cost()
+			sub.dropOldest()
+		}
+		if dropOldest && !sub.fits(load, m.size) {
+			// What its connection holds leaves no room.
+			h.dropped.Add(1)
+			return 0, false
+		}
+		if sub.next == sub.end && out.Queued() < sub.s.opts.MaxQueue {
+			sub.next, sub.end = seq+1, seq+1
+			sub.handOver(m)
+			out.Refill()
+			h.peak = max(h.peak, load+m.size)
+			return 1, false
 		}
 	}
 	sub.end = seq + 1
+	sub.bytes += m.size
+	h.hold(m)
+	h.peak = max(h.peak, load+m.size)
 	if sub.end-sub.next == h.window {
 		h.full.Add(1)
 	}
@@ -639,29 +946,72 @@ func (h *Hub) offer(sub *subscription, m *hubMsg, seq uint64) (took int32, victi
 	return 1, false
 }
 
-// awaitRoom waits until no subscriber's buffer is full.
-func (h *Hub) awaitRoom(ctx context.Context) error {
-	if h.full.Load() == 0 {
-		return nil
+// awaitRoom prepares m and waits until the hub and every subscriber have
+// room for it, under OverflowSuspend. h.mu is held, and let go while it
+// waits.
+func (h *Hub) awaitRoom(ctx context.Context, m *hubMsg, p []byte) error {
+	if room, err := h.makeRoom(m, p); room || err != nil {
+		return err
 	}
+	// Room made from now on is signalled; the loop looks once more first.
+	h.waiting.Store(true)
+	defer h.waiting.Store(false)
 	var expired <-chan time.Time
 	if h.opts.Timeout > 0 {
 		t := time.NewTimer(h.opts.Timeout)
 		defer t.Stop()
 		expired = t.C
 	}
-	h.waiting.Store(true)
-	defer h.waiting.Store(false)
-	for h.full.Load() > 0 {
+	for {
+		if room, err := h.makeRoom(m, p); room || err != nil {
+			return err
+		}
+		h.mu.Unlock()
+		var err error
 		select {
 		case <-h.room:
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
 		case <-expired:
-			return ErrPublishTimeout
+			err = ErrPublishTimeout
+		}
+		h.mu.Lock()
+		switch {
+		case h.closed:
+			return ErrHubClosed
+		case err != nil:
+			return err
 		}
 	}
-	return nil
+}
+
+// roomFor reports whether a message of size bytes fits: no subscriber's
+// buffer is full, the hub can hold it back, and it fits each subscriber's
+// bound. Those it does not fit are asked to fill, so that their connection
+// tells when it has drained. h.mu is held.
+func (h *Hub) roomFor(size int64) bool {
+	if h.full.Load() > 0 {
+		return false
+	}
+	if held := h.held.Load(); held > 0 && held+size > h.hubBytes {
+		return false
+	}
+	if h.peak+size <= h.subBytes {
+		return true
+	}
+	room, peak := true, int64(0)
+	for _, sub := range h.subs {
+		sub.out.Lock()
+		load := sub.load()
+		if load > 0 && load+size > h.subBytes {
+			room = false
+			sub.out.Refill()
+		}
+		peak = max(peak, load)
+		sub.out.Unlock()
+	}
+	h.peak = peak
+	return room
 }
 
 // disconnect closes the session of a subscriber that overflowed.
@@ -706,6 +1056,10 @@ type HubStats struct {
 	Published    uint64 // messages published
 	Dropped      uint64 // messages dropped for a subscriber (drop policies)
 	Disconnected uint64 // subscribers closed by a closing policy
+	// HeldBytes is the memory of the messages held back for subscribers
+	// or kept for replay, each counted once: what HubOptions.HubBytes
+	// bounds.
+	HeldBytes int64
 }
 
 // Stats returns the hub's counters.
@@ -713,7 +1067,10 @@ func (h *Hub) Stats() HubStats {
 	h.mu.Lock()
 	n := len(h.subs)
 	h.mu.Unlock()
-	return HubStats{Subscribers: n, Published: h.published.Load(), Dropped: h.dropped.Load(), Disconnected: h.disconnected.Load()}
+	return HubStats{
+		Subscribers: n, Published: h.published.Load(), Dropped: h.dropped.Load(),
+		Disconnected: h.disconnected.Load(), HeldBytes: h.held.Load(),
+	}
 }
 
 // Subscribers returns the number of subscribers.
@@ -739,10 +1096,11 @@ func (h *Hub) closeLocked() {
 	for len(h.subs) > 0 {
 		h.remove(h.subs[len(h.subs)-1])
 	}
-	if h.opts.Replay > 0 && h.log != nil {
-		for seq := h.seq - min(h.seq, uint64(h.opts.Replay)); seq < h.seq; seq++ {
-			h.log[seq%uint64(len(h.log))].Release()
+	if h.opts.Replay > 0 {
+		for h.replayed < h.seq {
+			h.dropReplayed()
 		}
 	}
 	clear(h.log)
+	h.wake()
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -257,9 +258,10 @@ func TestHubReplay(t *testing.T) {
 	}
 }
 
-// stuckPeer dials path with a tiny receive buffer and does not read, so
-// that the server's output to it backs up after a few messages.
-func stuckPeer(t *testing.T, addr, path string) *ptPeer {
+// stuckPeer dials path, with extra header lines, and a tiny receive buffer;
+// it reads the greeting and nothing more, so that the server's output to it
+// backs up after a few messages.
+func stuckPeer(t *testing.T, addr, path string, extra ...string) *ptPeer {
 	t.Helper()
 	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
@@ -275,11 +277,15 @@ func stuckPeer(t *testing.T, addr, path string) *ptPeer {
 	p := &ptPeer{t: t, nc: nc.(*net.TCPConn)}
 	p.br = bufio.NewReaderSize(nc, 64<<10)
 	t.Cleanup(func() { nc.Close() })
-	if err := p.upgrade(addr, path); err != nil {
+	if err := p.upgrade(addr, path, extra...); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.expect(frame.OpText, []byte("You are connected to WebSocket!")); err != nil {
-		t.Fatal(err)
+	h, greeting, err := p.readFrame()
+	if err == nil && h.Rsv&frame.RSV1 != 0 {
+		greeting = inflateMessage(t, greeting)
+	}
+	if err != nil || h.Op != frame.OpText || string(greeting) != "You are connected to WebSocket!" {
+		t.Fatalf("greeting: %v %q %v", h.Op, ptShort(greeting), err)
 	}
 	return p
 }
@@ -307,163 +313,213 @@ func readNumbers(p *ptPeer, n int) ([]int, error) {
 	return nums, err
 }
 
+// hubMostLoad returns the most memory a subscriber of h keeps in use.
+func hubMostLoad(h *Hub) (most int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, sub := range h.subs {
+		sub.out.Lock()
+		most = max(most, sub.load())
+		sub.out.Unlock()
+	}
+	return most
+}
+
 // Under every policy, a subscriber that stops reading does not hold up
-// one that reads; then each policy does its part to the slow one.
+// one that reads; then each policy does its part to the slow one, when its
+// buffer is full in messages, in its bytes, or in the hub's bytes. What the
+// bounds count stays within them, and so does the heap.
 func TestHubOverflow(t *testing.T) {
 	const (
-		buffer = 4
-		size   = 16 << 10
-		flood  = 200 // messages: far more than a stuck peer's buffers hold
+		size  = 16 << 10
+		cost  = 40 << 10 // of a message of size: its frame in a 32 KiB buffer, and bookkeeping
+		flood = 200      // messages: far more than a stuck peer's buffers hold
 	)
+	bounds := []struct {
+		name string
+		opts HubOptions
+	}{
+		{"messages", HubOptions{Buffer: 4, SubscriberBytes: -1, HubBytes: -1}},
+		{"subscriber bytes", HubOptions{Buffer: 2 * flood, SubscriberBytes: 12 * cost, HubBytes: -1}},
+		{"hub bytes", HubOptions{Buffer: 2 * flood, SubscriberBytes: -1, HubBytes: 8 * cost}},
+	}
 	for _, c := range hubCases {
 		for _, policy := range []Overflow{OverflowDropOldest, OverflowDropLatest, OverflowCloseTryAgain, OverflowClosePolicy, OverflowSuspend} {
-			t.Run(fmt.Sprintf("%v/%v", c, policy), func(t *testing.T) {
-				ptLeakCheck(t)
-				hub := newTestHub(t, HubOptions{Buffer: buffer, Overflow: policy, Timeout: 300 * time.Millisecond})
-				ended := make(chan hubEnd, 4)
-				addr := hubServer(t, c, hub, ptListen(t, 0, 8192), ended)
-				slow := stuckPeer(t, addr, c.path)
-				// The greeting comes before the subscription: wait for it,
-				// so that joinHub counts from 1.
-				waitFor(t, "the slow subscriber", func() bool { return hub.Subscribers() == 1 })
-				fast := joinHub(t, hub, addr, c.path, 1)[0]
+			for _, b := range bounds {
+				t.Run(fmt.Sprintf("%v/%v/%s", c, policy, b.name), func(t *testing.T) {
+					testHubOverflow(t, c, policy, b.opts, size, flood)
+				})
+			}
+		}
+	}
+}
 
-				// The fast subscriber reads all along.
-				fastNums := make(chan int, 4*flood)
-				go func() {
-					for {
-						n, err := readNumbers(fast, 1)
-						if err != nil {
-							close(fastNums)
-							return
-						}
-						fastNums <- n[0]
-					}
-				}()
-				expectFast := func(from, to int) {
-					t.Helper()
-					for i := from; i < to; i++ {
-						select {
-						case n, ok := <-fastNums:
-							if !ok || n != i {
-								t.Fatalf("fast subscriber: got %d (open %v), want %d", n, ok, i)
-							}
-						case <-time.After(ptWait):
-							t.Fatalf("fast subscriber: message %d did not come", i)
-						}
-					}
+func testHubOverflow(t *testing.T, c hubCase, policy Overflow, opts HubOptions, size, flood int) {
+	ptLeakCheck(t)
+	opts.Overflow, opts.Timeout = policy, 300*time.Millisecond
+	hub := newTestHub(t, opts)
+	ended := make(chan hubEnd, 4)
+	addr := hubServer(t, c, hub, ptListen(t, 0, 8192), ended)
+	slow := stuckPeer(t, addr, c.path)
+	// The greeting comes before the subscription: wait for it,
+	// so that joinHub counts from 1.
+	waitFor(t, "the slow subscriber", func() bool { return hub.Subscribers() == 1 })
+	fast := joinHub(t, hub, addr, c.path, 1)[0]
+	heap := heapInUse()
+	checkBounds := func(i int) {
+		t.Helper()
+		if held := hub.Stats().HeldBytes; opts.HubBytes > 0 && held > int64(opts.HubBytes) {
+			t.Fatalf("after message %d the hub holds %d bytes, past its bound of %d", i, held, opts.HubBytes)
+		}
+		if load := hubMostLoad(hub); opts.SubscriberBytes > 0 && load > int64(opts.SubscriberBytes) {
+			t.Fatalf("after message %d a subscriber keeps %d bytes, past its bound of %d", i, load, opts.SubscriberBytes)
+		}
+	}
+
+	// The fast subscriber reads all along.
+	fastNums := make(chan int, 4*flood)
+	go func() {
+		for {
+			n, err := readNumbers(fast, 1)
+			if err != nil {
+				close(fastNums)
+				return
+			}
+			fastNums <- n[0]
+		}
+	}()
+	expectFast := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			select {
+			case n, ok := <-fastNums:
+				if !ok || n != i {
+					t.Fatalf("fast subscriber: got %d (open %v), want %d", n, ok, i)
 				}
-				// Publishing in step with the fast subscriber, which is then
-				// never behind.
-				ctx := context.Background()
-				var err error
-				failed := -1
-				for i := range flood {
-					if err = hubFlood(ctx, hub, i, 1, size); err != nil {
-						failed = i
+			case <-time.After(ptWait):
+				t.Fatalf("fast subscriber: message %d did not come", i)
+			}
+		}
+	}
+	// Publishing in step with the fast subscriber, which is then
+	// never behind.
+	ctx := context.Background()
+	var err error
+	failed := -1
+	for i := range flood {
+		if err = hubFlood(ctx, hub, i, 1, size); err != nil {
+			failed = i
+			break
+		}
+		checkBounds(i)
+		expectFast(i, i+1)
+	}
+	if opts.Buffer > flood {
+		// Nothing but the bytes held it back: the heap holds
+		// what the bound allows, what the connection of the
+		// slow subscriber takes before the hub holds anything
+		// back, and what the fast one is being written.
+		bound := max(opts.SubscriberBytes, opts.HubBytes)
+		if grown := heapInUse() - heap; grown > int64(2*bound+2<<20) {
+			t.Fatalf("the heap grew by %d KiB under a bound of %d KiB", grown>>10, bound>>10)
+		}
+	}
+	if policy == OverflowSuspend {
+		// The publisher waited for the slow subscriber, then
+		// gave up: the message reached nobody.
+		if !errors.Is(err, ErrPublishTimeout) {
+			t.Fatalf("publish under suspend with a stuck subscriber: %v, want ErrPublishTimeout", err)
+		}
+		select {
+		case n := <-fastNums:
+			t.Fatalf("fast subscriber got message %d, which timed out", n)
+		case <-time.After(100 * time.Millisecond):
+		}
+		// Once the slow one reads, publishing goes on, and it
+		// has every message before the failed one, in order.
+		slowErr := make(chan error, 1)
+		go func() {
+			nums, err := readNumbers(slow, failed+1)
+			if err == nil {
+				for i, n := range nums[:failed] {
+					if n != i {
+						err = fmt.Errorf("slow subscriber got %v", nums)
 						break
 					}
-					expectFast(i, i+1)
 				}
-				if policy == OverflowSuspend {
-					// The publisher waited for the slow subscriber, then
-					// gave up: the message reached nobody.
-					if !errors.Is(err, ErrPublishTimeout) {
-						t.Fatalf("publish under suspend with a stuck subscriber: %v, want ErrPublishTimeout", err)
-					}
-					select {
-					case n := <-fastNums:
-						t.Fatalf("fast subscriber got message %d, which timed out", n)
-					case <-time.After(100 * time.Millisecond):
-					}
-					// Once the slow one reads, publishing goes on, and it
-					// has every message before the failed one, in order.
-					slowErr := make(chan error, 1)
-					go func() {
-						nums, err := readNumbers(slow, failed+1)
-						if err == nil {
-							for i, n := range nums[:failed] {
-								if n != i {
-									err = fmt.Errorf("slow subscriber got %v", nums)
-									break
-								}
-							}
-						}
-						slowErr <- err
-					}()
-					if err := hubFlood(ctx, hub, failed, 1, size); err != nil {
-						t.Fatal(err)
-					}
-					if err := ptAwait(t, slowErr, "the slow subscriber's messages"); err != nil {
-						t.Fatal(err)
-					}
-					expectFast(failed, failed+1)
+			}
+			slowErr <- err
+		}()
+		if err := hubFlood(ctx, hub, failed, 1, size); err != nil {
+			t.Fatal(err)
+		}
+		if err := ptAwait(t, slowErr, "the slow subscriber's messages"); err != nil {
+			t.Fatal(err)
+		}
+		expectFast(failed, failed+1)
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := hub.Stats()
+	switch policy {
+	case OverflowCloseTryAgain, OverflowClosePolicy:
+		want := CloseTryAgainLater
+		if policy == OverflowClosePolicy {
+			want = ClosePolicyViolation
+		}
+		if st.Disconnected != 1 || st.Subscribers != 1 {
+			t.Fatalf("stats %+v: want one subscriber disconnected, one left", st)
+		}
+		end := ptAwait(t, ended, "the slow session's end")
+		if end.reason.Code != want || !errors.Is(end.err, ErrSlowSubscriber) {
+			t.Fatalf("slow session ended with %v, %v; want %d and ErrSlowSubscriber", end.reason, end.err, want)
+		}
+	default:
+		if st.Dropped == 0 || st.Subscribers != 2 {
+			t.Fatalf("stats %+v: want drops and both subscribed", st)
+		}
+		// The slow one now reads: what it gets is in order, and
+		// with drop-oldest it ends with the newest, with
+		// drop-latest it begins with the oldest.
+		// Markers numbered flood follow, until it has one.
+		read := make(chan []int, 1)
+		go func() {
+			var got []int
+			for {
+				n, err := readNumbers(slow, 1)
+				if err != nil || n[0] == flood {
+					read <- got
 					return
 				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				st := hub.Stats()
-				switch policy {
-				case OverflowCloseTryAgain, OverflowClosePolicy:
-					want := CloseTryAgainLater
-					if policy == OverflowClosePolicy {
-						want = ClosePolicyViolation
-					}
-					if st.Disconnected != 1 || st.Subscribers != 1 {
-						t.Fatalf("stats %+v: want one subscriber disconnected, one left", st)
-					}
-					end := ptAwait(t, ended, "the slow session's end")
-					if end.reason.Code != want || !errors.Is(end.err, ErrSlowSubscriber) {
-						t.Fatalf("slow session ended with %v, %v; want %d and ErrSlowSubscriber", end.reason, end.err, want)
-					}
-				default:
-					if st.Dropped == 0 || st.Subscribers != 2 {
-						t.Fatalf("stats %+v: want drops and both subscribed", st)
-					}
-					// The slow one now reads: what it gets is in order, and
-					// with drop-oldest it ends with the newest, with
-					// drop-latest it begins with the oldest.
-					// Markers numbered flood follow, until it has one.
-					read := make(chan []int, 1)
-					go func() {
-						var got []int
-						for {
-							n, err := readNumbers(slow, 1)
-							if err != nil || n[0] == flood {
-								read <- got
-								return
-							}
-							got = append(got, n[0])
-						}
-					}()
-					var got []int
-					for done := false; !done; {
-						if err := hubFlood(ctx, hub, flood, 1, size); err != nil {
-							t.Fatal(err)
-						}
-						select {
-						case got = <-read:
-							done = true
-						case <-time.After(20 * time.Millisecond):
-						}
-					}
-					if len(got) == 0 || len(got) >= flood {
-						t.Fatalf("slow subscriber got %d messages: want some dropped", len(got))
-					}
-					for i := 1; i < len(got); i++ {
-						if got[i] <= got[i-1] {
-							t.Fatalf("slow subscriber's messages out of order: %v", got)
-						}
-					}
-					if policy == OverflowDropLatest && got[0] != 0 {
-						t.Fatalf("drop-latest: the slow subscriber should keep the oldest, got %v", got)
-					}
-					if policy == OverflowDropOldest && got[len(got)-1] != flood-1 {
-						t.Fatalf("drop-oldest: the slow subscriber should end with the newest, got %v", got)
-					}
-				}
-			})
+				got = append(got, n[0])
+			}
+		}()
+		var got []int
+		for done := false; !done; {
+			if err := hubFlood(ctx, hub, flood, 1, size); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case got = <-read:
+				done = true
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		if len(got) == 0 || len(got) >= flood {
+			t.Fatalf("slow subscriber got %d messages: want some dropped", len(got))
+		}
+		for i := 1; i < len(got); i++ {
+			if got[i] <= got[i-1] {
+				t.Fatalf("slow subscriber's messages out of order: %v", got)
+			}
+		}
+		if policy == OverflowDropLatest && got[0] != 0 {
+			t.Fatalf("drop-latest: the slow subscriber should keep the oldest, got %v", got)
+		}
+		if policy == OverflowDropOldest && got[len(got)-1] != flood-1 {
+			t.Fatalf("drop-oldest: the slow subscriber should end with the newest, got %v", got)
 		}
 	}
 }
@@ -487,6 +543,7 @@ func TestHubDeflateShared(t *testing.T) {
 						// session's own compressed messages interleave with
 						// shared ones.
 						s.Send(m.Type, m.Payload)
+						m = m.Clone() // borrowed until we return
 						go hub.Publish(context.Background(), m.Type, m.Payload)
 					},
 				})
@@ -680,6 +737,98 @@ func TestHubPublishDoesNotAllocate(t *testing.T) {
 				}
 				return nil
 			})
+		})
+	}
+}
+
+// Sessions that end while they subscribe leave nothing behind: a Subscribe
+// that loses the race returns ErrClosed, and no hub counts the session nor
+// keeps a room for it. Each session subscribes on a goroutine of its own,
+// as its peer closes or aborts; a hub whose replay is encoded anew for
+// each subscriber holds Subscribe long enough for the end to come in
+// between.
+func TestHubSubscribeRacesEnd(t *testing.T) {
+	rounds, batch := 40, 8
+	if race.Enabled {
+		rounds = 15
+	}
+	replayed := []byte(strings.Repeat("a shared message to replay, compressed for each new subscriber ", 2<<10))
+	for _, c := range hubCases {
+		t.Run(c.String(), func(t *testing.T) {
+			ptLeakCheck(t)
+			plain := newTestHub(t, HubOptions{Overflow: OverflowDropLatest})
+			topics, err := NewTopics(HubOptions{Overflow: OverflowDropLatest})
+			if err != nil {
+				t.Fatal(err)
+			}
+			opened := make(chan *Session, batch)
+			opts := ptOptions()
+			opts.Engine = c.engine
+			opts.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
+			_, addr := ptStart(t, opts, nil, func(srv *Server) http.Handler {
+				mux := http.NewServeMux()
+				mux.Handle("/events", srv.Handle(Events{OnOpen: func(s *Session) { opened <- s }}))
+				mux.Handle("/session", srv.WebSocket(func(s *Session) {
+					opened <- s
+					for range s.Messages() {
+					}
+				}))
+				return mux
+			})
+			var hubs []*Hub
+			var lost atomic.Int64
+			errs := make(chan error, batch*3)
+			for round := range rounds {
+				replay := newTestHub(t, HubOptions{Replay: 4, Overflow: OverflowDropLatest})
+				t.Cleanup(replay.Close)
+				for range 4 {
+					replay.Publish(context.Background(), Text, replayed)
+				}
+				hubs = append(hubs, replay)
+				peers := make([]*ptPeer, batch)
+				for i := range peers {
+					peers[i] = ptDial(t, addr, c.path, offerDeflate)
+				}
+				var wg sync.WaitGroup
+				for i, p := range peers {
+					s := ptAwait(t, opened, "a session")
+					room := strconv.Itoa(i % 3)
+					wg.Go(func() {
+						for _, err := range []error{replay.Subscribe(s), plain.Subscribe(s), topics.Subscribe(room, s)} {
+							switch {
+							case errors.Is(err, ErrClosed):
+								lost.Add(1)
+							case err != nil:
+								errs <- err
+							}
+						}
+					})
+					if (round+i)%2 == 0 {
+						p.reset()
+					} else {
+						p.nc.Close()
+					}
+				}
+				wg.Wait()
+				select {
+				case err := <-errs:
+					t.Fatalf("Subscribe: %v, want nil or ErrClosed", err)
+				default:
+				}
+			}
+			hubs = append(hubs, plain)
+			left := func() (subs int) {
+				for _, h := range hubs {
+					subs += h.Subscribers()
+				}
+				return subs
+			}
+			for deadline := time.Now().Add(ptWait); left() > 0 || topics.Len() > 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the sessions ended, and %d subscriptions and %d rooms are left", left(), topics.Len())
+				}
+			}
+			t.Logf("%d of %d subscriptions came too late", lost.Load(), rounds*batch*3)
 		})
 	}
 }

@@ -402,10 +402,15 @@ func (lc *loopConn) Refill() { lc.pe.Refill() }
 // Queued returns the output bytes waiting; the output is locked.
 func (lc *loopConn) Queued() int { return lc.pe.Queued() }
 
-// QueueShared queues bytes shared with other connections.
-func (lc *loopConn) QueueShared(b *[]byte, r wsconn.Releaser) error {
-	return sendErr(lc.pe.CommitShared(b, r))
+// QueueShared queues bytes shared with other connections, which keep size
+// bytes alive.
+func (lc *loopConn) QueueShared(b *[]byte, r wsconn.Releaser, size int) error {
+	return sendErr(lc.pe.CommitShared(b, r, size))
 }
+
+// SharedSize returns the memory that shared output queued on the connection
+// keeps alive; the output is locked.
+func (lc *loopConn) SharedSize() int { return lc.pe.SharedSize() }
 
 // AppendMessage queues a data message with the output locked, without the
 // queue bound: for fillHubs.

@@ -141,7 +141,8 @@ type sessionConn interface {
 	Unlock()
 	Refill()
 	Queued() int
-	QueueShared(b *[]byte, r wsconn.Releaser) error
+	QueueShared(b *[]byte, r wsconn.Releaser, size int) error
+	SharedSize() int
 	AppendMessage(op frame.Opcode, p []byte) error
 	Protocol() *codec.Protocol
 }

@@ -30,6 +30,7 @@ type Conn struct {
 	own      []chunk // c's own chunk list, while out is a pooled one
 	sent     int
 	queued   int   // bytes not yet written
+	shared   int   // memory kept alive by shared chunks, as CommitShared was told
 	werr     error // the write error that ended output
 	closeErr error // what OnClose reports after Close
 	stalled  int64 // when waitOut began, Unix ns, for Config.WriteTimeout
@@ -128,15 +129,17 @@ func sockaddrToAddr(sa unix.Sockaddr) net.Addr {
 }
 
 // chunk is a piece of output: a pooled buffer, or bytes shared with other
-// connections when r is set.
+// connections when r is set, which keep size bytes alive.
 type chunk struct {
-	b *[]byte
-	r Releaser
+	b    *[]byte
+	r    Releaser
+	size int
 }
 
-// release gives the chunk's bytes back.
-func (k chunk) release() {
+// release gives the chunk's bytes back. c is locked.
+func (c *Conn) release(k chunk) {
 	if k.r != nil {
+		c.shared -= k.size
 		k.r.Release()
 	} else {
 		bufpool.Put(k.b)
@@ -248,9 +251,10 @@ func (c *Conn) Commit(b []byte) error {
 // CommitShared queues *b, bytes that r owns and that must not change until
 // r.Release, which is called once when they have been written or dropped
 // (at once if the connection's output has ended: then the error is
-// returned). It does not write: the next Commit does, or the loop after
-// Fill. c is locked.
-func (c *Conn) CommitShared(b *[]byte, r Releaser) error {
+// returned). size is the memory they keep alive, such as the message they
+// encode, which SharedSize counts until then. It does not write: the next
+// Commit does, or the loop after Fill. c is locked.
+func (c *Conn) CommitShared(b *[]byte, r Releaser, size int) error {
 	if c.werr != nil || c.closed {
 		r.Release()
 		return c.outErr()
@@ -259,8 +263,9 @@ func (c *Conn) CommitShared(b *[]byte, r Releaser) error {
 		r.Release()
 		return nil
 	}
-	c.addChunk(chunk{b: b, r: r})
+	c.addChunk(chunk{b: b, r: r, size: size})
 	c.queued += len(*b)
+	c.shared += size
 	return nil
 }
 
@@ -311,6 +316,11 @@ func (c *Conn) Write(p []byte) (int, error) {
 
 // Queued returns the number of output bytes not yet written. c is locked.
 func (c *Conn) Queued() int { return c.queued }
+
+// SharedSize returns the memory that shared output queued on c keeps alive:
+// the sizes given to CommitShared, until the bytes are released. c is
+// locked.
+func (c *Conn) SharedSize() int { return c.shared }
 
 // flushLocked writes queued output until done or the socket is full.
 func (c *Conn) flushLocked(iov *[]unix.Iovec) {
@@ -387,14 +397,14 @@ func (c *Conn) consume(n int) {
 		}
 		n -= left
 		c.sent = 0
-		k.release()
+		c.release(k)
 		copy(c.out, c.out[1:])
 		c.out[len(c.out)-1] = chunk{}
 		c.out = c.out[:len(c.out)-1]
 	}
 	if c.queued == 0 && len(c.out) > 0 {
 		for i, k := range c.out {
-			k.release()
+			c.release(k)
 			c.out[i] = chunk{}
 		}
 		c.out = c.out[:0]
@@ -407,7 +417,7 @@ func (c *Conn) consume(n int) {
 
 func (c *Conn) dropOutput() {
 	for _, k := range c.out {
-		k.release()
+		c.release(k)
 	}
 	clear(c.out)
 	c.out = c.out[:0]

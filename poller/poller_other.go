@@ -51,9 +51,10 @@ func (c *Conn) TryLock() bool                                        { return tr
 func (c *Conn) Buffer(n int) []byte                                  { return nil }
 func (c *Conn) Commit(b []byte) error                                { return ErrUnsupported }
 func (c *Conn) Write(p []byte) (int, error)                          { return 0, ErrUnsupported }
-func (c *Conn) CommitShared(b *[]byte, r Releaser) error             { r.Release(); return ErrUnsupported }
+func (c *Conn) CommitShared(b *[]byte, r Releaser, _ int) error      { r.Release(); return ErrUnsupported }
 func (c *Conn) Refill()                                              {}
 func (c *Conn) Queued() int                                          { return 0 }
+func (c *Conn) SharedSize() int                                      { return 0 }
 func (c *Conn) Close() error                                         { return nil }
 func (c *Conn) CloseWithError(err error, linger time.Duration) error { return nil }
 func (c *Conn) Abort(err error)                                      {}

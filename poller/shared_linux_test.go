@@ -41,7 +41,7 @@ func (h *fillHandler) Fill(c *Conn) {
 	h.items = nil
 	h.mu.Unlock()
 	for _, p := range items {
-		c.CommitShared(&p.b, p)
+		c.CommitShared(&p.b, p, 2*len(p.b))
 	}
 }
 
@@ -101,6 +101,11 @@ func TestFillAndSharedOutput(t *testing.T) {
 	if n := h.fills.Load(); n != 50 {
 		t.Errorf("Fill called %d times for 50 Refills", n)
 	}
+	c.Lock()
+	if n := c.SharedSize(); n != 0 {
+		t.Errorf("%d bytes pinned once every piece was written", n)
+	}
+	c.Unlock()
 }
 
 // Pieces queued on a connection that ends unwritten are released once, and
@@ -121,12 +126,24 @@ func TestSharedOutputDroppedOnAbort(t *testing.T) {
 	for range 8 {
 		p := &piece{b: big}
 		ps = append(ps, p)
-		c.CommitShared(&p.b, p)
+		c.CommitShared(&p.b, p, 3<<20)
 	}
 	c.Commit(append(c.Buffer(1), 'x')) // writes what the socket takes
+	unwritten := 0
+	for _, p := range ps {
+		unwritten += int(1 - p.released.Load())
+	}
+	if n := c.SharedSize(); n != unwritten*3<<20 || unwritten == 0 {
+		t.Errorf("%d bytes pinned by %d unwritten pieces of 3 MiB", n, unwritten)
+	}
 	c.Unlock()
 	c.Abort(nil)
 	<-h.closed
+	c.Lock()
+	if n := c.SharedSize(); n != 0 {
+		t.Errorf("%d bytes pinned after the end", n)
+	}
+	c.Unlock()
 	for i, p := range ps {
 		if n := p.released.Load(); n != 1 {
 			t.Errorf("piece %d released %d times", i, n)
@@ -134,7 +151,7 @@ func TestSharedOutputDroppedOnAbort(t *testing.T) {
 	}
 	late := &piece{b: []byte("late")}
 	c.Lock()
-	if err := c.CommitShared(&late.b, late); err == nil {
+	if err := c.CommitShared(&late.b, late, len(late.b)); err == nil {
 		t.Error("CommitShared after the end succeeded")
 	}
 	c.Unlock()

@@ -229,7 +229,9 @@ const chatGreeting = "You are connected to WebSocket!"
 
 // chatBuffer is how many messages the hub holds back for a /chat member
 // whose connection already has MaxQueue bytes unwritten; one more closes it
-// with 1013, so that it never slows the others.
+// with 1013, so that it never slows the others. So does a text that would
+// take the texts it has not read past the hub's default of 1 MiB, each
+// counted at its size after inflating, with its copies.
 const chatBuffer = 256
 
 // chatEvents is the Ktor guide's chat over a SharedFlow: every text message

@@ -861,7 +861,8 @@ func TestChatReplay(t *testing.T) {
 
 // TestChatNonReader: a member that never reads does not slow the others,
 // who get every text at once, and is closed with 1013 once it lags more
-// than chatBuffer texts behind; what reached it until then is in order.
+// than chatBuffer texts, or the hub's bytes, behind; what reached it until
+// then is in order.
 func TestChatNonReader(t *testing.T) {
 	for _, engine := range engines() {
 		t.Run(engine, func(t *testing.T) { testChatNonReader(t, engine) })

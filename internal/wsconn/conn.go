@@ -69,6 +69,7 @@ type Conn struct {
 	out      *[]byte   // pending output
 	segs     *segments // shared output, placed among out's bytes; nil when none
 	segBytes int       // in segs
+	shared   int       // memory kept alive by shared output, queued or being written
 	spare    *[]byte
 	vw       vectorWriter // the writer's, made on its first use
 	source   Source
@@ -85,11 +86,12 @@ type Conn struct {
 }
 
 // segment is output shared with other connections (see QueueShared), to be
-// written before out[at:].
+// written before out[at:]; it keeps size bytes alive.
 type segment struct {
-	at int
-	b  *[]byte
-	r  Releaser
+	at   int
+	b    *[]byte
+	r    Releaser
+	size int
 }
 
 // segments is a list of shared output, lent by segmentPool while output
@@ -98,14 +100,17 @@ type segments struct{ s []segment }
 
 var segmentPool = sync.Pool{New: func() any { return new(segments) }}
 
-// release releases every segment and gives the list back.
-func (l *segments) release() {
+// release releases every segment and gives the list back. It returns the
+// memory they kept alive.
+func (l *segments) release() (size int) {
 	for i := range l.s {
+		size += l.s[i].size
 		l.s[i].r.Release()
 		l.s[i] = segment{}
 	}
 	l.s = l.s[:0]
 	segmentPool.Put(l)
+	return size
 }
 
 // vectors is the writer's list of buffers for one writev.
@@ -181,9 +186,11 @@ func (c *Conn) flushAsync() {
 	c.flushRounds()
 }
 
-// QueueShared queues *b, bytes r owns, without copying them. It does not
-// write: the Fill that called it returns to a writer. c is locked.
-func (c *Conn) QueueShared(b *[]byte, r Releaser) error {
+// QueueShared queues *b, bytes r owns, without copying them; size is the
+// memory they keep alive, which SharedSize counts until they are released. It
+// does not write: the Fill that called it returns to a writer. c is
+// locked.
+func (c *Conn) QueueShared(b *[]byte, r Releaser, size int) error {
 	if c.werr != nil || c.released || c.closed {
 		r.Release()
 		return c.deadErr()
@@ -191,8 +198,9 @@ func (c *Conn) QueueShared(b *[]byte, r Releaser) error {
 	if c.segs == nil {
 		c.segs = segmentPool.Get().(*segments)
 	}
-	c.segs.s = append(c.segs.s, segment{at: len(c.outBuf()), b: b, r: r})
+	c.segs.s = append(c.segs.s, segment{at: len(c.outBuf()), b: b, r: r, size: size})
 	c.segBytes += len(*b)
+	c.shared += size
 	return nil
 }
 
@@ -205,6 +213,11 @@ func (c *Conn) Queued() int {
 	}
 	return n
 }
+
+// SharedSize returns the memory that shared output keeps alive, waiting or
+// being written: the sizes given to QueueShared, until the bytes are
+// released. c is locked.
+func (c *Conn) SharedSize() int { return c.shared }
 
 // AppendMessage queues a data message as WriteMessage does, but with c
 // locked and without writing or applying the queue bound: for Fill.
@@ -727,7 +740,7 @@ func (c *Conn) flushRounds() error {
 		}
 		c.mu.Lock()
 		if segs != nil {
-			segs.release()
+			c.shared -= segs.release()
 		}
 		if cap(*buf) > 64<<10 || c.released {
 			bufpool.Put(buf) // a large buffer is not kept for an idle connection
@@ -761,7 +774,7 @@ func (c *Conn) flushRounds() error {
 // dropSegments releases shared output that will not be written.
 func (c *Conn) dropSegments() {
 	if c.segs != nil {
-		c.segs.release()
+		c.shared -= c.segs.release()
 	}
 	c.segs, c.segBytes = nil, 0
 }

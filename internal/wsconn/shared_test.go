@@ -33,7 +33,7 @@ type source struct {
 func (s *source) Fill() {
 	s.fills++
 	for _, it := range s.items {
-		s.c.QueueShared(&it.b, it)
+		s.c.QueueShared(&it.b, it, 1000)
 	}
 	s.items = nil
 }
@@ -72,6 +72,11 @@ func TestSharedOutputKeepsOrder(t *testing.T) {
 			t.Errorf("shared piece %d released %d times", i, n)
 		}
 	}
+	c.Lock()
+	if n := c.SharedSize(); n != 0 {
+		t.Errorf("%d bytes pinned once everything was written", n)
+	}
+	c.Unlock()
 }
 
 // Shared output that was never written is released when the Conn ends.
@@ -85,14 +90,22 @@ func TestSharedOutputReleasedOnClose(t *testing.T) {
 	c.Refill()
 	c.Unlock()
 	waitUntil(t, func() bool { c.Lock(); defer c.Unlock(); return src.fills == 1 })
+	// The writer is stuck on them: they are no longer queued, and still
+	// pinned.
+	c.Lock()
+	if q, n := c.Queued(), c.SharedSize(); n != 3000 {
+		t.Errorf("%d bytes queued and %d pinned by three pieces of 1000 being written", q, n)
+	}
+	c.Unlock()
 	c.Abort()
 	c.Release()
 	for _, it := range items {
 		waitUntil(t, func() bool { return it.released.Load() == 1 })
 	}
+	waitUntil(t, func() bool { c.Lock(); defer c.Unlock(); return c.SharedSize() == 0 })
 	late := sharedText("late")
 	c.Lock()
-	if err := c.QueueShared(&late.b, late); err == nil {
+	if err := c.QueueShared(&late.b, late, 1000); err == nil {
 		t.Error("QueueShared on a closed Conn succeeded")
 	}
 	c.Unlock()
