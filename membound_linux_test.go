@@ -54,14 +54,6 @@ var memKinds = []memKind{
 	{"raw/std", EngineStd, "/raw", 0},
 }
 
-// heapInUse returns the live heap after a collection.
-func heapInUse() int64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc)
-}
 
 // memAttack is what a hostile peer sends on one connection that never reads.
 type memAttack struct {
