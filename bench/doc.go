@@ -39,7 +39,11 @@
 // their order), nbio-sync (nbio with its handlers on the
 // poller goroutines), tcp-block (poller.WaitBlock), tcp-lt
 // (level-triggered), wskit-poll-session-block and wskit-poll-events-block
-// (Options.BlockingLoops), which run only when named in BENCH_IMPLS. Every
+// (Options.BlockingLoops), wskit-poll-events-chain and wskit-std-chain (the
+// Events echo behind three middlewares: a logger, an auth check of the
+// query's token that puts the user in the context, a session cookie), which
+// run only when named in BENCH_IMPLS. Every client asks for servers.URI,
+// the echo path with that token, which the other servers ignore. Every
 // WebSocket server gets the same client: prepared masked frames, replies
 // counted from their headers. How each peer is used, and after which of its
 // docs, is said in internal/servers.
