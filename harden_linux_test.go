@@ -4,6 +4,7 @@ package wskit
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -110,9 +111,12 @@ func (e *panicExt) boom(method string) {
 	}
 }
 
-func (e *panicExt) Name() string                  { return "x-panic" }
-func (e *panicExt) Rsv() byte                     { return frame.RSV2 }
-func (e *panicExt) Offer() []codec.ExtensionOffer { e.boom("Offer"); return nil }
+func (e *panicExt) Name() string { return "x-panic" }
+func (e *panicExt) Rsv() byte    { return frame.RSV2 }
+func (e *panicExt) Offer() []codec.ExtensionOffer {
+	e.boom("Offer")
+	return []codec.ExtensionOffer{{Name: e.Name()}}
+}
 func (e *panicExt) Accept(offers []codec.ExtensionOffer) (codec.ExtensionOffer, codec.Transform, bool) {
 	e.boom("Accept")
 	return codec.ExtensionOffer{Name: e.Name()}, &panicTransform{e}, true
@@ -126,7 +130,7 @@ type panicTransform struct{ e *panicExt }
 
 func (t *panicTransform) Encode(buf *[]byte, op frame.Opcode, p []byte) ([]byte, byte, error) {
 	t.e.boom("Encode")
-	return p, 0, nil
+	return p, frame.RSV2, nil // marked, so that the peer's Decode runs
 }
 
 func (t *panicTransform) Decode(buf *[]byte, op frame.Opcode, rsv byte, p []byte, limit int64) ([]byte, error) {
@@ -543,6 +547,44 @@ func TestSoak(t *testing.T) {
 			t.Logf("%d cycles in %v; RSS %d KiB after the first, %d KiB at the end", total, time.Since(began).Round(time.Millisecond), start>>10, end>>10)
 			if end > start+start/10 {
 				t.Errorf("RSS grew from %d KiB to %d KiB over %d cycles", start>>10, end>>10, total)
+			}
+		})
+	}
+}
+
+// TestClientHookPanics makes an extension of a client panic: in Offer or
+// Confirm the dial fails with the panic as its error; in Decode or Encode
+// the client session closes with 1011 and reports the panic; nothing else
+// is touched.
+func TestClientHookPanics(t *testing.T) {
+	opts := ptOptions()
+	opts.Extensions = []codec.Extension{&panicExt{}}
+	_, addr := ptStart(t, opts, nil, ptRoutes(Events{}))
+	for _, where := range []string{"Offer", "Confirm", "Decode", "Encode"} {
+		t.Run(where, func(t *testing.T) {
+			co := ptOptions()
+			co.Extensions = []codec.Extension{&panicExt{where: where}}
+			ctx, cancel := context.WithTimeout(context.Background(), ptWait)
+			defer cancel()
+			s, err := Dial(ctx, "ws://"+addr+"/events", &DialOptions{Options: &co})
+			var pan *codec.PanicError
+			if where == "Offer" || where == "Confirm" {
+				if !errors.As(err, &pan) {
+					t.Fatalf("Dial: %v, want a *codec.PanicError", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close(CloseNormal, "")
+			// The server's echo carries RSV2: the client decodes it.
+			if err := s.SendText("x"); where == "Encode" && !errors.As(err, &pan) {
+				t.Fatalf("SendText: %v, want the panic", err)
+			}
+			<-s.Done()
+			if r, _ := s.CloseReason(); r.Code != CloseInternalError || !errors.As(s.Err(), &pan) {
+				t.Fatalf("ended with %v, %v; want 1011 and the panic", r, s.Err())
 			}
 		})
 	}

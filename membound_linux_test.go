@@ -54,7 +54,6 @@ var memKinds = []memKind{
 	{"raw/std", EngineStd, "/raw", 0},
 }
 
-
 // memAttack is what a hostile peer sends on one connection that never reads.
 type memAttack struct {
 	name  string
