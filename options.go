@@ -1,6 +1,7 @@
 package wskit
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -126,6 +127,11 @@ type Options struct {
 
 	// Engine is the transport Server.Serve runs on.
 	Engine Engine
+	// TLSConfig, when set, makes Server.Serve speak TLS (wss://) on both
+	// engines, as ServeTLS does; ALPN offers http/1.1 unless NextProtos
+	// says otherwise. On the poll engine crypto/tls does each handshake on a
+	// goroutine of its own.
+	TLSConfig *tls.Config
 	// ConfigureHTTP, when set, is called by Server.Serve on the http.Server
 	// it runs for plain HTTP requests (and, on the std engine, for the
 	// upgrades), before it starts: to change its timeouts (set from

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"iter"
 	"net"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 // there, everything else is handed to net/http (see Server.Serve).
 type pollEngine struct {
 	srv     *Server
+	tls     *tls.Config // when set, every connection speaks TLS
 	h       http.Handler
 	eng     *poller.Engine
 	handoff *handoffListener
@@ -120,6 +122,11 @@ type headState struct {
 }
 
 func (pe *pollEngine) OnOpen(c *poller.Conn) {
+	if pe.tls != nil {
+		// crypto/tls shakes hands on a goroutine of its own.
+		go pe.serveTLS(c.Detach())
+		return
+	}
 	if t := pe.srv.opts.HandshakeTimeout; t > 0 {
 		c.SetTimer(time.Now().Add(t))
 	}
@@ -306,7 +313,7 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 	}
 	// Default and raw sessions block in their handlers: a goroutine drives
 	// each, reading and writing through the loop's readiness.
-	u := &upgraded{r: r.WithContext(pe.requestContext(c)), key: key, protocol: protocol, exts: exts, poll: pe}
+	u := &upgraded{r: r.WithContext(pe.requestContext(c)), key: key, protocol: protocol, exts: exts, poll: pe, onPoll: true}
 	u.buffered = append([]byte(nil), rest...)
 	u.nc = c.Detach()
 	go func() {
@@ -478,10 +485,11 @@ type contextMarkKey struct{}
 type replayKey struct{}
 
 // replayContext is the poll engine's http.Server ConnContext: it lets
-// markContext find a response to replay, then calls next, if set.
+// markContext find a response to replay, or the TLS state of a connection
+// it wrapped, then calls next, if set.
 func replayContext(next func(context.Context, net.Conn) context.Context) func(context.Context, net.Conn) context.Context {
 	return func(ctx context.Context, c net.Conn) context.Context {
-		if pc, ok := c.(*prefixConn); ok && pc.replay != nil {
+		if pc, ok := c.(*prefixConn); ok && (pc.replay != nil || pc.tls != nil) {
 			ctx = context.WithValue(ctx, replayKey{}, pc)
 		}
 		if next != nil {
@@ -492,11 +500,16 @@ func replayContext(next func(context.Context, net.Conn) context.Context) func(co
 }
 
 func (m markContext) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if pc, ok := r.Context().Value(replayKey{}).(*prefixConn); ok && pc.replay != nil {
-		cw := pc.replay
-		pc.replay = nil
-		cw.replayTo(w) // the chain ran on the loop's goroutine already
-		return
+	if pc, ok := r.Context().Value(replayKey{}).(*prefixConn); ok {
+		if pc.replay != nil {
+			cw := pc.replay
+			pc.replay = nil
+			cw.replayTo(w) // the chain ran on the loop's goroutine already
+			return
+		}
+		if r.TLS == nil && pc.tls != nil {
+			r.TLS = pc.tls // net/http sees the wrapper, not the *tls.Conn
+		}
 	}
 	mark := new(contextMark)
 	mark.ctx = context.WithValue(r.Context(), contextMarkKey{}, mark)
@@ -541,7 +554,8 @@ type prefixConn struct {
 	net.Conn
 	prefix []byte
 	pe     *pollEngine
-	replay *chainWriter // a response the chain made, for net/http to write
+	replay *chainWriter         // a response the chain made, for net/http to write
+	tls    *tls.ConnectionState // Conn is a *tls.Conn the engine shook hands on
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {

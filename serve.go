@@ -2,10 +2,13 @@ package wskit
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/wskit/wskit/poller"
@@ -30,8 +33,19 @@ var ErrServerClosed = http.ErrServerClosed
 // routes, found in h directly or through an *http.ServeMux, is answered
 // and served on the loop; any other request, a refused upgrade and a route
 // wrapped in middleware go to that same http.Server, so their responses are
-// net/http's. ln must then be a TCP or Unix listener.
+// net/http's. ln must then be a TCP or Unix listener: for TLS, set
+// Options.TLSConfig or call ServeTLS rather than wrap ln in tls.NewListener.
+//
+// With Options.TLSConfig, Serve speaks TLS on every connection (wss://).
 func (srv *Server) Serve(ln net.Listener, h http.Handler) error {
+	return srv.serve(ln, h, srv.opts.TLSConfig)
+}
+
+// serve is Serve with TLS when cfg is set.
+func (srv *Server) serve(ln net.Listener, h http.Handler, cfg *tls.Config) error {
+	if cfg != nil {
+		cfg = serverTLSConfig(cfg)
+	}
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: srv.opts.HandshakeTimeout,
@@ -56,7 +70,15 @@ func (srv *Server) Serve(ln net.Listener, h http.Handler) error {
 		if tl, ok := ln.(*net.TCPListener); ok {
 			ln = &keepAliveListener{tl, srv.opts.keepAliveConfig()}
 		}
+		if cfg != nil {
+			hs.TLSConfig = cfg
+			ln = tls.NewListener(ln, cfg)
+		}
 		return hs.Serve(ln)
+	}
+	if !poller.CanServe(ln) {
+		ln.Close()
+		return fmt.Errorf("wskit: the poll engine serves TCP and Unix listeners only, not a %T: for TLS, set Options.TLSConfig or call ServeTLS with the plain listener", ln)
 	}
 	pe, err := newPollEngine(srv, h, hs, ln.Addr())
 	if err != nil {
@@ -72,12 +94,69 @@ func (srv *Server) Serve(ln net.Listener, h http.Handler) error {
 	}
 	srv.polls = append(srv.polls, pe)
 	srv.mu.Unlock()
+	pe.tls = cfg
 	hs.Handler = markContext{hs.Handler}
 	hs.ConnContext = replayContext(hs.ConnContext)
 	go hs.Serve(pe.handoff)
-	pe.eng.Serve(ln)
+	if err := pe.eng.Serve(ln); err != nil && !errors.Is(err, poller.ErrClosed) {
+		srv.mu.Lock()
+		srv.polls = slices.DeleteFunc(srv.polls, func(p *pollEngine) bool { return p == pe })
+		srv.mu.Unlock()
+		pe.close()
+		return err
+	}
 	<-pe.stopped
 	return ErrServerClosed
+}
+
+// ServeTLS is Serve with TLS: certFile and keyFile hold the server's
+// certificate chain and key in PEM, added to a copy of Options.TLSConfig
+// (or a new one), as net/http's ServeTLS does. Leave them empty when
+// Options.TLSConfig has its certificates.
+func (srv *Server) ServeTLS(ln net.Listener, h http.Handler, certFile, keyFile string) error {
+	var cfg *tls.Config
+	if srv.opts.TLSConfig != nil {
+		cfg = srv.opts.TLSConfig.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if certFile != "" || keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("wskit: loading the certificate: %w", err)
+		}
+		cfg.Certificates = append(cfg.Certificates, cert)
+	}
+	return srv.serve(ln, h, cfg)
+}
+
+// ListenAndServe listens on the TCP address addr and calls Serve.
+func (srv *Server) ListenAndServe(addr string, h http.Handler) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ln, h)
+}
+
+// ListenAndServeTLS listens on the TCP address addr and calls ServeTLS.
+func (srv *Server) ListenAndServeTLS(addr string, h http.Handler, certFile, keyFile string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return srv.ServeTLS(ln, h, certFile, keyFile)
+}
+
+// serverTLSConfig returns a copy of cfg for serving: HTTP/1.1 offered by
+// ALPN unless it offers protocols of its own.
+func serverTLSConfig(cfg *tls.Config) *tls.Config {
+	cfg = cfg.Clone()
+	if len(cfg.NextProtos) == 0 {
+		cfg.NextProtos = []string{"http/1.1"}
+	}
+	return cfg
 }
 
 // keepAliveListener sets TCP keep-alive on the connections it accepts.

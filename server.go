@@ -173,7 +173,7 @@ func (srv *Server) newServerSession(u *upgraded) *Session {
 	cfg.Codec.Extensions = u.exts
 	s := newSession(wsconn.New(u.nc, u.buffered, cfg), &srv.opts, u.r, u.protocol, false)
 	s.engine = EngineStd
-	if u.poll != nil {
+	if u.onPoll {
 		s.engine = EnginePoll
 	}
 	s.vals = u.vals
@@ -267,7 +267,8 @@ type upgraded struct {
 	exts     []codec.Negotiated
 	header   http.Header // fields for the 101 beyond the handshake's own
 	vals     *valueSet
-	poll     *pollEngine // the poll engine nc comes from, if any
+	poll     *pollEngine // the poll engine whose loop nc can go back to, if any
+	onPoll   bool        // nc comes from a poll engine (over TLS, it stays on a goroutine)
 }
 
 // accept carries out the server's side of an opening handshake on a
@@ -303,7 +304,10 @@ func (srv *Server) accept(w http.ResponseWriter, r *http.Request, kind routeKind
 		u.vals = hs.vals
 	}
 	if pc, ok := nc.(*prefixConn); ok && pc.pe.srv == srv {
-		u.poll = pc.pe
+		u.onPoll = true
+		if pc.tls == nil {
+			u.poll = pc.pe
+		}
 	}
 	return u, nil
 }

@@ -97,6 +97,13 @@ var ErrWriteTimeout = errors.New("poller: peer did not read within the write tim
 // operations on a closed connection.
 var ErrClosed = net.ErrClosed
 
+// CanServe reports whether Serve can take ln's socket: a TCP or Unix
+// listener of package net.
+func CanServe(ln net.Listener) bool {
+	_, ok := ln.(interface{ File() (*os.File, error) })
+	return ok
+}
+
 // Serve accepts connections from ln into the loops until StopAccepting or
 // Close, and returns ErrClosed then. ln must be a *net.TCPListener or
 // *net.UnixListener; Serve works on a duplicate of its socket, and closes ln

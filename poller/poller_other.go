@@ -33,10 +33,13 @@ func New(cfg Config, h Handler) (*Engine, error) { return nil, ErrUnsupported }
 func RaiseFileLimit() error { return nil }
 
 func (e *Engine) Serve(ln net.Listener) error { return ErrUnsupported }
-func (e *Engine) StopAccepting()              {}
-func (e *Engine) Close() error                { return nil }
-func (e *Engine) Conns() int                  { return 0 }
-func (e *Engine) Each(fn func(c *Conn))       {}
+
+// CanServe reports false: there is no poller here.
+func CanServe(ln net.Listener) bool     { return false }
+func (e *Engine) StopAccepting()        {}
+func (e *Engine) Close() error          { return nil }
+func (e *Engine) Conns() int            { return 0 }
+func (e *Engine) Each(fn func(c *Conn)) {}
 
 // Conn is not available on this platform.
 type Conn struct{ Context any }

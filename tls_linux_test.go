@@ -1,0 +1,151 @@
+//go:build linux
+
+package wskit
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wskit/wskit/internal/selfsign"
+)
+
+// tlsCert is one self-signed certificate for every TLS test.
+var tlsCert = func() *selfsign.Cert {
+	c, err := selfsign.New()
+	if err != nil {
+		panic(err)
+	}
+	return c
+}()
+
+// TestTLS serves wss:// on each engine, through Options.TLSConfig and
+// through ServeTLS with PEM files: each session kind echoes over TLS,
+// reports its engine, and a plain request over the same TLS sees r.TLS.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	keyDER, err := x509.MarshalPKCS8PrivateKey(tlsCert.TLS.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsCert.Leaf.Raw}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+	for _, engine := range []Engine{EngineStd, EnginePoll} {
+		for _, how := range []string{"TLSConfig", "ServeTLS"} {
+			t.Run(engine.String()+"/"+how, func(t *testing.T) {
+				ptLeakCheck(t)
+				opts := ptOptions()
+				opts.Engine = engine
+				if how == "TLSConfig" {
+					opts.TLSConfig = tlsCert.ServerConfig()
+				}
+				srv, err := NewServer(opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				engines := make(chan Engine, 4)
+				mux := http.NewServeMux()
+				mux.Handle("/events", srv.Handle(Events{OnOpen: func(s *Session) { ptPut(engines, s.Engine()) }, OnMessage: ptEcho}))
+				mux.Handle("/echo", srv.WebSocket(func(s *Session) { ptPut(engines, s.Engine()); ptEchoSession(s) }))
+				mux.HandleFunc("/page", func(w http.ResponseWriter, r *http.Request) {
+					if r.TLS == nil {
+						http.Error(w, "no TLS state", 500)
+						return
+					}
+					io.WriteString(w, tls.VersionName(r.TLS.Version))
+				})
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				served := make(chan error, 1)
+				go func() {
+					if how == "TLSConfig" {
+						served <- srv.Serve(ln, mux)
+					} else {
+						served <- srv.ServeTLS(ln, mux, certFile, keyFile)
+					}
+				}()
+				t.Cleanup(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), ptWait)
+					defer cancel()
+					srv.Shutdown(ctx)
+					<-served
+				})
+				base := "wss://localhost:" + portOf(ln.Addr())
+				ctx, cancel := context.WithTimeout(context.Background(), ptWait)
+				defer cancel()
+				for _, path := range []string{"/events", "/echo"} {
+					s, err := Dial(ctx, base+path, &DialOptions{TLSConfig: tlsCert.ClientConfig()})
+					if err != nil {
+						t.Fatalf("Dial %s: %v", path, err)
+					}
+					if e := ptAwait(t, engines, "the session"); e != engine {
+						t.Errorf("%s: engine %v, want %v", path, e, engine)
+					}
+					for _, n := range []int{1, 1000, 70000} {
+						p := ptPattern(n, n)
+						if err := s.SendBinary(p); err != nil {
+							t.Fatal(err)
+						}
+						m, err := s.Receive(ctx)
+						if err != nil || string(m.Payload) != string(p) {
+							t.Fatalf("%s: echo of %d bytes: %v", path, n, err)
+						}
+					}
+					if err := s.Close(CloseNormal, ""); err != nil {
+						t.Fatal(err)
+					}
+				}
+				hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCert.ClientConfig()}}
+				resp, err := hc.Get("https://localhost:" + portOf(ln.Addr()) + "/page")
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				hc.CloseIdleConnections()
+				if resp.StatusCode != 200 || string(body) != "TLS 1.3" {
+					t.Fatalf("plain request over TLS: %d %q", resp.StatusCode, body)
+				}
+			})
+		}
+	}
+}
+
+// TestTLSListenerOnPoll: a tls.NewListener given to the poll engine is
+// refused at once with an error that says what to do, instead of a hang.
+func TestTLSListenerOnPoll(t *testing.T) {
+	opts := ptOptions()
+	srv, err := NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(tls.NewListener(ln, tlsCert.ServerConfig()), http.NewServeMux()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "TLSConfig") {
+			t.Fatalf("Serve returned %v", err)
+		}
+	case <-time.After(ptWait):
+		t.Fatal("Serve hung")
+	}
+}
+
+func portOf(a net.Addr) string { return strconv.Itoa(a.(*net.TCPAddr).Port) }
