@@ -36,6 +36,8 @@ type Conn struct {
 	stalled  int64 // when waitOut began, Unix ns, for Config.WriteTimeout
 	linger   time.Duration
 	unread   *[]byte // input handed back by Unread, delivered first on resuming
+	sealer   Sealer  // turns output into what goes on the wire, when set
+	sealed   int     // chunks at the front of out already sealed
 	*detach
 
 	mu          sync.Mutex
@@ -202,7 +204,7 @@ const chunkSize = 4096
 // Buffer returns room for at least n bytes at the end of the output: a
 // slice of length 0 to append to and hand to Commit. c is locked.
 func (c *Conn) Buffer(n int) []byte {
-	if k := len(c.out); k > 0 && c.out[k-1].r == nil {
+	if k := len(c.out); k > c.sealed && c.out[k-1].r == nil {
 		last := *c.out[k-1].b
 		if cap(last)-len(last) >= n {
 			return last[len(last):]
@@ -324,6 +326,7 @@ func (c *Conn) SharedSize() int { return c.shared }
 
 // flushLocked writes queued output until done or the socket is full.
 func (c *Conn) flushLocked(iov *[]unix.Iovec) {
+	c.seal()
 	for c.queued > 0 && c.werr == nil && !c.closed {
 		v := (*iov)[:0]
 		for i, k := range c.out {
@@ -398,6 +401,9 @@ func (c *Conn) consume(n int) {
 		n -= left
 		c.sent = 0
 		c.release(k)
+		if c.sealed > 0 {
+			c.sealed--
+		}
 		copy(c.out, c.out[1:])
 		c.out[len(c.out)-1] = chunk{}
 		c.out = c.out[:len(c.out)-1]
@@ -409,6 +415,7 @@ func (c *Conn) consume(n int) {
 		}
 		c.out = c.out[:0]
 		c.sent = 0
+		c.sealed = 0
 	}
 	if len(c.out) == 0 {
 		c.dropChunkList()
@@ -422,7 +429,64 @@ func (c *Conn) dropOutput() {
 	clear(c.out)
 	c.out = c.out[:0]
 	c.dropChunkList()
-	c.sent, c.queued = 0, 0
+	c.sent, c.queued, c.sealed = 0, 0, 0
+}
+
+// Sealer turns a connection's output into what goes on the wire, such as
+// TLS records (see SetSealer). Its methods run with the connection locked.
+type Sealer interface {
+	// Seal appends to dst the wire form of plain; with plain empty, only
+	// what the sealer owes the peer of its own (see Owed).
+	Seal(dst, plain []byte) []byte
+	// SealedSize bounds the length Seal appends for n bytes of plain.
+	SealedSize(n int) int
+	// Owed reports whether the sealer has output of its own to send, such
+	// as a TLS key update.
+	Owed() bool
+	// Close appends the wire form of the end of the stream, such as a TLS
+	// close_notify, or nothing.
+	Close(dst []byte) []byte
+}
+
+// SetSealer makes s seal c's output from now on: what is queued is
+// written as it is. c is locked.
+func (c *Conn) SetSealer(s Sealer) {
+	c.sealer = s
+	c.sealed = len(c.out)
+}
+
+// SealOwed writes what the sealer owes the peer of its own, after the
+// output queued before. c is locked.
+func (c *Conn) SealOwed() {
+	if c.sealer != nil && c.sealer.Owed() {
+		c.seal()
+		c.wrote()
+	}
+}
+
+// seal turns the output queued since the last call into its wire form.
+// Only sealed output is ever written, so a chunk sealed here has none of
+// its bytes written yet. c is locked.
+func (c *Conn) seal() {
+	if c.sealer == nil {
+		return
+	}
+	for i := c.sealed; i < len(c.out); i++ {
+		k := c.out[i]
+		b := bufpool.Get(c.sealer.SealedSize(len(*k.b)))
+		*b = c.sealer.Seal((*b)[:0], *k.b)
+		c.queued += len(*b) - len(*k.b)
+		c.release(k)
+		c.out[i] = chunk{b: b}
+	}
+	c.sealed = len(c.out)
+	if c.sealer.Owed() {
+		b := bufpool.Get(c.sealer.SealedSize(0))
+		*b = c.sealer.Seal((*b)[:0], nil)
+		c.addChunk(chunk{b: b})
+		c.queued += len(*b)
+		c.sealed = len(c.out)
+	}
 }
 
 // Close closes c once its queued output is written; OnClose then reports

@@ -822,6 +822,14 @@ func (l *loop) flushDirty() {
 // after shutting down its writing side and draining input for the linger
 // time.
 func (l *loop) finishClose(c *Conn, werr error) {
+	if werr == nil && c.sealer != nil && !c.lingering {
+		c.mu.Lock()
+		if end := c.sealer.Close(nil); len(end) > 0 {
+			unix.Write(c.fd, end) // best effort: the stream ends anyway
+		}
+		c.sealer = nil
+		c.mu.Unlock()
+	}
 	if werr == nil && c.linger > 0 && !c.lingering {
 		c.lingering = true
 		unix.Shutdown(c.fd, unix.SHUT_WR)
