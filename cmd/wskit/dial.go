@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -10,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -43,6 +46,8 @@ type dialConfig struct {
 	subprotocols []string
 	timeout      time.Duration
 	deflate      bool
+	insecure     bool   // accept any certificate
+	caFile       string // PEM certificates to trust
 }
 
 // listValue is a repeatable string flag.
@@ -76,6 +81,8 @@ func parseDialFlags(args []string, stderr io.Writer) (dialConfig, error) {
 	fs.Var((*listValue)(&c.subprotocols), "subprotocol", "offer this `subprotocol` (repeatable, in order of preference)")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "bound on the opening handshake and on the close handshake; 0 waits forever")
 	fs.BoolVar(&c.deflate, "deflate", true, "offer permessage-deflate compression (RFC 7692)")
+	fs.BoolVar(&c.insecure, "insecure", false, "wss://: accept any certificate, such as a self-signed one, without checking it")
+	fs.StringVar(&c.caFile, "ca", "", "wss://: trust the certificates in this PEM `file` (such as the one wskit serve -tls-self-signed prints)")
 	rest, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
@@ -179,7 +186,21 @@ func dial(ctx context.Context, c dialConfig) (*wskit.Session, error) {
 	if c.deflate {
 		o.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
 	}
-	s, err := wskit.Dial(ctx, c.url, &wskit.DialOptions{Options: &o, Header: c.header, Subprotocols: c.subprotocols})
+	do := &wskit.DialOptions{Options: &o, Header: c.header, Subprotocols: c.subprotocols}
+	if c.insecure || c.caFile != "" {
+		do.TLSConfig = &tls.Config{InsecureSkipVerify: c.insecure}
+		if c.caFile != "" {
+			pem, err := os.ReadFile(c.caFile)
+			if err != nil {
+				return nil, err
+			}
+			do.TLSConfig.RootCAs = x509.NewCertPool()
+			if !do.TLSConfig.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("-ca %s: no PEM certificate in it", c.caFile)
+			}
+		}
+	}
+	s, err := wskit.Dial(ctx, c.url, do)
 	var herr *wskit.HandshakeError
 	if errors.As(err, &herr) {
 		msg := fmt.Sprintf("%s: the server refused the WebSocket upgrade with HTTP status %d", c.url, herr.StatusCode)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	_ "embed"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"github.com/wskit/wskit"
 	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/selfsign"
 	"github.com/wskit/wskit/wsraw"
 )
 
@@ -37,6 +40,9 @@ type serveConfig struct {
 	timeout    time.Duration
 	deflate    bool
 	chatReplay int
+	tlsCert    string // PEM files of the certificate chain and key
+	tlsKey     string
+	selfSigned bool // an in-memory certificate for localhost
 }
 
 // options returns the server's Options for c.
@@ -70,6 +76,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "wait for a pong, a close reply or a write; 0 waits forever")
 	fs.BoolVar(&c.deflate, "deflate", true, "accept permessage-deflate compression (RFC 7692) on every endpoint but /raw")
 	fs.IntVar(&c.chatReplay, "chat-replay", 0, "how many of the last `N` /chat messages each new member receives")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve TLS (https, wss) with the certificate chain in this PEM `file`; needs -tls-key")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "the private key, in this PEM `file`, of -tls-cert")
+	fs.BoolVar(&c.selfSigned, "tls-self-signed", false, "serve TLS with a certificate made at start for localhost, 127.0.0.1 and ::1 (printed with its fingerprint)")
 	rest, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
@@ -87,6 +96,10 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 		return c, errors.New("-timeout must not be negative")
 	case c.chatReplay < 0:
 		return c, errors.New("-chat-replay must not be negative")
+	case (c.tlsCert == "") != (c.tlsKey == ""):
+		return c, errors.New("-tls-cert and -tls-key go together")
+	case c.selfSigned && c.tlsCert != "":
+		return c, errors.New("-tls-self-signed and -tls-cert exclude each other")
 	}
 	return c, nil
 }
@@ -108,7 +121,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	opts := c.options(log)
-	log.Info("listening", "addr", ln.Addr().String(), "page", pageURL(ln.Addr()), "engine", opts.Engine,
+	if opts.TLSConfig, err = c.tlsConfig(stderr); err != nil {
+		ln.Close()
+		fmt.Fprintf(stderr, "wskit serve: %v\n", err)
+		return 1
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "page", pageURL(ln.Addr(), opts.TLSConfig != nil), "engine", opts.Engine,
 		"max_message", formatSize(c.maxMessage), "ping", c.ping, "timeout", c.timeout, "deflate", c.deflate,
 		"chat_replay", c.chatReplay)
 	if err := serve(ctx, ln, opts, c.chatOptions(), log); err != nil {
@@ -119,8 +137,31 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	return 0
 }
 
+// tlsConfig returns the TLS configuration the flags ask for, or nil. With
+// -tls-self-signed it prints the certificate, for a client's -ca, and its
+// fingerprint.
+func (c serveConfig) tlsConfig(stderr io.Writer) (*tls.Config, error) {
+	switch {
+	case c.tlsCert != "":
+		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+		if err != nil {
+			return nil, err
+		}
+		return &tls.Config{Certificates: []tls.Certificate{cert}}, nil
+	case c.selfSigned:
+		cert, err := selfsign.New()
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stderr, "self-signed certificate for localhost, 127.0.0.1 and ::1, SHA-256 fingerprint %s\n%s",
+			cert.Fingerprint, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Leaf.Raw}))
+		return cert.ServerConfig(), nil
+	}
+	return nil, nil
+}
+
 // pageURL returns the demo page's URL for a listener's address.
-func pageURL(addr net.Addr) string {
+func pageURL(addr net.Addr, secure bool) string {
 	host, port, err := net.SplitHostPort(addr.String())
 	if err != nil {
 		return ""
@@ -128,7 +169,11 @@ func pageURL(addr net.Addr) string {
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		host = "localhost"
 	}
-	return "http://" + net.JoinHostPort(host, port) + "/"
+	scheme := "http://"
+	if secure {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, port) + "/"
 }
 
 // validEngine reports whether name is an engine wskit serve knows.

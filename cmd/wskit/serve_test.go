@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -553,8 +555,11 @@ func TestPageURL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := pageURL(a); got != want {
+		if got := pageURL(a, false); got != want {
 			t.Errorf("pageURL(%s) = %q, want %q", addr, got, want)
+		}
+		if got, want := pageURL(a, true), "https"+strings.TrimPrefix(want, "http"); got != want {
+			t.Errorf("pageURL(%s, true) = %q, want %q", addr, got, want)
 		}
 	}
 }
@@ -1014,6 +1019,55 @@ func TestChatRooms(t *testing.T) {
 			var he *wskit.HandshakeError
 			if !errors.As(err, &he) || he.StatusCode != http.StatusBadRequest {
 				t.Fatalf("a bad room: %v, want 400", err)
+			}
+		})
+	}
+}
+
+// TestServeSelfSigned runs wskit serve -tls-self-signed on each engine and
+// wskit dial against it over wss://, trusting the printed certificate with
+// -ca, and then with -insecure; without either, the dial fails.
+func TestServeSelfSigned(t *testing.T) {
+	for _, engine := range engines() {
+		t.Run(engine, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stderr syncBuffer
+			exit := make(chan int, 1)
+			go func() {
+				exit <- runServe(ctx, []string{"-addr", "127.0.0.1:0", "-engine", engine, "-tls-self-signed"}, &stderr)
+			}()
+			var addr string
+			waitFor(t, "the listen address", func() bool {
+				addr = listenAddr(stderr.String())
+				return addr != ""
+			})
+			log := stderr.String()
+			if !strings.Contains(log, "page=https://127.0.0.1:") || !strings.Contains(log, "SHA-256 fingerprint") {
+				t.Fatalf("the log does not show the https page and the fingerprint:\n%s", log)
+			}
+			start := strings.Index(log, "-----BEGIN CERTIFICATE-----")
+			end := strings.Index(log, "-----END CERTIFICATE-----")
+			if start < 0 || end < 0 {
+				t.Fatalf("no certificate in the log:\n%s", log)
+			}
+			caFile := filepath.Join(t.TempDir(), "ca.pem")
+			os.WriteFile(caFile, []byte(log[start:end+len("-----END CERTIFICATE-----")]+"\n"), 0o600)
+			url := "wss://localhost:" + strings.TrimPrefix(addr, "127.0.0.1:") + "/echo"
+			for _, trust := range [][]string{{"-ca", caFile}, {"-insecure"}} {
+				var out, errOut bytes.Buffer
+				args := append(append([]string{}, trust...), "-send", "over tls", "-count", "1", url)
+				if code := runDial(ctx, args, strings.NewReader(""), &out, &errOut); code != 0 || out.String() != "over tls\n" {
+					t.Fatalf("dial %v: exit %d, stdout %q, stderr %s", trust, code, out.String(), errOut.String())
+				}
+			}
+			var out, errOut bytes.Buffer
+			if code := runDial(ctx, []string{"-send", "x", "-count", "1", url}, strings.NewReader(""), &out, &errOut); code == 0 {
+				t.Fatalf("a dial that does not trust the certificate succeeded: %s", out.String())
+			}
+			cancel()
+			if code := <-exit; code != 0 {
+				t.Errorf("exit %d:\n%s", code, stderr.String())
 			}
 		})
 	}
