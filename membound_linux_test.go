@@ -102,8 +102,8 @@ func memAttacks(t testing.TB) []memAttack {
 // that does not read fills the output.
 func memRoutes(srv *Server) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/events", srv.Handle(Events{OnMessage: ptEcho}))
-	mux.Handle("/stalled-events", srv.Handle(Events{OnMessage: func(s *Session, m Message) { <-s.Done() }}))
+	mux.Handle("/events", srv.Handle(Events{OnMessage: ptEcho, OnClose: memEnded}))
+	mux.Handle("/stalled-events", srv.Handle(Events{OnMessage: func(s *Session, m Message) { <-s.Done() }, OnClose: memEnded}))
 	mux.Handle("/push", srv.WebSocket(func(s *Session) {
 		p := make([]byte, 64<<10)
 		for s.SendBinary(p) == nil {
@@ -142,6 +142,9 @@ func TestMemoryBound(t *testing.T) {
 				ln := ptListen(t, 0, 4096)
 				srv, addr := ptStart(t, opts, ln, memRoutes)
 				writes := a.bytes(m)
+				memEnds.Lock()
+				memEnds.reasons = nil
+				memEnds.Unlock()
 				base := heapInUse()
 				var wg sync.WaitGroup
 				var peers []*ptPeer
@@ -172,7 +175,9 @@ func TestMemoryBound(t *testing.T) {
 				bound := memBound(k, opts, deflateContext)
 				t.Logf("%s: %.0f KiB per connection; bound %.0f KiB", a.name, float64(held)/conns/1024, float64(bound)/1024)
 				if live != conns {
-					t.Errorf("%d sessions live when measured, want %d: the attack must not end them", live, conns)
+					memEnds.Lock()
+					t.Errorf("%d sessions live when measured, want %d: the attack must not end them; Events sessions that ended: %q", live, conns, memEnds.reasons)
+					memEnds.Unlock()
 				}
 				if held > conns*bound {
 					t.Errorf("%s held %d bytes per connection, more than the bound of %d", k.name, held/conns, bound)
@@ -180,6 +185,18 @@ func TestMemoryBound(t *testing.T) {
 			})
 		}
 	}
+}
+
+// memEnds records why Events sessions ended, for a failure to show.
+var memEnds struct {
+	sync.Mutex
+	reasons []string
+}
+
+func memEnded(s *Session, r CloseReason) {
+	memEnds.Lock()
+	memEnds.reasons = append(memEnds.reasons, fmt.Sprintf("%v (%v)", r, s.Err()))
+	memEnds.Unlock()
 }
 
 // memBound is the most one connection of kind k can make a server with
