@@ -115,7 +115,8 @@ func (rt *route) hooked() bool {
 	return rt.cfg.accept != nil || o.Accept != nil || o.CheckOrigin != nil
 }
 
-// ServeHTTP upgrades the request, on the goroutine net/http serves it on.
+// ServeHTTP upgrades the request, on the goroutine net/http serves it on,
+// and returns once the session is open.
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p, ok := w.(*routeProbe); ok {
 		p.rt, p.r = rt, r // the poll engine looking for its routes
@@ -134,7 +135,13 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.nc.Close()
 		return
 	}
-	rt.serveConn(u)
+	// The session runs on a goroutine of its own and ServeHTTP returns, so
+	// that net/http's goroutine, its buffers and the chain's frames are not
+	// kept for the session's life. The request's context then keeps its
+	// values, not its cancellation, which net/http brings when ServeHTTP
+	// returns.
+	u.r = r.WithContext(context.WithoutCancel(r.Context()))
+	go rt.serveConn(u)
 }
 
 // serveConn runs a session on an upgraded connection, until it ends.

@@ -161,7 +161,6 @@ type receiver struct {
 	c *wsconn.Conn
 
 	notify   chan struct{} // tells a waiting receiver that a message came
-	wake     chan struct{} // asks the background reader to read
 	grace    *time.Timer   // wakes it when the handler holds a message too long
 	stop     chan struct{} // closed by Close: no more messages are wanted
 	stopOnce sync.Once
@@ -169,21 +168,22 @@ type receiver struct {
 	rmu sync.Mutex // serialises receivers
 
 	// Under Session.mu.
-	reader      reader    // who reads now
-	holdSince   time.Time // when the handler took the message it holds
-	graceArmed  bool
-	waiting     bool          // a receiver waits on notify
-	outstanding int           // messages handed over and not yet released
-	room        chan struct{} // closed when the queue shrinks, made by the reader
-	next        Message       // the next message, borrowed from the reader's buffers
-	nextPin     wsconn.Pin    // its buffers
-	hasNext     bool
-	held        wsconn.Pin // buffers of the message the handler has
-	holding     bool
-	queue       []queued // copies of messages that came while one was held
-	queuedBytes int
-	heldCopy    *[]byte // buffer of the queued message returned last
-	stopped     bool
+	reader        reader    // who reads now
+	readerRunning bool      // the background reader's goroutine runs
+	holdSince     time.Time // when the handler took the message it holds
+	graceArmed    bool
+	waiting       bool          // a receiver waits on notify
+	outstanding   int           // messages handed over and not yet released
+	room          chan struct{} // closed when the queue shrinks, made by the reader
+	next          Message       // the next message, borrowed from the reader's buffers
+	nextPin       wsconn.Pin    // its buffers
+	hasNext       bool
+	held          wsconn.Pin // buffers of the message the handler has
+	holding       bool
+	queue         []queued // copies of messages that came while one was held
+	queuedBytes   int
+	heldCopy      *[]byte // buffer of the queued message returned last
+	stopped       bool
 
 	releaseOnce sync.Once
 }
@@ -232,15 +232,16 @@ func newSession(c *wsconn.Conn, opts *Options, req *http.Request, protocol strin
 		receiver: &receiver{
 			c:      c,
 			notify: make(chan struct{}, 1),
-			wake:   make(chan struct{}, 1),
 			stop:   make(chan struct{}),
-			reader: readerBackground, // until the handler receives
 		},
 	}
 	s.ctx, s.cancel = context.WithCancel(parent)
-	s.grace = time.AfterFunc(time.Hour, s.graceOver)
-	s.grace.Stop()
-	go s.readLoop()
+	// Nobody reads until the handler receives; if it does not within
+	// holdGrace, the session's own goroutine starts reading.
+	s.mu.Lock() // the timer's goroutine reads grace under the lock
+	s.holdSince, s.graceArmed = time.Now(), true
+	s.grace = time.AfterFunc(holdGrace, s.graceOver)
+	s.mu.Unlock()
 	return s
 }
 
@@ -251,7 +252,7 @@ func (s *Session) graceOver() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.graceArmed = false
-	if s.reader != readerNone || s.ended || s.outstanding == 0 {
+	if s.reader != readerNone || s.ended {
 		return
 	}
 	if left := holdGrace - time.Since(s.holdSince); left > 0 {
@@ -262,40 +263,37 @@ func (s *Session) graceOver() {
 	s.wakeReader()
 }
 
-// wakeReader asks the background reader to take over the read side.
+// wakeReader makes the session's own goroutine read while nobody else
+// does, starting it if it is not running: a session whose handler reads
+// for itself has no goroutine but the handler's. s.mu is held.
 func (s *Session) wakeReader() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if s.reader != readerNone || s.ended {
+		return
+	}
+	s.reader = readerBackground
+	if !s.readerRunning {
+		s.readerRunning = true
+		go s.readLoop()
 	}
 }
 
-// readLoop is the background reader: it reads while nobody else does and a
-// reader is needed, and parks when a receiver reads for itself.
+// readLoop is the background reader: it reads while the read side is its
+// own, and ends when a receiver takes it over.
 func (s *Session) readLoop() {
 	for {
 		s.mu.Lock()
-		active, ended := s.reader == readerBackground, s.ended
-		s.mu.Unlock()
-		switch {
-		case ended:
-			return
-		case active:
-			if !s.readBackground() {
-				return
-			}
-			continue
-		}
-		select {
-		case <-s.wake:
-		case <-s.done:
+		if s.reader != readerBackground || s.ended {
+			s.readerRunning = false
+			s.mu.Unlock()
 			return
 		}
-		s.mu.Lock()
-		if s.reader == readerNone && !s.ended {
-			s.reader = readerBackground
-		}
 		s.mu.Unlock()
+		if !s.readBackground() {
+			s.mu.Lock()
+			s.readerRunning = false
+			s.mu.Unlock()
+			return
+		}
 	}
 }
 
@@ -650,7 +648,9 @@ func (s *Session) closeWith(code CloseCode, reason string, cause error) error {
 	s.dropQueue()
 	s.mu.Unlock()
 	s.stopOnce.Do(func() { close(s.stop) })
+	s.mu.Lock()
 	s.wakeReader() // someone must read the peer's close
+	s.mu.Unlock()
 	// A close already sent or a dead connection ends the session anyway.
 	sent := s.c.WriteClose(code, reason) == nil
 	<-s.done

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -754,6 +755,65 @@ func (nc *netConn) Close() error {
 	signal(c.wready)
 	c.l.post(task{kind: taskFlush, c: c})
 	return nil
+}
+
+// SyscallConn returns a RawConn whose Read and Write wait for readiness
+// from the loop, for a reader that takes a buffer only once input is
+// there. The functions run with the connection locked, so that its
+// descriptor stays its own.
+func (nc *netConn) SyscallConn() (syscall.RawConn, error) { return (*rawNetConn)(nc), nil }
+
+// rawNetConn is a detached Conn seen as a syscall.RawConn.
+type rawNetConn Conn
+
+func (rc *rawNetConn) Control(f func(fd uintptr)) error {
+	c := (*Conn)(rc)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.closing {
+		return net.ErrClosed
+	}
+	f(uintptr(c.fd))
+	return nil
+}
+
+func (rc *rawNetConn) Read(f func(fd uintptr) bool) error {
+	c := (*Conn)(rc)
+	for {
+		c.mu.Lock()
+		if c.closed || c.closing {
+			c.mu.Unlock()
+			return net.ErrClosed
+		}
+		if c.rdl != 0 && time.Now().UnixNano() >= c.rdl {
+			c.mu.Unlock()
+			return os.ErrDeadlineExceeded
+		}
+		done := f(uintptr(c.fd))
+		c.mu.Unlock()
+		if done {
+			return nil
+		}
+		<-c.rready
+	}
+}
+
+func (rc *rawNetConn) Write(f func(fd uintptr) bool) error {
+	c := (*Conn)(rc)
+	nc := (*netConn)(c)
+	for {
+		c.mu.Lock()
+		if err := nc.writable(); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		done := f(uintptr(c.fd))
+		c.mu.Unlock()
+		if done {
+			return nil
+		}
+		<-c.wready
+	}
 }
 
 // CloseWrite shuts down the writing side.

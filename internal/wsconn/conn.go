@@ -59,9 +59,12 @@ type Conn struct {
 	cfg Config
 
 	// Read side: only the goroutine calling Next touches r and w; rbuf and
-	// pinned change under mu as Unpin reads them.
+	// pinned change under rmu, as Unpin reads them (rmu, not mu: a raw read
+	// takes its buffer within the connection's own lock).
+	rmu    sync.Mutex
 	rbuf   *[]byte
 	r, w   int
+	raw    *rawReader // nil where the connection offers no RawConn
 	pinned bool // rbuf holds a message still in use: read into a new one
 
 	mu       sync.Mutex
@@ -251,8 +254,11 @@ func New(nc net.Conn, buffered []byte, cfg Config) *Conn {
 		cfg.ReadBufferSize = 4096
 	}
 	c := &Conn{nc: nc, cfg: cfg, proto: codec.NewProtocol(cfg.Codec)}
-	c.rbuf = newReadBuf(max(cfg.ReadBufferSize, len(buffered)))
-	c.w = copy(*c.rbuf, buffered)
+	if len(buffered) > 0 {
+		c.rbuf = newReadBuf(max(cfg.ReadBufferSize, len(buffered)))
+		c.w = copy(*c.rbuf, buffered)
+	}
+	c.raw = newRawReader(c)
 	return c
 }
 
@@ -274,19 +280,24 @@ type Pin struct {
 func (c *Conn) Pin() Pin {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.rmu.Lock()
 	c.pinned = true
-	return Pin{rbuf: c.rbuf, codec: c.proto.DetachMessage()}
+	rbuf := c.rbuf
+	c.rmu.Unlock()
+	return Pin{rbuf: rbuf, codec: c.proto.DetachMessage()}
 }
 
 // Unpin returns a pinned message's buffers; it is safe from any goroutine.
 func (c *Conn) Unpin(p Pin) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.rmu.Lock()
 	if p.rbuf != nil && p.rbuf == c.rbuf {
 		c.pinned = false // the reader is still on it
 	} else {
 		bufpool.Put(p.rbuf)
 	}
+	c.rmu.Unlock()
 	for _, b := range p.codec {
 		codec.ReturnBuffer(b)
 	}
@@ -325,7 +336,7 @@ func (c *Conn) Next() (codec.Event, error) {
 		// The rest of a frame larger than the read buffer is read straight
 		// into the frame's own buffer.
 		c.mu.Lock()
-		room := c.proto.ReadRoom(len(*c.rbuf))
+		room := c.proto.ReadRoom(c.cfg.ReadBufferSize)
 		c.mu.Unlock()
 		if room != nil {
 			n, err := c.nc.Read(room)
@@ -340,7 +351,7 @@ func (c *Conn) Next() (codec.Event, error) {
 			}
 			return codec.Event{}, c.readError(err)
 		}
-		n, err := c.nc.Read(*c.rbuf)
+		n, err := c.read()
 		c.w = n
 		if err != nil && n == 0 {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -349,6 +360,37 @@ func (c *Conn) Next() (codec.Event, error) {
 			return codec.Event{}, c.readError(err)
 		}
 	}
+}
+
+// read reads what has come into the read buffer. Where the connection
+// lets it wait for input without a buffer (see rawReader), the buffer is
+// taken only once bytes are there: a session waiting for its peer holds
+// none.
+func (c *Conn) read() (int, error) {
+	if c.raw == nil {
+		return c.nc.Read(c.takeReadBuf())
+	}
+	c.dropReadBuf() // nothing in it is in use: c.r == c.w, and not pinned
+	return c.raw.read()
+}
+
+// takeReadBuf returns the read buffer, taking one if there is none, for a
+// read that has found input.
+func (c *Conn) takeReadBuf() []byte {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.rbuf == nil {
+		c.rbuf = newReadBuf(c.cfg.ReadBufferSize)
+	}
+	return *c.rbuf
+}
+
+// dropReadBuf gives back the read buffer of a read that found nothing.
+func (c *Conn) dropReadBuf() {
+	c.rmu.Lock()
+	bufpool.Put(c.rbuf)
+	c.rbuf = nil
+	c.rmu.Unlock()
 }
 
 // nextBuffered is Next without reading: ok is false when the bytes already
@@ -406,9 +448,11 @@ func (c *Conn) linger() {
 		c.mu.Unlock()
 		return
 	}
-	if c.pinned {
+	c.rmu.Lock()
+	if c.pinned || c.rbuf == nil {
 		c.rbuf, c.pinned = newReadBuf(c.cfg.ReadBufferSize), false
 	}
+	c.rmu.Unlock()
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
@@ -451,9 +495,11 @@ func (c *Conn) armTimers() error {
 	for c.flushing && (c.Queued() >= ReadPause || c.proto.Replies() > 0) && c.werr == nil && !c.closed && !c.released {
 		c.waitDrained() // past the write timeout the writer's deadline ends it
 	}
+	c.rmu.Lock()
 	if c.pinned {
-		c.rbuf, c.pinned = newReadBuf(c.cfg.ReadBufferSize), false
+		c.rbuf, c.pinned = nil, false // the holder of the Pin returns it
 	}
+	c.rmu.Unlock()
 	if c.proto.State() == codec.StateClosed {
 		c.mu.Unlock()
 		return ErrClosed
@@ -903,10 +949,12 @@ func (c *Conn) Release() error {
 	}
 	c.released = true
 	err := c.proto.Release()
+	c.rmu.Lock()
 	if !c.pinned {
 		bufpool.Put(c.rbuf) // else the holder of the Pin returns it
 	}
 	c.rbuf = nil
+	c.rmu.Unlock()
 	if !c.flushing {
 		bufpool.Put(c.out)
 		c.out = nil
