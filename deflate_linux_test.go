@@ -27,6 +27,8 @@ func TestDeflateRoundTrip(t *testing.T) {
 	}{
 		{"takeover", codec.PerMessageDeflate{}, codec.PerMessageDeflate{},
 			"permessage-deflate"},
+		{"kept compressors", codec.PerMessageDeflate{KeepCompressor: true, ClientMaxWindowBits: 15}, codec.PerMessageDeflate{KeepCompressor: true},
+			"permessage-deflate"},
 		{"server no takeover", codec.PerMessageDeflate{ServerNoContextTakeover: true}, codec.PerMessageDeflate{},
 			"permessage-deflate; server_no_context_takeover"},
 		{"client asks no takeover", codec.PerMessageDeflate{}, codec.PerMessageDeflate{ServerNoContextTakeover: true, ClientNoContextTakeover: true},

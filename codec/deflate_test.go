@@ -836,18 +836,19 @@ func TestDeflateLevel(t *testing.T) {
 	}
 }
 
-// Below 15 window bits the windowed compressor has one level, as Level's
-// documentation says; HuffmanOnly stays Huffman-only at any window.
+// Below 15 window bits, levels 2–9 use klauspost's windowed compressor,
+// which has one level, as Level's documentation says; level 1 is ours at
+// any window, and HuffmanOnly stays Huffman-only.
 func TestDeflateLevelWithBoundedWindow(t *testing.T) {
 	text := jsonText(0, 64<<10)
 	repeats := bytes.Repeat([]byte("abcdefgh"), 8<<10)
 	for _, bits := range []int{9, 12} {
-		one := compressedSize(t, PerMessageDeflate{Level: 1, ServerMaxWindowBits: bits}, text)
+		two := compressedSize(t, PerMessageDeflate{Level: 2, ServerMaxWindowBits: bits}, text)
 		nine := compressedSize(t, PerMessageDeflate{Level: 9, ServerMaxWindowBits: bits}, text)
 		huff := compressedSize(t, PerMessageDeflate{Level: flate.HuffmanOnly, ServerMaxWindowBits: bits}, repeats)
 		lz := compressedSize(t, PerMessageDeflate{ServerMaxWindowBits: bits}, repeats)
-		if nine != one || huff < len(repeats)/4 || lz > len(repeats)/50 {
-			t.Errorf("%d-bit window: level 1 gave %d bytes, level 9 %d; %d repeats: HuffmanOnly %d, level 1 %d", bits, one, nine, len(repeats), huff, lz)
+		if nine != two || huff < len(repeats)/4 || lz > len(repeats)/50 {
+			t.Errorf("%d-bit window: level 2 gave %d bytes, level 9 %d; %d repeats: HuffmanOnly %d, level 1 %d", bits, two, nine, len(repeats), huff, lz)
 		}
 	}
 }
@@ -878,47 +879,58 @@ func TestDeflateValidate(t *testing.T) {
 	}
 }
 
-// An echo server's steady state: receive a compressed 1 KiB message, send
-// it back compressed, with no allocation.
+// An echo server's steady state: receive a compressed message, send it
+// back compressed, with no allocation: with the windowed compressor of the
+// zero value (one block and, at 40 KiB, two), a kept compressor, a pooled
+// one primed with the history (level 6), and without context takeover.
 func TestDeflateEchoDoesNotAllocate(t *testing.T) {
 	if race.Enabled {
 		t.Skip("sync.Pool drops items at random under -race")
 	}
 	const warm, runs = 200, 1000
-	for _, takeover := range []bool{false, true} {
-		t.Run(fmt.Sprintf("takeover=%v", takeover), func(t *testing.T) {
-			d := &PerMessageDeflate{ServerNoContextTakeover: !takeover, ClientNoContextTakeover: !takeover}
-			sp, cp, _ := newPair(t, []Extension{d}, []Extension{d}, Config{})
-			frames := make([][]byte, warm+1+runs)
-			for i := range frames {
-				var err error
-				frames[i], err = cp.AppendMessage(nil, frame.OpText, 0, jsonText(i, 1024))
-				if err != nil || frames[i][0]&frame.RSV1 == 0 {
-					t.Fatalf("client frame %d: % .4x, %v", i, frames[i], err)
+	for _, tt := range []struct {
+		name string
+		d    PerMessageDeflate
+	}{
+		{"takeover", PerMessageDeflate{}},
+		{"kept", PerMessageDeflate{KeepCompressor: true}},
+		{"level 6", PerMessageDeflate{Level: 6}},
+		{"no takeover", PerMessageDeflate{ServerNoContextTakeover: true, ClientNoContextTakeover: true}},
+	} {
+		for _, size := range []int{100, 1024, 40 << 10} {
+			t.Run(fmt.Sprintf("%s/%d", tt.name, size), func(t *testing.T) {
+				sp, cp, _ := newPair(t, []Extension{&tt.d}, []Extension{&tt.d}, Config{})
+				frames := make([][]byte, warm+1+runs)
+				for i := range frames {
+					var err error
+					frames[i], err = cp.AppendMessage(nil, frame.OpText, 0, jsonText(i, size))
+					if err != nil || frames[i][0]&frame.RSV1 == 0 {
+						t.Fatalf("client frame %d: % .4x, %v", i, frames[i][:4], err)
+					}
 				}
-			}
-			in := make([]byte, 2048)
-			out := make([]byte, 0, 4096)
-			i := 0
-			echo := func() {
-				n := copy(in, frames[i])
-				i++
-				ev, k, ok, err := sp.Receive(in[:n])
-				if !ok || err != nil || k != n || len(ev.Payload) < 1000 {
-					t.Fatalf("message %d: %d of %d bytes, %v, %v", i, k, n, ok, err)
+				in := make([]byte, 2*size+64)
+				out := make([]byte, 0, 2*size+64)
+				i := 0
+				echo := func() {
+					n := copy(in, frames[i])
+					i++
+					ev, k, ok, err := sp.Receive(in[:n])
+					if !ok || err != nil || k != n || len(ev.Payload) < size-4 {
+						t.Fatalf("message %d: %d of %d bytes, %v, %v", i, k, n, ok, err)
+					}
+					out, _ = sp.AppendMessage(out[:0], ev.Op, 0, ev.Payload)
+					if out[0]&frame.RSV1 == 0 {
+						t.Fatalf("message %d echoed uncompressed", i)
+					}
 				}
-				out, _ = sp.AppendMessage(out[:0], ev.Op, 0, ev.Payload)
-				if out[0]&frame.RSV1 == 0 {
-					t.Fatalf("message %d echoed uncompressed", i)
+				for range warm {
+					echo()
 				}
-			}
-			for range warm {
-				echo()
-			}
-			if allocs := testing.AllocsPerRun(runs, echo); allocs != 0 {
-				t.Errorf("%.1f allocations per echoed message", allocs)
-			}
-		})
+				if allocs := testing.AllocsPerRun(runs, echo); allocs != 0 {
+					t.Errorf("%.1f allocations per echoed message", allocs)
+				}
+			})
+		}
 	}
 }
 

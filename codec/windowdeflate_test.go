@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/flate"
+
+	"github.com/wskit/wskit/frame"
 )
 
 // windowInflaters are the references the windowed compressor's output is
@@ -137,5 +139,59 @@ func TestHuffmanLengthsAreLimited(t *testing.T) {
 		if kraft != 1<<limit || used < 2 {
 			t.Fatalf("round %d: the code is not complete (Kraft sum %d/%d, %d symbols)", round, kraft, 1<<limit, used)
 		}
+	}
+}
+
+// A message compressed for many connections (a hub's) enters the peer's
+// window without entering our history: the next message of our own must
+// not refer to what came before it. Our client and both reference
+// inflaters, reading the stream as a peer keeping its window does, must get
+// every message back, for each way of compressing our own.
+func TestDeflateSharedBetweenOwnMessages(t *testing.T) {
+	for _, d := range []PerMessageDeflate{{}, {KeepCompressor: true}, {Level: 6}} {
+		t.Run(fmt.Sprintf("keep=%v,level=%d", d.KeepCompressor, d.Level), func(t *testing.T) {
+			sp, cp, _ := newPair(t, []Extension{&d}, []Extension{&PerMessageDeflate{}}, Config{})
+			sh, ok := sp.Sharing()
+			if !ok {
+				t.Fatal("the server's messages cannot be shared")
+			}
+			var window []byte
+			for i := range 40 {
+				msg := jsonText(i%4, 200+i*37)
+				var wire []byte
+				if i%3 == 1 {
+					var scratch [2]*[]byte
+					var rsv byte
+					var err error
+					wire, rsv, err = sh.AppendMessage(nil, frame.OpText, msg, &scratch)
+					for _, b := range scratch {
+						ReturnBuffer(b)
+					}
+					if err != nil || rsv != frame.RSV1 {
+						t.Fatalf("shared message %d: RSV %#x, %v", i, rsv, err)
+					}
+					if err := sp.SentShared(rsv); err != nil {
+						t.Fatal(err)
+					}
+					if got := receiveOne(t, cp, wire, 0); got != string(msg) {
+						t.Fatalf("shared message %d inflated to %d bytes, want %d", i, len(got), len(msg))
+					}
+				} else {
+					wire, _ = transfer(t, sp, cp, frame.OpText, msg)
+				}
+				f := wireFrames(t, sp, wire)
+				if f[0].h.Rsv != frame.RSV1 {
+					t.Fatalf("message %d went uncompressed", i)
+				}
+				for _, inf := range windowInflaters {
+					got, err := inf.inflate(messagePayload(f), window)
+					if err != nil || !bytes.Equal(got, msg) {
+						t.Fatalf("message %d: %s inflates it to %d bytes, %v", i, inf.name, len(got), err)
+					}
+				}
+				window = append(window, msg...)
+				window = window[max(0, len(window)-32<<10):]
+			}
+		})
 	}
 }
