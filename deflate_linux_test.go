@@ -26,19 +26,21 @@ func TestDeflateRoundTrip(t *testing.T) {
 		want           string
 	}{
 		{"takeover", codec.PerMessageDeflate{}, codec.PerMessageDeflate{},
+			"permessage-deflate; client_max_window_bits=13"},
+		{"full client window", codec.PerMessageDeflate{ClientMaxWindowBits: 15}, codec.PerMessageDeflate{},
 			"permessage-deflate"},
 		{"kept compressors", codec.PerMessageDeflate{KeepCompressor: true, ClientMaxWindowBits: 15}, codec.PerMessageDeflate{KeepCompressor: true},
 			"permessage-deflate"},
 		{"server no takeover", codec.PerMessageDeflate{ServerNoContextTakeover: true}, codec.PerMessageDeflate{},
-			"permessage-deflate; server_no_context_takeover"},
+			"permessage-deflate; server_no_context_takeover; client_max_window_bits=13"},
 		{"client asks no takeover", codec.PerMessageDeflate{}, codec.PerMessageDeflate{ServerNoContextTakeover: true, ClientNoContextTakeover: true},
 			"permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
 		{"server bounds client window", codec.PerMessageDeflate{ClientMaxWindowBits: 10}, codec.PerMessageDeflate{},
 			"permessage-deflate; client_max_window_bits=10"},
 		{"client bounds server window", codec.PerMessageDeflate{}, codec.PerMessageDeflate{ServerMaxWindowBits: 9},
-			"permessage-deflate; server_max_window_bits=9"},
+			"permessage-deflate; server_max_window_bits=9; client_max_window_bits=13"},
 		{"level 9 and threshold", codec.PerMessageDeflate{Level: 9, Threshold: 100}, codec.PerMessageDeflate{Level: 9},
-			"permessage-deflate"},
+			"permessage-deflate; client_max_window_bits=13"},
 	}
 	var msgs [][]byte
 	for _, n := range []int{0, 1, 50, 200, 1 << 10, 40 << 10, 300 << 10} {

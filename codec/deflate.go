@@ -19,8 +19,8 @@ import (
 // data message may be compressed on its own, flagged by RSV1 on its first
 // frame. Its zero value is a working configuration: level 1, every non-empty
 // message compressed when that makes it smaller, context takeover allowed
-// both ways, 15-bit windows, and inflated messages bounded by the
-// connection's MaxMessageSize.
+// both ways, clients asked for 13-bit windows, and inflated messages
+// bounded by the connection's MaxMessageSize.
 //
 // Level 1 with context takeover compresses with the windowed compressor of
 // this package (windowdeflate.go). Everything else uses
@@ -32,8 +32,9 @@ import (
 //   - Without context takeover on a side, nothing is held between messages:
 //     compressors and decompressors come from pools for one message.
 //   - With the peer taking over context, the receiver keeps the peer's
-//     window: the last 2^bits bytes it inflated, at most 32 KiB at 15 bits;
-//     ClientMaxWindowBits (on a server) bounds it.
+//     window: the last 2^bits bytes it inflated, at most 32 KiB at 15 bits.
+//     A server asks clients for 13 bits (8 KiB) unless ClientMaxWindowBits
+//     says otherwise.
 //   - Taking over our own context keeps the last 8 KiB sent and a 4 KiB
 //     index of them, 12 KiB from the first compressed message on; with
 //     KeepCompressor, a compressor instead, about 830 KB at level 1.
@@ -72,11 +73,15 @@ type PerMessageDeflate struct {
 	// request at it and compresses with it in any case; a client offers it,
 	// which bounds the window it keeps.
 	ServerMaxWindowBits int
-	// ClientMaxWindowBits (8–15, 0 means 15) bounds the window the client
-	// compresses with, and so the window the server keeps: a server sends
-	// client_max_window_bits when the client offered that parameter, and
-	// requires client_no_context_takeover when it did not; a client limits
-	// itself to it and offers client_max_window_bits.
+	// ClientMaxWindowBits (8–15) bounds the window the client compresses
+	// with, and so the window the server keeps of its messages: a server
+	// sends client_max_window_bits when the client offered that parameter,
+	// and requires client_no_context_takeover when it did not. 0 means 13
+	// (8 KiB) on a server, for a client that takes over its context:
+	// browsers and Node's ws offer the parameter; clients that do not, such
+	// as coder/websocket, then compress each message on its own unless this
+	// is 15. A client limits itself to it and offers client_max_window_bits;
+	// 0 means what the server allows, up to 15.
 	ClientMaxWindowBits int
 	// MaxInflatedSize bounds a message after inflating; a message that
 	// inflates to more fails the connection with 1009 as soon as the limit
@@ -92,6 +97,10 @@ type PerMessageDeflate struct {
 	// faster; with many connections, leave it off.
 	KeepCompressor bool
 }
+
+// defaultClientBits is the client's window a server asks for when
+// ClientMaxWindowBits is 0: the most it keeps of each client's messages.
+const defaultClientBits = 13
 
 // Validate reports an option out of range.
 func (d *PerMessageDeflate) Validate() error {
@@ -235,8 +244,12 @@ func (d *PerMessageDeflate) Accept(offers []ExtensionOffer) (ExtensionOffer, Tra
 		}
 		// The client's side.
 		t.inBits = 15
-		limit := bitsOr15(d.ClientMaxWindowBits)
 		t.inNoContext = p.clientNoContext || d.ClientNoContextTakeover
+		limit := d.ClientMaxWindowBits
+		if limit == 0 && !t.inNoContext {
+			limit = defaultClientBits // nothing to bound when nothing is kept
+		}
+		limit = bitsOr15(limit)
 		if limit < 15 && p.clientBits == 0 {
 			t.inNoContext = true // its window cannot be bounded otherwise
 		}

@@ -80,30 +80,42 @@ func TestDeflateAccept(t *testing.T) {
 		want   string // the response; "" when declined
 		params string // of the server's Transform
 	}
+	// wide keeps whatever window a client takes: the rows with it test the
+	// parameters, those with the zero value its bound on the client's window.
+	wide := PerMessageDeflate{ClientMaxWindowBits: 15}
 	tests := []test{
-		{PerMessageDeflate{}, pmd, pmd, "out=15 in=15"},
-		{PerMessageDeflate{}, pmd + "; client_max_window_bits", pmd, "out=15 in=15"},
-		{PerMessageDeflate{}, pmd + "; client_max_window_bits=10", pmd, "out=15 in=15"},
-		{PerMessageDeflate{}, pmd + "; server_no_context_takeover", pmd + "; server_no_context_takeover", "out=15/nc in=15"},
+		{PerMessageDeflate{}, pmd, pmd + "; client_no_context_takeover", "out=15 in=15/nc"},
+		{PerMessageDeflate{}, pmd + "; client_max_window_bits", pmd + "; client_max_window_bits=13", "out=15 in=13"},
+		{PerMessageDeflate{}, pmd + "; client_max_window_bits=15", pmd + "; client_max_window_bits=13", "out=15 in=13"},
+		{PerMessageDeflate{}, pmd + "; client_max_window_bits=10", pmd + "; client_max_window_bits=10", "out=15 in=10"},
 		{PerMessageDeflate{}, pmd + "; client_no_context_takeover", pmd + "; client_no_context_takeover", "out=15 in=15/nc"},
-		{PerMessageDeflate{}, pmd + "; client_no_context_takeover; server_no_context_takeover",
+		{PerMessageDeflate{}, pmd + "; client_no_context_takeover; client_max_window_bits", pmd + "; client_no_context_takeover", "out=15 in=15/nc"},
+		{PerMessageDeflate{}, pmd + "; server_no_context_takeover; client_max_window_bits",
+			pmd + "; server_no_context_takeover; client_max_window_bits=13", "out=15/nc in=13"},
+
+		{wide, pmd, pmd, "out=15 in=15"},
+		{wide, pmd + "; client_max_window_bits", pmd, "out=15 in=15"},
+		{wide, pmd + "; client_max_window_bits=10", pmd, "out=15 in=15"},
+		{wide, pmd + "; server_no_context_takeover", pmd + "; server_no_context_takeover", "out=15/nc in=15"},
+		{wide, pmd + "; client_no_context_takeover", pmd + "; client_no_context_takeover", "out=15 in=15/nc"},
+		{wide, pmd + "; client_no_context_takeover; server_no_context_takeover",
 			pmd + "; server_no_context_takeover; client_no_context_takeover", "out=15/nc in=15/nc"},
-		{PerMessageDeflate{}, "PerMessage-Deflate; SERVER_NO_CONTEXT_TAKEOVER", pmd + "; server_no_context_takeover", "out=15/nc in=15"},
-		{PerMessageDeflate{}, pmd + `; server_max_window_bits="10"`, pmd + "; server_max_window_bits=10", "out=10 in=15"},
-		{PerMessageDeflate{}, pmd + "; server_max_window_bits = 9", pmd + "; server_max_window_bits=9", "out=9 in=15"},
+		{wide, "PerMessage-Deflate; SERVER_NO_CONTEXT_TAKEOVER", pmd + "; server_no_context_takeover", "out=15/nc in=15"},
+		{wide, pmd + `; server_max_window_bits="10"`, pmd + "; server_max_window_bits=10", "out=10 in=15"},
+		{wide, pmd + "; server_max_window_bits = 9", pmd + "; server_max_window_bits=9", "out=9 in=15"},
 		// The first valid alternative wins.
-		{PerMessageDeflate{}, pmd + "; server_max_window_bits=7, " + pmd + "; client_no_context_takeover", pmd + "; client_no_context_takeover", "out=15 in=15/nc"},
-		{PerMessageDeflate{}, pmd + "; x=1, " + pmd + "; server_max_window_bits, " + pmd + "; server_max_window_bits=12", pmd + "; server_max_window_bits=12", "out=12 in=15"},
-		{PerMessageDeflate{}, pmd + "; server_max_window_bits=10, " + pmd, pmd + "; server_max_window_bits=10", "out=10 in=15"},
-		{PerMessageDeflate{}, "x-webkit-deflate-frame, " + pmd + "; client_max_window_bits, foo", pmd, "out=15 in=15"},
+		{wide, pmd + "; server_max_window_bits=7, " + pmd + "; client_no_context_takeover", pmd + "; client_no_context_takeover", "out=15 in=15/nc"},
+		{wide, pmd + "; x=1, " + pmd + "; server_max_window_bits, " + pmd + "; server_max_window_bits=12", pmd + "; server_max_window_bits=12", "out=12 in=15"},
+		{wide, pmd + "; server_max_window_bits=10, " + pmd, pmd + "; server_max_window_bits=10", "out=10 in=15"},
+		{wide, "x-webkit-deflate-frame, " + pmd + "; client_max_window_bits, foo", pmd, "out=15 in=15"},
 
 		// The server's own options.
-		{PerMessageDeflate{ServerNoContextTakeover: true}, pmd, pmd + "; server_no_context_takeover", "out=15/nc in=15"},
+		{PerMessageDeflate{ServerNoContextTakeover: true, ClientMaxWindowBits: 15}, pmd, pmd + "; server_no_context_takeover", "out=15/nc in=15"},
 		{PerMessageDeflate{ClientNoContextTakeover: true}, pmd, pmd + "; client_no_context_takeover", "out=15 in=15/nc"},
-		{PerMessageDeflate{ServerMaxWindowBits: 10}, pmd, pmd, "out=10 in=15"},
-		{PerMessageDeflate{ServerMaxWindowBits: 10}, pmd + "; server_max_window_bits=12", pmd + "; server_max_window_bits=10", "out=10 in=15"},
-		{PerMessageDeflate{ServerMaxWindowBits: 10}, pmd + "; server_max_window_bits=9", pmd + "; server_max_window_bits=9", "out=9 in=15"},
-		{PerMessageDeflate{ServerMaxWindowBits: 10}, pmd + "; server_max_window_bits=15", pmd + "; server_max_window_bits=10", "out=10 in=15"},
+		{PerMessageDeflate{ServerMaxWindowBits: 10, ClientMaxWindowBits: 15}, pmd, pmd, "out=10 in=15"},
+		{PerMessageDeflate{ServerMaxWindowBits: 10, ClientMaxWindowBits: 15}, pmd + "; server_max_window_bits=12", pmd + "; server_max_window_bits=10", "out=10 in=15"},
+		{PerMessageDeflate{ServerMaxWindowBits: 10, ClientMaxWindowBits: 15}, pmd + "; server_max_window_bits=9", pmd + "; server_max_window_bits=9", "out=9 in=15"},
+		{PerMessageDeflate{ServerMaxWindowBits: 10, ClientMaxWindowBits: 15}, pmd + "; server_max_window_bits=15", pmd + "; server_max_window_bits=10", "out=10 in=15"},
 		// A client that cannot bound its window must drop it after each message.
 		{PerMessageDeflate{ClientMaxWindowBits: 12}, pmd, pmd + "; client_no_context_takeover", "out=15 in=15/nc"},
 		{PerMessageDeflate{ClientMaxWindowBits: 12}, pmd + "; client_max_window_bits", pmd + "; client_max_window_bits=12", "out=15 in=12"},
@@ -118,7 +130,7 @@ func TestDeflateAccept(t *testing.T) {
 			pmd + "; server_no_context_takeover; server_max_window_bits=10; client_no_context_takeover; client_max_window_bits=11", "out=10/nc in=11/nc"},
 	}
 	for b := 8; b <= 15; b++ {
-		tests = append(tests, test{PerMessageDeflate{}, fmt.Sprintf("%s; server_max_window_bits=%d", pmd, b),
+		tests = append(tests, test{wide, fmt.Sprintf("%s; server_max_window_bits=%d", pmd, b),
 			fmt.Sprintf("%s; server_max_window_bits=%d", pmd, b), fmt.Sprintf("out=%d in=15", b)})
 		tests = append(tests, test{PerMessageDeflate{ClientMaxWindowBits: 8}, fmt.Sprintf("%s; client_max_window_bits=%d", pmd, b),
 			pmd + "; client_max_window_bits=8", "out=15 in=8"})
@@ -152,7 +164,7 @@ func TestDeflateAccept(t *testing.T) {
 		pmd + `; server_no_context_takeover="x"`,
 		pmd + "; server_max_window_bits=7, " + pmd + "; foo, " + pmd + "; client_max_window_bits=16",
 	} {
-		tests = append(tests, test{PerMessageDeflate{}, offer, "", ""})
+		tests = append(tests, test{wide, offer, "", ""})
 	}
 	// A quoted empty value is not a token: the whole header is malformed,
 	// and the server then declines every extension.
@@ -393,11 +405,13 @@ func TestDeflateWindowBitsBoundTheWindow(t *testing.T) {
 			name           string
 			server, client PerMessageDeflate
 		}{
-			{"server_max_window_bits", PerMessageDeflate{}, PerMessageDeflate{ServerMaxWindowBits: bits}},
-			{"server's own limit", PerMessageDeflate{ServerMaxWindowBits: bits}, PerMessageDeflate{}},
+			{"server_max_window_bits", PerMessageDeflate{ClientMaxWindowBits: 15}, PerMessageDeflate{ServerMaxWindowBits: bits}},
+			{"server's own limit", PerMessageDeflate{ServerMaxWindowBits: bits, ClientMaxWindowBits: 15}, PerMessageDeflate{}},
 			{"client_max_window_bits", PerMessageDeflate{ClientMaxWindowBits: bits}, PerMessageDeflate{}},
-			{"client's own limit", PerMessageDeflate{}, PerMessageDeflate{ClientMaxWindowBits: bits}},
-			{"15 bits", PerMessageDeflate{}, PerMessageDeflate{}},
+			{"client's own limit", PerMessageDeflate{ClientMaxWindowBits: 15}, PerMessageDeflate{ClientMaxWindowBits: bits}},
+			{"15 bits", PerMessageDeflate{ClientMaxWindowBits: 15}, PerMessageDeflate{}},
+			// A server's zero value bounds the client's window at 13 bits.
+			{"client's default", PerMessageDeflate{}, PerMessageDeflate{}},
 		} {
 			sp, cp, _ := newPair(t, []Extension{&tt.server}, []Extension{&tt.client}, Config{})
 			for _, d := range []*direction{
@@ -405,6 +419,9 @@ func TestDeflateWindowBitsBoundTheWindow(t *testing.T) {
 				{name: "client to server", from: cp, to: sp, op: frame.OpBinary, bits: 15},
 			} {
 				bounded := strings.HasPrefix(tt.name, "server") == (d.from == sp) && tt.name != "15 bits"
+				if tt.name == "client's default" {
+					bounded = d.from == cp && bits >= defaultClientBits
+				}
 				payload, compressed := d.send(t, 0, msg)
 				switch {
 				case bounded && compressed:
@@ -527,7 +544,8 @@ func TestDeflateInflatesCompressFlateOutput(t *testing.T) {
 				if !takeover {
 					offer += "; client_no_context_takeover"
 				}
-				p := deflateServer(t, PerMessageDeflate{}, offer, Config{})
+				// compress/flate's window is 32 KiB: the server must keep as much.
+				p := deflateServer(t, PerMessageDeflate{ClientMaxWindowBits: 15}, offer, Config{})
 				for i, payload := range stdDeflate(t, level, takeover, msgs...) {
 					if got := receiveOne(t, p, compressedFrames(frame.OpText, payload, fragment), fragment/2); got != string(msgs[i]) {
 						t.Fatalf("level %d, takeover %v, message %d: inflated to %d bytes, want %d", level, takeover, i, len(got), len(msgs[i]))
@@ -541,7 +559,7 @@ func TestDeflateInflatesCompressFlateOutput(t *testing.T) {
 // A peer may end a message with a final (BFINAL) block instead of a sync
 // flush; with context takeover it may still refer to the earlier messages.
 func TestDeflateMessageEndingWithFinalBlock(t *testing.T) {
-	p := deflateServer(t, PerMessageDeflate{}, "permessage-deflate", Config{})
+	p := deflateServer(t, PerMessageDeflate{ClientMaxWindowBits: 15}, "permessage-deflate", Config{})
 	msgs := [][]byte{jsonText(0, 3000), jsonText(0, 3000), jsonText(5, 100)}
 	var window []byte
 	for i, m := range msgs {

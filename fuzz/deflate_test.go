@@ -137,7 +137,8 @@ func FuzzDeflateInflate(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := &codec.PerMessageDeflate{MaxInflatedSize: inflateLimit}
+		// compress/flate's window is 32 KiB: the server takes any.
+		d := &codec.PerMessageDeflate{MaxInflatedSize: inflateLimit, ClientMaxWindowBits: 15}
 		server := codec.NewProtocol(codec.Config{Role: codec.Server, Extensions: codec.AcceptExtensions([]codec.Extension{d}, offers)})
 		defer server.Release()
 		client := codec.Encoder{Role: codec.Client, FragmentSize: fragment}
