@@ -506,23 +506,35 @@ func (t *deflateTransform) Decode(buf *[]byte, op frame.Opcode, rsv byte, p []by
 }
 
 // keepWindow appends msg to the peer's window, keeping its last 2^inBits
-// bytes (at least 512: zlib compresses with 9 bits when asked for 8).
+// bytes (at least 512: zlib compresses with 9 bits when asked for 8). The
+// window is a pooled buffer that grows with what it holds, never past that
+// size.
 func (t *deflateTransform) keepWindow(msg []byte) {
 	size := 1 << max(t.inBits, 9)
-	if t.inDict == nil {
-		b := make([]byte, 0, min(size, max(len(msg), 1024)))
-		t.inDict = &b
+	d := t.inDict
+	held := 0
+	if d != nil {
+		held = len(*d)
 	}
-	d := *t.inDict
-	if len(msg) >= size {
-		d = append(d[:0], msg[len(msg)-size:]...)
-	} else {
-		if drop := len(d) + len(msg) - size; drop > 0 {
-			d = d[:copy(d, d[drop:])]
+	if need := min(size, held+len(msg)); d == nil || cap(*d) < need {
+		// Buffer sizes are powers of two, like size: never more than it.
+		nd := bufpool.Get(min(size, max(need, 2*held, 1024)))
+		if d != nil {
+			*nd = append(*nd, *d...)
+			bufpool.Put(d)
 		}
-		d = append(d, msg...)
+		d, t.inDict = nd, nd
 	}
-	*t.inDict = d
+	w := *d
+	if len(msg) >= size {
+		w = append(w[:0], msg[len(msg)-size:]...)
+	} else {
+		if drop := len(w) + len(msg) - size; drop > 0 {
+			w = w[:copy(w, w[drop:])]
+		}
+		w = append(w, msg...)
+	}
+	*d = w
 }
 
 // Release implements Transform.
@@ -532,6 +544,7 @@ func (t *deflateTransform) Release() {
 		t.w = nil
 	}
 	t.win.release()
+	bufpool.Put(t.inDict)
 	t.inDict = nil
 }
 
