@@ -147,6 +147,8 @@ func assignCodes(codes []huffCode, lens []uint8) {
 // them does not allocate.
 type huffBuilder struct {
 	sorted  [numLitLen]uint32 // frequency<<16 | symbol, in increasing order
+	spare   [numLitLen]uint32
+	count   [256]uint16       // the counting sort's buckets
 	weight  [numLitLen]uint32 // of the internal nodes
 	parent  [2 * numLitLen]uint16
 	depth   [numLitLen]uint16 // of the internal nodes
@@ -159,11 +161,13 @@ type huffBuilder struct {
 // the lowest unused symbols are added.
 func (hb *huffBuilder) buildLengths(freq []uint32, lens []uint8, limit int) {
 	n := 0
+	most := uint32(0)
 	for s, f := range freq {
 		lens[s] = 0
 		if f > 0 {
 			hb.sorted[n] = min(f, 0xffff)<<16 | uint32(s)
 			n++
+			most = max(most, f)
 		}
 	}
 	for s := 0; n < 2; s++ {
@@ -172,8 +176,29 @@ func (hb *huffBuilder) buildLengths(freq []uint32, lens []uint8, limit int) {
 			n++
 		}
 	}
+	// The leaves by frequency, then symbol: they are in symbol order now,
+	// so a stable counting sort by frequency does, and beats comparing
+	// when frequencies are small, as in the blocks of small messages.
 	leaves := hb.sorted[:n]
-	slices.Sort(leaves)
+	if most < uint32(len(hb.count)) {
+		clear(hb.count[:most+1])
+		for _, k := range leaves {
+			hb.count[k>>16]++
+		}
+		at := uint16(0)
+		for f := range hb.count[:most+1] {
+			c := hb.count[f]
+			hb.count[f] = at
+			at += c
+		}
+		for _, k := range leaves {
+			hb.spare[hb.count[k>>16]] = k
+			hb.count[k>>16]++
+		}
+		leaves = hb.spare[:n]
+	} else {
+		slices.Sort(leaves)
+	}
 
 	// Huffman's algorithm with two queues: the leaves in increasing order,
 	// and the internal nodes, made in increasing order of weight. Node
