@@ -1,19 +1,28 @@
 package wskit
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	kflate "github.com/klauspost/compress/flate"
 
 	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
 	"github.com/wskit/wskit/internal/bufpool"
 	"github.com/wskit/wskit/internal/race"
+	"github.com/wskit/wskit/internal/wstest"
 )
 
 // TestDeflateRoundTrip runs our client against our server with
@@ -26,17 +35,21 @@ func TestDeflateRoundTrip(t *testing.T) {
 		want           string
 	}{
 		{"takeover", codec.PerMessageDeflate{}, codec.PerMessageDeflate{},
+			"permessage-deflate; client_max_window_bits=13"},
+		{"full client window", codec.PerMessageDeflate{ClientMaxWindowBits: 15}, codec.PerMessageDeflate{},
+			"permessage-deflate"},
+		{"kept compressors", codec.PerMessageDeflate{KeepCompressor: true, ClientMaxWindowBits: 15}, codec.PerMessageDeflate{KeepCompressor: true},
 			"permessage-deflate"},
 		{"server no takeover", codec.PerMessageDeflate{ServerNoContextTakeover: true}, codec.PerMessageDeflate{},
-			"permessage-deflate; server_no_context_takeover"},
+			"permessage-deflate; server_no_context_takeover; client_max_window_bits=13"},
 		{"client asks no takeover", codec.PerMessageDeflate{}, codec.PerMessageDeflate{ServerNoContextTakeover: true, ClientNoContextTakeover: true},
 			"permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
 		{"server bounds client window", codec.PerMessageDeflate{ClientMaxWindowBits: 10}, codec.PerMessageDeflate{},
 			"permessage-deflate; client_max_window_bits=10"},
 		{"client bounds server window", codec.PerMessageDeflate{}, codec.PerMessageDeflate{ServerMaxWindowBits: 9},
-			"permessage-deflate; server_max_window_bits=9"},
+			"permessage-deflate; server_max_window_bits=9; client_max_window_bits=13"},
 		{"level 9 and threshold", codec.PerMessageDeflate{Level: 9, Threshold: 100}, codec.PerMessageDeflate{Level: 9},
-			"permessage-deflate"},
+			"permessage-deflate; client_max_window_bits=13"},
 	}
 	var msgs [][]byte
 	for _, n := range []int{0, 1, 50, 200, 1 << 10, 40 << 10, 300 << 10} {
@@ -272,4 +285,130 @@ func TestDeflateEventsIdleHoldsNoBuffer(t *testing.T) {
 	if n := bufpool.Lent(); n > base {
 		t.Fatalf("%d pooled buffers held by an idle session, %d before", n, base)
 	}
+}
+
+// TestDeflateMemoryPerConnection opens many sessions with the zero value of
+// PerMessageDeflate, wskit serve's configuration, offered as browsers offer
+// it ("permessage-deflate; client_max_window_bits"). Each client sends a
+// dozen compressed messages, 300 bytes to 4 KiB and 41 KiB in all, so that
+// every window involved is full, taking over its context within the window
+// the server allows, and reads the compressed echoes; then the sessions go
+// idle. What the process keeps per connection (live heap after GC, the
+// bare TCP clients included) must stay within 64 KiB, on both engines.
+func TestDeflateMemoryPerConnection(t *testing.T) {
+	if race.Enabled {
+		t.Skip("the race detector's shadow memory blurs the heap")
+	}
+	const limit = 64 << 10
+	n := 400
+	if testing.Short() {
+		n = 100
+	}
+	var msgs [][]byte
+	for i, size := range []int{300, 1 << 10, 2 << 10, 4 << 10, 4 << 10, 4 << 10, 4 << 10, 4 << 10, 4 << 10, 4 << 10, 4 << 10, 4 << 10} {
+		var b bytes.Buffer
+		for j := 0; b.Len() < size; j++ {
+			fmt.Fprintf(&b, `{"seq":%d,"user":"user-%d","room":"r%d","text":"message %d of %d","ok":%v},`, j, (i*7+j)%97, j%5, j, i, j%3 == 0)
+		}
+		msgs = append(msgs, b.Bytes()[:size])
+	}
+	for _, engine := range []Engine{EngineStd, EnginePoll} {
+		for _, path := range []string{"/echo", "/events"} {
+			t.Run(fmt.Sprintf("%v%s", engine, path), func(t *testing.T) {
+				opts := ptOptions()
+				opts.Engine = engine
+				opts.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
+				srv, addr := ptStart(t, opts, nil, ptRoutes(Events{}))
+				perConn := deflateMemoryRun(t, srv, addr, path, n, msgs)
+				t.Logf("%.1f KiB per connection", perConn/1024)
+				if perConn > limit {
+					t.Errorf("%.0f bytes per connection after compressed traffic, more than %d", perConn, limit)
+				}
+			})
+		}
+	}
+}
+
+// deflateMemoryRun connects n clients to path, has each exchange msgs with
+// the server compressed, and returns the growth of the live heap per
+// connection once they are idle. A client is a bare TCP connection; what it
+// needs only while it talks is dropped before the heap is measured.
+func deflateMemoryRun(t *testing.T, srv *Server, addr, path string, n int, msgs [][]byte) float64 {
+	t.Helper()
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		for range 3 { // and the pools' victim caches
+			runtime.GC()
+		}
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	conns := make([]net.Conn, n)
+	br := bufio.NewReaderSize(nil, 64<<10)
+	head := []byte(ptHead(addr, path, "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"))
+	tail := []byte{0, 0, 0xff, 0xff}
+	var z bytes.Buffer
+	for i := range conns {
+		nc, err := net.DialTimeout("tcp", addr, ptWait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		conns[i] = nc
+		nc.SetDeadline(time.Now().Add(ptWait))
+		br.Reset(nc)
+		if _, err := nc.Write(head); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("upgrade: %v, %v", resp, err)
+		}
+		// Context takeover both ways; the server may bound our window.
+		bits := 15
+		switch ext := resp.Header.Get("Sec-WebSocket-Extensions"); {
+		case ext == "permessage-deflate":
+		case strings.HasPrefix(ext, "permessage-deflate; client_max_window_bits="):
+			bits, _ = strconv.Atoi(strings.TrimPrefix(ext, "permessage-deflate; client_max_window_bits="))
+		default:
+			t.Fatalf("negotiated %q", ext)
+		}
+		w, _ := kflate.NewWriterWindow(&z, 1<<bits)
+		var window []byte
+		for _, m := range msgs {
+			z.Reset()
+			w.Write(m)
+			w.Flush()
+			payload := bytes.TrimSuffix(z.Bytes(), tail)
+			if _, err := nc.Write(ptFrameHeader(frame.Header{Fin: true, Rsv: frame.RSV1, Op: frame.OpText, Masked: true, Mask: ptMask, Length: int64(len(payload))}, payload)); err != nil {
+				t.Fatal(err)
+			}
+			h, got, err := wstest.ReadFrameLimit(br, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Rsv != frame.RSV1 {
+				t.Fatalf("client %d: the echo of %d bytes came uncompressed", i, len(m))
+			}
+			r := flate.NewReaderDict(io.MultiReader(bytes.NewReader(got), bytes.NewReader(tail)), window)
+			plain, err := io.ReadAll(r)
+			if !bytes.Equal(plain, m) || err != io.ErrUnexpectedEOF {
+				t.Fatalf("client %d: the echo of %d bytes inflated to %d, %v", i, len(m), len(plain), err)
+			}
+			window = append(window, plain...)
+			window = window[max(0, len(window)-32<<10):]
+		}
+		nc.SetDeadline(time.Time{})
+	}
+	br.Reset(nil)
+	for deadline := time.Now().Add(ptWait); srv.Sessions() < n && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := srv.Sessions(); got != n {
+		t.Fatalf("%d sessions, want %d", got, n)
+	}
+	after := heap()
+	runtime.KeepAlive(conns)
+	return float64(int64(after)-int64(before)) / float64(n)
 }

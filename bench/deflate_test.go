@@ -16,11 +16,13 @@ import (
 // declines, and the client says so.
 func TestZooDeflate(t *testing.T) {
 	const both = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+	// The zero value bounds the client's window at 13 bits.
+	const bounded = "permessage-deflate; client_max_window_bits=13"
 	want := map[string]string{
 		"gorilla-deflate":                     both,
-		"wskit-std-deflate":                   "permessage-deflate",
+		"wskit-std-deflate":                   bounded,
 		"wskit-std-deflate-nocontext":         both,
-		"wskit-poll-events-deflate":           "permessage-deflate",
+		"wskit-poll-events-deflate":           bounded,
 		"wskit-poll-events-deflate-nocontext": both,
 		"wskit-poll-events":                   "",
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/klauspost/compress/flate"
 
@@ -25,10 +26,14 @@ import (
 // of the ring.
 const deflateBenchRing = 64
 
-var deflateBenchSizes = []struct {
+type deflateBenchSize struct {
 	name string
 	size int
-}{{"1KiB", 1 << 10}, {"64KiB", 64 << 10}}
+}
+
+// deflateBenchSizes are the message sizes of BenchmarkDeflate and
+// BenchmarkDeflateCompressors; BenchmarkFlateLibraries uses the last two.
+var deflateBenchSizes = []deflateBenchSize{{"64B", 64}, {"1KiB", 1 << 10}, {"16KiB", 16 << 10}, {"64KiB", 64 << 10}}
 
 var deflateBenchWords = []string{
 	"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
@@ -107,31 +112,39 @@ func deflateBenchMessages(size, n int) [][]byte {
 }
 
 // deflateBenchNegotiate runs the handshake's negotiation between a client
-// offering "permessage-deflate; client_max_window_bits" (a browser's
-// offer) and a server configured as server.
-func deflateBenchNegotiate(tb testing.TB, server PerMessageDeflate) (srv, cli []Negotiated) {
+// configured as client offering "permessage-deflate;
+// client_max_window_bits" (a browser's offer) and a server configured as
+// server.
+func deflateBenchNegotiate(tb testing.TB, m deflateBenchMode) (srv, cli []Negotiated) {
 	tb.Helper()
 	offers, err := ParseExtensions(nil, []string{"permessage-deflate; client_max_window_bits"})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv = mustAccept(tb, []Extension{&server}, offers)
+	srv = mustAccept(tb, []Extension{&m.server}, offers)
 	if len(srv) != 1 {
 		tb.Fatalf("server declined the offer")
 	}
-	cli, err = ConfirmExtensions([]Extension{&PerMessageDeflate{}}, []ExtensionOffer{srv[0].Response})
+	cli, err = ConfirmExtensions([]Extension{&m.client}, []ExtensionOffer{srv[0].Response})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return srv, cli
 }
 
-var deflateBenchModes = []struct {
-	name   string
-	server PerMessageDeflate
-}{
-	{"takeover", PerMessageDeflate{}},
-	{"no-takeover", PerMessageDeflate{ServerNoContextTakeover: true, ClientNoContextTakeover: true}},
+type deflateBenchMode struct {
+	name           string
+	server, client PerMessageDeflate
+}
+
+// deflateBenchModes: the zero value (context takeover with 8 KiB of
+// history, clients' windows bounded at 13 bits); compressors kept for the
+// connection with 15-bit windows both ways, the zero value until it was
+// bounded; and no context takeover.
+var deflateBenchModes = []deflateBenchMode{
+	{"takeover", PerMessageDeflate{}, PerMessageDeflate{}},
+	{"kept", PerMessageDeflate{KeepCompressor: true, ClientMaxWindowBits: 15}, PerMessageDeflate{KeepCompressor: true}},
+	{"no-takeover", PerMessageDeflate{ServerNoContextTakeover: true, ClientNoContextTakeover: true}, PerMessageDeflate{}},
 }
 
 // deflateBenchHeaderSize returns the size of the header of the unmasked
@@ -167,7 +180,9 @@ func deflateBenchPayload(tb testing.TB, f []byte) []byte {
 //     included.
 //
 // MB/s counts uncompressed bytes; ratio is the compressed payload over the
-// original. The default PerMessageDeflate is level 1.
+// original; held-B is what one connection keeps between messages for its
+// side of the work (see deflateBenchHeld). The default PerMessageDeflate is
+// level 1.
 func BenchmarkDeflate(b *testing.B) {
 	for _, dir := range []string{"send", "receive"} {
 		for _, sz := range deflateBenchSizes {
@@ -175,9 +190,9 @@ func BenchmarkDeflate(b *testing.B) {
 			for _, mode := range deflateBenchModes {
 				b.Run(dir+"/"+sz.name+"/"+mode.name, func(b *testing.B) {
 					if dir == "send" {
-						benchDeflateSend(b, mode.server, msgs)
+						benchDeflateSend(b, mode, msgs)
 					} else {
-						benchDeflateReceive(b, mode.server, msgs)
+						benchDeflateReceive(b, mode, msgs)
 					}
 				})
 			}
@@ -185,8 +200,63 @@ func BenchmarkDeflate(b *testing.B) {
 	}
 }
 
-func benchDeflateSend(b *testing.B, server PerMessageDeflate, msgs [][]byte) {
-	srv, _ := deflateBenchNegotiate(b, server)
+// deflateBenchHeld returns the live heap one server Protocol keeps once
+// it has sent (or received) msgs, beyond what it held before: the mean
+// over 64 of them, after a GC. Pools and the runtime move a few KiB now
+// and then, which shows as a few dozen bytes either way.
+func deflateBenchHeld(b *testing.B, mode deflateBenchMode, send bool, msgs [][]byte) float64 {
+	const n = 64
+	type pair struct{ srv, cli *Protocol }
+	pairs := make([]pair, n)
+	for i := range pairs {
+		srv, cli := deflateBenchNegotiate(b, mode)
+		pairs[i] = pair{NewProtocol(Config{Role: Server, Extensions: srv}), NewProtocol(Config{Role: Client, Extensions: cli})}
+	}
+	var frames [][]byte
+	if !send {
+		for _, m := range msgs {
+			f, err := pairs[0].cli.AppendMessage(nil, frame.OpText, 0, m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			frames = append(frames, f)
+		}
+	}
+	out := make([]byte, 0, 128<<10)
+	in := make([]byte, 0, 128<<10)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for _, pr := range pairs {
+		for i, m := range msgs {
+			if send {
+				out, _ = pr.srv.AppendMessage(out[:0], frame.OpText, 0, m)
+				continue
+			}
+			in = append(in[:0], frames[i]...)
+			if _, _, ok, err := pr.srv.Receive(in); !ok || err != nil {
+				b.Fatalf("received %v, %v", ok, err)
+			}
+		}
+		pr.srv.ReturnLent()
+	}
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(pairs)
+	runtime.KeepAlive(out)
+	runtime.KeepAlive(in)
+	for _, pr := range pairs {
+		pr.srv.Release()
+		pr.cli.Release()
+	}
+	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+}
+
+func benchDeflateSend(b *testing.B, mode deflateBenchMode, msgs [][]byte) {
+	held := deflateBenchHeld(b, mode, true, msgs[:8])
+	srv, _ := deflateBenchNegotiate(b, mode)
 	p := NewProtocol(Config{Role: Server, Extensions: srv})
 	defer p.Release()
 	out := make([]byte, 0, p.MessageSize(len(msgs[0])))
@@ -216,30 +286,38 @@ func benchDeflateSend(b *testing.B, server PerMessageDeflate, msgs [][]byte) {
 	}
 	deflateBenchPayload(b, out)
 	b.ReportMetric(float64(wire)/float64(orig), "ratio")
+	b.ReportMetric(held, "held-B")
 }
 
-func benchDeflateReceive(b *testing.B, server PerMessageDeflate, msgs [][]byte) {
-	srv, cli := deflateBenchNegotiate(b, server)
+func benchDeflateReceive(b *testing.B, mode deflateBenchMode, msgs [][]byte) {
+	held := deflateBenchHeld(b, mode, false, msgs[:8])
+	srv, cli := deflateBenchNegotiate(b, mode)
 	client := NewProtocol(Config{Role: Client, Extensions: cli})
 	defer client.Release()
 	// The client compresses the ring twice in a row: the first round warms
 	// the server's window up, the second is what the benchmark cycles
 	// through. With takeover, each message of the second round refers back
-	// to the 32 KiB before it, which on replay are the same messages again.
+	// to the window before it, which on replay are the same messages again.
+	// A message that does not shrink (64 bytes without context) goes as it
+	// is, and counts at its size.
 	frames := make([][]byte, 2*len(msgs))
 	var zipped int64
+	compressed := 0
 	for i := range frames {
 		f, err := client.AppendMessage(nil, frame.OpText, 0, msgs[i%len(msgs)])
 		if err != nil {
 			b.Fatal(err)
 		}
-		if f[0]&frame.RSV1 == 0 {
-			b.Fatal("the client did not compress")
+		if f[0]&frame.RSV1 != 0 {
+			compressed++
 		}
 		if i >= len(msgs) {
 			zipped += int64(len(deflateBenchPayload(b, f)))
 		}
 		frames[i] = f
+	}
+	if compressed < len(frames)/2 {
+		b.Fatalf("the client compressed %d of %d messages", compressed, len(frames))
 	}
 	p := NewProtocol(Config{Role: Server, Extensions: srv})
 	defer p.Release()
@@ -268,6 +346,7 @@ func benchDeflateReceive(b *testing.B, server PerMessageDeflate, msgs [][]byte) 
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(zipped)/float64(int64(len(msgs))*int64(len(msgs[0]))), "ratio")
+	b.ReportMetric(held, "held-B")
 }
 
 // flateBenchWriter and flateBenchResetter are what compress/flate and
@@ -341,7 +420,7 @@ var flateBenchFinal = []byte{0x01, 0x00, 0x00, 0xff, 0xff}
 //
 // LIB is last so that benchstat -col /lib puts the two side by side.
 func BenchmarkFlateLibraries(b *testing.B) {
-	for _, sz := range deflateBenchSizes {
+	for _, sz := range deflateBenchSizes[len(deflateBenchSizes)-2:] {
 		msgs := deflateBenchMessages(sz.size, deflateBenchRing)
 		for _, level := range []int{1, 6} {
 			for _, keep := range []bool{false, true} {
@@ -538,4 +617,114 @@ func flateBenchLive(newOne func() any) float64 {
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(held)
 	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+}
+
+// BenchmarkDeflateCompressors compares ways of compressing a connection's
+// messages with context takeover on the same JSON-like messages, sent one
+// after the other (each compressed against what went before):
+//
+//   - window: ours, the zero value's (windowdeflate.go): 8 KiB of history
+//     and a 4 KiB index kept per connection;
+//   - kept: a klauspost level-1 Writer kept per connection, Write and
+//     Flush (KeepCompressor);
+//   - pooled-dict: a pooled klauspost level-1 Writer primed with the
+//     connection's last 8 KiB (ResetDict), as levels 2–9 are;
+//   - stateless-dict: klauspost's StatelessDeflate with the last 8 KiB as
+//     its dictionary, which copies them with the message into a new buffer
+//     on each call;
+//   - pooled: no context takeover, a pooled Writer Reset for each message.
+//
+// ratio is the compressed size over the original; held-B is what one
+// connection keeps between messages (for kept, flateBenchLive's measure of
+// a Writer; for the dictionaries, the 8 KiB).
+func BenchmarkDeflateCompressors(b *testing.B) {
+	for _, sz := range deflateBenchSizes[:3] {
+		msgs := deflateBenchMessages(sz.size, deflateBenchRing)
+		for _, c := range []string{"window", "kept", "pooled-dict", "stateless-dict", "pooled"} {
+			b.Run(sz.name+"/"+c, func(b *testing.B) {
+				benchDeflateCompressor(b, c, msgs)
+			})
+		}
+	}
+}
+
+func benchDeflateCompressor(b *testing.B, c string, msgs [][]byte) {
+	sink := &flateBenchSink{b: make([]byte, 0, windowRoom(len(msgs[0]))+64)}
+	var kept *flate.Writer
+	var st windowState
+	defer st.release()
+	var held float64
+	switch c {
+	case "kept":
+		kept, _ = flate.NewWriter(sink, flate.BestSpeed)
+		held = flateBenchLive(func() any {
+			w, _ := flate.NewWriter(io.Discard, flate.BestSpeed)
+			w.Write(msgs[0])
+			w.Flush()
+			return w
+		})
+	case "window":
+		held = float64(unsafe.Sizeof(windowBuf{}))
+	case "pooled-dict", "stateless-dict":
+		held = windowHistory
+	}
+	compress := func(m []byte) {
+		sink.b = sink.b[:0]
+		switch c {
+		case "window":
+			out, ok := st.compress(sink.b, m, 15)
+			if !ok {
+				b.Fatal("not compressed")
+			}
+			sink.b = out
+		case "kept":
+			kept.Write(m)
+			kept.Flush()
+			sink.b = sink.b[:len(sink.b)-4]
+		case "pooled-dict", "pooled":
+			w := getWriter(flate.BestSpeed, 15)
+			var dict []byte
+			if c == "pooled-dict" {
+				dict = st.history(15)
+			}
+			w.ResetDict(sink, dict)
+			w.Write(m)
+			w.Flush()
+			putWriter(w, flate.BestSpeed, 15)
+			sink.b = sink.b[:len(sink.b)-4]
+		case "stateless-dict":
+			flate.StatelessDeflate(sink, m, false, st.history(15))
+			sink.b = sink.b[:len(sink.b)-4]
+		}
+		st.commit(m)
+	}
+	// Check the first round against an inflater, which warms up too.
+	var window []byte
+	for i, m := range msgs {
+		compress(m)
+		if c == "pooled" {
+			window = nil
+		}
+		got, err := io.ReadAll(stdflate.NewReaderDict(io.MultiReader(bytes.NewReader(sink.b), bytes.NewReader(deflateTail)), window))
+		if err != nil || !bytes.Equal(got, m) {
+			b.Fatalf("message %d inflates to %d bytes, %v", i, len(got), err)
+		}
+		window = append(window, m...)
+		window = window[max(0, len(window)-32<<10):]
+	}
+	var orig, zipped int64
+	i := 0
+	b.SetBytes(int64(len(msgs[0])))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		m := msgs[i%len(msgs)]
+		i++
+		compress(m)
+		orig += int64(len(m))
+		zipped += int64(len(sink.b))
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(zipped)/float64(orig), "ratio")
+	b.ReportMetric(held, "held-B")
 }

@@ -80,30 +80,42 @@ func TestDeflateAccept(t *testing.T) {
 		want   string // the response; "" when declined
 		params string // of the server's Transform
 	}
+	// wide keeps whatever window a client takes: the rows with it test the
+	// parameters, those with the zero value its bound on the client's window.
+	wide := PerMessageDeflate{ClientMaxWindowBits: 15}
 	tests := []test{
-		{PerMessageDeflate{}, pmd, pmd, "out=15 in=15"},
-		{PerMessageDeflate{}, pmd + "; client_max_window_bits", pmd, "out=15 in=15"},
-		{PerMessageDeflate{}, pmd + "; client_max_window_bits=10", pmd, "out=15 in=15"},
-		{PerMessageDeflate{}, pmd + "; server_no_context_takeover", pmd + "; server_no_context_takeover", "out=15/nc in=15"},
+		{PerMessageDeflate{}, pmd, pmd + "; client_no_context_takeover", "out=15 in=15/nc"},
+		{PerMessageDeflate{}, pmd + "; client_max_window_bits", pmd + "; client_max_window_bits=13", "out=15 in=13"},
+		{PerMessageDeflate{}, pmd + "; client_max_window_bits=15", pmd + "; client_max_window_bits=13", "out=15 in=13"},
+		{PerMessageDeflate{}, pmd + "; client_max_window_bits=10", pmd + "; client_max_window_bits=10", "out=15 in=10"},
 		{PerMessageDeflate{}, pmd + "; client_no_context_takeover", pmd + "; client_no_context_takeover", "out=15 in=15/nc"},
-		{PerMessageDeflate{}, pmd + "; client_no_context_takeover; server_no_context_takeover",
+		{PerMessageDeflate{}, pmd + "; client_no_context_takeover; client_max_window_bits", pmd + "; client_no_context_takeover", "out=15 in=15/nc"},
+		{PerMessageDeflate{}, pmd + "; server_no_context_takeover; client_max_window_bits",
+			pmd + "; server_no_context_takeover; client_max_window_bits=13", "out=15/nc in=13"},
+
+		{wide, pmd, pmd, "out=15 in=15"},
+		{wide, pmd + "; client_max_window_bits", pmd, "out=15 in=15"},
+		{wide, pmd + "; client_max_window_bits=10", pmd, "out=15 in=15"},
+		{wide, pmd + "; server_no_context_takeover", pmd + "; server_no_context_takeover", "out=15/nc in=15"},
+		{wide, pmd + "; client_no_context_takeover", pmd + "; client_no_context_takeover", "out=15 in=15/nc"},
+		{wide, pmd + "; client_no_context_takeover; server_no_context_takeover",
 			pmd + "; server_no_context_takeover; client_no_context_takeover", "out=15/nc in=15/nc"},
-		{PerMessageDeflate{}, "PerMessage-Deflate; SERVER_NO_CONTEXT_TAKEOVER", pmd + "; server_no_context_takeover", "out=15/nc in=15"},
-		{PerMessageDeflate{}, pmd + `; server_max_window_bits="10"`, pmd + "; server_max_window_bits=10", "out=10 in=15"},
-		{PerMessageDeflate{}, pmd + "; server_max_window_bits = 9", pmd + "; server_max_window_bits=9", "out=9 in=15"},
+		{wide, "PerMessage-Deflate; SERVER_NO_CONTEXT_TAKEOVER", pmd + "; server_no_context_takeover", "out=15/nc in=15"},
+		{wide, pmd + `; server_max_window_bits="10"`, pmd + "; server_max_window_bits=10", "out=10 in=15"},
+		{wide, pmd + "; server_max_window_bits = 9", pmd + "; server_max_window_bits=9", "out=9 in=15"},
 		// The first valid alternative wins.
-		{PerMessageDeflate{}, pmd + "; server_max_window_bits=7, " + pmd + "; client_no_context_takeover", pmd + "; client_no_context_takeover", "out=15 in=15/nc"},
-		{PerMessageDeflate{}, pmd + "; x=1, " + pmd + "; server_max_window_bits, " + pmd + "; server_max_window_bits=12", pmd + "; server_max_window_bits=12", "out=12 in=15"},
-		{PerMessageDeflate{}, pmd + "; server_max_window_bits=10, " + pmd, pmd + "; server_max_window_bits=10", "out=10 in=15"},
-		{PerMessageDeflate{}, "x-webkit-deflate-frame, " + pmd + "; client_max_window_bits, foo", pmd, "out=15 in=15"},
+		{wide, pmd + "; server_max_window_bits=7, " + pmd + "; client_no_context_takeover", pmd + "; client_no_context_takeover", "out=15 in=15/nc"},
+		{wide, pmd + "; x=1, " + pmd + "; server_max_window_bits, " + pmd + "; server_max_window_bits=12", pmd + "; server_max_window_bits=12", "out=12 in=15"},
+		{wide, pmd + "; server_max_window_bits=10, " + pmd, pmd + "; server_max_window_bits=10", "out=10 in=15"},
+		{wide, "x-webkit-deflate-frame, " + pmd + "; client_max_window_bits, foo", pmd, "out=15 in=15"},
 
 		// The server's own options.
-		{PerMessageDeflate{ServerNoContextTakeover: true}, pmd, pmd + "; server_no_context_takeover", "out=15/nc in=15"},
+		{PerMessageDeflate{ServerNoContextTakeover: true, ClientMaxWindowBits: 15}, pmd, pmd + "; server_no_context_takeover", "out=15/nc in=15"},
 		{PerMessageDeflate{ClientNoContextTakeover: true}, pmd, pmd + "; client_no_context_takeover", "out=15 in=15/nc"},
-		{PerMessageDeflate{ServerMaxWindowBits: 10}, pmd, pmd, "out=10 in=15"},
-		{PerMessageDeflate{ServerMaxWindowBits: 10}, pmd + "; server_max_window_bits=12", pmd + "; server_max_window_bits=10", "out=10 in=15"},
-		{PerMessageDeflate{ServerMaxWindowBits: 10}, pmd + "; server_max_window_bits=9", pmd + "; server_max_window_bits=9", "out=9 in=15"},
-		{PerMessageDeflate{ServerMaxWindowBits: 10}, pmd + "; server_max_window_bits=15", pmd + "; server_max_window_bits=10", "out=10 in=15"},
+		{PerMessageDeflate{ServerMaxWindowBits: 10, ClientMaxWindowBits: 15}, pmd, pmd, "out=10 in=15"},
+		{PerMessageDeflate{ServerMaxWindowBits: 10, ClientMaxWindowBits: 15}, pmd + "; server_max_window_bits=12", pmd + "; server_max_window_bits=10", "out=10 in=15"},
+		{PerMessageDeflate{ServerMaxWindowBits: 10, ClientMaxWindowBits: 15}, pmd + "; server_max_window_bits=9", pmd + "; server_max_window_bits=9", "out=9 in=15"},
+		{PerMessageDeflate{ServerMaxWindowBits: 10, ClientMaxWindowBits: 15}, pmd + "; server_max_window_bits=15", pmd + "; server_max_window_bits=10", "out=10 in=15"},
 		// A client that cannot bound its window must drop it after each message.
 		{PerMessageDeflate{ClientMaxWindowBits: 12}, pmd, pmd + "; client_no_context_takeover", "out=15 in=15/nc"},
 		{PerMessageDeflate{ClientMaxWindowBits: 12}, pmd + "; client_max_window_bits", pmd + "; client_max_window_bits=12", "out=15 in=12"},
@@ -118,7 +130,7 @@ func TestDeflateAccept(t *testing.T) {
 			pmd + "; server_no_context_takeover; server_max_window_bits=10; client_no_context_takeover; client_max_window_bits=11", "out=10/nc in=11/nc"},
 	}
 	for b := 8; b <= 15; b++ {
-		tests = append(tests, test{PerMessageDeflate{}, fmt.Sprintf("%s; server_max_window_bits=%d", pmd, b),
+		tests = append(tests, test{wide, fmt.Sprintf("%s; server_max_window_bits=%d", pmd, b),
 			fmt.Sprintf("%s; server_max_window_bits=%d", pmd, b), fmt.Sprintf("out=%d in=15", b)})
 		tests = append(tests, test{PerMessageDeflate{ClientMaxWindowBits: 8}, fmt.Sprintf("%s; client_max_window_bits=%d", pmd, b),
 			pmd + "; client_max_window_bits=8", "out=15 in=8"})
@@ -152,7 +164,7 @@ func TestDeflateAccept(t *testing.T) {
 		pmd + `; server_no_context_takeover="x"`,
 		pmd + "; server_max_window_bits=7, " + pmd + "; foo, " + pmd + "; client_max_window_bits=16",
 	} {
-		tests = append(tests, test{PerMessageDeflate{}, offer, "", ""})
+		tests = append(tests, test{wide, offer, "", ""})
 	}
 	// A quoted empty value is not a token: the whole header is malformed,
 	// and the server then declines every extension.
@@ -393,11 +405,13 @@ func TestDeflateWindowBitsBoundTheWindow(t *testing.T) {
 			name           string
 			server, client PerMessageDeflate
 		}{
-			{"server_max_window_bits", PerMessageDeflate{}, PerMessageDeflate{ServerMaxWindowBits: bits}},
-			{"server's own limit", PerMessageDeflate{ServerMaxWindowBits: bits}, PerMessageDeflate{}},
+			{"server_max_window_bits", PerMessageDeflate{ClientMaxWindowBits: 15}, PerMessageDeflate{ServerMaxWindowBits: bits}},
+			{"server's own limit", PerMessageDeflate{ServerMaxWindowBits: bits, ClientMaxWindowBits: 15}, PerMessageDeflate{}},
 			{"client_max_window_bits", PerMessageDeflate{ClientMaxWindowBits: bits}, PerMessageDeflate{}},
-			{"client's own limit", PerMessageDeflate{}, PerMessageDeflate{ClientMaxWindowBits: bits}},
-			{"15 bits", PerMessageDeflate{}, PerMessageDeflate{}},
+			{"client's own limit", PerMessageDeflate{ClientMaxWindowBits: 15}, PerMessageDeflate{ClientMaxWindowBits: bits}},
+			{"15 bits", PerMessageDeflate{ClientMaxWindowBits: 15}, PerMessageDeflate{}},
+			// A server's zero value bounds the client's window at 13 bits.
+			{"client's default", PerMessageDeflate{}, PerMessageDeflate{}},
 		} {
 			sp, cp, _ := newPair(t, []Extension{&tt.server}, []Extension{&tt.client}, Config{})
 			for _, d := range []*direction{
@@ -405,6 +419,9 @@ func TestDeflateWindowBitsBoundTheWindow(t *testing.T) {
 				{name: "client to server", from: cp, to: sp, op: frame.OpBinary, bits: 15},
 			} {
 				bounded := strings.HasPrefix(tt.name, "server") == (d.from == sp) && tt.name != "15 bits"
+				if tt.name == "client's default" {
+					bounded = d.from == cp && bits >= defaultClientBits
+				}
 				payload, compressed := d.send(t, 0, msg)
 				switch {
 				case bounded && compressed:
@@ -527,7 +544,8 @@ func TestDeflateInflatesCompressFlateOutput(t *testing.T) {
 				if !takeover {
 					offer += "; client_no_context_takeover"
 				}
-				p := deflateServer(t, PerMessageDeflate{}, offer, Config{})
+				// compress/flate's window is 32 KiB: the server must keep as much.
+				p := deflateServer(t, PerMessageDeflate{ClientMaxWindowBits: 15}, offer, Config{})
 				for i, payload := range stdDeflate(t, level, takeover, msgs...) {
 					if got := receiveOne(t, p, compressedFrames(frame.OpText, payload, fragment), fragment/2); got != string(msgs[i]) {
 						t.Fatalf("level %d, takeover %v, message %d: inflated to %d bytes, want %d", level, takeover, i, len(got), len(msgs[i]))
@@ -541,7 +559,7 @@ func TestDeflateInflatesCompressFlateOutput(t *testing.T) {
 // A peer may end a message with a final (BFINAL) block instead of a sync
 // flush; with context takeover it may still refer to the earlier messages.
 func TestDeflateMessageEndingWithFinalBlock(t *testing.T) {
-	p := deflateServer(t, PerMessageDeflate{}, "permessage-deflate", Config{})
+	p := deflateServer(t, PerMessageDeflate{ClientMaxWindowBits: 15}, "permessage-deflate", Config{})
 	msgs := [][]byte{jsonText(0, 3000), jsonText(0, 3000), jsonText(5, 100)}
 	var window []byte
 	for i, m := range msgs {
@@ -836,18 +854,19 @@ func TestDeflateLevel(t *testing.T) {
 	}
 }
 
-// Below 15 window bits the windowed compressor has one level, as Level's
-// documentation says; HuffmanOnly stays Huffman-only at any window.
+// Below 15 window bits, levels 2–9 use klauspost's windowed compressor,
+// which has one level, as Level's documentation says; level 1 is ours at
+// any window, and HuffmanOnly stays Huffman-only.
 func TestDeflateLevelWithBoundedWindow(t *testing.T) {
 	text := jsonText(0, 64<<10)
 	repeats := bytes.Repeat([]byte("abcdefgh"), 8<<10)
 	for _, bits := range []int{9, 12} {
-		one := compressedSize(t, PerMessageDeflate{Level: 1, ServerMaxWindowBits: bits}, text)
+		two := compressedSize(t, PerMessageDeflate{Level: 2, ServerMaxWindowBits: bits}, text)
 		nine := compressedSize(t, PerMessageDeflate{Level: 9, ServerMaxWindowBits: bits}, text)
 		huff := compressedSize(t, PerMessageDeflate{Level: flate.HuffmanOnly, ServerMaxWindowBits: bits}, repeats)
 		lz := compressedSize(t, PerMessageDeflate{ServerMaxWindowBits: bits}, repeats)
-		if nine != one || huff < len(repeats)/4 || lz > len(repeats)/50 {
-			t.Errorf("%d-bit window: level 1 gave %d bytes, level 9 %d; %d repeats: HuffmanOnly %d, level 1 %d", bits, one, nine, len(repeats), huff, lz)
+		if nine != two || huff < len(repeats)/4 || lz > len(repeats)/50 {
+			t.Errorf("%d-bit window: level 2 gave %d bytes, level 9 %d; %d repeats: HuffmanOnly %d, level 1 %d", bits, two, nine, len(repeats), huff, lz)
 		}
 	}
 }
@@ -878,47 +897,58 @@ func TestDeflateValidate(t *testing.T) {
 	}
 }
 
-// An echo server's steady state: receive a compressed 1 KiB message, send
-// it back compressed, with no allocation.
+// An echo server's steady state: receive a compressed message, send it
+// back compressed, with no allocation: with the windowed compressor of the
+// zero value (one block and, at 40 KiB, two), a kept compressor, a pooled
+// one primed with the history (level 6), and without context takeover.
 func TestDeflateEchoDoesNotAllocate(t *testing.T) {
 	if race.Enabled {
 		t.Skip("sync.Pool drops items at random under -race")
 	}
 	const warm, runs = 200, 1000
-	for _, takeover := range []bool{false, true} {
-		t.Run(fmt.Sprintf("takeover=%v", takeover), func(t *testing.T) {
-			d := &PerMessageDeflate{ServerNoContextTakeover: !takeover, ClientNoContextTakeover: !takeover}
-			sp, cp, _ := newPair(t, []Extension{d}, []Extension{d}, Config{})
-			frames := make([][]byte, warm+1+runs)
-			for i := range frames {
-				var err error
-				frames[i], err = cp.AppendMessage(nil, frame.OpText, 0, jsonText(i, 1024))
-				if err != nil || frames[i][0]&frame.RSV1 == 0 {
-					t.Fatalf("client frame %d: % .4x, %v", i, frames[i], err)
+	for _, tt := range []struct {
+		name string
+		d    PerMessageDeflate
+	}{
+		{"takeover", PerMessageDeflate{}},
+		{"kept", PerMessageDeflate{KeepCompressor: true}},
+		{"level 6", PerMessageDeflate{Level: 6}},
+		{"no takeover", PerMessageDeflate{ServerNoContextTakeover: true, ClientNoContextTakeover: true}},
+	} {
+		for _, size := range []int{100, 1024, 40 << 10} {
+			t.Run(fmt.Sprintf("%s/%d", tt.name, size), func(t *testing.T) {
+				sp, cp, _ := newPair(t, []Extension{&tt.d}, []Extension{&tt.d}, Config{})
+				frames := make([][]byte, warm+1+runs)
+				for i := range frames {
+					var err error
+					frames[i], err = cp.AppendMessage(nil, frame.OpText, 0, jsonText(i, size))
+					if err != nil || frames[i][0]&frame.RSV1 == 0 {
+						t.Fatalf("client frame %d: % .4x, %v", i, frames[i][:4], err)
+					}
 				}
-			}
-			in := make([]byte, 2048)
-			out := make([]byte, 0, 4096)
-			i := 0
-			echo := func() {
-				n := copy(in, frames[i])
-				i++
-				ev, k, ok, err := sp.Receive(in[:n])
-				if !ok || err != nil || k != n || len(ev.Payload) < 1000 {
-					t.Fatalf("message %d: %d of %d bytes, %v, %v", i, k, n, ok, err)
+				in := make([]byte, 2*size+64)
+				out := make([]byte, 0, 2*size+64)
+				i := 0
+				echo := func() {
+					n := copy(in, frames[i])
+					i++
+					ev, k, ok, err := sp.Receive(in[:n])
+					if !ok || err != nil || k != n || len(ev.Payload) < size-4 {
+						t.Fatalf("message %d: %d of %d bytes, %v, %v", i, k, n, ok, err)
+					}
+					out, _ = sp.AppendMessage(out[:0], ev.Op, 0, ev.Payload)
+					if out[0]&frame.RSV1 == 0 {
+						t.Fatalf("message %d echoed uncompressed", i)
+					}
 				}
-				out, _ = sp.AppendMessage(out[:0], ev.Op, 0, ev.Payload)
-				if out[0]&frame.RSV1 == 0 {
-					t.Fatalf("message %d echoed uncompressed", i)
+				for range warm {
+					echo()
 				}
-			}
-			for range warm {
-				echo()
-			}
-			if allocs := testing.AllocsPerRun(runs, echo); allocs != 0 {
-				t.Errorf("%.1f allocations per echoed message", allocs)
-			}
-		})
+				if allocs := testing.AllocsPerRun(runs, echo); allocs != 0 {
+					t.Errorf("%.1f allocations per echoed message", allocs)
+				}
+			})
+		}
 	}
 }
 

@@ -126,7 +126,7 @@ func Example_customExtension() {
 	fmt.Printf("server:   %q, RSV %#x, %v\n", ev.Payload, ev.Rsv, err)
 	// Output:
 	// offer:    permessage-deflate; client_max_window_bits, x-crc32
-	// response: permessage-deflate, x-crc32
+	// response: permessage-deflate; client_max_window_bits=13, x-crc32
 	// wire:     a1 09 68 65 6c 6c 6f 36 10 a6 86
 	// client:   "hello", RSV 0x20, <nil>
 	// server:   "hello, hello, hello, hello, hello, hello, hello, hello, hello!", RSV 0x60, <nil>

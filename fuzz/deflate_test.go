@@ -137,7 +137,8 @@ func FuzzDeflateInflate(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := &codec.PerMessageDeflate{MaxInflatedSize: inflateLimit}
+		// compress/flate's window is 32 KiB: the server takes any.
+		d := &codec.PerMessageDeflate{MaxInflatedSize: inflateLimit, ClientMaxWindowBits: 15}
 		accepted, err := codec.AcceptExtensions([]codec.Extension{d}, offers)
 		if err != nil {
 			t.Fatal(err)
@@ -238,4 +239,85 @@ func randomBytes(n int) []byte {
 		b[i] = byte(r.Uint32())
 	}
 	return b
+}
+
+// FuzzDeflateCompress sends the messages of data, split at '|' and each
+// sent twice, from a server with the zero value of PerMessageDeflate (which
+// takes over its context) to a client that asked for server_max_window_bits
+// of 8 + opts%8 (15: not asked). Every message sent compressed must inflate
+// with compress/flate to itself, given only the window the client keeps (the
+// last 2^bits bytes of the messages sent compressed), and the client
+// Protocol must receive every message as it was sent.
+func FuzzDeflateCompress(f *testing.F) {
+	json := []byte(strings.Repeat(`{"id":17,"user":"ana","text":"hi, wörld","ok":true}|`, 30))
+	for _, s := range []struct {
+		data []byte
+		opts byte
+	}{
+		{json, 7},
+		{json, 0},
+		{json, 5},
+		{[]byte("a|a|aaaa|aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), 7},
+		{bytes.Repeat([]byte("abcdefgh"), 8<<10), 7},
+		{append(randomBytes(5000), randomBytes(5000)...), 7},
+		{append(randomBytes(300), randomBytes(300)...), 1},
+		{bytes.Repeat([]byte{0}, 70<<10), 3},
+		{nil, 7},
+	} {
+		f.Add(s.data, s.opts)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, opts byte) {
+		bits := 8 + int(opts%8)
+		client := &codec.PerMessageDeflate{}
+		if bits < 15 {
+			client.ServerMaxWindowBits = bits
+		}
+		offered, err := codec.OfferExtensions([]codec.Extension{client})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sn, err := codec.AcceptExtensions([]codec.Extension{&codec.PerMessageDeflate{}}, offered)
+		if err != nil || len(sn) != 1 {
+			t.Fatal("the server declined permessage-deflate")
+		}
+		cn, err := codec.ConfirmExtensions([]codec.Extension{client}, []codec.ExtensionOffer{sn[0].Response})
+		if err != nil {
+			t.Fatal(err)
+		}
+		server := codec.NewProtocol(codec.Config{Role: codec.Server, Extensions: sn})
+		defer server.Release()
+		receiver := codec.NewProtocol(codec.Config{Role: codec.Client, Extensions: cn, MaxMessageSize: -1})
+		defer receiver.Release()
+		var window []byte
+		for _, m := range bytes.Split(data, []byte("|")) {
+			for range 2 {
+				wire, err := server.AppendMessage(nil, frame.OpBinary, 0, m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h, n, err := frame.ParseHeader(wire)
+				if err != nil || n+int(h.Length) != len(wire) || !h.Fin {
+					t.Fatalf("not one frame: %+v, %v", h, err)
+				}
+				if h.Rsv == frame.RSV1 {
+					payload := wire[n:]
+					if len(payload) >= len(m) {
+						t.Fatalf("%d bytes sent compressed as %d", len(m), len(payload))
+					}
+					want, err := stdInflate(payload, window, len(m))
+					if err != nil || !bytes.Equal(want, m) {
+						t.Fatalf("compress/flate inflates %d bytes to %d (%v), not the message of %d", len(payload), len(want), err, len(m))
+					}
+					window = append(window, m...)
+					window = window[max(0, len(window)-1<<bits):]
+				} else if h.Rsv != 0 || !bytes.Equal(wire[n:], m) {
+					t.Fatalf("RSV %#x, %d bytes for a message of %d", h.Rsv, h.Length, len(m))
+				}
+				got, err := receiveMessage(receiver, wire)
+				if err != nil || !bytes.Equal(got, m) {
+					t.Fatalf("the client received %d bytes, %v; want %d", len(got), err, len(m))
+				}
+			}
+		}
+	})
 }

@@ -457,11 +457,14 @@ func browserEchoMessages(ctx context.Context, t *testing.T, path string, ms []wi
 
 // chromiumDeflateConfigs are the server's permessage-deflate configurations
 // that Chromium meets. Chromium offers
-// "permessage-deflate; client_max_window_bits".
+// "permessage-deflate; client_max_window_bits"; the zero value bounds its
+// window at 13 bits.
 var chromiumDeflateConfigs = []deflateServerConfig{
-	{"default", codec.PerMessageDeflate{}, "permessage-deflate"},
+	{"default", codec.PerMessageDeflate{}, "permessage-deflate; client_max_window_bits=13"},
+	{"full-client-window", codec.PerMessageDeflate{ClientMaxWindowBits: 15}, "permessage-deflate"},
+	{"kept-compressor", codec.PerMessageDeflate{KeepCompressor: true}, "permessage-deflate; client_max_window_bits=13"},
 	{"server-no-context-takeover", codec.PerMessageDeflate{ServerNoContextTakeover: true},
-		"permessage-deflate; server_no_context_takeover"},
+		"permessage-deflate; server_no_context_takeover; client_max_window_bits=13"},
 	{"client-max-window-bits-10", codec.PerMessageDeflate{ClientMaxWindowBits: 10},
 		"permessage-deflate; client_max_window_bits=10"},
 	{"combined", codec.PerMessageDeflate{Level: 9, ServerNoContextTakeover: true, ClientNoContextTakeover: true,

@@ -200,13 +200,20 @@ func (c coderDeflateCase) caseName() string           { return c.name }
 func (c coderDeflateCase) configure(o *wskit.Options) { withDeflate(c.server)(o) }
 
 // coderDeflateCases: coder offers "permessage-deflate" with context
-// takeover, and adds both no_context_takeover parameters without.
+// takeover, and adds both no_context_takeover parameters without. Its offer
+// does not let the server bound its window, so a server that bounds it (the
+// zero value does, at 13 bits) asks for client_no_context_takeover.
 var coderDeflateCases = []coderDeflateCase{
-	{"context-takeover", websocket.CompressionContextTakeover, codec.PerMessageDeflate{}, "permessage-deflate"},
+	{"context-takeover", websocket.CompressionContextTakeover, codec.PerMessageDeflate{},
+		"permessage-deflate; client_no_context_takeover"},
+	{"context-takeover-full-client-window", websocket.CompressionContextTakeover,
+		codec.PerMessageDeflate{ClientMaxWindowBits: 15}, "permessage-deflate"},
+	{"context-takeover-kept-compressor", websocket.CompressionContextTakeover,
+		codec.PerMessageDeflate{KeepCompressor: true, ClientMaxWindowBits: 15}, "permessage-deflate"},
 	{"no-context-takeover", websocket.CompressionNoContextTakeover, codec.PerMessageDeflate{},
 		"permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
 	{"context-takeover-server-no-context-takeover", websocket.CompressionContextTakeover,
-		codec.PerMessageDeflate{ServerNoContextTakeover: true}, "permessage-deflate; server_no_context_takeover"},
+		codec.PerMessageDeflate{ServerNoContextTakeover: true}, "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
 	// coder cannot bound its window, so the server bounds it by asking for
 	// client_no_context_takeover instead.
 	{"context-takeover-server-client-max-window-bits-10", websocket.CompressionContextTakeover,
@@ -369,9 +376,11 @@ func TestCoderServerDeflate(t *testing.T) {
 // inflate to one that was sent, each once.
 func TestCoderClientDeflateFanout(t *testing.T) {
 	configs := []deflateServerConfig{
-		{"default", codec.PerMessageDeflate{}, "permessage-deflate"},
+		{"default", codec.PerMessageDeflate{}, "permessage-deflate; client_no_context_takeover"},
+		{"full-client-window", codec.PerMessageDeflate{ClientMaxWindowBits: 15}, "permessage-deflate"},
+		{"kept-compressor", codec.PerMessageDeflate{KeepCompressor: true, ClientMaxWindowBits: 15}, "permessage-deflate"},
 		{"server-no-context-takeover", codec.PerMessageDeflate{ServerNoContextTakeover: true},
-			"permessage-deflate; server_no_context_takeover"},
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
 	}
 	const n, size = 32, 3000
 	forEachDeflateVariant(t, configs, func(t *testing.T, srv *echoServer, c deflateServerConfig) {

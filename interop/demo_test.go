@@ -302,9 +302,9 @@ func (p *demoPage) connect(path string) {
 
 // demoExtensions is what wskit serve, which accepts permessage-deflate by
 // default, answers Chromium's offer ("permessage-deflate;
-// client_max_window_bits"): the page shows it in #log ("open with ...") and
-// in wskitDemo.extensions.
-const demoExtensions = "permessage-deflate"
+// client_max_window_bits"), bounding the browser's window at 13 bits: the
+// page shows it in #log ("open with ...") and in wskitDemo.extensions.
+const demoExtensions = "permessage-deflate; client_max_window_bits=13"
 
 // demoPage drives the demo page in a browser tab.
 type demoPage struct {
@@ -759,7 +759,8 @@ func (s *demoServer) stop(t *testing.T) {
 // node/echo.mjs (ws with perMessageDeflate, threshold 0) echo
 // deflateMessages on /echo (default sessions) and /events (Events
 // callbacks), and on /raw (raw sessions, which echo frame by frame): with
-// deflate, /echo and /events must answer "permessage-deflate" and the
+// deflate, /echo and /events must answer "permessage-deflate;
+// client_max_window_bits=13" to both (ws offers the parameter too) and the
 // messages must go compressed both ways; with -deflate=false, and on /raw
 // always, nothing may be negotiated and the messages go as they are. SIGINT must
 // then stop both servers with status 0 and no WARN or ERROR in their logs.
@@ -792,8 +793,8 @@ func TestDemoDeflate(t *testing.T) {
 				want  string // the answer; "" for none
 			}
 			endpoints := []endpoint{
-				{"deflate/echo", onProxy, "/echo", "permessage-deflate"},
-				{"deflate/events", onProxy, "/events", "permessage-deflate"},
+				{"deflate/echo", onProxy, "/echo", demoExtensions},
+				{"deflate/events", onProxy, "/events", demoExtensions},
 				{"no-deflate/echo", offProxy, "/echo", ""},
 				{"no-deflate/events", offProxy, "/events", ""},
 				{"deflate/raw", onProxy, "/raw", ""}, // raw routes never negotiate

@@ -349,17 +349,18 @@ type hubPeerConfig struct {
 }
 
 var hubPeers = []hubPeerConfig{
-	// ws offers client_max_window_bits, which the server need not answer.
-	{name: "ws-default", client: "ws", want: "permessage-deflate"},
+	// ws offers client_max_window_bits, which the server answers with 13.
+	{name: "ws-default", client: "ws", want: "permessage-deflate; client_max_window_bits=13"},
 	{name: "ws-server-no-context-takeover", client: "ws", ws: `{"serverNoContextTakeover":true}`,
-		want: "permessage-deflate; server_no_context_takeover"},
+		want: "permessage-deflate; server_no_context_takeover; client_max_window_bits=13"},
 	{name: "ws-client-no-context-takeover", client: "ws", ws: `{"clientNoContextTakeover":true}`,
 		want: "permessage-deflate; client_no_context_takeover"},
 	// A 10-bit window makes a sharing of its own.
 	{name: "ws-server-max-window-bits-10", client: "ws", ws: `{"serverMaxWindowBits":10}`,
-		want: "permessage-deflate; server_max_window_bits=10"},
+		want: "permessage-deflate; server_max_window_bits=10; client_max_window_bits=13"},
+	// coder cannot bound its window: it compresses each message on its own.
 	{name: "coder-context-takeover", client: "coder", coder: websocket.CompressionContextTakeover,
-		want: "permessage-deflate"},
+		want: "permessage-deflate; client_no_context_takeover"},
 	{name: "coder-no-context-takeover", client: "coder", coder: websocket.CompressionNoContextTakeover,
 		want: "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
 	{name: "gorilla-compression", client: "gorilla", deflate: true, want: gorillaDeflateAnswer},

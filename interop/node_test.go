@@ -175,16 +175,22 @@ func (c nodeDeflateCase) configure(o *wskit.Options) {
 // nodeDeflateCases: ws offers client_max_window_bits bare unless it is given
 // a number; threshold 0 makes it compress every message.
 var nodeDeflateCases = []nodeDeflateCase{
-	{"default", `{"threshold":0}`, codec.PerMessageDeflate{}, "permessage-deflate", 0, 0},
+	// The zero value bounds the client's window at 13 bits.
+	{"default", `{"threshold":0}`, codec.PerMessageDeflate{}, "permessage-deflate; client_max_window_bits=13", 0, 0},
+	{"full-client-window", `{"threshold":0}`, codec.PerMessageDeflate{ClientMaxWindowBits: 15}, "permessage-deflate", 0, 0},
+	{"kept-compressor", `{"threshold":0}`, codec.PerMessageDeflate{KeepCompressor: true, ClientMaxWindowBits: 15}, "permessage-deflate", 0, 0},
 	{"server-no-context-takeover", `{"threshold":0,"serverNoContextTakeover":true}`, codec.PerMessageDeflate{},
-		"permessage-deflate; server_no_context_takeover", 0, 0},
+		"permessage-deflate; server_no_context_takeover; client_max_window_bits=13", 0, 0},
 	{"client-no-context-takeover", `{"threshold":0,"clientNoContextTakeover":true}`, codec.PerMessageDeflate{},
 		"permessage-deflate; client_no_context_takeover", 0, 0},
 	{"server-max-window-bits-10", `{"threshold":0,"serverMaxWindowBits":10}`, codec.PerMessageDeflate{},
-		"permessage-deflate; server_max_window_bits=10", 0, 0},
+		"permessage-deflate; server_max_window_bits=10; client_max_window_bits=13", 0, 0},
+	// Below the server's bound, the client's own 11 bits stand.
+	{"client-max-window-bits-11", `{"threshold":0,"clientMaxWindowBits":11}`, codec.PerMessageDeflate{},
+		"permessage-deflate; client_max_window_bits=11", 0, 0},
 	// The server does not bound the client's window, so it need not answer
 	// client_max_window_bits; ws keeps to its 11 bits anyway.
-	{"client-max-window-bits-11", `{"threshold":0,"clientMaxWindowBits":11}`, codec.PerMessageDeflate{},
+	{"client-max-window-bits-11-full", `{"threshold":0,"clientMaxWindowBits":11}`, codec.PerMessageDeflate{ClientMaxWindowBits: 15},
 		"permessage-deflate", 0, 0},
 	{"combined", `{"threshold":0,"serverNoContextTakeover":true,"clientNoContextTakeover":true,"serverMaxWindowBits":10,"clientMaxWindowBits":11}`,
 		codec.PerMessageDeflate{},
@@ -202,7 +208,7 @@ var nodeDeflateCases = []nodeDeflateCase{
 		"permessage-deflate; server_max_window_bits=8; client_max_window_bits=8", 0, 0},
 	// Compressed messages in fragments both ways: RSV1 on the first frame
 	// only, a ping between fragments.
-	{"fragmented", `{"threshold":0}`, codec.PerMessageDeflate{}, "permessage-deflate", 1000, 4096},
+	{"fragmented", `{"threshold":0}`, codec.PerMessageDeflate{}, "permessage-deflate; client_max_window_bits=13", 1000, 4096},
 	{"fragmented-no-context-takeover", `{"threshold":0,"serverNoContextTakeover":true,"clientNoContextTakeover":true}`,
 		codec.PerMessageDeflate{}, "permessage-deflate; server_no_context_takeover; client_no_context_takeover", 777, 1000},
 }

@@ -92,7 +92,7 @@ func TestRunDial(t *testing.T) {
 			name:   "deflate is offered and negotiated",
 			args:   []string{"-send", "squeeze squeeze squeeze squeeze", "-count", "1", wsURL(ts, "/echo")},
 			stdout: "squeeze squeeze squeeze squeeze\n",
-			stderr: "(extensions permessage-deflate)",
+			stderr: "(extensions permessage-deflate; client_max_window_bits=13)",
 		},
 		{
 			name:   "-deflate=false offers nothing",
