@@ -22,9 +22,11 @@ import (
 	"github.com/wskit/wskit/wsraw"
 )
 
-// deflateContext bounds what permessage-deflate keeps for a connection
-// with context takeover both ways: the compressor and the peer's window.
-const deflateContext = 1 << 20
+// deflateContext bounds what the default permessage-deflate keeps for a
+// connection with context takeover both ways: 12 KiB of our history and
+// index and the peer's 13-bit window (20 KiB), with room for the pooled
+// buffers of the message in hand.
+const deflateContext = 64 << 10
 
 // memKind is a session kind as the memory bound tells them apart.
 type memKind struct {
