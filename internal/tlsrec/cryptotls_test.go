@@ -332,3 +332,47 @@ func TestCryptoTLSKeyLimits(t *testing.T) {
 		}
 	}
 }
+
+// Fed one whole record per Read, a crypto/tls server reads nothing past
+// the client's Finished, even with the client's first data already
+// waiting behind it: the data reaches the record layer.
+func TestCryptoTLSStopsAtFinished(t *testing.T) {
+	for _, s := range cryptoTLSSuites {
+		rawOurs, rawPeer := loopback(t)
+		kl := new(KeyLog)
+		cfg := serverConfig()
+		cfg.KeyLogWriter = kl
+		sent := make(chan error, 1)
+		go func() {
+			peer := tls.Client(rawPeer, s.client(clientConfig()))
+			if err := peer.Handshake(); err != nil {
+				sent <- err
+				return
+			}
+			_, err := peer.Write([]byte("right behind the Finished"))
+			sent <- err
+		}()
+		rc := &recordConn{Conn: rawOurs}
+		rc.before = func(records int) {
+			// After the ClientHello, read nothing until the client is
+			// done: its change_cipher_spec, Finished and data are all in.
+			if records == 1 {
+				if err := <-sent; err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		conn := tls.Server(rc, cfg)
+		if err := conn.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		h := takeOver(t, conn, rc, kl, Server)
+		e := newEnd(t, h.cfg, rawOurs)
+		if b, _, err := e.recv(25); string(b) != "right behind the Finished" || err != nil {
+			t.Fatalf("%s: %q, %v", s.name, b, err)
+		}
+		if h.sealedIn != 0 || rc.records != 3 {
+			t.Fatalf("%s: crypto/tls read %d records, %d under the client's secret", s.name, rc.records, h.sealedIn)
+		}
+	}
+}

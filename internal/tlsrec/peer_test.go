@@ -85,10 +85,17 @@ type recordConn struct {
 	pending []byte // rest of the record being handed over
 	read    bytes.Buffer
 	written bytes.Buffer
+	records int
+	// before, when set, runs before the record numbered records is read.
+	before func(records int)
 }
 
 func (c *recordConn) Read(p []byte) (int, error) {
 	if len(c.pending) == 0 {
+		if c.before != nil {
+			c.before(c.records)
+		}
+		c.records++
 		var hdr [HeaderLen]byte
 		if _, err := io.ReadFull(c.Conn, hdr[:]); err != nil {
 			return 0, err
