@@ -305,6 +305,31 @@ func (e *end) recv(want int) (data []byte, closed bool, err error) {
 	return data, closed, nil
 }
 
+// await reads records that carry no data until cond holds, writing what
+// the layer owes the peer as it goes.
+func (e *end) await(cond func() bool) {
+	e.t.Helper()
+	for !cond() {
+		if len(e.unread) == 0 {
+			n, err := e.c.Read(e.buf)
+			if n == 0 {
+				e.t.Fatal(err)
+			}
+			e.unread = e.buf[:n]
+		}
+		ev, n, ok, err := e.l.Receive(e.unread)
+		e.unread = e.unread[n:]
+		if e.l.Replies() > 0 {
+			if _, err := e.c.Write(e.l.AppendReplies(nil)); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+		if err != nil || ok {
+			e.t.Fatalf("waiting, got %v %q, %v", ev.Kind, ev.Data, err)
+		}
+	}
+}
+
 // readAsync reads n bytes from a peer on a goroutine of its own.
 func readAsync(r io.Reader, n int) <-chan []byte {
 	ch := make(chan []byte, 1)
