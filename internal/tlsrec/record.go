@@ -473,7 +473,7 @@ func (l *RecordLayer) record(hdr, body []byte) (Event, error) {
 func (l *RecordLayer) uselessMessage() error {
 	l.useless++
 	if l.useless > maxUseless {
-		return l.fail(AlertUnexpectedMessage, "too many records in a row without application data")
+		return l.fail(AlertUnexpectedMessage, "too many messages in a row without application data")
 	}
 	return nil
 }
@@ -732,20 +732,26 @@ func (l *RecordLayer) SealInPlace(buf []byte, start int) ([]byte, error) {
 }
 
 // AppendAlert appends an alert record to dst: close_notify to say we send
-// nothing more (the peer may go on sending), or a fatal alert, which ends
-// the connection. Nothing may be sealed afterwards.
+// nothing more (the peer may go on sending), user_canceled ahead of it to
+// say why, or a fatal alert, which ends the connection. Nothing but a
+// close_notify may be sealed after user_canceled, nothing at all after
+// the others.
 func (l *RecordLayer) AppendAlert(dst []byte, a Alert) ([]byte, error) {
 	dst, err := l.writable(dst)
 	if err != nil {
 		return dst, err
 	}
 	dst = l.appendRecord(dst, typeAlert, []byte{a.level(), byte(a)})
-	l.sentDone = true
-	l.owe = oweNothing
-	if a != AlertCloseNotify && a != AlertUserCanceled {
+	switch a {
+	case AlertUserCanceled:
+		return dst, nil
+	case AlertCloseNotify:
+	default:
 		l.err = &AlertError{Alert: a, Reason: "sent by this end"}
 		l.discardInput()
 	}
+	l.sentDone = true
+	l.owe = oweNothing
 	return dst, nil
 }
 

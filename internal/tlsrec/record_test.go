@@ -305,6 +305,24 @@ func TestPeerAlerts(t *testing.T) {
 	}
 }
 
+// user_canceled goes ahead of close_notify, which still follows.
+func TestAppendUserCanceled(t *testing.T) {
+	w, r := pair(t, tls.TLS_AES_128_GCM_SHA256)
+	s, err := w.AppendAlert(nil, AlertUserCanceled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err = w.AppendAlert(s, AlertCloseNotify); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(r, s); got.err != nil || !got.closed {
+		t.Fatalf("%+v", got)
+	}
+	if _, err := w.AppendRecords(nil, []byte("x")); err != ErrWriteClosed {
+		t.Fatal(err)
+	}
+}
+
 // Our fatal alert ends the connection both ways.
 func TestAppendFatalAlert(t *testing.T) {
 	w, r := pair(t, tls.TLS_AES_128_GCM_SHA256)
