@@ -171,7 +171,16 @@ func TestCryptoTLSSplitAtEveryByte(t *testing.T) {
 						t.Fatalf("%s: %q closed %v, %v", what, got.data, got.closed, got.err)
 					}
 				}
-				check("whole", readAll(newLayer(t, h.cfg), stream))
+				whole := newLayer(t, h.cfg)
+				check("whole", readAll(whole, stream))
+				if err := whole.End(); err != nil {
+					t.Fatalf("the stream ended by crypto/tls's Close: %v", err)
+				}
+				cut := newLayer(t, h.cfg)
+				readAll(cut, stream[:len(stream)-1])
+				if err := cut.End(); err != ErrTruncated {
+					t.Fatalf("the stream without its last byte: %v", err)
+				}
 				check("bytewise", readAll(newLayer(t, h.cfg), stream, 1))
 				for i := 1; i < len(stream); i++ {
 					check("cut at "+strconv.Itoa(i), readAll(newLayer(t, h.cfg), stream, i, len(stream)))

@@ -4,6 +4,7 @@ import (
 	"crypto/cipher"
 	"encoding/binary"
 	"errors"
+	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -102,6 +103,7 @@ type Event struct {
 
 // Errors of the RecordLayer that are not alerts.
 var (
+	ErrTruncated   = errors.New("tlsrec: connection ended inside a record")
 	ErrWriteClosed = errors.New("tlsrec: close_notify or a fatal alert already sent")
 	ErrReleased    = errors.New("tlsrec: record layer used after release")
 	ErrTooLong     = errors.New("tlsrec: record content exceeds 16384 bytes")
@@ -566,6 +568,27 @@ func (l *RecordLayer) discardInput() {
 	bufpool.Put(l.in)
 	l.in = nil
 	l.hdrN = 0
+}
+
+// End tells the layer that the peer's byte stream has ended (the
+// transport read EOF), gives back a cut record's buffer and reports how
+// the stream ended: nil after the peer's close_notify; ErrTruncated
+// inside a record; io.EOF at a record boundary without close_notify,
+// which crypto/tls accepts too, as many peers end that way, but after
+// which the data cannot be known to be complete (RFC 8446 §6.1); the
+// error that ended the connection, if one did.
+func (l *RecordLayer) End() error {
+	cut := l.Buffered() != 0
+	l.discardInput()
+	switch {
+	case l.err != nil:
+		return l.err
+	case l.readDone:
+		return nil
+	case cut:
+		return ErrTruncated
+	}
+	return io.EOF
 }
 
 // Err returns the error that ended the connection, if any.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"io"
 	"math"
 	"strconv"
 	"testing"
@@ -631,5 +632,40 @@ func TestAlertNames(t *testing.T) {
 	e := &AlertError{Alert: AlertRecordOverflow, Reason: "too long"}
 	if e.Error() != "tls: record_overflow: too long" {
 		t.Error(e.Error())
+	}
+}
+
+// End tells how the peer's stream ended: cleanly, inside a record, or at
+// a record boundary without close_notify.
+func TestEnd(t *testing.T) {
+	lent := bufpool.Lent()
+	w, r := pair(t, tls.TLS_AES_128_GCM_SHA256)
+	s := records(t, w, []byte("data"))
+	if readAll(r, s).err != nil || r.End() != io.EOF {
+		t.Fatal("a boundary without close_notify is not io.EOF")
+	}
+
+	w, r = pair(t, tls.TLS_AES_128_GCM_SHA256)
+	s = records(t, w, []byte("data"))
+	for _, cut := range []int{3, HeaderLen, len(s) - 1} {
+		_, r := pair(t, tls.TLS_AES_128_GCM_SHA256)
+		r.Receive(bytes.Clone(s[:cut]))
+		if err := r.End(); err != ErrTruncated || r.Buffered() != 0 {
+			t.Fatalf("cut at %d: %v, %d bytes held", cut, err, r.Buffered())
+		}
+	}
+
+	s, _ = w.AppendAlert(s, AlertCloseNotify)
+	if readAll(r, s).err != nil || r.End() != nil {
+		t.Fatal("a stream ended by close_notify")
+	}
+
+	w, r = pair(t, tls.TLS_AES_128_GCM_SHA256)
+	got := readAll(r, []byte{20, 3, 3, 0, 1, 1})
+	if r.End() != got.err {
+		t.Fatal("End forgets the error")
+	}
+	if bufpool.Lent() != lent {
+		t.Fatal("buffers not given back")
 	}
 }
