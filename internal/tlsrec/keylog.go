@@ -124,6 +124,10 @@ func (k *KeyLog) Len() int {
 // ClientRandom returns the random of the ClientHello at the start of
 // stream, the bytes a client sends first. ok is false when stream does not
 // start with a handshake record holding a ClientHello up to its random.
+//
+// A server that accepts Encrypted Client Hello logs the random of the
+// inner ClientHello, which the stream does not show: such connections
+// need a KeyLog each.
 func ClientRandom(stream []byte) (random [RandomLen]byte, ok bool) {
 	const (
 		at  = HeaderLen + 4 + 2 // record header, handshake header, legacy_version
