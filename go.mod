@@ -6,6 +6,7 @@ require (
 	github.com/gobwas/pool v0.2.1
 	github.com/gobwas/ws v1.5.0
 	github.com/klauspost/compress v1.20.4
+	golang.org/x/crypto v0.59.0
 	golang.org/x/sys v0.50.0
 )
 
