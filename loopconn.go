@@ -10,6 +10,7 @@ import (
 
 	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/tlsrec"
 	"github.com/wskit/wskit/internal/wsconn"
 	"github.com/wskit/wskit/poller"
 )
@@ -25,6 +26,7 @@ type loopConn struct {
 	rt    *route
 	head  string        // the request head, parsed again if Session.Request is called
 	extra *requestExtra // what the head does not tell, when there is any
+	tls   *tlsLayer     // the record layer, over TLS
 }
 
 // requestExtra is what Session.Request gives besides the head: what the
@@ -44,6 +46,7 @@ type loopOpen struct {
 	ctx           context.Context // the chain's, if it went through one
 	paths         []string
 	vals          *valueSet
+	tls           *tlsLayer // over TLS: the record layer, already the connection's Sealer
 }
 
 // engine returns the poll engine serving lc.
@@ -57,7 +60,7 @@ func (lc *loopConn) jobs() *jobQueue {
 }
 
 func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
-	lc := &loopConn{pe: c, rt: rt, head: op.head}
+	lc := &loopConn{pe: c, rt: rt, head: op.head, tls: op.tls}
 	if op.ctx != nil || len(op.paths) > 0 {
 		lc.extra = &requestExtra{ctx: op.ctx, paths: op.paths}
 	}
@@ -125,6 +128,33 @@ func (lc *loopConn) onData(in []byte) {
 	if lc.s.opts.PingPeriod > 0 || state != codec.StateOpen {
 		lc.updateTimer()
 	}
+}
+
+// onRecords takes bytes read over TLS: the record layer decrypts them in
+// place, and the plaintext goes on as onData's input.
+func (lc *loopConn) onRecords(in []byte) {
+	c := lc.pe
+	rec := &lc.tls.rec
+	for len(in) > 0 && !lc.s.failed {
+		c.Lock() // senders seal under it: the record layer is one state
+		ev, n, ok, err := rec.Receive(in)
+		owed := rec.Replies() > 0
+		if owed {
+			c.SealOwed() // a KeyUpdate the peer asked for, or the alert of a fault
+		}
+		c.Unlock()
+		in = in[n:]
+		if err != nil {
+			lc.fail(err)
+			return
+		}
+		if ok && ev.Kind == tlsrec.EventData {
+			lc.onData(ev.Data)
+		}
+	}
+	c.Lock()
+	rec.ReturnLent()
+	c.Unlock()
 }
 
 // fail ends the connection after a violation or a timeout. The close frame

@@ -23,7 +23,7 @@ import (
 // there, everything else is handed to net/http (see Server.Serve).
 type pollEngine struct {
 	srv     *Server
-	tls     *tls.Config // when set, every connection speaks TLS
+	tls     *tlsEngine // when set, every connection speaks TLS
 	h       http.Handler
 	eng     *poller.Engine
 	handoff *handoffListener
@@ -135,6 +135,10 @@ func (pe *pollEngine) OnOpen(c *poller.Conn) {
 func (pe *pollEngine) OnData(c *poller.Conn, in []byte) {
 	switch st := c.Context.(type) {
 	case *loopConn:
+		if st.tls != nil {
+			st.onRecords(in)
+			return
+		}
 		st.onData(in)
 	case *jobQueue:
 		st.lc.onData(in)

@@ -94,7 +94,9 @@ func (srv *Server) serve(ln net.Listener, h http.Handler, cfg *tls.Config) error
 	}
 	srv.polls = append(srv.polls, pe)
 	srv.mu.Unlock()
-	pe.tls = cfg
+	if cfg != nil {
+		pe.tls = newTLSEngine(cfg)
+	}
 	hs.Handler = markContext{hs.Handler}
 	hs.ConnContext = replayContext(hs.ConnContext)
 	go hs.Serve(pe.handoff)

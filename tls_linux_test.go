@@ -56,7 +56,11 @@ func TestTLS(t *testing.T) {
 				}
 				engines := make(chan Engine, 4)
 				mux := http.NewServeMux()
-				mux.Handle("/events", srv.Handle(Events{OnOpen: func(s *Session) { ptPut(engines, s.Engine()) }, OnMessage: ptEcho}))
+				onLoop := make(chan bool, 4)
+				mux.Handle("/events", srv.Handle(Events{OnOpen: func(s *Session) {
+					ptPut(engines, s.Engine())
+					ptPut(onLoop, s.lc != nil && s.lc.tls != nil)
+				}, OnMessage: ptEcho}))
 				mux.Handle("/echo", srv.WebSocket(func(s *Session) { ptPut(engines, s.Engine()); ptEchoSession(s) }))
 				mux.HandleFunc("/page", func(w http.ResponseWriter, r *http.Request) {
 					if r.TLS == nil {
@@ -93,6 +97,11 @@ func TestTLS(t *testing.T) {
 					}
 					if e := ptAwait(t, engines, "the session"); e != engine {
 						t.Errorf("%s: engine %v, want %v", path, e, engine)
+					}
+					if path == "/events" && engine == EnginePoll && !ptAwait(t, onLoop, "OnOpen") {
+						t.Errorf("the Events session over TLS is not on the loop")
+					} else if path == "/events" && engine == EngineStd {
+						<-onLoop
 					}
 					for _, n := range []int{1, 1000, 70000} {
 						p := ptPattern(n, n)

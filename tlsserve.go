@@ -1,51 +1,222 @@
 package wskit
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
+	"time"
+
+	"github.com/wskit/wskit/codec"
+	"github.com/wskit/wskit/internal/bufpool"
+	"github.com/wskit/wskit/internal/tlsrec"
+	"github.com/wskit/wskit/poller"
 )
 
+// TLS on the poll engine. crypto/tls shakes hands on a goroutine that
+// lives for the handshake, over the detached connection, reading one whole
+// record at a time, and reads the first request head. An upgrade to a
+// bare Events route over TLS 1.3 then goes back to the loop, which runs
+// the record layer itself (internal/tlsrec) with the traffic secrets that
+// crypto/tls exported through its key log: no goroutine and no buffer per
+// idle connection, as over plain TCP. Anything else (TLS 1.2, a plain
+// request, middleware, default and raw sessions) is served by net/http
+// over the *tls.Conn, a goroutine per connection.
+
+// tlsEngine is what the poll engine keeps to serve TLS.
+type tlsEngine struct {
+	cfg    *tls.Config // the server's, with keys logged to keys
+	keys   *tlsrec.KeyLog
+	userKL io.Writer // the application's own KeyLogWriter, if any
+}
+
+func newTLSEngine(cfg *tls.Config) *tlsEngine {
+	te := &tlsEngine{keys: new(tlsrec.KeyLog), userKL: cfg.KeyLogWriter}
+	te.cfg = cfg.Clone()
+	te.cfg.KeyLogWriter = te
+	return te
+}
+
+// Write takes crypto/tls's key log lines, and passes them on to the
+// application's KeyLogWriter when it has one.
+func (te *tlsEngine) Write(p []byte) (int, error) {
+	if te.userKL != nil {
+		te.userKL.Write(p)
+	}
+	return te.keys.Write(p)
+}
+
 // serveTLS shakes hands with the client of nc, a connection the poll
-// engine detached, and hands the TLS connection to net/http, which serves
-// it as a connection of its own (a goroutine each).
+// engine detached, then reads its first request head and serves it: on
+// the loop or through net/http.
 func (pe *pollEngine) serveTLS(nc net.Conn) {
 	ctx := context.Background()
+	deadline := time.Time{}
 	if t := pe.srv.opts.HandshakeTimeout; t > 0 {
+		deadline = time.Now().Add(t)
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t)
+		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	tc := tls.Server(nc, pe.tls)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	rc := &recordConn{Conn: nc, written: bufpool.Get(4096)}
+	defer rc.release()
+	tc := tls.Server(rc, pe.tls.cfg)
+	err := tc.HandshakeContext(ctx)
+	secrets, haveSecrets := pe.tls.takeSecrets(rc)
+	if err != nil {
 		pe.srv.opts.logger().Debug("wskit: TLS handshake failed", "remote", nc.RemoteAddr(), "err", err)
 		tc.Close()
 		return
 	}
 	state := tc.ConnectionState()
-	if !pe.handoff.push(&prefixConn{Conn: tc, pe: pe, tls: &state}) {
+	if state.NegotiatedProtocol == "h2" {
+		pe.handTLS(tc, nil, &state) // net/http's HTTP/2, which must see the *tls.Conn itself
+		return
+	}
+	if state.Version != tls.VersionTLS13 || !haveSecrets {
+		pe.handTLS(tc, nil, &state)
+		return
+	}
+	handshakeRecords := rc.records
+	nc.SetReadDeadline(deadline)
+	head, rest, err := readTLSHead(tc, pe.srv.opts.MaxHandshakeSize+4096)
+	nc.SetReadDeadline(time.Time{})
+	if err != nil {
+		if len(head) == 0 {
+			tc.Close() // nothing came: as net/http, close
+			return
+		}
+		pe.handTLS(tc, head, &state) // net/http answers what it can
+		return
+	}
+	rt, op, ok := pe.loopUpgrade(head, rest, nc.RemoteAddr())
+	if !ok {
+		pe.handTLS(tc, append(head, rest...), &state)
+		return
+	}
+	writeSeq, err := tlsrec.CountSealed(state.CipherSuite, secrets.Server, *rc.written)
+	if err != nil {
+		codec.ReleaseExtensions(op.exts)
+		pe.srv.opts.logger().Debug("wskit: TLS: cannot continue the record layer", "remote", nc.RemoteAddr(), "err", err)
+		tc.Close()
+		return
+	}
+	tl := &tlsLayer{}
+	if err := tl.rec.Init(tlsrec.Config{
+		Suite: state.CipherSuite, Role: tlsrec.Server, Secrets: secrets,
+		ReadSeq: uint64(rc.records - handshakeRecords), WriteSeq: uint64(writeSeq),
+	}); err != nil {
+		codec.ReleaseExtensions(op.exts)
+		tc.Close()
+		return
+	}
+	op.tls = tl
+	op.rest = rest
+	ok = poller.Attach(nc, func(c *poller.Conn) {
+		c.SetSealer(tl)
+		newLoopConn(pe, c, rt, op)
+	}, func() {
+		codec.ReleaseExtensions(op.exts)
+		tl.rec.Release()
+	})
+	if !ok {
+		codec.ReleaseExtensions(op.exts)
+		tl.rec.Release()
 		tc.Close()
 	}
+}
+
+// takeSecrets takes the traffic secrets of rc's handshake out of the key
+// log, whether or not the handshake went through, so that none stays.
+func (te *tlsEngine) takeSecrets(rc *recordConn) (tlsrec.Secrets, bool) {
+	random, ok := tlsrec.ClientRandom(rc.first[:rc.firstN])
+	if !ok {
+		return tlsrec.Secrets{}, false
+	}
+	return te.keys.Take(random)
+}
+
+// handTLS hands a TLS connection to net/http, which reads prefix (the
+// plaintext already read from it) first.
+func (pe *pollEngine) handTLS(tc *tls.Conn, prefix []byte, state *tls.ConnectionState) {
+	var c net.Conn = tc
+	if state.NegotiatedProtocol != "h2" {
+		c = &prefixConn{Conn: tc, prefix: prefix, pe: pe, tls: state}
+	}
+	if !pe.handoff.push(c) {
+		tc.Close()
+	}
+}
+
+// readTLSHead reads a request head from tc: it returns the head (through
+// the empty line) and what followed it, or the bytes read and an error
+// when the head is longer than limit or does not come.
+func readTLSHead(tc *tls.Conn, limit int) (head, rest []byte, err error) {
+	buf := make([]byte, 0, 1024)
+	scratch := make([]byte, 16<<10) // a record's plaintext: crypto/tls keeps none back
+	for {
+		n, err := tc.Read(scratch)
+		buf = append(buf, scratch[:n]...)
+		if end := headLen(buf, 0); end >= 0 {
+			return buf[:end], buf[end:], nil
+		}
+		if err != nil {
+			return buf, nil, err
+		}
+		if len(buf) > limit {
+			return buf, nil, errors.New("wskit: request head too large")
+		}
+	}
+}
+
+// loopUpgrade decides whether a request head read over TLS is an upgrade
+// the loop serves itself: to a bare Events route, with no hook, that
+// passes the handshake's checks. It returns what the session opens with.
+func (pe *pollEngine) loopUpgrade(head, rest []byte, remote net.Addr) (*route, loopOpen, bool) {
+	if len(head) > pe.srv.opts.MaxHandshakeSize {
+		return nil, loopOpen{}, false
+	}
+	r, err := parseHead(head, remote)
+	if err != nil || (r.ProtoAtLeast(1, 1) && (!headHasHost(head) || !validHost(r.Host))) {
+		return nil, loopOpen{}, false
+	}
+	rt := pe.route(r)
+	if rt == nil || rt.kind != routeEvents || rt.hooked() || !headerHasToken(r.Header, "Upgrade", "websocket") {
+		return nil, loopOpen{}, false
+	}
+	if pe.workers != nil {
+		return nil, loopOpen{}, false // the workers' pause would hold back plaintext: net/http serves it
+	}
+	key, protocol, herr := pe.srv.checkUpgrade(r, rt.cfg.protocols)
+	var exts []codec.Negotiated
+	if herr == nil {
+		exts, herr = pe.srv.opts.negotiate(r, rt.kind)
+	}
+	if herr != nil {
+		return nil, loopOpen{}, false // net/http sends the same refusal
+	}
+	return rt, loopOpen{head: string(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: pathValues(r, false)}, true
 }
 
 // recordConn is the transport under crypto/tls during a handshake on the
 // poll engine: it reads one whole TLS record at a time, so that crypto/tls
 // never takes bytes past the last record it needs (the loop takes over
 // from there), and it keeps what the loop's record layer must know: the
-// ClientHello's random (to find the secrets in the key log), the records
-// read after the handshake, and the records written since the last read
-// (the session tickets sent with the server's Finished, under the
-// application secret).
+// start of the ClientHello (its random names the connection in the key
+// log), the records read, and what the handshake wrote (the session
+// tickets sent with the server's Finished are under the application
+// secret: tlsrec.CountSealed counts them).
 type recordConn struct {
 	net.Conn
-	hdr         [5]byte
-	left        int      // of the record being read
-	hello       [38]byte // the start of the first record: a ClientHello
-	helloN      int
-	readRecords int // records read
-	wroteSince  int // records written since the last record was read
+	hdr     [tlsrec.HeaderLen]byte
+	left    int                                         // of the record being read
+	first   [tlsrec.HeaderLen + 4 + 2 + tlsrec.RandomLen]byte // the start of the ClientHello
+	firstN  int
+	records int     // records read
+	written *[]byte // what was written, until the record layer takes over
 }
 
 func (c *recordConn) Read(p []byte) (int, error) {
@@ -54,17 +225,16 @@ func (c *recordConn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		c.left = int(binary.BigEndian.Uint16(c.hdr[3:]))
-		c.readRecords++
-		c.wroteSince = 0
+		c.records++
+		c.keepFirst(c.hdr[:])
 		n := copy(p, c.hdr[:])
 		if n < len(c.hdr) {
-			return 0, io.ErrShortBuffer // crypto/tls reads headers whole
+			return 0, io.ErrShortBuffer // crypto/tls reads a header whole
 		}
-		p = p[n:]
-		if len(p) == 0 || c.left == 0 {
+		if len(p) == n || c.left == 0 {
 			return n, nil
 		}
-		m, err := c.readBody(p)
+		m, err := c.readBody(p[n:])
 		return n + m, err
 	}
 	return c.readBody(p)
@@ -76,31 +246,62 @@ func (c *recordConn) readBody(p []byte) (int, error) {
 		p = p[:c.left]
 	}
 	n, err := c.Conn.Read(p)
-	if c.readRecords == 1 && c.helloN < len(c.hello) {
-		c.helloN += copy(c.hello[c.helloN:], p[:n])
-	}
+	c.keepFirst(p[:n])
 	c.left -= n
 	return n, err
 }
 
-// clientRandom returns the random of the ClientHello that started the
-// handshake: after its type (1), length (3) and version (2).
-func (c *recordConn) clientRandom() (r [32]byte, ok bool) {
-	if c.helloN < len(c.hello) || c.hdr[0] != 22 && c.readRecords == 1 || c.hello[0] != 1 {
-		return r, false
+func (c *recordConn) keepFirst(b []byte) {
+	if c.records == 1 && c.firstN < len(c.first) {
+		c.firstN += copy(c.first[c.firstN:], b)
 	}
-	copy(r[:], c.hello[6:])
-	return r, true
 }
 
 func (c *recordConn) Write(p []byte) (int, error) {
-	for b := p; len(b) >= 5; {
-		n := 5 + int(binary.BigEndian.Uint16(b[3:]))
-		c.wroteSince++
-		if n > len(b) {
-			break
-		}
-		b = b[n:]
+	if c.written != nil && len(*c.written)+len(p) <= 64<<10 {
+		*c.written = append(*c.written, p...)
 	}
 	return c.Conn.Write(p)
 }
+
+func (c *recordConn) release() {
+	bufpool.Put(c.written)
+	c.written = nil
+}
+
+// tlsLayer is the record layer of a TLS connection on the loop: the
+// poller's Sealer for its output, and the loopConn's decryption of its
+// input.
+type tlsLayer struct {
+	rec tlsrec.RecordLayer
+}
+
+// Seal implements poller.Sealer. The connection is locked.
+func (t *tlsLayer) Seal(dst, plain []byte) []byte {
+	dst = t.rec.AppendReplies(dst)
+	if len(plain) == 0 {
+		return dst
+	}
+	out, err := t.rec.AppendRecords(dst, plain)
+	if err != nil {
+		return dst // after a close_notify or a fatal alert nothing more goes out
+	}
+	return out
+}
+
+// SealedSize implements poller.Sealer.
+func (t *tlsLayer) SealedSize(n int) int { return t.rec.SealedSize(n) + t.rec.Replies() }
+
+// Owed implements poller.Sealer.
+func (t *tlsLayer) Owed() bool { return t.rec.Replies() > 0 }
+
+// Close implements poller.Sealer: a close_notify.
+func (t *tlsLayer) Close(dst []byte) []byte {
+	out, err := t.rec.AppendAlert(dst, tlsrec.AlertCloseNotify)
+	if err != nil {
+		return dst
+	}
+	return out
+}
+
+var _ = bytes.IndexByte
