@@ -62,22 +62,19 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 		defer cancel()
 	}
 	rc := &recordConn{Conn: nc, written: bufpool.Get(4096)}
-	defer rc.release()
 	tc := tls.Server(rc, pe.tls.cfg)
 	err := tc.HandshakeContext(ctx)
 	secrets, haveSecrets := pe.tls.takeSecrets(rc)
 	if err != nil {
+		rc.release()
 		pe.srv.opts.logger().Debug("wskit: TLS handshake failed", "remote", nc.RemoteAddr(), "err", err)
 		tc.Close()
 		return
 	}
 	state := tc.ConnectionState()
-	if state.NegotiatedProtocol == "h2" {
-		pe.handTLS(tc, nil, &state) // net/http's HTTP/2, which must see the *tls.Conn itself
-		return
-	}
-	if state.Version != tls.VersionTLS13 || !haveSecrets {
-		pe.handTLS(tc, nil, &state)
+	if state.NegotiatedProtocol == "h2" || state.Version != tls.VersionTLS13 || !haveSecrets {
+		rc.release()
+		pe.handTLS(tc, nil, &state) // net/http's HTTP/2 must see the *tls.Conn itself
 		return
 	}
 	handshakeRecords := rc.records
@@ -85,6 +82,7 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	head, rest, err := readTLSHead(tc, pe.srv.opts.MaxHandshakeSize+4096)
 	nc.SetReadDeadline(time.Time{})
 	if err != nil {
+		rc.release()
 		if len(head) == 0 {
 			tc.Close() // nothing came: as net/http, close
 			return
@@ -94,10 +92,12 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	}
 	rt, op, ok := pe.loopUpgrade(head, rest, nc.RemoteAddr())
 	if !ok {
+		rc.release()
 		pe.handTLS(tc, append(head, rest...), &state)
 		return
 	}
 	writeSeq, err := tlsrec.CountSealed(state.CipherSuite, secrets.Server, *rc.written)
+	rc.release()
 	if err != nil {
 		codec.ReleaseExtensions(op.exts)
 		pe.srv.opts.logger().Debug("wskit: TLS: cannot continue the record layer", "remote", nc.RemoteAddr(), "err", err)
