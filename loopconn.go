@@ -61,6 +61,9 @@ func (lc *loopConn) jobs() *jobQueue {
 
 func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
 	lc := &loopConn{pe: c, rt: rt, head: op.head, tls: op.tls}
+	if op.tls != nil {
+		op.tls.lc = lc
+	}
 	if op.ctx != nil || len(op.paths) > 0 {
 		lc.extra = &requestExtra{ctx: op.ctx, paths: op.paths}
 	}
@@ -135,6 +138,9 @@ func (lc *loopConn) onData(in []byte) {
 func (lc *loopConn) onRecords(in []byte) {
 	c := lc.pe
 	rec := &lc.tls.rec
+	c.Lock()
+	lc.tls.activity()
+	c.Unlock()
 	for len(in) > 0 && !lc.s.failed {
 		c.Lock() // senders seal under it: the record layer is one state
 		ev, n, ok, err := rec.Receive(in)
@@ -186,7 +192,11 @@ func (lc *loopConn) onTimer() {
 	}
 	c := lc.pe
 	c.Lock()
-	out, err := lc.proto.Tick(time.Now(), c.Buffer(32))
+	now := time.Now()
+	if lc.tls != nil {
+		lc.tls.tick(now.UnixNano())
+	}
+	out, err := lc.proto.Tick(now, c.Buffer(32))
 	c.Commit(out)
 	if k := lc.proto.Replies(); k > 0 {
 		c.Commit(lc.proto.AppendReplies(c.Buffer(k)))
@@ -218,6 +228,9 @@ func (lc *loopConn) updateTimerLocked() {
 		at = time.Now().UnixNano() // a timer needs its start
 	default:
 		at = d.UnixNano()
+	}
+	if t := lc.tls; t != nil && !t.shed && (at == 0 || t.checkAt < at) {
+		at = t.checkAt
 	}
 	if at == 0 {
 		c.SetTimer(time.Time{})
@@ -254,6 +267,9 @@ func (lc *loopConn) onClose(err error) {
 	lc.s.leaveHubs()
 	lc.pe.Lock() // a sender may be in the Protocol's sending side
 	rerr := lc.proto.Release()
+	if lc.tls != nil {
+		lc.tls.rec.Release()
+	}
 	lc.pe.Unlock()
 	logIfPanic(&lc.s, rerr, "ignored at the end of the session")
 	s := &lc.s

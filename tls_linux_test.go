@@ -158,3 +158,75 @@ func TestTLSListenerOnPoll(t *testing.T) {
 }
 
 func portOf(a net.Addr) string { return strconv.Itoa(a.(*net.TCPAddr).Port) }
+
+// TestTLSShedsWhenIdle: an Events session over TLS on the loop drops its
+// ciphers after a second without records, and makes them again for the
+// next one, both when the peer sends and when the server does.
+func TestTLSShedsWhenIdle(t *testing.T) {
+	ptLeakCheck(t)
+	opts := ptOptions()
+	opts.TLSConfig = tlsCert.ServerConfig()
+	sessions := make(chan *Session, 1)
+	addr := tlsStart(t, opts, func(srv *Server) http.Handler {
+		return srv.Handle(Events{OnOpen: func(s *Session) { ptPut(sessions, s) }, OnMessage: ptEcho})
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), ptWait)
+	defer cancel()
+	c, err := Dial(ctx, "wss://localhost:"+strings.Split(addr, ":")[1]+"/", &DialOptions{TLSConfig: tlsCert.ClientConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(CloseNormal, "")
+	s := ptAwait(t, sessions, "the session")
+	shed := func() bool {
+		s.lc.pe.Lock()
+		defer s.lc.pe.Unlock()
+		return s.lc.tls.shed
+	}
+	for round := range 2 {
+		deadline := time.Now().Add(3 * time.Second)
+		for !shed() && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !shed() {
+			t.Fatalf("round %d: the ciphers were not shed after a second idle", round)
+		}
+		if round == 0 {
+			c.SendText("wake up")
+			if m, err := c.Receive(ctx); err != nil || m.Text() != "wake up" {
+				t.Fatalf("echo after shedding: %q %v", m.Payload, err)
+			}
+		} else {
+			s.SendText("from the server") // sealing wakes the ciphers too
+			if m, err := c.Receive(ctx); err != nil || m.Text() != "from the server" {
+				t.Fatalf("a send after shedding: %q %v", m.Payload, err)
+			}
+		}
+		if shed() {
+			t.Fatalf("round %d: still shed after records", round)
+		}
+	}
+}
+
+// tlsStart serves routes(srv) with a new Server over TLS on a loopback
+// port and returns its address; cleanup shuts it down.
+func tlsStart(t *testing.T, opts Options, routes func(*Server) http.Handler) string {
+	t.Helper()
+	srv, err := NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln, routes(srv)) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ptWait)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-served
+	})
+	return ln.Addr().String()
+}

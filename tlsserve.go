@@ -113,6 +113,7 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 		tc.Close()
 		return
 	}
+	tl.checkAt = time.Now().Add(tlsShedAfter).UnixNano()
 	op.tls = tl
 	op.rest = rest
 	ok = poller.Attach(nc, func(c *poller.Conn) {
@@ -212,7 +213,7 @@ func (pe *pollEngine) loopUpgrade(head, rest []byte, remote net.Addr) (*route, l
 type recordConn struct {
 	net.Conn
 	hdr     [tlsrec.HeaderLen]byte
-	left    int                                         // of the record being read
+	left    int                                               // of the record being read
 	first   [tlsrec.HeaderLen + 4 + 2 + tlsrec.RandomLen]byte // the start of the ClientHello
 	firstN  int
 	records int     // records read
@@ -274,10 +275,48 @@ func (c *recordConn) release() {
 // input.
 type tlsLayer struct {
 	rec tlsrec.RecordLayer
+	lc  *loopConn
+
+	// Under the connection's lock: an idle connection sheds its ciphers.
+	active, seen uint32 // activity counted, and as the last check saw it
+	checkAt      int64  // when the next check is due, Unix ns
+	shed         bool
+}
+
+// tlsShedAfter is how long a connection is idle before it sheds its
+// ciphers (about 1.5 KiB with AES-GCM), which its next record makes again.
+const tlsShedAfter = time.Second
+
+// activity notes that records go in or out. The connection is locked.
+func (t *tlsLayer) activity() {
+	t.active++
+	if t.shed {
+		t.shed = false
+		t.checkAt = time.Now().Add(tlsShedAfter).UnixNano()
+		if t.lc != nil {
+			t.lc.updateTimerLocked()
+		}
+	}
+}
+
+// tick sheds the ciphers of a connection that was idle since the last
+// check. The connection is locked.
+func (t *tlsLayer) tick(now int64) {
+	if t.shed || now < t.checkAt {
+		return
+	}
+	if t.active == t.seen {
+		t.rec.Shed()
+		t.shed = true
+		return
+	}
+	t.seen = t.active
+	t.checkAt = now + int64(tlsShedAfter)
 }
 
 // Seal implements poller.Sealer. The connection is locked.
 func (t *tlsLayer) Seal(dst, plain []byte) []byte {
+	t.activity()
 	dst = t.rec.AppendReplies(dst)
 	if len(plain) == 0 {
 		return dst

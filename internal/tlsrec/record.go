@@ -113,7 +113,8 @@ var (
 // traffic secret (kept for the next KeyUpdate), the AEAD and IV derived
 // from it, and the sequence number of the next record.
 type direction struct {
-	aead   cipher.AEAD
+	aead   cipher.AEAD // nil after Shed, made again from secret when used
+	suite  *suite
 	seq    uint64
 	iv     [ivLen]byte
 	secret [maxHashLen]byte
@@ -211,9 +212,17 @@ func (d *direction) set(s *suite, secret []byte, seq uint64) error {
 	if err != nil {
 		return err
 	}
-	d.aead, d.iv, d.seq = aead, iv, seq
+	d.aead, d.iv, d.seq, d.suite = aead, iv, seq, s
 	copy(d.secret[:], secret)
 	return nil
+}
+
+// ready makes the AEAD again after Shed. It allocates, which only a
+// connection waking from idle pays.
+func (d *direction) ready() {
+	if d.aead == nil {
+		d.aead, _, _ = d.suite.trafficKeys(d.secret[:d.suite.hashLen]) // the secret made one before
+	}
 }
 
 // update moves the direction to the next traffic secret (RFC 8446 §7.2).
@@ -234,6 +243,7 @@ func (d *direction) seal(rec []byte) {
 	body := rec[HeaderLen:]
 	rec[0], rec[1], rec[2] = typeApplicationData, 3, 3
 	binary.BigEndian.PutUint16(rec[3:HeaderLen], uint16(len(body)))
+	d.ready()
 	d.xorSeq()
 	d.aead.Seal(body[:0], d.iv[:], body[:len(body)-tagLen], rec[:HeaderLen])
 	d.xorSeq()
@@ -243,6 +253,7 @@ func (d *direction) seal(rec []byte) {
 // open authenticates and decrypts a record's body in place and returns the
 // inner plaintext.
 func (d *direction) open(hdr, body []byte) ([]byte, error) {
+	d.ready()
 	d.xorSeq()
 	inner, err := d.aead.Open(body[:0], d.iv[:], body, hdr)
 	d.xorSeq()
@@ -805,6 +816,15 @@ func (l *RecordLayer) AppendReplies(dst []byte) []byte {
 	}
 	dst, _ = l.appendKeyUpdate(dst)
 	return dst
+}
+
+// Shed drops the two AEADs, about 1.5 KiB with AES-GCM, keeping their
+// secrets: the next record opened or sealed makes them again. A transport
+// calls it on a connection that has been idle a while.
+func (l *RecordLayer) Shed() {
+	if l.err != ErrReleased {
+		l.r.aead, l.w.aead = nil, nil
+	}
 }
 
 // Release hands pooled buffers back and forgets the secrets; the layer is

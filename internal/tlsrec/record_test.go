@@ -669,3 +669,32 @@ func TestEnd(t *testing.T) {
 		t.Fatal("buffers not given back")
 	}
 }
+
+// A layer that sheds its AEADs between records carries on as if it had
+// not: each side makes them again from its secrets when next used, and
+// holds about none of their memory while shed.
+func TestShed(t *testing.T) {
+	for _, id := range suites {
+		t.Run(suiteName(id), func(t *testing.T) {
+			w, r := pair(t, id)
+			for i := range 5 {
+				data := pattern(100 + i)
+				stream := records(t, w, data)
+				got := readAll(r, stream)
+				if got.err != nil || !bytes.Equal(got.data, data) {
+					t.Fatalf("record %d after shedding: %d bytes, %v", i, len(got.data), got.err)
+				}
+				w.Shed()
+				r.Shed()
+				if w.w.aead != nil || r.r.aead != nil {
+					t.Fatal("Shed kept an AEAD")
+				}
+			}
+			w.Release()
+			w.Shed()
+			if _, err := w.AppendRecords(nil, []byte("x")); err == nil {
+				t.Fatal("a released layer sealed after Shed")
+			}
+		})
+	}
+}

@@ -65,7 +65,7 @@ type Conn struct {
 	rbuf   *[]byte
 	r, w   int
 	raw    *rawReader // nil where the connection offers no RawConn
-	pinned bool // rbuf holds a message still in use: read into a new one
+	pinned bool       // rbuf holds a message still in use: read into a new one
 
 	mu       sync.Mutex
 	proto    *codec.Protocol
