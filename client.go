@@ -56,6 +56,23 @@ type DialOptions struct {
 	// handshake itself (Upgrade, Connection, Sec-WebSocket-*) are Dial's:
 	// setting one is an error.
 	Header http.Header
+	// HTTP2 opens the session as a stream of an HTTP/2 connection, with
+	// the extended CONNECT of RFC 8441, in place of HTTP/1.1's Upgrade:
+	// over TLS negotiated by ALPN for wss://, and over cleartext HTTP/2
+	// with prior knowledge (h2c) for ws://. The server must have enabled
+	// it (SETTINGS_ENABLE_CONNECT_PROTOCOL); a server that has not is
+	// reported as an error, not retried over HTTP/1.1. (The client needs
+	// no GODEBUG switch; a Go server needs the xconnect package.)
+	HTTP2 bool
+	// HTTP2Transport, when set with HTTP2, carries the stream, so that many
+	// sessions share the transport's connections: an *http2.Transport of
+	// golang.org/x/net/http2, for one (net/http's Transport of Go 1.26
+	// refuses the :protocol field extended CONNECT needs). TLSConfig,
+	// NetDialContext and Proxy are then the transport's business and are
+	// ignored here. nil means a connection of the dial's own, through
+	// NetDialContext, Proxy and TLSConfig like any dial, closed with its
+	// session.
+	HTTP2Transport http.RoundTripper
 }
 
 // HandshakeError is returned by Dial when the server does not accept the
@@ -157,7 +174,12 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, erro
 		defer cancel()
 	}
 	dc := &dialCall{opts: opts, o: &o, u: u, key: key, offers: offers, req: req}
-	s, err := dc.dial(ctx, addr)
+	var s *Session
+	if opts.HTTP2 {
+		s, err = dc.dialH2(ctx)
+	} else {
+		s, err = dc.dial(ctx, addr)
+	}
 	if err != nil {
 		var herr *HandshakeError
 		if errors.As(err, &herr) {
@@ -184,31 +206,9 @@ type dialCall struct {
 // dial connects to addr, through a proxy if one is chosen, and opens the
 // session.
 func (dc *dialCall) dial(ctx context.Context, addr string) (*Session, error) {
-	proxy, err := dc.proxyFor(ctx)
+	nc, release, err := dc.connect(ctx, addr)
 	if err != nil {
 		return nil, err
-	}
-	connectTo := addr
-	if proxy != nil {
-		if connectTo, err = proxyAddress(proxy); err != nil {
-			return nil, err
-		}
-	}
-	raw, err := dc.netDial(ctx, connectTo)
-	if err != nil {
-		if proxy != nil {
-			err = fmt.Errorf("proxy %s: %w", proxy.Redacted(), err)
-		}
-		return nil, err
-	}
-	release := guard(ctx, raw)
-	nc := raw
-	if proxy != nil {
-		if nc, err = dc.tunnel(ctx, raw, proxy, addr); err != nil {
-			release()
-			raw.Close()
-			return nil, fmt.Errorf("proxy %s: %w", proxy.Redacted(), err)
-		}
 	}
 	s, err := dc.upgrade(ctx, nc, release)
 	if err != nil {
@@ -217,6 +217,38 @@ func (dc *dialCall) dial(ctx context.Context, addr string) (*Session, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// connect opens a connection to addr, through a proxy if one is chosen,
+// whose I/O ctx guards until release.
+func (dc *dialCall) connect(ctx context.Context, addr string) (nc net.Conn, release func() bool, err error) {
+	proxy, err := dc.proxyFor(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	connectTo := addr
+	if proxy != nil {
+		if connectTo, err = proxyAddress(proxy); err != nil {
+			return nil, nil, err
+		}
+	}
+	raw, err := dc.netDial(ctx, connectTo)
+	if err != nil {
+		if proxy != nil {
+			err = fmt.Errorf("proxy %s: %w", proxy.Redacted(), err)
+		}
+		return nil, nil, err
+	}
+	release = guard(ctx, raw)
+	nc = raw
+	if proxy != nil {
+		if nc, err = dc.tunnel(ctx, raw, proxy, addr); err != nil {
+			release()
+			raw.Close()
+			return nil, nil, fmt.Errorf("proxy %s: %w", proxy.Redacted(), err)
+		}
+	}
+	return nc, release, nil
 }
 
 // netDial opens a TCP connection to addr.

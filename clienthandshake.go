@@ -224,7 +224,19 @@ func checkResponse(resp *http.Response, key string, protocols []string, offers [
 	if got := resp.Header.Get("Sec-Websocket-Accept"); got != want {
 		return bad("Sec-WebSocket-Accept is %q, want %q", got, want)
 	}
-	if v := resp.Header["Sec-Websocket-Protocol"]; len(v) > 0 {
+	return checkSelected(resp.Header, protocols, offers)
+}
+
+// checkSelected checks the subprotocol and the extensions a server
+// selected, over HTTP/1.1 or HTTP/2.
+func checkSelected(h http.Header, protocols []string, offers []codec.ExtensionOffer) (protocol string, exts []codec.ExtensionOffer, err error) {
+	bad := func(format string, args ...any) (string, []codec.ExtensionOffer, error) {
+		return "", nil, fmt.Errorf("%w: "+format, append([]any{ErrBadHandshake}, args...)...)
+	}
+	if v := h["Sec-Websocket-Protocol"]; len(v) > 1 {
+		return bad("the response has %d Sec-WebSocket-Protocol fields %q; one is allowed", len(v), v)
+	}
+	if v := h["Sec-Websocket-Protocol"]; len(v) > 0 {
 		// Compared byte for byte, as browsers do: the answer must be one
 		// of the values sent (§4.1, and §4.2.2 /subprotocol/).
 		if !slices.Contains(protocols, v[0]) {
@@ -235,7 +247,7 @@ func checkResponse(resp *http.Response, key string, protocols []string, offers [
 		}
 		protocol = v[0]
 	}
-	if v := resp.Header["Sec-Websocket-Extensions"]; len(v) > 0 {
+	if v := h["Sec-Websocket-Extensions"]; len(v) > 0 {
 		exts, err = codec.ParseExtensions(nil, v)
 		if err != nil {
 			return bad("Sec-WebSocket-Extensions %q: %v", v, err)

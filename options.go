@@ -132,6 +132,17 @@ type Options struct {
 	// says otherwise. On the poll engine crypto/tls does each handshake on a
 	// goroutine of its own.
 	TLSConfig *tls.Config
+	// HTTP2 makes Server.Serve take WebSockets over HTTP/2 (RFC 8441)
+	// beside HTTP/1.1 upgrades, on both engines: with TLS, ALPN offers h2
+	// first; without it, HTTP/2 with prior knowledge (h2c) is accepted.
+	// net/http then advertises extended CONNECT only if the program
+	// imports github.com/wskit/wskit/xconnect (or runs with
+	// GODEBUG=http2xconnect=1); Serve fails otherwise. Browsers then open
+	// their wss:// sessions to the origin as streams of the HTTP/2
+	// connection they hold, which net/http serves with a goroutine per
+	// stream, also on the poll engine. A reverse proxy in front must support
+	// RFC 8441 too.
+	HTTP2 bool
 	// ConfigureHTTP, when set, is called by Server.Serve on the http.Server
 	// it runs for plain HTTP requests (and, on the std engine, for the
 	// upgrades), before it starts: to change its timeouts (set from

@@ -43,8 +43,12 @@ func (srv *Server) Serve(ln net.Listener, h http.Handler) error {
 
 // serve is Serve with TLS when cfg is set.
 func (srv *Server) serve(ln net.Listener, h http.Handler, cfg *tls.Config) error {
+	if srv.opts.HTTP2 && !xconnectEnabled() {
+		ln.Close()
+		return errNoXConnect
+	}
 	if cfg != nil {
-		cfg = serverTLSConfig(cfg)
+		cfg = serverTLSConfig(cfg, srv.opts.HTTP2)
 	}
 	hs := &http.Server{
 		Handler:           h,
@@ -53,6 +57,11 @@ func (srv *Server) serve(ln net.Listener, h http.Handler, cfg *tls.Config) error
 		WriteTimeout:      srv.opts.Timeout,
 		MaxHeaderBytes:    srv.opts.MaxHandshakeSize,
 		ErrorLog:          slog.NewLogLogger(srv.opts.logger().Handler(), slog.LevelWarn),
+	}
+	if srv.opts.HTTP2 && cfg == nil {
+		hs.Protocols = new(http.Protocols)
+		hs.Protocols.SetHTTP1(true)
+		hs.Protocols.SetUnencryptedHTTP2(true)
 	}
 	if srv.opts.ConfigureHTTP != nil {
 		srv.opts.ConfigureHTTP(hs)
@@ -151,12 +160,16 @@ func (srv *Server) ListenAndServeTLS(addr string, h http.Handler, certFile, keyF
 	return srv.ServeTLS(ln, h, certFile, keyFile)
 }
 
-// serverTLSConfig returns a copy of cfg for serving: HTTP/1.1 offered by
-// ALPN unless it offers protocols of its own.
-func serverTLSConfig(cfg *tls.Config) *tls.Config {
+// serverTLSConfig returns a copy of cfg for serving: ALPN offers
+// HTTP/1.1, after HTTP/2 when h2 is set, unless cfg offers protocols of
+// its own.
+func serverTLSConfig(cfg *tls.Config, h2 bool) *tls.Config {
 	cfg = cfg.Clone()
 	if len(cfg.NextProtos) == 0 {
 		cfg.NextProtos = []string{"http/1.1"}
+		if h2 {
+			cfg.NextProtos = []string{"h2", "http/1.1"}
+		}
 	}
 	return cfg
 }

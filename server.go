@@ -130,6 +130,11 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		u.poll.attach(u, rt) // back to the loop: this goroutine ends
 		return
 	}
+	if u.h2 {
+		rt.serveConn(u) // the stream ends when this handler returns
+		u.nc.Close()    // no write after it
+		return
+	}
 	if err := writeAccept(u.nc, u.key, u.protocol, u.exts, u.header, rt.srv.opts.HandshakeTimeout); err != nil {
 		codec.ReleaseExtensions(u.exts)
 		u.nc.Close()
@@ -276,6 +281,7 @@ type upgraded struct {
 	vals     *valueSet
 	poll     *pollEngine // the poll engine whose loop nc can go back to, if any
 	onPoll   bool        // nc comes from a poll engine (over TLS, it stays on a goroutine)
+	h2       bool        // nc is an HTTP/2 stream, answered already: it ends with the handler
 }
 
 // accept carries out the server's side of an opening handshake on a
@@ -297,6 +303,21 @@ func (srv *Server) accept(w http.ResponseWriter, r *http.Request, kind routeKind
 		srv.opts.logger().Debug("wskit: upgrade refused", "status", herr.status, "reason", herr.msg, "remote", r.RemoteAddr, "path", r.URL.Path)
 		herr.write(w)
 		return nil, herr
+	}
+	if isH2WebSocket(r) {
+		nc, err := acceptH2(w, r, protocol, exts)
+		if err != nil {
+			codec.ReleaseExtensions(exts)
+			return nil, refuse(http.StatusInternalServerError, err.Error())
+		}
+		u := &upgraded{nc: nc, r: r, protocol: protocol, exts: exts, h2: true}
+		if hs != nil {
+			u.vals = hs.vals
+		}
+		if pc, ok := r.Context().Value(replayKey{}).(*prefixConn); ok && pc.pe.srv == srv {
+			u.onPoll = true
+		}
+		return u, nil
 	}
 	nc, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -322,7 +343,11 @@ func (srv *Server) accept(w http.ResponseWriter, r *http.Request, kind routeKind
 // checkUpgrade applies the handshake rules and the Origin policy to r, and
 // selects the subprotocol: required lists a route's own.
 func (srv *Server) checkUpgrade(r *http.Request, required []string) (key, protocol string, herr *handshakeError) {
-	key, herr = checkRequest(r)
+	if isH2WebSocket(r) {
+		herr = checkH2Request(r)
+	} else {
+		key, herr = checkRequest(r)
+	}
 	if herr == nil {
 		herr = srv.opts.checkOrigin(r)
 	}

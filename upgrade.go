@@ -21,16 +21,29 @@ import (
 // request's values but not its cancellation. Run it on any goroutine and
 // Close it when done, which returns its buffers. Shutdown closes it with
 // 1001 like the sessions of routes.
+//
+// Over HTTP/2 (RFC 8441, see Options.HTTP2) the session is a stream of the
+// request, and net/http ends the stream when the handler returns: the
+// handler must run the session to its end before it returns. A session
+// whose handler returned fails at its next write with net.ErrClosed.
 func (srv *Server) Upgrade(w http.ResponseWriter, r *http.Request, opts ...RouteOption) (*Session, error) {
 	u, err := srv.upgradeNow(w, r, routeSession, opts)
 	if err != nil {
 		return nil, err
+	}
+	if u.h2 {
+		return srv.ownedSession(u, r)
 	}
 	if err := writeAccept(u.nc, u.key, u.protocol, u.exts, u.header, srv.opts.HandshakeTimeout); err != nil {
 		codec.ReleaseExtensions(u.exts)
 		u.nc.Close()
 		return nil, fmt.Errorf("wskit: writing the 101: %w", err)
 	}
+	return srv.ownedSession(u, r)
+}
+
+// ownedSession makes the default session of Upgrade.
+func (srv *Server) ownedSession(u *upgraded, r *http.Request) (*Session, error) {
 	u.r = r.WithContext(context.WithoutCancel(r.Context()))
 	s := srv.newServerSession(u)
 	s.owned = true
@@ -43,15 +56,18 @@ func (srv *Server) Upgrade(w http.ResponseWriter, r *http.Request, opts ...Route
 }
 
 // UpgradeRaw is Upgrade for a raw session (see wsraw). Close it when done,
-// which returns its buffers.
+// which returns its buffers. Over HTTP/2, as with Upgrade, the handler
+// must not return before the session ends.
 func (srv *Server) UpgradeRaw(w http.ResponseWriter, r *http.Request, opts ...RouteOption) (*wsraw.Session, error) {
 	u, err := srv.upgradeNow(w, r, routeRaw, opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := writeAccept(u.nc, u.key, u.protocol, nil, u.header, srv.opts.HandshakeTimeout); err != nil {
-		u.nc.Close()
-		return nil, fmt.Errorf("wskit: writing the 101: %w", err)
+	if !u.h2 {
+		if err := writeAccept(u.nc, u.key, u.protocol, nil, u.header, srv.opts.HandshakeTimeout); err != nil {
+			u.nc.Close()
+			return nil, fmt.Errorf("wskit: writing the 101: %w", err)
+		}
 	}
 	c := wsconn.New(u.nc, u.buffered, srv.connConfig(codec.Server, true))
 	return wsraw.New(c, r.WithContext(context.WithoutCancel(r.Context())), u.protocol, true), nil
@@ -62,7 +78,8 @@ func (srv *Server) UpgradeRaw(w http.ResponseWriter, r *http.Request, opts ...Ro
 // poll engine's event loop, with no goroutine, or on a goroutine of its own
 // on the std engine. It returns once the session is open; the handler may
 // return then. When the upgrade is refused, the response has been written
-// and the error is a *HandshakeError.
+// and the error is a *HandshakeError. Over HTTP/2 it returns when the
+// session ends, since the stream ends with the handler.
 func (srv *Server) UpgradeEvents(w http.ResponseWriter, r *http.Request, ev Events, opts ...RouteOption) error {
 	rt := srv.newRoute(routeEvents, opts)
 	rt.events = ev
@@ -72,6 +89,11 @@ func (srv *Server) UpgradeEvents(w http.ResponseWriter, r *http.Request, ev Even
 	}
 	if u.poll != nil {
 		u.poll.attach(u, rt)
+		return nil
+	}
+	if u.h2 {
+		rt.serveConn(u) // an HTTP/2 stream ends with the handler
+		u.nc.Close()
 		return nil
 	}
 	if err := writeAccept(u.nc, u.key, u.protocol, u.exts, u.header, srv.opts.HandshakeTimeout); err != nil {

@@ -1,0 +1,211 @@
+package wskit
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wskit/wskit/codec"
+	"github.com/wskit/wskit/internal/wsconn"
+	"golang.org/x/net/http2"
+)
+
+// dialH2 opens the session as an RFC 8441 stream: an extended CONNECT
+// request on an HTTP/2 connection of the transport, the request body
+// carrying what the client sends and the response body what it receives.
+func (dc *dialCall) dialH2(ctx context.Context) (*Session, error) {
+	tr := dc.opts.HTTP2Transport
+	var own *ownConn
+	if tr == nil {
+		own = new(ownConn)
+		tr = dc.h2Transport(own)
+		defer func() {
+			if own != nil { // the dial failed
+				own.close()
+			}
+		}()
+	}
+	u := *dc.u
+	u.Scheme = "https"
+	if dc.u.Scheme == "ws" {
+		u.Scheme = "http"
+	}
+	pr, pw := io.Pipe()
+	header := dc.req.Header.Clone()
+	for _, k := range []string{"Upgrade", "Connection", "Sec-Websocket-Key"} {
+		header.Del(k)
+	}
+	header.Set(":protocol", "websocket")
+	// The stream outlives the dial: its context is not the dial's, which
+	// bounds only the wait for the response.
+	streamCtx, cancelStream := context.WithCancel(context.WithoutCancel(ctx))
+	req := (&http.Request{
+		Method: http.MethodConnect, URL: &u, Host: dc.req.Host, Header: header,
+		Proto: "HTTP/2", ProtoMajor: 2, Body: pr, ContentLength: -1,
+	}).WithContext(streamCtx)
+	stop := context.AfterFunc(ctx, cancelStream)
+	resp, err := tr.RoundTrip(req)
+	if !stop() {
+		if err == nil {
+			resp.Body.Close()
+		}
+		pw.Close()
+		return nil, context.Cause(ctx)
+	}
+	if err != nil {
+		cancelStream()
+		pw.Close()
+		return nil, err
+	}
+	fail := func(err error) (*Session, error) {
+		resp.Body.Close()
+		pw.Close()
+		cancelStream()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		herr := &HandshakeError{StatusCode: resp.StatusCode, Header: resp.Header}
+		_, herr.Reason, _ = strings.Cut(resp.Status, " ")
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		herr.Body = string(body)
+		return fail(herr)
+	}
+	protocol, accepted, err := checkSelected(resp.Header, dc.opts.Subprotocols, dc.offers)
+	if err != nil {
+		return fail(err)
+	}
+	exts, err := codec.ConfirmExtensions(dc.o.Extensions, accepted)
+	if err != nil {
+		return fail(fmt.Errorf("%w: %w", ErrBadHandshake, err))
+	}
+	st := &h2ClientStream{bodyReader: newBodyReader(resp.Body), pw: pw, cancel: cancelStream,
+		remote: addrString{"tcp", u.Host}, own: own}
+	own = nil
+	cfg := connConfig(dc.o, codec.Client, false)
+	cfg.Codec.Extensions = exts
+	c := wsconn.New(st, nil, cfg)
+	dc.req.RemoteAddr = u.Host
+	dc.req.Method, dc.req.Proto, dc.req.ProtoMajor, dc.req.ProtoMinor = http.MethodConnect, "HTTP/2.0", 2, 0
+	s := newSession(c, dc.o, dc.req, protocol, true)
+	resp.Body = http.NoBody // the session's now
+	s.resp = resp
+	return s, nil
+}
+
+// ownConn is the connection of a transport that serves one session.
+type ownConn struct {
+	mu sync.Mutex
+	nc net.Conn
+}
+
+func (o *ownConn) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.nc != nil {
+		o.nc.Close()
+	}
+}
+
+// h2Transport returns the transport of a dial over HTTP/2 without a
+// transport of the caller's: over TLS negotiated by ALPN for wss, and
+// with prior knowledge for ws, on a connection made as Dial makes them.
+// The connection is recorded in own, to be closed with the session: the
+// transport would keep it open.
+func (dc *dialCall) h2Transport(own *ownConn) *http2.Transport {
+	return &http2.Transport{
+		AllowHTTP: true, // h2c, for ws://
+		DialTLSContext: func(ctx context.Context, _, addr string, _ *tls.Config) (net.Conn, error) {
+			nc, release, err := dc.connect(ctx, addr)
+			if err != nil {
+				return nil, err
+			}
+			if dc.u.Scheme == "wss" {
+				cfg := dc.tlsConfig()
+				cfg.NextProtos = []string{"h2"}
+				tc := tls.Client(nc, cfg)
+				err = tc.HandshakeContext(ctx)
+				if err == nil && tc.ConnectionState().NegotiatedProtocol != "h2" {
+					err = errors.New("the server does not offer HTTP/2 (h2 by ALPN)")
+				}
+				nc = tc
+			}
+			if err == nil && !release() {
+				err = context.Cause(ctx)
+			}
+			if err != nil {
+				release()
+				nc.Close()
+				return nil, err
+			}
+			own.mu.Lock()
+			defer own.mu.Unlock()
+			if own.nc != nil {
+				own.nc.Close()
+			}
+			own.nc = nc
+			return nc, nil
+		},
+	}
+}
+
+// h2ClientStream is a client's RFC 8441 stream seen as a net.Conn: the
+// response body in, the request body out.
+type h2ClientStream struct {
+	*bodyReader                // the response: what the server sends
+	pw          *io.PipeWriter // the request body: what we send
+	cancel      context.CancelFunc
+	remote      net.Addr
+	own         *ownConn // the connection to close with the stream; nil if shared
+}
+
+// h2Linger bounds the wait of a closed stream for the server's end.
+const h2Linger = 2 * time.Second
+
+func (s *h2ClientStream) Write(p []byte) (int, error) {
+	n, err := s.pw.Write(p)
+	if errors.Is(err, io.ErrClosedPipe) {
+		err = net.ErrClosed
+	}
+	return n, err
+}
+
+// Close ends the request body after what was written (cancelling the
+// stream at once could drop a close frame the transport had not sent yet)
+// and lets the server end the response, which it does once it has closed
+// too; a goroutine waits for that, for h2Linger at most, then cancels the
+// stream.
+func (s *h2ClientStream) Close() error {
+	if !s.stop() {
+		return net.ErrClosed
+	}
+	s.pw.Close()
+	go func() {
+		t := time.NewTimer(h2Linger)
+		select {
+		case <-s.ended:
+		case <-t.C:
+		}
+		t.Stop()
+		s.body.Close()
+		s.cancel()
+		if s.own != nil {
+			s.own.close()
+		}
+	}()
+	return nil
+}
+
+func (s *h2ClientStream) LocalAddr() net.Addr  { return addrString{"tcp", ""} }
+func (s *h2ClientStream) RemoteAddr() net.Addr { return s.remote }
+
+// SetDeadline sets the read deadline. Writes have none: a request body is
+// a pipe the transport drains, and Close ends a blocked write.
+func (s *h2ClientStream) SetDeadline(t time.Time) error      { return s.SetReadDeadline(t) }
+func (s *h2ClientStream) SetWriteDeadline(t time.Time) error { return nil }
