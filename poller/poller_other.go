@@ -65,3 +65,18 @@ func (c *Conn) SetTimer(t time.Time)                                 {}
 func (c *Conn) PauseRead()                                           {}
 func (c *Conn) ResumeRead()                                          {}
 func (c *Conn) Detach() net.Conn                                     { return nil }
+func (c *Conn) ReadPaused() bool                                     { return false }
+func (c *Conn) Unread(in []byte)                                     {}
+func (c *Conn) SetSealer(s Sealer)                                   {}
+func (c *Conn) SealOwed()                                            {}
+
+// Sealer is the poller's record layer; unused here.
+type Sealer interface {
+	Seal(dst, plain []byte) []byte
+	SealedSize(n int) int
+	Owed() bool
+	Close(dst []byte) []byte
+}
+
+// Attach reports false: there is no poller here.
+func Attach(nc net.Conn, setup func(c *Conn), dropped func()) bool { return false }
