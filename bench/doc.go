@@ -176,19 +176,32 @@
 //
 // # The comparison
 //
-// cmd/compare runs the comparison the README shows: every server of Names
-// as a process of its own (cmd/benchserver), fresh for every case,
-// measured by `wskit bench` (the root module's load tool, one client for
-// all): echo with 1000 connections × 64 B (msgs/s), echo with 100
-// connections × 16 KiB (MB/s), idle with 19 000 connections (server RSS per
-// connection) and churn with 100 cycles at once (handshakes/s); tcp, the
-// ceiling, runs all but churn. Every server once per run, runs one after
-// another, medians over runs; it writes the table between the README's
-// markers, results/comparison.svg and results/comparison.json (every
-// measurement), stamped with the machine and the date:
+// cmd/compare runs what the README shows and keeps the raw data of every
+// table it writes under results/: the load suite (every server of Names as
+// a process of its own, cmd/benchserver, fresh for every case, measured by
+// `wskit bench -verify`, one client for all, which checks every reply
+// byte for byte: echo with 1000 connections × 64 B, echo with 100
+// connections × 16 KiB, idle with 19 000 connections, churn with 100
+// cycles at once; tcp, the ceiling, runs all but churn) into
+// results/comparison.json, and BenchmarkE2E, BenchmarkFanout and
+// BenchmarkEcho/EchoParallel, one go test invocation per run, into
+// results/e2e/, results/fanout/ and results/echo/ (run-N.txt, the
+// benchmark output after lines naming the machine, the date, the order and
+// the command). In every run the servers go in an order drawn at random
+// for that run (-seed repeats it; the orders are kept with the data), so
+// that no server keeps the first or last place while the machine drifts.
+// Every cell of a table is a ratio within one run to a reference (gorilla,
+// gorilla-hub, or the plain TCP echo for CPU time), the median over the
+// runs with the range in brackets; the reference's row shows its medians.
+// Under every table, the servers best in each run (a tie counts for each).
+// The tables go between the README's markers (comparison, e2e, fanout,
+// echo), the load suite's chart to results/comparison.svg:
 //
-//	go run ./cmd/compare                     # 3 runs of 10 s per case
-//	go run ./cmd/compare -runs 1 -d 3s -dry  # a quick look; writes nothing
+//	go run ./cmd/compare                     # every suite, 3 runs: about an hour on 2 CPUs
+//	go run ./cmd/compare -report             # measure nothing: rewrite the tables from results/
+//	go run ./cmd/compare -suites load -runs 5 -d 10s
+//	go run ./cmd/compare -runs 1 -d 2s -dry -suites load   # a quick look; writes nothing
+//	BENCH_FANOUT_SUBS=200 go run ./cmd/compare -runs 2 -benchtime 20000x -dry -suites fanout,e2e,echo
 //
 // BenchmarkLoad runs the same scenarios at small sizes, with the servers in
 // the test process, for benchstat across commits:
@@ -229,6 +242,7 @@
 //	go run ./cmd/idle -n 10000 -per 5000 -runs 3 -echo 1024 \
 //		-impl wskit-poll-events,wskit-poll-events-deflate,wskit-poll-events-deflate-nocontext
 //
-// cmd/ratios prints BenchmarkE2E results as medians of per-run ratios (see
-// above).
+// cmd/ratios prints BenchmarkE2E, BenchmarkFanout or BenchmarkEcho results
+// as medians of per-run ratios with their range, the same arithmetic as
+// cmd/compare's tables (see above).
 package bench

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +41,24 @@ var impls = []impl{
 	{"gorillacopy", gorillaCopyEcho},
 	{"wskit", wskitEcho},
 	{"wskitraw", wskitRawEcho},
+}
+
+// echoImpls returns the servers named in $BENCH_ECHO_IMPLS (separated by
+// commas), in that order, or impls.
+func echoImpls(tb testing.TB) []impl {
+	s := os.Getenv("BENCH_ECHO_IMPLS")
+	if s == "" {
+		return impls
+	}
+	var out []impl
+	for _, name := range strings.Split(s, ",") {
+		i := slices.IndexFunc(impls, func(im impl) bool { return im.name == name })
+		if i < 0 {
+			tb.Fatalf("BENCH_ECHO_IMPLS: no server %q", name)
+		}
+		out = append(out, impls[i])
+	}
+	return out
 }
 
 type echoSize struct {
@@ -213,7 +233,7 @@ func reportMsgs(b *testing.B) {
 // client allocates nothing per echo (TestRawClientZeroAllocs), so they are
 // the server's. MB/s counts the payload one way.
 func BenchmarkEcho(b *testing.B) {
-	for _, im := range impls {
+	for _, im := range echoImpls(b) {
 		b.Run("impl="+im.name, func(b *testing.B) {
 			addr := startServer(b, im.handler(b))
 			for _, size := range echoSizes {
@@ -240,7 +260,7 @@ func BenchmarkEcho(b *testing.B) {
 // any single connection's latency.
 func BenchmarkEchoParallel(b *testing.B) {
 	const conns = 16
-	for _, im := range impls {
+	for _, im := range echoImpls(b) {
 		b.Run("impl="+im.name, func(b *testing.B) {
 			addr := startServer(b, im.handler(b))
 			for _, size := range echoSizes {
