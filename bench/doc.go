@@ -45,9 +45,12 @@
 //     a connection holds the write buffer only when writing a message"
 //     (package doc, Buffers; Upgrader.WriteBufferPool: "most useful when the
 //     application has a modest volume of writes across a large number of
-//     connections"), so the pool is set. Messages are read with NextReader
-//     ("An application can also send and receive messages using the
-//     io.WriteCloser and io.Reader interfaces", package doc) into a buffer
+//     connections"), so the pool is set (with the default buffer sizes it
+//     saves no memory at idle: gorilla otherwise reuses net/http's hijacked
+//     write buffer, which net/http holds for the connection in any case).
+//     Messages are read with NextReader ("An application can also send and
+//     receive messages using the io.WriteCloser and io.Reader interfaces",
+//     package doc) into a buffer
 //     from a sync.Pool, as nbio's go-websocket-benchmark gives gorilla a
 //     reused buffer (frameworks/gorilla/server.go), and written with
 //     WriteMessage, whose server path sends one frame from the caller's
