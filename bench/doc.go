@@ -6,7 +6,10 @@
 // # In-process echo
 //
 // BenchmarkEcho and BenchmarkEchoParallel run client and server in the test
-// process, so that B/op and allocs/op are the server's:
+// process, so that B/op and allocs/op are the server's. gorilla runs its
+// fast path, as in the zoo below; gorillareadmessage and gorillacopy are
+// the ReadMessage and NextReader/NextWriter/io.Copy loops of its package
+// doc, for reference:
 //
 //	cd bench && go test -run '^$' -bench Echo -benchmem -count 6 | tee /tmp/echo.txt
 //	benchstat -col /impl /tmp/echo.txt
@@ -22,22 +25,64 @@
 // other, so that the machine's drift falls between cases more than between
 // servers. The zoo:
 //
-//	gorilla             gorilla/websocket, goroutine per connection, ReadMessage/WriteMessage
+//	gorilla             gorilla/websocket, goroutine per connection: NextReader into a pooled buffer, WriteMessage, Upgrader.WriteBufferPool
 //	coder               coder/websocket, goroutine per connection: Accept, each message's Reader read into a pooled buffer, Write
 //	gobwas              gobwas/ws, goroutine per connection: ws.Upgrader on a raw listener, ws.ReadHeader per frame, one write per reply
 //	gobwas-epoll        gobwas/ws in its "million WebSockets" design: epoll wakes a pool of 128 workers; idle connections hold no goroutine
 //	gws                 lxzan/gws's Upgrader in net/http, a ReadLoop goroutine per connection, OnMessage with ParallelEnabled
-//	nbio                nbio's nbhttp epoll engine (IOModNonBlocking) and its upgrader's OnMessage
+//	nbio                nbio's nbhttp epoll engine (IOModNonBlocking), one poller per CPU, OnMessage on nbio's goroutine pool
+//	nbio-sync           the same with its handlers on the poller goroutines (ServerExecutor), like wskit's Events
 //	wskit-std           EngineStd, default session ranging over Messages
 //	wskit-poll-session  EnginePoll, default session (a goroutine per session)
 //	wskit-poll-events   EnginePoll, Events.OnMessage on the event loop
 //	tcp                 raw TCP echo on wskit's poller, no framing: the ceiling
 //
-// and the variants gobwas-batch and gobwas-epoll-batch (replies to frames
+// Each peer runs on the fast path its own documentation gives, so that its
+// maintainers would accept the configuration as theirs:
+//
+//   - gorilla: "Buffers are held for the lifetime of the connection by
+//     default. If the Dialer or Upgrader WriteBufferPool field is set, then
+//     a connection holds the write buffer only when writing a message"
+//     (package doc, Buffers; Upgrader.WriteBufferPool: "most useful when the
+//     application has a modest volume of writes across a large number of
+//     connections"), so the pool is set (with the default buffer sizes it
+//     saves no memory at idle: gorilla otherwise reuses net/http's hijacked
+//     write buffer, which net/http holds for the connection in any case).
+//     Messages are read with NextReader ("An application can also send and
+//     receive messages using the io.WriteCloser and io.Reader interfaces",
+//     package doc) into a buffer
+//     from a sync.Pool, as nbio's go-websocket-benchmark gives gorilla a
+//     reused buffer (frameworks/gorilla/server.go), and written with
+//     WriteMessage, whose server path sends one frame from the caller's
+//     slice. ReadMessage (io.ReadAll into a new, growing slice per message)
+//     is the variant gorilla-readmessage.
+//   - coder: websocket.Accept with default AcceptOptions, its README's
+//     server; Conn.Reader into a pooled buffer and Conn.Write (see
+//     internal/servers/coder.go for why not Conn.Read or io.Copy).
+//   - gobwas: its README's zero-copy ws.Upgrader and "the lower-level
+//     example without wsutil" (ws.ReadHeader, the payload, ws.Cipher,
+//     ws.WriteHeader); gobwas-epoll in the design of its author's "A
+//     Million WebSockets and Go" (epoll, a pool of 128 workers, pooled
+//     readers, no goroutine per idle connection).
+//   - gws: its README's "Best Practice": an Upgrader with ParallelEnabled
+//     and Recovery, ReadLoop on a goroutine of its own.
+//   - nbio: nbhttp.Engine as nbio's go-websocket-benchmark configures it
+//     (frameworks/nbio_nonblocking/server.go: IOModNonBlocking,
+//     ReleaseWebsocketPayload, no read deadline), with nbhttp.Config.NPoller
+//     ("poller goroutine num") set to one per CPU, as wskit runs one loop
+//     per CPU: its default, runtime.NumCPU()/4 and at least one, would give
+//     a 2-CPU machine one poller. Both of nbio's execution modes run in the
+//     table: handlers on its goroutine pool (its default) and on the
+//     pollers (nbio-sync, nbhttp.Config.ServerExecutor).
+//   - antlabs/greatws (the best published idle memory, 448 MB at a million
+//     connections) is not in the zoo: the Go module proxy reachable here
+//     does not serve github.com/antlabs/greatws.
+//
+// and the variants gorilla-readmessage (above), gobwas-batch and
+// gobwas-epoll-batch (replies to frames
 // that arrived together in one write, which gobwas's README does not do),
 // gws-serial (gws without ParallelEnabled: a connection's replies keep
-// their order), nbio-sync (nbio with its handlers on the
-// poller goroutines), tcp-block (poller.WaitBlock), tcp-lt
+// their order), tcp-block (poller.WaitBlock), tcp-lt
 // (level-triggered), wskit-poll-session-block and wskit-poll-events-block
 // (Options.BlockingLoops), wskit-poll-events-chain and wskit-std-chain (the
 // Events echo behind three middlewares: a logger, an auth check of the
@@ -52,7 +97,7 @@
 // server-allocs/msg and server-B/msg, from the server's runtime.MemStats.
 // Client and server share the CPUs unless the server is pinned.
 //
-// Environment: BENCH_IMPLS=a,b,... picks the servers (default: the ten
+// Environment: BENCH_IMPLS=a,b,... picks the servers (default: the eleven
 // above); BENCH_SERVER_CPUS=LIST runs the server under taskset -c LIST with
 // GOMAXPROCS set to the number of CPUs listed; BENCH_SERVER_PROFILE=DIR
 // makes each server write DIR/IMPL.cpu.pprof and, when it stops,
@@ -102,7 +147,7 @@
 // and in order; a message lost, repeated, reordered or mangled fails the
 // benchmark. The servers (internal/fanout):
 //
-//	gorilla-hub  gorilla/websocket and its chat example's hub: a hub goroutine, per client a send queue of 256, a read and a write goroutine; each message written on its own
+//	gorilla-hub  gorilla/websocket and its chat example's hub: a hub goroutine, per client a send queue of 256, a read and a write goroutine; each message framed once as a PreparedMessage ("Use PreparedMessage to efficiently send a message payload to multiple connections", its doc) and written on its own
 //	wskit-std    wskit.Hub{Buffer: 256, Overflow: OverflowSuspend} on EngineStd, sessions subscribed by a WebSocket handler
 //	wskit-poll   the same Hub on EnginePoll, sessions subscribed by Events.OnOpen on the event loop
 //
@@ -134,19 +179,32 @@
 //
 // # The comparison
 //
-// cmd/compare runs the comparison the README shows: every server of Names
-// as a process of its own (cmd/benchserver), fresh for every case,
-// measured by `wskit bench` (the root module's load tool, one client for
-// all): echo with 1000 connections × 64 B (msgs/s), echo with 100
-// connections × 16 KiB (MB/s), idle with 19 000 connections (server RSS per
-// connection) and churn with 100 cycles at once (handshakes/s); tcp, the
-// ceiling, runs all but churn. Every server once per run, runs one after
-// another, medians over runs; it writes the table between the README's
-// markers, results/comparison.svg and results/comparison.json (every
-// measurement), stamped with the machine and the date:
+// cmd/compare runs what the README shows and keeps the raw data of every
+// table it writes under results/: the load suite (every server of Names as
+// a process of its own, cmd/benchserver, fresh for every case, measured by
+// `wskit bench -verify`, one client for all, which checks every reply
+// byte for byte: echo with 1000 connections × 64 B, echo with 100
+// connections × 16 KiB, idle with 19 000 connections, churn with 100
+// cycles at once; tcp, the ceiling, runs all but churn) into
+// results/comparison.json, and BenchmarkE2E, BenchmarkFanout and
+// BenchmarkEcho/EchoParallel, one go test invocation per run, into
+// results/e2e/, results/fanout/ and results/echo/ (run-N.txt, the
+// benchmark output after lines naming the machine, the date, the order and
+// the command). In every run the servers go in an order drawn at random
+// for that run (-seed repeats it; the orders are kept with the data), so
+// that no server keeps the first or last place while the machine drifts.
+// Every cell of a table is a ratio within one run to a reference (gorilla,
+// gorilla-hub, or the plain TCP echo for CPU time), the median over the
+// runs with the range in brackets; the reference's row shows its medians.
+// Under every table, the servers best in each run (a tie counts for each).
+// The tables go between the README's markers (comparison, e2e, fanout,
+// echo), the load suite's chart to results/comparison.svg:
 //
-//	go run ./cmd/compare                     # 3 runs of 10 s per case
-//	go run ./cmd/compare -runs 1 -d 3s -dry  # a quick look; writes nothing
+//	go run ./cmd/compare                     # every suite, 3 runs: about an hour on 2 CPUs
+//	go run ./cmd/compare -report             # measure nothing: rewrite the tables from results/
+//	go run ./cmd/compare -suites load -runs 5 -d 10s
+//	go run ./cmd/compare -runs 1 -d 2s -dry -suites load   # a quick look; writes nothing
+//	BENCH_FANOUT_SUBS=200 go run ./cmd/compare -runs 2 -benchtime 20000x -dry -suites fanout,e2e,echo
 //
 // BenchmarkLoad runs the same scenarios at small sizes, with the servers in
 // the test process, for benchstat across commits:
@@ -187,6 +245,7 @@
 //	go run ./cmd/idle -n 10000 -per 5000 -runs 3 -echo 1024 \
 //		-impl wskit-poll-events,wskit-poll-events-deflate,wskit-poll-events-deflate-nocontext
 //
-// cmd/ratios prints BenchmarkE2E results as medians of per-run ratios (see
-// above).
+// cmd/ratios prints BenchmarkE2E, BenchmarkFanout or BenchmarkEcho results
+// as medians of per-run ratios with their range, the same arithmetic as
+// cmd/compare's tables (see above).
 package bench

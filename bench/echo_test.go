@@ -1,11 +1,14 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,15 +30,35 @@ type impl struct {
 }
 
 // impls are listed gorilla first so that benchstat -col /impl takes it as
-// the base and reads every other column as "vs gorilla". wskitraw is a
-// diagnostic beside wskit: the same connection and codec without the
-// default session's hand-off of each message from its read goroutine to
-// the handler's.
+// the base and reads every other column as "vs gorilla". gorilla is its
+// fast path (gorillaEcho); gorillareadmessage and gorillacopy are the two
+// echo loops its docs show, for reference. wskitraw is a diagnostic beside
+// wskit: the same connection and codec without the default session's
+// hand-off of each message from its read goroutine to the handler's.
 var impls = []impl{
 	{"gorilla", gorillaEcho},
+	{"gorillareadmessage", gorillaReadMessageEcho},
 	{"gorillacopy", gorillaCopyEcho},
 	{"wskit", wskitEcho},
 	{"wskitraw", wskitRawEcho},
+}
+
+// echoImpls returns the servers named in $BENCH_ECHO_IMPLS (separated by
+// commas), in that order, or impls.
+func echoImpls(tb testing.TB) []impl {
+	s := os.Getenv("BENCH_ECHO_IMPLS")
+	if s == "" {
+		return impls
+	}
+	var out []impl
+	for _, name := range strings.Split(s, ",") {
+		i := slices.IndexFunc(impls, func(im impl) bool { return im.name == name })
+		if i < 0 {
+			tb.Fatalf("BENCH_ECHO_IMPLS: no server %q", name)
+		}
+		out = append(out, impls[i])
+	}
+	return out
 }
 
 type echoSize struct {
@@ -91,11 +114,10 @@ func wskitRawEcho(tb testing.TB) http.Handler {
 	})
 }
 
-// gorillaServer upgrades each request with a default gorilla Upgrader
-// (4096-byte read and write buffers) and calls echo1 on the connection until
-// it fails, then closes the connection.
-func gorillaServer(echo1 func(*websocket.Conn) error) http.Handler {
-	var upgrader websocket.Upgrader
+// gorillaServer upgrades each request with upgrader (default 4096-byte
+// read and write buffers unless it sets others) and calls echo1 on the
+// connection until it fails, then closes the connection.
+func gorillaServer(upgrader *websocket.Upgrader, echo1 func(*websocket.Conn) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := upgrader.Upgrade(w, r, nil)
 		if err != nil {
@@ -107,13 +129,38 @@ func gorillaServer(echo1 func(*websocket.Conn) error) http.Handler {
 	})
 }
 
-// gorillaEcho is the echo server gorilla/websocket documents
-// (examples/echo/server.go): an Upgrader with default options and a
-// ReadMessage/WriteMessage loop. ReadMessage reads the message with
-// io.ReadAll, so it allocates; WriteMessage has a server fast path that
-// sends one frame without allocating.
+// gorillaReadBufs lends gorillaEcho the buffer each message is read into.
+var gorillaReadBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// gorillaEcho is gorilla/websocket on its fast path, as the zoo's gorilla
+// (internal/servers) runs it: NextReader read into a pooled buffer, then
+// WriteMessage, whose server fast path writes one frame from the caller's
+// slice without copying or allocating, and the Upgrader's WriteBufferPool
+// (a connection holds a write buffer only while writing). No allocation
+// per message once the pools hold buffers of the message's size.
 func gorillaEcho(testing.TB) http.Handler {
-	return gorillaServer(func(c *websocket.Conn) error {
+	upgrader := &websocket.Upgrader{WriteBufferPool: &sync.Pool{}}
+	return gorillaServer(upgrader, func(c *websocket.Conn) error {
+		mt, r, err := c.NextReader()
+		if err != nil {
+			return err
+		}
+		buf := gorillaReadBufs.Get().(*bytes.Buffer)
+		defer gorillaReadBufs.Put(buf)
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			return err
+		}
+		return c.WriteMessage(mt, buf.Bytes())
+	})
+}
+
+// gorillaReadMessageEcho is the echo server gorilla/websocket's package doc
+// and examples/echo/server.go show: an Upgrader with default options and a
+// ReadMessage/WriteMessage loop. ReadMessage reads the message with
+// io.ReadAll, so it allocates a slice and grows it for every message.
+func gorillaReadMessageEcho(testing.TB) http.Handler {
+	return gorillaServer(&websocket.Upgrader{}, func(c *websocket.Conn) error {
 		mt, p, err := c.ReadMessage()
 		if err != nil {
 			return err
@@ -129,7 +176,7 @@ func gorillaEcho(testing.TB) http.Handler {
 // NextWriter allocate their reader and writer; a message larger than the
 // 4096-byte write buffer leaves as several frames.
 func gorillaCopyEcho(testing.TB) http.Handler {
-	return gorillaServer(func(c *websocket.Conn) error {
+	return gorillaServer(&websocket.Upgrader{}, func(c *websocket.Conn) error {
 		mt, r, err := c.NextReader()
 		if err != nil {
 			return err
@@ -186,7 +233,7 @@ func reportMsgs(b *testing.B) {
 // client allocates nothing per echo (TestRawClientZeroAllocs), so they are
 // the server's. MB/s counts the payload one way.
 func BenchmarkEcho(b *testing.B) {
-	for _, im := range impls {
+	for _, im := range echoImpls(b) {
 		b.Run("impl="+im.name, func(b *testing.B) {
 			addr := startServer(b, im.handler(b))
 			for _, size := range echoSizes {
@@ -213,7 +260,7 @@ func BenchmarkEcho(b *testing.B) {
 // any single connection's latency.
 func BenchmarkEchoParallel(b *testing.B) {
 	const conns = 16
-	for _, im := range impls {
+	for _, im := range echoImpls(b) {
 		b.Run("impl="+im.name, func(b *testing.B) {
 			addr := startServer(b, im.handler(b))
 			for _, size := range echoSizes {

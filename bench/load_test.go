@@ -29,8 +29,8 @@ var loadCases = []struct {
 
 // BenchmarkLoad runs wskit bench's engine (internal/load) against every
 // server of the zoo, in this process, for $BENCH_LOAD_TIME (default 1 s)
-// per op. Reported: msgs/s (handshakes/s for churn), MB/s, p50-µs and
-// p99-µs. Client and server share the process and its CPUs, so read the
+// per op, every reply checked byte for byte (load.Config.Verify). Reported:
+// msgs/s (handshakes/s for churn), MB/s, p50-µs and p99-µs. Client and server share the process and its CPUs, so read the
 // figures beside one another, across commits with benchstat:
 //
 //	go test -run '^$' -bench Load -count 6 > new.txt; benchstat -col /impl new.txt
@@ -67,6 +67,7 @@ func BenchmarkLoad(b *testing.B) {
 				defer srv.Close()
 				cfg := lc.cfg
 				cfg.Duration = window
+				cfg.Verify = true // every reply checked, as cmd/compare does
 				cfg.URL = "ws://" + ln.Addr().String() + servers.URI
 				if servers.IsRaw(impl) {
 					cfg.URL = "tcp://" + ln.Addr().String()

@@ -23,7 +23,7 @@ process's CPU time and memory. A tcp://host:port URL runs echo, pipeline or
 idle against a raw TCP echo server with the same payloads and no framing:
 the ceiling a WebSocket server is measured against. Connections are driven by a few epoll loops
 (Linux only) sending frames prepared once; replies are counted from their
-frame headers.
+frame headers, and with -verify compared byte for byte with what was sent.
 
 Scenarios (-scenario):
   echo       -c connections in a closed loop, one message of -size bytes in flight each
@@ -91,6 +91,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.Var((*sourcesValue)(&c.load.Sources), "src", "local `addresses` to connect from, in turn, such as 127.0.0.2,127.0.0.3")
 	fs.IntVar(&c.load.PID, "pid", 0, "server process `id` to measure CPU time and RSS of (from /proc)")
 	fs.IntVar(&c.load.Loops, "loops", 0, "client event `loops`; 0 means one per CPU")
+	fs.BoolVar(&c.load.Verify, "verify", false, "check every reply byte for byte against the message sent (not broadcast)")
 	fs.BoolVar(&c.json, "json", false, "print the result as JSON instead of a table")
 	fs.BoolVar(&c.progress, "progress", false, "show progress on stderr even when it is not a terminal")
 	rest, err := parseArgs(fs, args)

@@ -24,19 +24,19 @@ func TestParseBenchFlags(t *testing.T) {
 		{args: nil, want: func(c benchConfig) bool {
 			l := c.load
 			return l.URL == "ws://127.0.0.1:8080/echo" && l.Scenario == load.Echo && l.Conns == 1000 && l.Size == 64 &&
-				l.Duration == 10*time.Second && l.Pipeline == 16 && !c.json && !c.progress
+				l.Duration == 10*time.Second && l.Pipeline == 16 && !l.Verify && !c.json && !c.progress
 		}},
 		{args: []string{"-scenario", "broadcast"}, want: func(c benchConfig) bool {
 			return c.load.URL == "ws://127.0.0.1:8080/chat" && c.load.Scenario == load.Broadcast
 		}},
 		{args: []string{"ws://h:1/x", "-scenario", "pipeline", "-p", "4", "-size", "16KiB", "-c", "7", "-d", "2s", "-ramp", "1s",
-			"-rate", "500", "-src", "127.0.0.2, 127.0.0.3", "-pid", "42", "-loops", "3", "-json", "-progress"},
+			"-rate", "500", "-src", "127.0.0.2, 127.0.0.3", "-pid", "42", "-loops", "3", "-verify", "-json", "-progress"},
 			want: func(c benchConfig) bool {
 				l := c.load
 				return l.URL == "ws://h:1/x" && l.Scenario == load.Pipeline && l.Pipeline == 4 && l.Size == 16<<10 &&
 					l.Conns == 7 && l.Duration == 2*time.Second && l.Ramp == time.Second && l.Rate == 500 &&
 					len(l.Sources) == 2 && l.Sources[1] == netip.MustParseAddr("127.0.0.3") && l.PID == 42 && l.Loops == 3 &&
-					c.json && c.progress
+					l.Verify && c.json && c.progress
 			}},
 		{args: []string{"-url", "ws://a/", "ws://b/"}, err: "at most one URL"},
 		{args: []string{"-src", "127.0.0.300"}, err: "source address"},

@@ -258,6 +258,40 @@ func TestMainCLI(t *testing.T) {
 	}
 }
 
+// TestMainExpect checks -expect: the run passes only with exactly the
+// counts given, including a count of zero for verdicts left out, so that a
+// server whose cases went from OK to NON-STRICT or UNIMPLEMENTED fails.
+func TestMainExpect(t *testing.T) {
+	url := startEcho(t, noFault)
+	lax := startEcho(t, keepOpen) // 2.5 becomes NON-STRICT
+	tests := []struct {
+		url, cases, expect string
+		code               int
+	}{
+		{url, "1.1.1,2.5", "OK=2", 0},
+		{url, "1.1.1,2.5", "OK=2,NON-STRICT=0,FAILED=0", 0},
+		{url, "1.1.1,2.5", "OK=1", 1},
+		{url, "1.1.1,2.5", "OK=2,INFORMATIONAL=1", 1},
+		{lax, "2.5", "OK=1", 1},
+		{lax, "2.5", "NON-STRICT=1", 0},
+		{url, "12.1.1", "OK=1", 1}, // no permessage-deflate: UNIMPLEMENTED
+		{url, "12.1.1", "UNIMPLEMENTED=1", 0},
+		{url, "1.1.1", "OK", 2},
+		{url, "1.1.1", "GREAT=1", 2},
+		{url, "1.1.1", "OK=1,OK=1", 2},
+	}
+	for _, tc := range tests {
+		var out, errb bytes.Buffer
+		code := runMain(context.Background(), []string{"-url", tc.url, "-cases", tc.cases, "-expect", tc.expect}, &out, &errb)
+		if code != tc.code {
+			t.Errorf("cases %s, -expect %s: exit %d, want %d\n%s%s", tc.cases, tc.expect, code, tc.code, out.String(), errb.String())
+		}
+		if code == 1 && !strings.Contains(errb.String(), "expected") {
+			t.Errorf("cases %s, -expect %s: stderr %q does not say what was expected", tc.cases, tc.expect, errb.String())
+		}
+	}
+}
+
 func TestCheckResponse(t *testing.T) {
 	const key = "dGhlIHNhbXBsZSBub25jZQ==" // RFC 6455 §1.3
 	const accept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="

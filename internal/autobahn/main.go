@@ -7,15 +7,25 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // Main is the command line: it runs the selected cases against an echo
 // server, prints a table and a summary line, and returns the exit status
-// (0 when nothing failed, 1 when a case failed, 2 on bad usage).
+// (0 when nothing failed, 1 when a case failed or the counts were not those
+// of -expect, 2 on bad usage).
 //
 //	autobahn -url ws://127.0.0.1:9001/ [-cases 1.*,6.4.*] [-exclude 9.*] [-timeout 30s] [-v]
+//	autobahn -url ws://127.0.0.1:9001/ -exclude '12.*,13.*' -expect OK=298,INFORMATIONAL=3
+//
+// -expect lists the count of each verdict, VERDICT=N separated by commas;
+// a verdict it leaves out must not occur. A server that stops negotiating
+// permessage-deflate turns 12.* and 13.* UNIMPLEMENTED, and one that gets
+// laxer turns OK cases NON-STRICT: neither is FAILED, and both change the
+// counts.
 func Main(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -31,7 +41,13 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 0, "hard limit per case (default: the case's own)")
 	verbose := fs.Bool("v", false, "print the detail of every case, not only of those that are not OK")
 	list := fs.Bool("list", false, "list the cases and exit")
+	expectFlag := fs.String("expect", "", "the count of each verdict, such as OK=298,INFORMATIONAL=3; a verdict left out must not occur")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	expect, err := ParseExpect(*expectFlag)
+	if err != nil {
+		fmt.Fprintf(stderr, "autobahn: -expect: %v\n", err)
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -74,10 +90,60 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "autobahn: interrupted")
 		return 1
 	}
+	if expect != nil {
+		if want, got := SummaryLine(expect), SummaryLine(sum); !sameCounts(expect, sum) {
+			fmt.Fprintf(stderr, "autobahn: expected %s; got %s\n", want, got)
+			return 1
+		}
+	}
 	if sum[Failed] > 0 {
 		return 1
 	}
 	return 0
+}
+
+// ParseExpect reads counts of verdicts written VERDICT=N and separated by
+// commas, such as "OK=298,INFORMATIONAL=3"; "" gives nil.
+func ParseExpect(s string) (map[string]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	m := map[string]int{}
+	for _, part := range strings.Split(s, ",") {
+		name, num, ok := strings.Cut(part, "=")
+		name = strings.TrimSpace(name)
+		n, err := strconv.Atoi(strings.TrimSpace(num))
+		switch {
+		case !ok || err != nil || n < 0:
+			return nil, fmt.Errorf("%q: want VERDICT=COUNT", part)
+		case !slices.Contains(verdicts, name):
+			return nil, fmt.Errorf("%q: unknown verdict (want one of %s)", name, strings.Join(verdicts, ", "))
+		}
+		if _, dup := m[name]; dup {
+			return nil, fmt.Errorf("%s given twice", name)
+		}
+		m[name] = n
+	}
+	return m, nil
+}
+
+// verdicts are the values of Result.Behavior.
+var verdicts = []string{OK, NonStrict, Informational, Unimplemented, Failed}
+
+// sameCounts reports whether got has want's count of every verdict, and
+// none of any other.
+func sameCounts(want, got map[string]int) bool {
+	for k, n := range got {
+		if want[k] != n {
+			return false
+		}
+	}
+	for k, n := range want {
+		if got[k] != n {
+			return false
+		}
+	}
+	return true
 }
 
 func splitList(s string) []string {

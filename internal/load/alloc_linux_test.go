@@ -42,7 +42,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	t.Cleanup(func() { unix.Close(fds[1]) })
 	c := &l.conns[0]
 	c.fd, c.state, c.role = fds[0], stOpen, roleClient
-	c.rd.reset(r.limit)
+	c.rd.reset(r.limit, r.want)
 	t.Cleanup(func() {
 		if c.fd >= 0 {
 			unix.Close(c.fd)
@@ -87,6 +87,23 @@ func TestPerMessageAllocs(t *testing.T) {
 		})
 		if allocs != 0 || h.l.errs.total() != 0 || h.l.win.msgs < 1000 || h.l.hist.Count() != h.l.win.msgs {
 			t.Fatalf("%v allocations per echo, errors %v, %d echoes, %d latencies", allocs, h.l.errs.byKind(), h.l.win.msgs, h.l.hist.Count())
+		}
+	})
+	t.Run("echo verified", func(t *testing.T) {
+		for _, size := range []int{64, 16 << 10} {
+			h := newHarness(t, Config{Scenario: Echo, Size: size, Verify: true})
+			reply := serverFrame(true, frame.OpBinary, echoPayload(size))
+			h.l.send(h.c, 1, 0)
+			h.l.flush(h.c)
+			h.expect(h.l.r.frameLen)
+			allocs := testing.AllocsPerRun(1000, func() {
+				h.serve(reply)
+				h.l.event(h.c, unix.EPOLLIN)
+				h.expect(h.l.r.frameLen)
+			})
+			if allocs != 0 || h.l.errs.total() != 0 || h.l.win.msgs < 1000 {
+				t.Fatalf("%d bytes: %v allocations per echo, errors %v, %d echoes", size, allocs, h.l.errs.byKind(), h.l.win.msgs)
+			}
 		}
 	})
 	t.Run("pipeline step", func(t *testing.T) {

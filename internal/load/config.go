@@ -77,6 +77,11 @@ type Config struct {
 	// Loops is how many event loops drive the connections; 0 means one per
 	// CPU (GOMAXPROCS).
 	Loops int
+	// Verify checks every reply byte for byte against the message sent
+	// (Echo, Pipeline, Idle, Churn; tcp:// too): a reply that differs is
+	// a protocol error. The check compares the bytes where they were read,
+	// against the one payload all messages share, without copying them.
+	Verify bool
 	// DialTimeout bounds a connection's connect and upgrade, and one whole
 	// cycle under Churn; 0 means 10 s.
 	DialTimeout time.Duration

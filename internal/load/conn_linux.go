@@ -86,7 +86,7 @@ func (l *loop) dial(c *conn, now int64) {
 		return
 	}
 	c.fd, c.state, c.started, c.gotClose = fd, stConnecting, now, false
-	c.rd.reset(l.r.limit)
+	c.rd.reset(l.r.limit, l.r.want)
 	l.dialing++
 }
 
@@ -172,6 +172,15 @@ func (l *loop) read(c *conn, hup bool) bool {
 // input handles bytes read from c at now, then writes what they called for.
 func (l *loop) input(c *conn, p []byte, now int64) bool {
 	if l.r.raw {
+		if l.r.want != nil {
+			if i := rawMismatch(l.r.want, c.got, p); i >= 0 {
+				off := c.got + i
+				l.fail(c, errProtocol, func() string {
+					return fmt.Sprintf("reply differs from the message sent at byte %d", off)
+				})
+				return false
+			}
+		}
 		// A reply is the payload's length of bytes echoed.
 		c.got += len(p)
 		for c.got >= l.r.frameLen {
@@ -209,6 +218,22 @@ func (l *loop) input(c *conn, p []byte, now int64) bool {
 		}
 	}
 	return l.flush(c)
+}
+
+// rawMismatch checks p, bytes of a raw echo that begin got bytes into a
+// reply, against the replies expected, want after want, and returns the
+// index in p of the first byte that differs, or -1.
+func rawMismatch(want []byte, got int, p []byte) int {
+	pos := got % len(want)
+	for done := 0; done < len(p); {
+		k := min(len(p)-done, len(want)-pos)
+		if i := mismatch(p[done:done+k], want[pos:pos+k]); i >= 0 {
+			return done + i
+		}
+		done += k
+		pos = 0
+	}
+	return -1
 }
 
 // upgrade takes the response head from p and returns the bytes after it.
@@ -274,6 +299,12 @@ func (l *loop) message(c *conn, now int64) bool {
 		op, n := c.rd.msgOp, c.rd.msgLen
 		l.fail(c, errProtocol, func() string {
 			return fmt.Sprintf("reply: %v message of %d bytes, want binary of %d", op, n, l.r.cfg.Size)
+		})
+		return false
+	}
+	if off := c.rd.differs(); off >= 0 {
+		l.fail(c, errProtocol, func() string {
+			return fmt.Sprintf("reply differs from the message sent at byte %d", off)
 		})
 		return false
 	}

@@ -21,7 +21,10 @@
 // connections share, up to as many messages as it has in flight. Replies
 // are parsed only as far as their frame headers (frameReader) and counted;
 // payloads are skipped in the loop's read buffer, save a Broadcast
-// message's stamp. Pings are answered. Per message, nothing is allocated:
+// message's stamp. With Config.Verify every reply is also compared byte for
+// byte, where it lies in the read buffer, with the payload all messages
+// share (bytes.Equal on each stretch read; no copy), so that a server that
+// answers with the right length but the wrong bytes fails the run. Pings are answered. Per message, nothing is allocated:
 // send times sit in a ring per connection within one slice per loop, and
 // latencies go to a fixed-size Histogram per loop, merged at the end.
 //

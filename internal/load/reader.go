@@ -1,6 +1,7 @@
 package load
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/wskit/wskit/frame"
@@ -41,11 +42,24 @@ type frameReader struct {
 	hdr     [frame.MaxHeaderSize]byte
 	ctl     [frame.MaxControlPayload]byte
 	prefix  [prefixLen]byte
+	// want, when not nil, is what every data message must carry: each
+	// payload byte is compared with the byte of want at its offset as it
+	// goes by, without being copied. diff is the offset of the current
+	// message's first byte that differs, -1 while none does.
+	want []byte
+	diff int64
 }
 
 // reset readies r for a new connection whose messages may be up to limit
-// bytes.
-func (r *frameReader) reset(limit int64) { *r = frameReader{limit: limit} }
+// bytes, each of them checked against want unless it is nil (then want
+// must hold limit bytes).
+func (r *frameReader) reset(limit int64, want []byte) {
+	*r = frameReader{limit: limit, want: want, diff: -1}
+}
+
+// differs returns the offset of the first byte of the message just
+// reported that differs from want, or -1.
+func (r *frameReader) differs() int64 { return r.diff }
 
 // control returns the payload of the control frame just reported.
 func (r *frameReader) control() []byte { return r.ctl[:r.ctln] }
@@ -125,7 +139,7 @@ func (r *frameReader) begin(h frame.Header) error {
 	case h.Op != frame.OpContinuation && r.inMsg:
 		return fmt.Errorf("%v frame inside a fragmented message", h.Op)
 	case h.Op != frame.OpContinuation:
-		r.inMsg, r.msgOp, r.msgLen, r.pre = true, h.Op, 0, 0
+		r.inMsg, r.msgOp, r.msgLen, r.pre, r.diff = true, h.Op, 0, 0, -1
 	}
 	if h.Length > r.limit-r.msgLen {
 		return fmt.Errorf("message of at least %d bytes, longer than the %d expected", r.msgLen+h.Length, r.limit)
@@ -138,9 +152,31 @@ func (r *frameReader) begin(h frame.Header) error {
 func (r *frameReader) take(p []byte) {
 	if r.op.IsControl() {
 		r.ctln += uint8(copy(r.ctl[r.ctln:], p))
-	} else if int(r.pre) < len(r.prefix) {
+		return
+	}
+	if int(r.pre) < len(r.prefix) {
 		r.pre += uint8(copy(r.prefix[r.pre:], p))
 	}
+	if r.want != nil && r.diff < 0 {
+		off := r.msgLen - r.left // begin checked that msgLen <= limit = len(want)
+		if i := mismatch(p, r.want[off:]); i >= 0 {
+			r.diff = off + int64(i)
+		}
+	}
+}
+
+// mismatch returns the index of the first byte of p that differs from
+// want's, or -1 when want begins with p.
+func mismatch(p, want []byte) int {
+	if len(want) >= len(p) && bytes.Equal(p, want[:len(p)]) {
+		return -1
+	}
+	for i := range p {
+		if i >= len(want) || p[i] != want[i] {
+			return i
+		}
+	}
+	return -1
 }
 
 // end finishes a frame whose payload has all been seen.

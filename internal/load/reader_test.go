@@ -27,7 +27,7 @@ type got struct {
 // readAll feeds chunks to a fresh reader in order and returns its events.
 func readAll(limit int64, chunks ...[]byte) ([]got, error) {
 	var r frameReader
-	r.reset(limit)
+	r.reset(limit, nil)
 	var out []got
 	for _, p := range chunks {
 		for len(p) > 0 {
@@ -171,6 +171,72 @@ func TestStamps(t *testing.T) {
 	for _, p := range []string{"", "@123", "You are connected to WebSocket!", "@000000000000000g"} {
 		if _, ok := parseStamp([]byte(p)); ok {
 			t.Errorf("parseStamp(%q) found a stamp", p)
+		}
+	}
+}
+
+// TestFrameReaderVerify feeds messages that must equal want, whole or in
+// fragments with a control frame between them, split at every byte, and
+// checks that a byte changed anywhere is found at its offset, and that an
+// intact message after a bad one is not blamed for it.
+func TestFrameReaderVerify(t *testing.T) {
+	want := echoPayload(1000)
+	bad := bytes.Clone(want)
+	bad[700] ^= 0x40
+	short := bytes.Clone(want[:300]) // right bytes, too few: the length check's business
+	stream := slices.Concat(
+		serverFrame(true, frame.OpBinary, want),
+		serverFrame(false, frame.OpBinary, bad[:600]),
+		serverFrame(true, frame.OpPing, []byte("x")),
+		serverFrame(true, frame.OpContinuation, bad[600:]),
+		serverFrame(true, frame.OpBinary, short),
+		serverFrame(false, frame.OpBinary, want[:1]),
+		serverFrame(true, frame.OpContinuation, want[1:]),
+		serverFrame(true, frame.OpBinary, append([]byte{want[0] + 1}, want[1:]...)),
+	)
+	wantDiffs := []int64{-1, 700, -1, -1, 0}
+	run := func(name string, chunks ...[]byte) {
+		t.Helper()
+		var r frameReader
+		r.reset(int64(len(want)), want)
+		var diffs []int64
+		for _, p := range chunks {
+			for len(p) > 0 {
+				n, ev, err := r.next(p)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				p = p[n:]
+				if ev == evMessage {
+					diffs = append(diffs, r.differs())
+				}
+			}
+		}
+		if !slices.Equal(diffs, wantDiffs) {
+			t.Fatalf("%s: first differing bytes %v, want %v", name, diffs, wantDiffs)
+		}
+	}
+	run("whole", stream)
+	for i := 1; i < len(stream); i++ {
+		run(fmt.Sprintf("split at %d", i), stream[:i], stream[i:])
+	}
+}
+
+func TestRawMismatch(t *testing.T) {
+	want := echoPayload(10)
+	stream := slices.Concat(want, want, want)
+	for got := 0; got < len(want); got++ {
+		for end := got; end <= len(stream)-len(want)+got; end++ {
+			if i := rawMismatch(want, got, stream[got:end]); i != -1 {
+				t.Fatalf("intact bytes %d to %d: mismatch at %d", got, end, i)
+			}
+		}
+	}
+	bad := bytes.Clone(stream)
+	bad[17] ^= 1
+	for got := range 10 {
+		if i := rawMismatch(want, got, bad[got:]); i != 17-got {
+			t.Errorf("from byte %d: mismatch at %d, want %d", got, i, 17-got)
 		}
 	}
 }

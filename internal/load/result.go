@@ -22,6 +22,9 @@ type Result struct {
 	Seconds  float64  `json:"seconds"`   // the measured window
 	Sources  int      `json:"sources"`   // local addresses connected from; 0: the system's choice
 	Complete bool     `json:"completed"` // false when the run was cut short
+	// Verified says that every reply was checked byte for byte against
+	// the message sent (Config.Verify).
+	Verified bool `json:"verified"`
 	// ConnectSeconds is how long the connections took to open (Churn: the
 	// ramp).
 	ConnectSeconds float64 `json:"connect_s"`
@@ -117,6 +120,9 @@ func (r *Result) WriteText(w io.Writer) error {
 	from := ""
 	if r.Sources > 0 {
 		from = fmt.Sprintf(" from %d source addresses", r.Sources)
+	}
+	if r.Verified {
+		from += ", every reply checked byte for byte"
 	}
 	row("load", "%s, %s, %d loops%s", what, secondsText(r.Seconds), r.Loops, from)
 	cut := map[bool]string{true: "", false: " (run cut short)"}[r.Complete]

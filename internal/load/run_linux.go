@@ -39,7 +39,8 @@ type run struct {
 	pubFrame     []byte // Broadcast's message as sent, before its stamp
 	closePayload []byte
 	closeFrame   []byte
-	limit        int64 // the longest message accepted from the server
+	limit        int64  // the longest message accepted from the server
+	want         []byte // what every reply must carry, under Config.Verify
 }
 
 // Run runs cfg's scenario until its duration has passed or ctx ends (then
@@ -78,9 +79,13 @@ func newRun(ctx context.Context, cfg Config) (*run, error) {
 
 	r := &run{cfg: cfg, target: target, key: newMaskKey(), total: cfg.Conns, limit: int64(cfg.Size)}
 	r.req = upgradeRequest(u.Host, u.RequestURI())
-	r.out, r.frameLen = prepareFrames(echoPayload(cfg.Size), r.key, cfg.Pipeline)
+	payload := echoPayload(cfg.Size)
+	r.out, r.frameLen = prepareFrames(payload, r.key, cfg.Pipeline)
 	if r.raw = u.Scheme == "tcp"; r.raw {
-		r.out, r.frameLen = prepareRaw(echoPayload(cfg.Size), cfg.Pipeline)
+		r.out, r.frameLen = prepareRaw(payload, cfg.Pipeline)
+	}
+	if cfg.Verify && cfg.Scenario != Broadcast && cfg.Size > 0 {
+		r.want = payload
 	}
 	r.closePayload, _ = frame.AppendClose(nil, frame.CloseNormal, "")
 	r.closeFrame = appendMasked(nil, frame.OpClose, r.closePayload, r.key)
@@ -267,7 +272,7 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	cfg := r.cfg
 	res := &Result{
 		Scenario: cfg.Scenario, URL: cfg.URL, Conns: cfg.Conns, Size: cfg.Size, Pipeline: cfg.Pipeline,
-		Rate: cfg.Rate, Loops: len(r.loops), Sources: len(cfg.Sources),
+		Rate: cfg.Rate, Loops: len(r.loops), Sources: len(cfg.Sources), Verified: r.want != nil,
 	}
 	var rssBefore int64
 	if cfg.PID != 0 {

@@ -5,11 +5,13 @@ package load
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -223,5 +225,97 @@ func TestRawTCPEcho(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), Config{URL: "tcp://" + ln.Addr().String(), Scenario: Churn}); err == nil {
 		t.Error("churn over tcp:// was accepted")
+	}
+}
+
+// TestVerify runs echo against servers that change one byte of the tenth
+// reply on each connection: with Verify every such reply is a protocol
+// error that names the byte, without it the run counts them as echoes.
+func TestVerify(t *testing.T) {
+	const size, bad = 200, 123
+	opts := wskit.DefaultOptions()
+	opts.Logger = slog.New(slog.DiscardHandler)
+	srv, err := wskit.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	counts := map[*wskit.Session]int{}
+	mux := http.NewServeMux()
+	mux.Handle("/corrupt", srv.Handle(wskit.Events{
+		OnMessage: func(s *wskit.Session, m wskit.Message) {
+			mu.Lock()
+			n := counts[s]
+			counts[s]++
+			mu.Unlock()
+			p := m.Payload
+			if n == 9 {
+				p = slices.Clone(p)
+				p[bad] ^= 0x20
+			}
+			s.Send(m.Type, p)
+		},
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln, mux)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+
+	rawLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { rawLn.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := rawLn.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				var off int
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if i := 9*size + bad - off; i >= 0 && i < n {
+						buf[i] ^= 0x20
+					}
+					off += n
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+
+	for _, url := range []string{"ws://" + ln.Addr().String() + "/corrupt", "tcp://" + rawLn.Addr().String()} {
+		for _, verify := range []bool{false, true} {
+			cfg := Config{URL: url, Scenario: Echo, Conns: 4, Size: size, Duration: 300 * time.Millisecond, Verify: verify}
+			res, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := res.Errors["protocol"]
+			switch {
+			case res.Verified != verify:
+				t.Errorf("%s, verify %v: Verified %v", url, verify, res.Verified)
+			case !verify && res.ErrorTotal() != 0:
+				t.Errorf("%s without verify: errors %v", url, res.Errors)
+			case verify && (e.Count != 4 || !strings.Contains(e.First, fmt.Sprintf("differs from the message sent at byte %d", bad))):
+				t.Errorf("%s with verify: errors %v; want 4 protocol errors at byte %d", url, res.Errors, bad)
+			}
+		}
 	}
 }

@@ -28,15 +28,18 @@ const (
 // queue (a channel of gorillaSendQueue messages) drained by its writePump
 // goroutine, and a readPump goroutine that reads control frames and notices
 // the connection's end. A client whose queue is full when a message comes is
-// dropped. One difference: writePump writes every message as a WebSocket
-// message of its own with WriteMessage, where the chat example joins the
-// messages waiting in the queue with newlines into one, which would deliver
+// dropped. Two differences. Each message is framed once, as a
+// PreparedMessage, and written with WritePreparedMessage, after gorilla's
+// doc of that type: "Use PreparedMessage to efficiently send a message
+// payload to multiple connections". And writePump writes every message as
+// a WebSocket message of its own, where the chat example joins the
+// messages waiting in its queue with newlines into one, which would deliver
 // something else. Subscribers send nothing, so readPump broadcasts nothing.
 type gorillaHub struct {
 	clients    map[*gorillaClient]struct{} // owned by run
 	register   chan *gorillaClient
 	unregister chan *gorillaClient
-	broadcast  chan []byte
+	broadcast  chan *websocket.PreparedMessage
 	quit       chan struct{} // closed by Close
 	stopped    chan struct{} // closed when run returns
 	count      atomic.Int64  // len(clients), for Subscribers
@@ -48,7 +51,7 @@ type gorillaHub struct {
 type gorillaClient struct {
 	hub  *gorillaHub
 	conn *websocket.Conn
-	send chan []byte
+	send chan *websocket.PreparedMessage
 }
 
 // startGorillaHub serves the hub on ln, upgrading on Path with the chat
@@ -58,7 +61,7 @@ func startGorillaHub(ln net.Listener) *gorillaHub {
 		clients:    make(map[*gorillaClient]struct{}),
 		register:   make(chan *gorillaClient),
 		unregister: make(chan *gorillaClient),
-		broadcast:  make(chan []byte),
+		broadcast:  make(chan *websocket.PreparedMessage),
 		quit:       make(chan struct{}),
 		stopped:    make(chan struct{}),
 		upgrader:   websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024},
@@ -109,7 +112,7 @@ func (h *gorillaHub) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	c := &gorillaClient{hub: h, conn: conn, send: make(chan []byte, gorillaSendQueue)}
+	c := &gorillaClient{hub: h, conn: conn, send: make(chan *websocket.PreparedMessage, gorillaSendQueue)}
 	h.pumps.Add(2) // before registering, so that Close waits for them
 	select {
 	case h.register <- c:
@@ -145,9 +148,9 @@ func (c *gorillaClient) readPump() {
 	}
 }
 
-// writePump writes the client's queue, each message on its own, and a ping
-// every gorillaPingPeriod; when the hub closes the queue it sends a close
-// frame and closes the connection.
+// writePump writes the client's queue, each message on its own (the frame
+// its PreparedMessage holds), and a ping every gorillaPingPeriod; when the
+// hub closes the queue it sends a close frame and closes the connection.
 func (c *gorillaClient) writePump() {
 	ping := time.NewTicker(gorillaPingPeriod)
 	defer func() {
@@ -163,7 +166,7 @@ func (c *gorillaClient) writePump() {
 				c.conn.WriteMessage(websocket.CloseMessage, []byte{})
 				return
 			}
-			if err := c.conn.WriteMessage(websocket.BinaryMessage, m); err != nil {
+			if err := c.conn.WritePreparedMessage(m); err != nil {
 				return
 			}
 		case <-ping.C:
@@ -175,11 +178,16 @@ func (c *gorillaClient) writePump() {
 	}
 }
 
-// Publish hands a copy of p to the hub goroutine, as the chat example's
-// readPump hands over each message it reads.
+// Publish frames a copy of p once, as a PreparedMessage, and hands it to the
+// hub goroutine, as the chat example's readPump hands over each message it
+// reads.
 func (h *gorillaHub) Publish(ctx context.Context, p []byte) error {
+	pm, err := websocket.NewPreparedMessage(websocket.BinaryMessage, bytes.Clone(p))
+	if err != nil {
+		return err
+	}
 	select {
-	case h.broadcast <- bytes.Clone(p):
+	case h.broadcast <- pm:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -11,7 +11,7 @@ const Path = "/feed"
 
 // Names lists the servers BenchmarkFanout compares, the baseline first.
 //
-//	gorilla-hub  gorilla/websocket and the chat example's hub (gorillaHub)
+//	gorilla-hub  gorilla/websocket and the chat example's hub (gorillaHub), each message framed once as a PreparedMessage
 //	wskit-std    wskit.Hub, EngineStd, sessions subscribed by a WebSocket handler that then ranges over Messages
 //	wskit-poll   wskit.Hub, EnginePoll, sessions subscribed by Events.OnOpen on the event loop
 var Names = []string{"gorilla-hub", "wskit-std", "wskit-poll"}

@@ -6,19 +6,12 @@ package servers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
-	"github.com/lesismal/nbio/logging"
-	"github.com/lesismal/nbio/nbhttp"
-	nbws "github.com/lesismal/nbio/nbhttp/websocket"
 
 	"github.com/wskit/wskit"
 	"github.com/wskit/wskit/codec"
@@ -41,6 +34,7 @@ var Names = []string{
 	"gobwas-epoll",
 	"gws",
 	"nbio",
+	"nbio-sync",
 	"wskit-std",
 	"wskit-poll-session",
 	"wskit-poll-events",
@@ -53,7 +47,7 @@ var Variants = []string{
 	"gobwas-batch",
 	"gobwas-epoll-batch",
 	"gws-serial",
-	"nbio-sync",
+	"gorilla-readmessage",
 	"tcp-block",
 	"tcp-lt",
 	"wskit-poll-session-block",
@@ -153,9 +147,11 @@ func Start(impl string, ln net.Listener) (*Server, error) {
 	case "wskit-std-deflate", "wskit-std-deflate-nocontext":
 		err = s.startWskit(ln, wskit.EngineStd, false, false, deflate)
 	case "gorilla":
-		s.startGorilla(ln, false)
+		s.startGorilla(ln, gorillaPooled, false)
+	case "gorilla-readmessage":
+		s.startGorilla(ln, gorillaReadMessage, false)
 	case "gorilla-deflate":
-		s.startGorilla(ln, true)
+		s.startGorilla(ln, gorillaPooled, true)
 	case "coder":
 		s.startCoder(ln)
 	case "gobwas", "gobwas-batch":
@@ -270,86 +266,6 @@ func (s *Server) startWskitChain(ln net.Listener, engine wskit.Engine) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		return srv.Shutdown(ctx)
-	}
-	return nil
-}
-
-// startGorilla is gorilla/websocket's documented echo server: a default
-// Upgrader (4 KiB buffers), a goroutine per connection from net/http, and a
-// ReadMessage/WriteMessage loop. compress sets EnableCompression, with
-// which gorilla accepts permessage-deflate without context takeover and
-// compresses every message it writes (EnableWriteCompression's default).
-func (s *Server) startGorilla(ln net.Listener, compress bool) {
-	upgrader := websocket.Upgrader{EnableCompression: compress}
-	mux := http.NewServeMux()
-	mux.HandleFunc(Path, func(w http.ResponseWriter, r *http.Request) {
-		c, err := upgrader.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			mt, p, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			if c.WriteMessage(mt, p) != nil {
-				return
-			}
-		}
-	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { s.done <- hs.Serve(ln) }()
-	s.stop = hs.Close
-}
-
-// startNbio serves with nbio's own epoll engine (nbhttp, IOModNonBlocking)
-// as nbio's benchmark configures it: payloads released after OnMessage,
-// the read deadline cleared after the upgrade, and nbio's default of
-// running handlers and OnMessage on its goroutine pool. With sync the
-// handlers run on the poller goroutines instead, like wskit's Events.
-func (s *Server) startNbio(ln net.Listener, sync bool) error {
-	logging.Output = os.Stderr
-	logging.SetLevel(logging.LevelError)
-	upgrader := nbws.NewUpgrader()
-	upgrader.OnMessage(func(c *nbws.Conn, mt nbws.MessageType, p []byte) {
-		c.WriteMessage(mt, p)
-	})
-	mux := http.NewServeMux()
-	mux.HandleFunc(Path, func(w http.ResponseWriter, r *http.Request) {
-		c, err := upgrader.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		c.SetReadDeadline(time.Time{})
-	})
-	conf := nbhttp.Config{
-		Network:                 "tcp",
-		Addrs:                   []string{ln.Addr().String()},
-		Handler:                 mux,
-		IOMod:                   nbhttp.IOModNonBlocking,
-		ReleaseWebsocketPayload: true,
-		// nbhttp listens itself; hand it ours.
-		Listen: func(network, addr string) (net.Listener, error) {
-			if ln == nil {
-				return nil, errors.New("servers: nbio asked for a second listener")
-			}
-			l := ln
-			ln = nil
-			return l, nil
-		},
-	}
-	if sync {
-		conf.ServerExecutor = func(f func()) { f() }
-	}
-	eng := nbhttp.NewEngine(conf)
-	if err := eng.Start(); err != nil {
-		return err
-	}
-	s.stop = func() error {
-		eng.Stop()
-		s.done <- nil
-		return nil
 	}
 	return nil
 }
