@@ -11,8 +11,8 @@ cd "$(dirname "$0")"
 
 echo "== wskit: go test -race ./..."
 go test -race ./...
-echo "== wskit: allocation, pool and memory checks without -race"
-go test -run 'Alloc|DoesNotAllocate|Reuse|Pooled|MemoryBound' ./...
+echo "== wskit: allocation, pool, memory and soak checks without -race"
+go test -run 'Alloc|DoesNotAllocate|Reuse|Pooled|MemoryBound|Soak' ./...
 if [ -f bench/go.mod ]; then
 	echo "== bench: every zoo server's echo checks without -race (nbio skips them under it)"
 	(cd bench && go test -run '^TestZoo$|^TestEcho$' ./...)
