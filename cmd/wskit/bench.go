@@ -71,14 +71,14 @@ func (s *sourcesValue) Set(v string) error {
 	return nil
 }
 
-func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
+func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchConfig, error) {
 	var (
 		c        benchConfig
 		scenario string
 		size     = int64(64)
 		url      string
 	)
-	fs := flagSet("bench", benchSynopsis, stderr)
+	fs := newFlagSet("bench", benchSynopsis, stdout, stderr)
 	fs.StringVar(&url, "url", "", "server `URL`; default ws://127.0.0.1:8080/echo, or /chat for broadcast")
 	fs.StringVar(&scenario, "scenario", "echo", "`name`: echo, pipeline, idle, broadcast or churn")
 	fs.IntVar(&c.load.Conns, "c", 1000, "how many `connections`: clients, held connections, subscribers or parallel cycles")
@@ -92,7 +92,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.IntVar(&c.load.Loops, "loops", 0, "client event `loops`; 0 means one per CPU")
 	fs.BoolVar(&c.json, "json", false, "print the result as JSON instead of a table")
 	fs.BoolVar(&c.progress, "progress", false, "show progress on stderr even when it is not a terminal")
-	rest, err := parseArgs(fs, args)
+	rest, err := fs.parse(args)
 	if err != nil {
 		return c, err
 	}
@@ -115,7 +115,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 
 // runBench runs wskit bench and returns the exit code.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c, err := parseBenchFlags(args, stderr)
+	c, err := parseBenchFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}

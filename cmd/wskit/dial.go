@@ -71,9 +71,9 @@ func (h headerValue) Set(s string) error {
 	return nil
 }
 
-func parseDialFlags(args []string, stderr io.Writer) (dialConfig, error) {
+func parseDialFlags(args []string, stdout, stderr io.Writer) (dialConfig, error) {
 	c := dialConfig{header: http.Header{}, deflate: true}
-	fs := flagSet("dial", dialSynopsis, stderr)
+	fs := newFlagSet("dial", dialSynopsis, stdout, stderr)
 	fs.Var((*listValue)(&c.send), "send", "send this `message` (repeatable) instead of reading stdin")
 	fs.IntVar(&c.count, "count", 0, "exit after receiving `N` messages; 0 runs until the session ends")
 	fs.BoolVar(&c.binary, "binary", false, "send messages as binary instead of text")
@@ -83,12 +83,12 @@ func parseDialFlags(args []string, stderr io.Writer) (dialConfig, error) {
 	fs.BoolVar(&c.deflate, "deflate", true, "offer permessage-deflate compression (RFC 7692)")
 	fs.BoolVar(&c.insecure, "insecure", false, "wss://: accept any certificate, such as a self-signed one, without checking it")
 	fs.StringVar(&c.caFile, "ca", "", "wss://: trust the certificates in this PEM `file` (such as the one wskit serve -tls-self-signed prints)")
-	rest, err := parseArgs(fs, args)
+	rest, err := fs.parse(args)
 	switch {
 	case err != nil:
 		return c, err
 	case len(rest) != 1:
-		fs.Usage()
+		fs.showUsage()
 		return c, errors.New("want exactly one URL")
 	case c.count < 0:
 		return c, errors.New("-count must not be negative")
@@ -122,7 +122,7 @@ func websocketURL(raw string) (string, error) {
 
 // runDial runs wskit dial and returns the exit code.
 func runDial(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	c, err := parseDialFlags(args, stderr)
+	c, err := parseDialFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}

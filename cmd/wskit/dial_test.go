@@ -111,7 +111,6 @@ func TestRunDial(t *testing.T) {
 		{name: "no host", args: []string{"ws:///echo"}, code: 2, stderr: "has no host"},
 		{name: "bad header", args: []string{"-H", "nocolon", "ws://x/"}, code: 2, stderr: "want 'Name: value'"},
 		{name: "negative count", args: []string{"-count", "-1", "ws://x/"}, code: 2, stderr: "-count must not be negative"},
-		{name: "help", args: []string{"-h"}, code: 0, stderr: "Usage: wskit dial"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -65,10 +65,10 @@ func (c serveConfig) chatOptions() wskit.HubOptions {
 	return wskit.HubOptions{Replay: c.chatReplay, Buffer: chatBuffer, Overflow: wskit.OverflowCloseTryAgain}
 }
 
-func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
+func parseServeFlags(args []string, stdout, stderr io.Writer) (serveConfig, error) {
 	c := serveConfig{maxMessage: 64 << 20, deflate: true}
 	engineHelp := "transport `engine`: poll (epoll loops), std (net/http), or auto: poll on Linux"
-	fs := flagSet("serve", "wskit serve [flags]", stderr)
+	fs := newFlagSet("serve", "wskit serve [flags]", stdout, stderr)
 	fs.StringVar(&c.addr, "addr", ":8080", "listen `address` (port 0 picks a free port)")
 	fs.StringVar(&c.engine, "engine", "auto", engineHelp)
 	fs.Var((*sizeValue)(&c.maxMessage), "max-message", "largest frame and message accepted, such as 64MiB, 1KiB or 512 (bytes)")
@@ -79,7 +79,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve TLS (https, wss) with the certificate chain in this PEM `file`; needs -tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "the private key, in this PEM `file`, of -tls-cert")
 	fs.BoolVar(&c.selfSigned, "tls-self-signed", false, "serve TLS with a certificate made at start for localhost, 127.0.0.1 and ::1 (printed with its fingerprint)")
-	rest, err := parseArgs(fs, args)
+	rest, err := fs.parse(args)
 	switch {
 	case err != nil:
 		return c, err
@@ -105,8 +105,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 }
 
 // runServe runs wskit serve until ctx ends and returns the exit code.
-func runServe(ctx context.Context, args []string, stderr io.Writer) int {
-	c, err := parseServeFlags(args, stderr)
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c, err := parseServeFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}

@@ -46,7 +46,7 @@ func newTestServer(t *testing.T) (*httptest.Server, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	c, err := parseServeFlags(nil, io.Discard)
+	c, err := parseServeFlags(nil, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +392,7 @@ func TestFormatSize(t *testing.T) {
 }
 
 func TestParseServeFlags(t *testing.T) {
-	c, err := parseServeFlags(nil, io.Discard)
+	c, err := parseServeFlags(nil, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +412,7 @@ func TestParseServeFlags(t *testing.T) {
 		t.Errorf("chat options = %+v", h)
 	}
 
-	c, err = parseServeFlags([]string{"-addr", "127.0.0.1:0", "-max-message", "1KiB", "-ping", "5s", "-timeout", "2s", "-deflate=false", "-chat-replay", "10"}, io.Discard)
+	c, err = parseServeFlags([]string{"-addr", "127.0.0.1:0", "-max-message", "1KiB", "-ping", "5s", "-timeout", "2s", "-deflate=false", "-chat-replay", "10"}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +440,7 @@ func TestParseServeFlags(t *testing.T) {
 	}
 	for want, args := range bad {
 		var stderr syncBuffer
-		if code := runServe(context.Background(), args, &stderr); code != 2 {
+		if code := runServe(context.Background(), args, io.Discard, &stderr); code != 2 {
 			t.Errorf("serve %q: exit %d, want 2", args, code)
 		}
 		if !strings.Contains(stderr.String(), want) {
@@ -469,7 +469,9 @@ func testRunServe(t *testing.T, engine string) {
 	defer cancel()
 	var stderr syncBuffer
 	exit := make(chan int, 1)
-	go func() { exit <- runServe(ctx, []string{"-addr", "127.0.0.1:0", "-engine", engine}, &stderr) }()
+	go func() {
+		exit <- runServe(ctx, []string{"-addr", "127.0.0.1:0", "-engine", engine}, io.Discard, &stderr)
+	}()
 	var addr string
 	waitFor(t, "the listen address", func() bool {
 		addr = listenAddr(stderr.String())
@@ -653,7 +655,7 @@ type chatServer struct {
 // left the hub and that every pooled buffer came back.
 func startChat(t *testing.T, engine string, args ...string) *chatServer {
 	t.Helper()
-	c, err := parseServeFlags(append([]string{"-engine", engine}, args...), io.Discard)
+	c, err := parseServeFlags(append([]string{"-engine", engine}, args...), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1035,7 +1037,7 @@ func TestServeSelfSigned(t *testing.T) {
 			var stderr syncBuffer
 			exit := make(chan int, 1)
 			go func() {
-				exit <- runServe(ctx, []string{"-addr", "127.0.0.1:0", "-engine", engine, "-tls-self-signed"}, &stderr)
+				exit <- runServe(ctx, []string{"-addr", "127.0.0.1:0", "-engine", engine, "-tls-self-signed"}, io.Discard, &stderr)
 			}()
 			var addr string
 			waitFor(t, "the listen address", func() bool {
