@@ -41,9 +41,9 @@ import (
 // 1000. /hello: the greeting, "Chromium" → "Hi, Chromium!", and "bye" makes
 // the server close with 1000 "Client said BYE". /events (Events callbacks,
 // on the event loop with -engine poll): a typed text and the known bytes
-// come back the same; #disconnect closes with 1000. The server's log must
-// show the /echo and /hello sessions open and close, and SIGINT must stop it
-// with exit status 0.
+// come back the same; #disconnect closes with 1000. The server, which runs
+// with -log-level debug, must log each session's open and close, and SIGINT
+// must stop it with exit status 0.
 func TestChromiumDemoPage(t *testing.T) {
 	chromium := findChromium(t)
 	bin := buildWskit(t)
@@ -231,8 +231,6 @@ func (p *demoPage) hello() {
 
 // events drives /events, the Events echo: it clears the log, types /events
 // into #path, connects, sends a text and known bytes, and disconnects.
-// wskit serve logs the sessions of /events at debug level only, so only the
-// page tells how it went.
 func (p *demoPage) events() {
 	p.t.Helper()
 	p.do("click #clear", chromedp.Click(chromedp.ID("clear")))
@@ -259,8 +257,10 @@ func (p *demoPage) events() {
 
 	p.do("click #disconnect", chromedp.Click(chromedp.ID("disconnect")))
 	p.waitFor("the close", `wskitDemo.closed !== null`)
+	p.srv.waitLog(p, "session closed", "/events")
 	s = p.snapshot()
 	problems = s.wantClosed(1000, "")
+	problems = append(problems, p.srv.sessionLog("/events", `code=1000 reason=""`)...)
 	problems = append(problems, compareLog(s.Log, []demoLogEntry{
 		{"info", "connecting to ws://" + p.srv.addr + "/events"},
 		{"info", "open with " + demoExtensions},
@@ -288,16 +288,14 @@ func (p *demoPage) typePath(path string) {
 }
 
 // connect clicks #connect and waits until the session to path is open, and
-// for a path whose sessions the server logs, until its log says so.
+// until the server's log says so.
 func (p *demoPage) connect(path string) {
 	p.t.Helper()
 	p.do("click #connect", chromedp.WaitEnabled(chromedp.ID("connect")), chromedp.Click(chromedp.ID("connect")))
 	p.waitFor("the session to "+path+" to open",
 		`wskitDemo.state === "open" && document.getElementById("status").dataset.state === "open"`)
 	p.do("wait for #input", chromedp.WaitEnabled(chromedp.ID("input")))
-	if path != "/events" {
-		p.srv.waitLog(p, "session open", path)
-	}
+	p.srv.waitLog(p, "session open", path)
 }
 
 // demoExtensions is what wskit serve, which accepts permessage-deflate by
@@ -634,11 +632,12 @@ var (
 
 // startDemoServer starts bin serve with -engine engine and flags on a free
 // port of 127.0.0.1 and waits for its log line with the address and the
-// engine. A cleanup kills it if it still runs.
+// engine. It logs at debug level, where each session's open and close is.
+// A cleanup kills it if it still runs.
 func startDemoServer(t *testing.T, bin, engine string, flags ...string) *demoServer {
 	t.Helper()
 	s := &demoServer{exited: make(chan struct{})}
-	s.cmd = exec.Command(bin, append([]string{"serve", "-addr", "127.0.0.1:0", "-engine", engine}, flags...)...)
+	s.cmd = exec.Command(bin, append([]string{"serve", "-addr", "127.0.0.1:0", "-engine", engine, "-log-level", "debug"}, flags...)...)
 	s.cmd.Stderr = &s.stderr
 	if os.Getenv("GORACE") == "" {
 		// A -race build sleeps 1 s before it exits, by default.

@@ -63,7 +63,7 @@ func TestServeBinary(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
-	cmd := exec.Command(bin, "serve", "-addr", "127.0.0.1:0")
+	cmd := exec.Command(bin, "serve", "-addr", "127.0.0.1:0", "-log-level", "debug")
 	stderrPipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

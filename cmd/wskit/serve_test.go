@@ -41,11 +41,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // newTestServer serves newMux with the serve command's default options and
-// returns it with its log.
+// returns it with its log, at debug level.
 func newTestServer(t *testing.T) (*httptest.Server, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c, err := parseServeFlags(nil, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -396,7 +396,7 @@ func TestParseServeFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := serveConfig{addr: ":8080", engine: "auto", maxMessage: 64 << 20, timeout: 15 * time.Second, deflate: true}
+	want := serveConfig{addr: ":8080", engine: "auto", maxMessage: 64 << 20, timeout: 15 * time.Second, deflate: true, logFormat: "text"}
 	if c != want {
 		t.Errorf("defaults = %+v, want %+v", c, want)
 	}
@@ -412,11 +412,13 @@ func TestParseServeFlags(t *testing.T) {
 		t.Errorf("chat options = %+v", h)
 	}
 
-	c, err = parseServeFlags([]string{"-addr", "127.0.0.1:0", "-max-message", "1KiB", "-ping", "5s", "-timeout", "2s", "-deflate=false", "-chat-replay", "10"}, io.Discard, io.Discard)
+	c, err = parseServeFlags([]string{"-addr", "127.0.0.1:0", "-max-message", "1KiB", "-ping", "5s", "-timeout", "2s", "-deflate=false", "-chat-replay", "10",
+		"-log-level", "DEBUG", "-log-format", "json"}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = serveConfig{addr: "127.0.0.1:0", engine: "auto", maxMessage: 1024, ping: 5 * time.Second, timeout: 2 * time.Second, chatReplay: 10}
+	want = serveConfig{addr: "127.0.0.1:0", engine: "auto", maxMessage: 1024, ping: 5 * time.Second, timeout: 2 * time.Second, chatReplay: 10,
+		logLevel: slog.LevelDebug, logFormat: "json"}
 	if c != want {
 		t.Errorf("parsed %+v, want %+v", c, want)
 	}
@@ -437,6 +439,8 @@ func TestParseServeFlags(t *testing.T) {
 		"unexpected argument":     {"extra"},
 		"flag provided but not":   {"-nope"},
 		"invalid value \"x\" for": {"-ping", "x"},
+		"want debug, info, warn":  {"-log-level", "verbose"},
+		"want text or json":       {"-log-format", "xml"},
 	}
 	for want, args := range bad {
 		var stderr syncBuffer
@@ -523,7 +527,7 @@ func testRunServe(t *testing.T, engine string) {
 		t.Fatal("serve did not stop")
 	}
 	log := stderr.String()
-	for _, want := range []string{"shutting down", "code=1001", "stopped"} {
+	for _, want := range []string{"shutting down", "stopped"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
