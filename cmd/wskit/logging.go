@@ -151,6 +151,7 @@ type refusalSummary struct {
 
 	mu       sync.Mutex
 	timer    *time.Timer // ends the window; nil between windows
+	window   uint64      // numbers the windows
 	start    time.Time   // of the window
 	total    int
 	byReason map[string]int
@@ -166,9 +167,9 @@ func (s *refusalSummary) add(status int64, reason string) {
 	if s.timer == nil {
 		s.byReason = make(map[string]int)
 		s.start = time.Now()
-		var t *time.Timer
-		t = time.AfterFunc(s.every, func() { s.end(t) }) // end locks s.mu: t is set by then
-		s.timer = t
+		s.window++
+		window := s.window
+		s.timer = time.AfterFunc(s.every, func() { s.end(window) })
 	}
 	s.total++
 	if _, ok := s.byReason[reason]; !ok && len(s.byReason) == maxRefusalReasons {
@@ -177,10 +178,11 @@ func (s *refusalSummary) add(status int64, reason string) {
 	s.byReason[reason]++
 }
 
-// end ends the window that the timer t closes, and logs it.
-func (s *refusalSummary) end(t *time.Timer) {
+// end ends the window numbered window, unless it was flushed already, and
+// logs it.
+func (s *refusalSummary) end(window uint64) {
 	s.mu.Lock()
-	if s.timer != t { // flushed already
+	if s.timer == nil || s.window != window {
 		s.mu.Unlock()
 		return
 	}
