@@ -9,12 +9,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/wskit/wskit"
 	"github.com/wskit/wskit/codec"
@@ -23,8 +28,9 @@ import (
 const dialSynopsis = `wskit dial [flags] URL
 
 Opens a WebSocket session to URL (ws://, wss://; http:// and https:// are
-mapped to them). Each line read from stdin is sent as a text message, and
-each message received is printed on stdout: text as is, binary as
+mapped to them, and no scheme means ws://: localhost:8080 is
+ws://localhost:8080/). Each line read from stdin is sent as a text
+message, and each message received is printed on stdout: text as is, binary as
 "[binary]" and its bytes in hex. End of input closes the session with 1000
 at once: replies still on their way are not printed (use -count to wait for
 them). The close code and reason are printed on stderr.
@@ -67,6 +73,14 @@ func (h headerValue) Set(s string) error {
 	if !ok || name == "" || strings.ContainsAny(name, " \t") {
 		return fmt.Errorf("header %q: want 'Name: value'", s)
 	}
+	switch http.CanonicalHeaderKey(name) {
+	case "Sec-Websocket-Protocol":
+		return fmt.Errorf("header %s: offer subprotocols with -subprotocol", name)
+	case "Sec-Websocket-Extensions":
+		return fmt.Errorf("header %s: wskit dial offers permessage-deflate itself (see -deflate)", name)
+	case "Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version":
+		return fmt.Errorf("header %s: wskit dial sets it for the handshake", name)
+	}
 	http.Header(h).Add(name, strings.TrimSpace(value))
 	return nil
 }
@@ -99,11 +113,17 @@ func parseDialFlags(args []string, stdout, stderr io.Writer) (dialConfig, error)
 	return c, err
 }
 
-// websocketURL checks u and maps http(s) to ws(s).
+// websocketURL checks raw and maps http(s) to ws(s). Without a scheme it is
+// a ws:// URL; without a host name, one of localhost; without a path, one
+// of "/".
 func websocketURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
+	s := raw
+	if !strings.Contains(s, "://") {
+		s = "ws://" + s
+	}
+	u, err := url.Parse(s)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("URL %q: %v", raw, errors.Unwrap(err))
 	}
 	switch u.Scheme {
 	case "ws", "wss":
@@ -116,6 +136,12 @@ func websocketURL(raw string) (string, error) {
 	}
 	if u.Host == "" {
 		return "", fmt.Errorf("URL %q has no host", raw)
+	}
+	if u.Hostname() == "" { // :8080
+		u.Host = "localhost" + u.Host
+	}
+	if u.Path == "" {
+		u.Path = "/"
 	}
 	return u.String(), nil
 }
@@ -132,10 +158,10 @@ func runDial(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	s, err := dial(ctx, c)
 	if err != nil {
-		fmt.Fprintf(stderr, "wskit dial: %v\n", err)
+		fmt.Fprintf(stderr, "wskit dial: %s\n", describeDialError(c, err))
 		return 1
 	}
-	connected := "connected to " + c.url
+	connected := "connected to " + redacted(c.url)
 	if p := s.Subprotocol(); p != "" {
 		connected += " (subprotocol " + p + ")"
 	}
@@ -200,22 +226,112 @@ func dial(ctx context.Context, c dialConfig) (*wskit.Session, error) {
 			}
 		}
 	}
-	s, err := wskit.Dial(ctx, c.url, do)
+	return wskit.Dial(ctx, c.url, do)
+}
+
+// describeDialError says why dialling c.url failed, in one line that names
+// the URL once and no package.
+func describeDialError(c dialConfig, err error) string {
+	u := redacted(c.url)
 	var herr *wskit.HandshakeError
 	if errors.As(err, &herr) {
-		msg := fmt.Sprintf("%s: the server refused the WebSocket upgrade with HTTP status %d", c.url, herr.StatusCode)
-		if herr.Reason != "" {
-			msg += " " + herr.Reason
-		}
-		if loc := herr.Header.Get("Location"); loc != "" && herr.StatusCode/100 == 3 {
-			return nil, fmt.Errorf("%s, a redirect to %s, which is not followed", msg, loc)
-		}
-		if body := strings.TrimSpace(herr.Body); body != "" {
-			msg += ": " + body
-		}
-		return nil, errors.New(msg)
+		return u + ": " + describeRefusal(herr)
 	}
-	return s, err
+	if errors.Is(err, context.DeadlineExceeded) && c.timeout > 0 {
+		return fmt.Sprintf("%s: the opening handshake took longer than -timeout %v", u, c.timeout)
+	}
+	msg := err.Error()
+	if inner := errors.Unwrap(err); inner != nil && strings.HasPrefix(msg, "websocket: dial ") {
+		msg = inner.Error() // Dial's error names the URL, which comes first here
+	}
+	return u + ": " + trimLibraryPrefix(msg)
+}
+
+// trimLibraryPrefix removes the "wskit: " or "websocket: " that the
+// library's errors start with: the command's own prefix says where an error
+// comes from.
+func trimLibraryPrefix(msg string) string {
+	for {
+		t := strings.TrimPrefix(strings.TrimPrefix(msg, "wskit: "), "websocket: ")
+		if t == msg {
+			return msg
+		}
+		msg = t
+	}
+}
+
+// describeRefusal says how a server answered an upgrade without one: its
+// status, where a redirect leads, and one line of the body at most.
+func describeRefusal(herr *wskit.HandshakeError) string {
+	status := strconv.Itoa(herr.StatusCode)
+	if herr.Reason != "" {
+		status += " " + herr.Reason
+	}
+	if loc := herr.Header.Get("Location"); loc != "" && herr.StatusCode/100 == 3 {
+		return fmt.Sprintf("the server answered HTTP status %s, a redirect to %s, which is not followed", status, printable(loc))
+	}
+	msg := "the server refused the WebSocket upgrade with HTTP status " + status
+	if herr.StatusCode < 400 {
+		msg = "the server answered HTTP status " + status + ", not a WebSocket upgrade"
+	}
+	if line := bodyLine(herr.Header.Get("Content-Type"), herr.Body); line != "" {
+		msg += ": " + line
+	}
+	return msg
+}
+
+// maxBodyLine bounds the part of a refusal's body shown, in bytes.
+const maxBodyLine = 160
+
+var titleTag = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
+
+// bodyLine returns one line that sums up a refusal's body: the title of an
+// HTML page (or nothing when it has none), else the first line that is not
+// blank, cut to maxBodyLine bytes.
+func bodyLine(contentType, body string) string {
+	var line string
+	trimmed := strings.TrimSpace(body)
+	if strings.Contains(strings.ToLower(contentType), "html") || strings.HasPrefix(trimmed, "<") {
+		if m := titleTag.FindStringSubmatch(body); m != nil {
+			line = html.UnescapeString(strings.Join(strings.Fields(m[1]), " "))
+		}
+	} else {
+		for l := range strings.Lines(trimmed) {
+			if l = strings.TrimSpace(l); l != "" {
+				line = l
+				break
+			}
+		}
+	}
+	line = printable(line)
+	if len(line) > maxBodyLine {
+		cut := maxBodyLine
+		for cut > 0 && !utf8.RuneStart(line[cut]) {
+			cut--
+		}
+		line = line[:cut] + "…"
+	}
+	return line
+}
+
+// printable replaces what a terminal would act on, such as escape
+// sequences, in text from the server.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if !unicode.IsPrint(r) && r != ' ' {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// redacted returns the URL with its password, if any, masked.
+func redacted(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Redacted()
 }
 
 // printMessages prints received messages, one per line, until the session

@@ -76,34 +76,10 @@ func TestRunDial(t *testing.T) {
 			stderr: "closed: 1000 normal closure",
 		},
 		{
-			name:   "server closes before count",
-			args:   []string{"-send", "bye", "-count", "5", wsURL(ts, "/hello")},
-			code:   1,
-			stdout: "Please enter your name\n",
-			stderr: "closed: 1000 normal closure: Client said BYE\nwskit dial: received 1 of 5 messages",
-		},
-		{
-			name:   "not found",
-			args:   []string{"-send", "x", wsURL(ts, "/nope")},
-			code:   1,
-			stderr: "refused the WebSocket upgrade with HTTP status 404 Not Found: 404 page not found",
-		},
-		{
-			name:   "deflate is offered and negotiated",
-			args:   []string{"-send", "squeeze squeeze squeeze squeeze", "-count", "1", wsURL(ts, "/echo")},
-			stdout: "squeeze squeeze squeeze squeeze\n",
-			stderr: "(extensions permessage-deflate)",
-		},
-		{
-			name:   "-deflate=false offers nothing",
-			args:   []string{"-deflate=false", "-send", "plain", "-count", "1", wsURL(ts, "/echo")},
+			name:   "no scheme is ws://",
+			args:   []string{"-send", "plain", "-count", "1", strings.TrimPrefix(wsURL(ts, "/echo"), "ws://")},
 			stdout: "plain\n",
-			stderr: wsURL(ts, "/echo") + "\n",
-		},
-		{
-			name:   "headers and subprotocols are sent",
-			args:   []string{"-H", "X-Test: 1", "-subprotocol", "chat", "-send", "x", "-count", "1", wsURL(ts, "/echo")},
-			stdout: "x\n",
+			stderr: "connected to " + wsURL(ts, "/echo"),
 		},
 		{name: "no URL", args: []string{"-send", "x"}, code: 2, stderr: "want exactly one URL"},
 		{name: "two URLs", args: []string{"ws://a/", "ws://b/"}, code: 2, stderr: "want exactly one URL"},
@@ -111,6 +87,9 @@ func TestRunDial(t *testing.T) {
 		{name: "no host", args: []string{"ws:///echo"}, code: 2, stderr: "has no host"},
 		{name: "bad header", args: []string{"-H", "nocolon", "ws://x/"}, code: 2, stderr: "want 'Name: value'"},
 		{name: "negative count", args: []string{"-count", "-1", "ws://x/"}, code: 2, stderr: "-count must not be negative"},
+		{name: "handshake header", args: []string{"-H", "Sec-WebSocket-Protocol: chat", "ws://x/"}, code: 2, stderr: "offer subprotocols with -subprotocol"},
+		{name: "bad subprotocol", args: []string{"-subprotocol", "a b", "ws://x/"}, code: 1,
+			stderr: "wskit dial: ws://x/: subprotocol \"a b\" is not an HTTP token\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -179,9 +158,117 @@ func TestRunDialRefused(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	code, _, stderr := dialRun(t, nil, nil, "ws://"+addr+"/echo")
-	if code != 1 || !strings.Contains(stderr, "wskit dial: ") || !strings.Contains(stderr, addr) {
-		t.Errorf("exit %d, stderr %q; want 1 and the address", code, stderr)
+	code, _, stderr := dialRun(t, nil, nil, addr+"/echo")
+	want := "wskit dial: ws://" + addr + "/echo: dial tcp " + addr + ": connect: connection refused\n"
+	if code != 1 || stderr != want {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, want)
+	}
+}
+
+// TestRunDialTimeout dials a server that accepts the connection and never
+// answers the handshake.
+func TestRunDialTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	code, _, stderr := dialRun(t, nil, nil, "-timeout", "200ms", "ws://"+ln.Addr().String()+"/")
+	want := "wskit dial: ws://" + ln.Addr().String() + "/: the opening handshake took longer than -timeout 200ms\n"
+	if code != 1 || stderr != want {
+		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, want)
+	}
+}
+
+func TestWebsocketURL(t *testing.T) {
+	tests := map[string]string{
+		"localhost:8080":          "ws://localhost:8080/",
+		"127.0.0.1:9/echo":        "ws://127.0.0.1:9/echo",
+		":8080/chat/room":         "ws://localhost:8080/chat/room",
+		"example.com":             "ws://example.com/",
+		"[::1]:8080/echo?x=1":     "ws://[::1]:8080/echo?x=1",
+		"ws://example.com":        "ws://example.com/",
+		"wss://example.com:8443/": "wss://example.com:8443/",
+		"http://example.com/a":    "ws://example.com/a",
+		"HTTPS://example.com/a":   "wss://example.com/a",
+	}
+	for raw, want := range tests {
+		if got, err := websocketURL(raw); err != nil || got != want {
+			t.Errorf("websocketURL(%q) = %q, %v; want %q", raw, got, err, want)
+		}
+	}
+	for raw, want := range map[string]string{
+		"ftp://example.com/": "want a ws:// or wss:// URL",
+		"ws:///echo":         "has no host",
+		"/echo":              "has no host",
+		"localhost:port":     "invalid port",
+	} {
+		if _, err := websocketURL(raw); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("websocketURL(%q): error %v, want one with %q", raw, err, want)
+		}
+	}
+}
+
+// TestRunDialNotWebSocket dials servers that answer with another HTTP
+// response than 101: one line says so, with the status and one line of the
+// body at most.
+func TestRunDialNotWebSocket(t *testing.T) {
+	tests := []struct {
+		name        string
+		status      int
+		contentType string
+		body        string
+		want        string
+	}{
+		{
+			name: "an HTML page", status: 200, contentType: "text/html; charset=utf-8",
+			body: "<!doctype html>\n<html><head>\n<title>\n  Demo &amp; more\n</title></head>\n<body>" + strings.Repeat("<p>text</p>\n", 100) + "</body></html>",
+			want: "the server answered HTTP status 200 OK, not a WebSocket upgrade: Demo & more",
+		},
+		{
+			name: "an HTML page without a title", status: 404, contentType: "text/html",
+			body: "<html><body><h1>Not here</h1></body></html>",
+			want: "the server refused the WebSocket upgrade with HTTP status 404 Not Found",
+		},
+		{
+			name: "lines of text", status: 500, contentType: "text/plain",
+			body: "\n\n  database down  \nstack trace line 1\nstack trace line 2\n",
+			want: "the server refused the WebSocket upgrade with HTTP status 500 Internal Server Error: database down",
+		},
+		{
+			name: "a long line", status: 403, contentType: "text/plain",
+			body: "é" + strings.Repeat("x", 300),
+			want: "the server refused the WebSocket upgrade with HTTP status 403 Forbidden: é" + strings.Repeat("x", maxBodyLine-2) + "…",
+		},
+		{
+			name: "escape sequences", status: 400, contentType: "text/plain",
+			body: "bad \x1b[31mrequest\x07",
+			want: "the server refused the WebSocket upgrade with HTTP status 400 Bad Request: bad ?[31mrequest?",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", tt.contentType)
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			}))
+			defer ts.Close()
+			code, stdout, stderr := dialRun(t, nil, nil, "-send", "x", wsURL(ts, "/echo"))
+			want := "wskit dial: " + wsURL(ts, "/echo") + ": " + tt.want + "\n"
+			if code != 1 || stdout != "" || stderr != want {
+				t.Errorf("exit %d, stdout %q, stderr\n%q\nwant 1, nothing and\n%q", code, stdout, stderr, want)
+			}
+		})
 	}
 }
 
@@ -190,7 +277,7 @@ func TestRunDialRedirect(t *testing.T) {
 	ts := httptest.NewServer(http.RedirectHandler("/elsewhere", http.StatusFound))
 	defer ts.Close()
 	code, _, stderr := dialRun(t, nil, nil, "-send", "x", wsURL(ts, "/echo"))
-	want := "refused the WebSocket upgrade with HTTP status 302 Found, a redirect to /elsewhere, which is not followed"
+	want := "the server answered HTTP status 302 Found, a redirect to /elsewhere, which is not followed"
 	if code != 1 || !strings.Contains(stderr, want) {
 		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, want)
 	}
