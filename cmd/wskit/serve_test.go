@@ -311,7 +311,7 @@ func TestIndex(t *testing.T) {
 	}
 	page := string(body)
 	for _, id := range []string{"path", "connect", "disconnect", "status", "input", "send", "sendBinary", "log",
-		"chat-join", "chat-leave", "chat-status", "chat-input", "chat-send", "chat-log"} {
+		"chat-join", "chat-leave", "chat-status", "chat-input", "chat-send", "chat-log", "chat-room", "echo-panel", "chat-panel"} {
 		if !strings.Contains(page, `id="`+id+`"`) {
 			t.Errorf("page lacks #%s", id)
 		}
