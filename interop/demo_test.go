@@ -36,8 +36,9 @@ import (
 // default: the page logs "open with permessage-deflate" and keeps
 // ws.extensions in wskitDemo.extensions.
 //
-// /echo: a text with multi-byte UTF-8 typed into #input, 8 random bytes from
-// #sendBinary and 256 known bytes come back the same; #disconnect closes with
+// /echo: a text with multi-byte UTF-8 typed into #input and sent with
+// #send, another sent with #sendBinary (its UTF-8 bytes, in a binary
+// message), and 256 known bytes come back the same; #disconnect closes with
 // 1000. /hello: the greeting, "Chromium" → "Hi, Chromium!", and "bye" makes
 // the server close with 1000 "Client said BYE". /events (Events callbacks,
 // on the event loop with -engine poll): a typed text and the known bytes
@@ -130,10 +131,13 @@ func (p *demoPage) echo() {
 		chromedp.Click(chromedp.ID("send")))
 	p.waitFor("the echo of the text", `wskitDemo.received.length >= 1`)
 
-	// 8 random bytes from #sendBinary: only the page knows them, so compare
-	// the echo with what wskitDemo.sent says went out.
-	p.do("click #sendBinary", chromedp.WaitEnabled(chromedp.ID("sendBinary")), chromedp.Click(chromedp.ID("sendBinary")))
-	p.waitFor("the echo of the random bytes", `wskitDemo.received.length >= 2`)
+	// A text typed into #input and sent with #sendBinary goes as its UTF-8
+	// bytes in a binary message.
+	typedBytes := echoTexts[1].text + " — ✓"
+	p.do("type a text into #input and click #sendBinary",
+		chromedp.SendKeys(chromedp.ID("input"), typedBytes),
+		chromedp.WaitEnabled(chromedp.ID("sendBinary")), chromedp.Click(chromedp.ID("sendBinary")))
+	p.waitFor("the echo of the typed text's bytes", `wskitDemo.received.length >= 2`)
 
 	// Bytes known here, every value 0-255 once, through the page's API.
 	known := make([]byte, 256)
@@ -148,17 +152,11 @@ func (p *demoPage) echo() {
 	var problems []string
 	problems = append(problems, s.wantOpen("/echo")...)
 	if s.Input != "" {
-		problems = append(problems, fmt.Sprintf("#input holds %q after #send, want it empty", s.Input))
+		problems = append(problems, fmt.Sprintf("#input holds %q after #send and #sendBinary, want it empty", s.Input))
 	}
-	random := ""
-	if len(s.Sent) == 3 && s.Sent[1].Type == "binary" {
-		random = s.Sent[1].Data
-		if b, err := hex.DecodeString(random); err != nil || len(b) != 8 {
-			problems = append(problems, fmt.Sprintf("#sendBinary sent %q, want 8 bytes in hex", random))
-		}
-	}
+	typedHex := hex.EncodeToString([]byte(typedBytes))
 	knownHex := hex.EncodeToString(known)
-	want := []demoMessage{{"text", text}, {"binary", random}, {"binary", knownHex}}
+	want := []demoMessage{{"text", text}, {"binary", typedHex}, {"binary", knownHex}}
 	problems = append(problems, compareMessages("wskitDemo.sent", s.Sent, want)...)
 	problems = append(problems, compareMessages("wskitDemo.received", s.Received, want)...)
 	p.check("/echo, open", problems)
@@ -174,8 +172,8 @@ func (p *demoPage) echo() {
 		{"info", "open with " + demoExtensions},
 		{"sent", text},
 		{"received", text},
-		{"sent", "binary " + random},
-		{"received", "binary " + random},
+		{"sent", "binary " + typedHex},
+		{"received", "binary " + typedHex},
 		{"sent", "binary " + knownHex},
 		{"received", "binary " + knownHex},
 		{"info", "closed: 1000"},
