@@ -44,7 +44,9 @@ import (
 // on the event loop with -engine poll): a typed text and the known bytes
 // come back the same; #disconnect closes with 1000. The server, which runs
 // with -log-level debug, must log each session's open and close, and SIGINT
-// must stop it with exit status 0.
+// must stop it with exit status 0. A path that is no endpoint (/nope)
+// closes with 1006, all that a browser learns, and the page then asks the
+// server with a GET and shows the 404 and a hint about the path.
 func TestChromiumDemoPage(t *testing.T) {
 	chromium := findChromium(t)
 	bin := buildWskit(t)
@@ -68,6 +70,7 @@ func testDemoPage(t *testing.T, chromium, bin, engine string) {
 	p.echo()
 	p.hello()
 	p.events()
+	p.badPath()
 	t.Logf("drove the page in %v", time.Since(start).Round(time.Millisecond))
 
 	// Close the browser first: Chromium keeps a spare connection that never
@@ -271,6 +274,36 @@ func (p *demoPage) events() {
 	p.check("/events, closed", problems)
 }
 
+// badPath connects to a path that the server does not serve: the browser
+// reports 1006, and the page finds the HTTP status with a GET and shows it
+// with a hint.
+func (p *demoPage) badPath() {
+	p.t.Helper()
+	p.do("click #clear", chromedp.Click(chromedp.ID("clear")))
+	p.typePath("/nope")
+	p.do("click #connect", chromedp.WaitEnabled(chromedp.ID("connect")), chromedp.Click(chromedp.ID("connect")))
+	p.waitFor("the refusal's explanation", `wskitDemo.refusal !== null`)
+	s := p.snapshot()
+	problems := s.wantEnabled(true)
+	if c := s.Closed; c == nil || c.Code != 1006 || c.WasClean {
+		problems = append(problems, fmt.Sprintf("wskitDemo.closed %+v, want 1006, not clean", c))
+	}
+	if r := s.Refusal; r == nil || r.Status != http.StatusNotFound || r.StatusText != "Not Found" {
+		problems = append(problems, fmt.Sprintf("wskitDemo.refusal %+v, want status 404 Not Found", r))
+	}
+	if s.State != "closed" || s.StatusState != "closed" || s.Status != "refused: HTTP 404 Not Found" {
+		problems = append(problems, fmt.Sprintf("state %q, #status %q (data-state %q); want closed, %q",
+			s.State, s.Status, s.StatusState, "refused: HTTP 404 Not Found"))
+	}
+	problems = append(problems, compareLog(s.Log, []demoLogEntry{
+		{"info", "connecting to ws://" + p.srv.addr + "/nope"},
+		{"info", "error (see the close code)"},
+		{"info", "closed: 1006 (not clean)"},
+		{"info", "the server refused the upgrade: /nope answers HTTP 404 Not Found, it is no WebSocket endpoint: is the path right?"},
+	})...)
+	p.check("/nope", problems)
+}
+
 // typePath replaces what #path holds with path, like a user: End, a
 // Backspace for each character, then the new path. (chromedp.SetValue cannot
 // set "": it sets the value to "undefined".)
@@ -409,6 +442,7 @@ const demoSnapshotJS = `(() => {
 		received: d ? d.received : [],
 		closed: d ? d.closed : null,
 		extensions: d ? d.extensions : null,
+		refusal: d ? d.refusal : null,
 		log: Array.from(document.querySelectorAll("#log li"), (li) => ({ class: li.className, text: li.textContent })),
 	};
 })()`
@@ -430,6 +464,11 @@ type demoSnapshot struct {
 	} `json:"closed"`
 	Log        []demoLogEntry `json:"log"`
 	Extensions *string        `json:"extensions"` // wskitDemo.extensions: ws.extensions once open
+	Refusal    *struct {
+		Status     int    `json:"status"`
+		StatusText string `json:"statusText"`
+		Hint       string `json:"hint"`
+	} `json:"refusal"` // wskitDemo.refusal
 }
 
 // demoMessage is an entry of wskitDemo.sent or wskitDemo.received.
