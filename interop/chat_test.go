@@ -22,8 +22,10 @@ import (
 // #chat-log, then one typed in the second, in that order in both. The first
 // tab leaves (close 1000), the second sends a third text, and the first
 // joins again: the replay hands it the three texts after the greeting, and
-// a fourth text from it reaches both. The other panel stays idle, and SIGINT
-// must stop the server with status 0 and no WARN or ERROR in its log.
+// a fourth text from it reaches both. The other panel stays idle. Then the
+// first tab leaves and asks for a room whose name the server refuses: the
+// panel says what a name may be. SIGINT must stop the server with status 0
+// and no WARN or ERROR in its log.
 //
 // /chat greets before it subscribes, as Ktor's example does, so a text sent
 // the moment the other tab is greeted may be published before that tab has
@@ -78,6 +80,9 @@ func testChat(t *testing.T, chromium, bin, engine string) {
 	c.check("after the first tab left and came back",
 		one.want(slices.Concat(both, []demoLogEntry{{"info", "left: 1000"}}, replayed, []demoLogEntry{{"received", texts[3]}})...),
 		two.want(slices.Concat(both, []demoLogEntry{{"received", texts[2]}, {"received", texts[3]}})...))
+
+	one.leave()
+	one.badRoom("no spaces")
 
 	// Close the browser first: see testDemoPage.
 	cctx, cancel := context.WithTimeout(second, 10*time.Second)
@@ -189,6 +194,28 @@ func (p *chatTab) leave() {
 		problems = append(problems, fmt.Sprintf("wskitChat.closed %+v, want code 1000 and wasClean", c))
 	}
 	p.c.check(p.name+" left", problems)
+}
+
+// badRoom types a room name that the server refuses into #chat-room and
+// clicks #chat-join: the browser reports 1006 only, and the panel says what
+// a room's name may be.
+func (p *chatTab) badRoom(room string) {
+	p.c.t.Helper()
+	p.do("type a room and click #chat-join",
+		chromedp.SendKeys(chromedp.ID("chat-room"), room),
+		chromedp.WaitEnabled(chromedp.ID("chat-join")), chromedp.Click(chromedp.ID("chat-join")))
+	p.waitFor("the refusal's explanation", `wskitChat.refusal !== null`)
+	s := p.snapshot()
+	// A plain GET of /chat/{room} is refused before the room is looked at.
+	problems := s.wantState("closed", "refused: HTTP 426 Upgrade Required")
+	if c := s.Closed; c == nil || c.Code != 1006 {
+		problems = append(problems, fmt.Sprintf("wskitChat.closed %+v, want 1006", c))
+	}
+	want := "a room's name is 1 to 64 letters, digits, '-', '_' or '.'"
+	if n := len(s.Log); n == 0 || s.Log[n-1] != (demoLogEntry{"info", want}) {
+		problems = append(problems, fmt.Sprintf("#chat-log does not end with the hint %q", want))
+	}
+	p.c.check(p.name+" asked for room "+room, problems)
 }
 
 // want returns what differs from a tab whose chat is open and whose

@@ -36,14 +36,17 @@ import (
 // default: the page logs "open with permessage-deflate" and keeps
 // ws.extensions in wskitDemo.extensions.
 //
-// /echo: a text with multi-byte UTF-8 typed into #input, 8 random bytes from
-// #sendBinary and 256 known bytes come back the same; #disconnect closes with
+// /echo: a text with multi-byte UTF-8 typed into #input and sent with
+// #send, another sent with #sendBinary (its UTF-8 bytes, in a binary
+// message), and 256 known bytes come back the same; #disconnect closes with
 // 1000. /hello: the greeting, "Chromium" → "Hi, Chromium!", and "bye" makes
 // the server close with 1000 "Client said BYE". /events (Events callbacks,
 // on the event loop with -engine poll): a typed text and the known bytes
-// come back the same; #disconnect closes with 1000. The server's log must
-// show the /echo and /hello sessions open and close, and SIGINT must stop it
-// with exit status 0.
+// come back the same; #disconnect closes with 1000. The server, which runs
+// with -log-level debug, must log each session's open and close, and SIGINT
+// must stop it with exit status 0. A path that is no endpoint (/nope)
+// closes with 1006, all that a browser learns, and the page then asks the
+// server with a GET and shows the 404 and a hint about the path.
 func TestChromiumDemoPage(t *testing.T) {
 	chromium := findChromium(t)
 	bin := buildWskit(t)
@@ -67,6 +70,7 @@ func testDemoPage(t *testing.T, chromium, bin, engine string) {
 	p.echo()
 	p.hello()
 	p.events()
+	p.badPath()
 	t.Logf("drove the page in %v", time.Since(start).Round(time.Millisecond))
 
 	// Close the browser first: Chromium keeps a spare connection that never
@@ -130,10 +134,13 @@ func (p *demoPage) echo() {
 		chromedp.Click(chromedp.ID("send")))
 	p.waitFor("the echo of the text", `wskitDemo.received.length >= 1`)
 
-	// 8 random bytes from #sendBinary: only the page knows them, so compare
-	// the echo with what wskitDemo.sent says went out.
-	p.do("click #sendBinary", chromedp.WaitEnabled(chromedp.ID("sendBinary")), chromedp.Click(chromedp.ID("sendBinary")))
-	p.waitFor("the echo of the random bytes", `wskitDemo.received.length >= 2`)
+	// A text typed into #input and sent with #sendBinary goes as its UTF-8
+	// bytes in a binary message.
+	typedBytes := echoTexts[1].text + " — ✓"
+	p.do("type a text into #input and click #sendBinary",
+		chromedp.SendKeys(chromedp.ID("input"), typedBytes),
+		chromedp.WaitEnabled(chromedp.ID("sendBinary")), chromedp.Click(chromedp.ID("sendBinary")))
+	p.waitFor("the echo of the typed text's bytes", `wskitDemo.received.length >= 2`)
 
 	// Bytes known here, every value 0-255 once, through the page's API.
 	known := make([]byte, 256)
@@ -148,17 +155,11 @@ func (p *demoPage) echo() {
 	var problems []string
 	problems = append(problems, s.wantOpen("/echo")...)
 	if s.Input != "" {
-		problems = append(problems, fmt.Sprintf("#input holds %q after #send, want it empty", s.Input))
+		problems = append(problems, fmt.Sprintf("#input holds %q after #send and #sendBinary, want it empty", s.Input))
 	}
-	random := ""
-	if len(s.Sent) == 3 && s.Sent[1].Type == "binary" {
-		random = s.Sent[1].Data
-		if b, err := hex.DecodeString(random); err != nil || len(b) != 8 {
-			problems = append(problems, fmt.Sprintf("#sendBinary sent %q, want 8 bytes in hex", random))
-		}
-	}
+	typedHex := hex.EncodeToString([]byte(typedBytes))
 	knownHex := hex.EncodeToString(known)
-	want := []demoMessage{{"text", text}, {"binary", random}, {"binary", knownHex}}
+	want := []demoMessage{{"text", text}, {"binary", typedHex}, {"binary", knownHex}}
 	problems = append(problems, compareMessages("wskitDemo.sent", s.Sent, want)...)
 	problems = append(problems, compareMessages("wskitDemo.received", s.Received, want)...)
 	p.check("/echo, open", problems)
@@ -174,8 +175,8 @@ func (p *demoPage) echo() {
 		{"info", "open with " + demoExtensions},
 		{"sent", text},
 		{"received", text},
-		{"sent", "binary " + random},
-		{"received", "binary " + random},
+		{"sent", "binary " + typedHex},
+		{"received", "binary " + typedHex},
 		{"sent", "binary " + knownHex},
 		{"received", "binary " + knownHex},
 		{"info", "closed: 1000"},
@@ -231,8 +232,6 @@ func (p *demoPage) hello() {
 
 // events drives /events, the Events echo: it clears the log, types /events
 // into #path, connects, sends a text and known bytes, and disconnects.
-// wskit serve logs the sessions of /events at debug level only, so only the
-// page tells how it went.
 func (p *demoPage) events() {
 	p.t.Helper()
 	p.do("click #clear", chromedp.Click(chromedp.ID("clear")))
@@ -259,8 +258,10 @@ func (p *demoPage) events() {
 
 	p.do("click #disconnect", chromedp.Click(chromedp.ID("disconnect")))
 	p.waitFor("the close", `wskitDemo.closed !== null`)
+	p.srv.waitLog(p, "session closed", "/events")
 	s = p.snapshot()
 	problems = s.wantClosed(1000, "")
+	problems = append(problems, p.srv.sessionLog("/events", `code=1000 reason=""`)...)
 	problems = append(problems, compareLog(s.Log, []demoLogEntry{
 		{"info", "connecting to ws://" + p.srv.addr + "/events"},
 		{"info", "open with " + demoExtensions},
@@ -271,6 +272,36 @@ func (p *demoPage) events() {
 		{"info", "closed: 1000"},
 	})...)
 	p.check("/events, closed", problems)
+}
+
+// badPath connects to a path that the server does not serve: the browser
+// reports 1006, and the page finds the HTTP status with a GET and shows it
+// with a hint.
+func (p *demoPage) badPath() {
+	p.t.Helper()
+	p.do("click #clear", chromedp.Click(chromedp.ID("clear")))
+	p.typePath("/nope")
+	p.do("click #connect", chromedp.WaitEnabled(chromedp.ID("connect")), chromedp.Click(chromedp.ID("connect")))
+	p.waitFor("the refusal's explanation", `wskitDemo.refusal !== null`)
+	s := p.snapshot()
+	problems := s.wantEnabled(true)
+	if c := s.Closed; c == nil || c.Code != 1006 || c.WasClean {
+		problems = append(problems, fmt.Sprintf("wskitDemo.closed %+v, want 1006, not clean", c))
+	}
+	if r := s.Refusal; r == nil || r.Status != http.StatusNotFound || r.StatusText != "Not Found" {
+		problems = append(problems, fmt.Sprintf("wskitDemo.refusal %+v, want status 404 Not Found", r))
+	}
+	if s.State != "closed" || s.StatusState != "closed" || s.Status != "refused: HTTP 404 Not Found" {
+		problems = append(problems, fmt.Sprintf("state %q, #status %q (data-state %q); want closed, %q",
+			s.State, s.Status, s.StatusState, "refused: HTTP 404 Not Found"))
+	}
+	problems = append(problems, compareLog(s.Log, []demoLogEntry{
+		{"info", "connecting to ws://" + p.srv.addr + "/nope"},
+		{"info", "error (see the close code)"},
+		{"info", "closed: 1006 (not clean)"},
+		{"info", "the server refused the upgrade: /nope answers HTTP 404 Not Found, it is no WebSocket endpoint: is the path right?"},
+	})...)
+	p.check("/nope", problems)
 }
 
 // typePath replaces what #path holds with path, like a user: End, a
@@ -288,16 +319,14 @@ func (p *demoPage) typePath(path string) {
 }
 
 // connect clicks #connect and waits until the session to path is open, and
-// for a path whose sessions the server logs, until its log says so.
+// until the server's log says so.
 func (p *demoPage) connect(path string) {
 	p.t.Helper()
 	p.do("click #connect", chromedp.WaitEnabled(chromedp.ID("connect")), chromedp.Click(chromedp.ID("connect")))
 	p.waitFor("the session to "+path+" to open",
 		`wskitDemo.state === "open" && document.getElementById("status").dataset.state === "open"`)
 	p.do("wait for #input", chromedp.WaitEnabled(chromedp.ID("input")))
-	if path != "/events" {
-		p.srv.waitLog(p, "session open", path)
-	}
+	p.srv.waitLog(p, "session open", path)
 }
 
 // demoExtensions is what wskit serve, which accepts permessage-deflate by
@@ -413,6 +442,7 @@ const demoSnapshotJS = `(() => {
 		received: d ? d.received : [],
 		closed: d ? d.closed : null,
 		extensions: d ? d.extensions : null,
+		refusal: d ? d.refusal : null,
 		log: Array.from(document.querySelectorAll("#log li"), (li) => ({ class: li.className, text: li.textContent })),
 	};
 })()`
@@ -434,6 +464,11 @@ type demoSnapshot struct {
 	} `json:"closed"`
 	Log        []demoLogEntry `json:"log"`
 	Extensions *string        `json:"extensions"` // wskitDemo.extensions: ws.extensions once open
+	Refusal    *struct {
+		Status     int    `json:"status"`
+		StatusText string `json:"statusText"`
+		Hint       string `json:"hint"`
+	} `json:"refusal"` // wskitDemo.refusal
 }
 
 // demoMessage is an entry of wskitDemo.sent or wskitDemo.received.
@@ -634,11 +669,12 @@ var (
 
 // startDemoServer starts bin serve with -engine engine and flags on a free
 // port of 127.0.0.1 and waits for its log line with the address and the
-// engine. A cleanup kills it if it still runs.
+// engine. It logs at debug level, where each session's open and close is.
+// A cleanup kills it if it still runs.
 func startDemoServer(t *testing.T, bin, engine string, flags ...string) *demoServer {
 	t.Helper()
 	s := &demoServer{exited: make(chan struct{})}
-	s.cmd = exec.Command(bin, append([]string{"serve", "-addr", "127.0.0.1:0", "-engine", engine}, flags...)...)
+	s.cmd = exec.Command(bin, append([]string{"serve", "-addr", "127.0.0.1:0", "-engine", engine, "-log-level", "debug"}, flags...)...)
 	s.cmd.Stderr = &s.stderr
 	if os.Getenv("GORACE") == "" {
 		// A -race build sleeps 1 s before it exits, by default.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
@@ -72,14 +71,14 @@ func (s *sourcesValue) Set(v string) error {
 	return nil
 }
 
-func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
+func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchConfig, error) {
 	var (
 		c        benchConfig
 		scenario string
 		size     = int64(64)
 		url      string
 	)
-	fs := flagSet("bench", benchSynopsis, stderr)
+	fs := newFlagSet("bench", benchSynopsis, stdout, stderr)
 	fs.StringVar(&url, "url", "", "server `URL`; default ws://127.0.0.1:8080/echo, or /chat for broadcast")
 	fs.StringVar(&scenario, "scenario", "echo", "`name`: echo, pipeline, idle, broadcast or churn")
 	fs.IntVar(&c.load.Conns, "c", 1000, "how many `connections`: clients, held connections, subscribers or parallel cycles")
@@ -94,7 +93,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.BoolVar(&c.load.Verify, "verify", false, "check every reply byte for byte against the message sent (not broadcast)")
 	fs.BoolVar(&c.json, "json", false, "print the result as JSON instead of a table")
 	fs.BoolVar(&c.progress, "progress", false, "show progress on stderr even when it is not a terminal")
-	rest, err := parseArgs(fs, args)
+	rest, err := fs.parse(args)
 	if err != nil {
 		return c, err
 	}
@@ -117,7 +116,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 
 // runBench runs wskit bench and returns the exit code.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c, err := parseBenchFlags(args, stderr)
+	c, err := parseBenchFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -155,16 +154,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	return 0
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // progressBar draws a run's progress on one line of a terminal, or prints

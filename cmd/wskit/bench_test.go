@@ -44,7 +44,7 @@ func TestParseBenchFlags(t *testing.T) {
 		{args: []string{"-size", "lots"}, err: "size"},
 	}
 	for _, tt := range tests {
-		c, err := parseBenchFlags(tt.args, io.Discard)
+		c, err := parseBenchFlags(tt.args, io.Discard, io.Discard)
 		switch {
 		case tt.err != "":
 			if err == nil || !strings.Contains(err.Error(), tt.err) {
@@ -66,8 +66,8 @@ func TestBenchUsage(t *testing.T) {
 	}
 	stderr = syncBuffer{}
 	if code := run(context.Background(), []string{"bench", "-h"}, nil, &stdout, &stderr); code != 0 ||
-		!strings.Contains(stderr.String(), "-scenario") || !strings.Contains(stderr.String(), "churn") {
-		t.Errorf("bench -h: exit %d, stderr %q", code, stderr.String())
+		!strings.Contains(stdout.String(), "-scenario") || !strings.Contains(stdout.String(), "churn") || stderr.String() != "" {
+		t.Errorf("bench -h: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
 	}
 }
 

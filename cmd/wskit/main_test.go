@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,13 @@ func TestRun(t *testing.T) {
 		{args: []string{"help"}, code: 0, stdout: "wskit dial [flags] URL"},
 		{args: []string{"-h"}, code: 0, stdout: "wskit serve [flags]"},
 		{args: []string{"frobnicate"}, code: 2, stderr: "wskit: unknown command \"frobnicate\"\n\nwskit is"},
-		{args: []string{"serve", "-h"}, code: 0, stderr: "-max-message"},
+		{args: []string{"serve", "-h"}, code: 0, stdout: "-max-message"},
+		{args: []string{"dial", "-h"}, code: 0, stdout: "Usage: wskit dial"},
+		{args: []string{"bench", "-h"}, code: 0, stdout: "-scenario"},
+		{args: []string{"serve", "-nope"}, code: 2, stderr: "flag provided but not defined: -nope\nUsage: wskit serve"},
+		{args: []string{"version"}, code: 0, stdout: "wskit "},
+		{args: []string{"-version"}, code: 0, stdout: "built with go"},
+		{args: []string{"version", "extra"}, code: 2, stderr: "unexpected argument"},
 		{args: []string{"dial"}, code: 2, stderr: "want exactly one URL"},
 	}
 	for _, tt := range tests {
@@ -56,7 +63,7 @@ func TestServeBinary(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
-	cmd := exec.Command(bin, "serve", "-addr", "127.0.0.1:0")
+	cmd := exec.Command(bin, "serve", "-addr", "127.0.0.1:0", "-log-level", "debug")
 	stderrPipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +128,39 @@ func TestServeBinary(t *testing.T) {
 	for _, want := range []string{"session open", "path=/echo", "shutting down", "code=1001", "msg=stopped"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+func TestVersionText(t *testing.T) {
+	platform := " for " + runtime.GOOS + "/" + runtime.GOARCH + "\n"
+	tests := []struct {
+		name string
+		bi   *debug.BuildInfo
+		want string
+	}{
+		{"no build information", nil, "wskit (unknown) (module github.com/wskit/wskit)\nbuilt with " + runtime.Version() + platform},
+		{
+			"go install of a tag",
+			&debug.BuildInfo{GoVersion: "go1.26.1", Main: debug.Module{Path: "github.com/wskit/wskit", Version: "v0.3.0"}},
+			"wskit v0.3.0 (module github.com/wskit/wskit)\nbuilt with go1.26.1" + platform,
+		},
+		{
+			"go build in a checkout with changes",
+			&debug.BuildInfo{GoVersion: "go1.26.1", Main: debug.Module{Path: "github.com/wskit/wskit", Version: "(devel)"},
+				Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "b66982b0"}, {Key: "vcs.time", Value: "2026-01-02T03:04:05Z"}, {Key: "vcs.modified", Value: "true"}}},
+			"wskit (devel) (module github.com/wskit/wskit)\ncommit b66982b0 of 2026-01-02T03:04:05Z, with uncommitted changes\nbuilt with go1.26.1" + platform,
+		},
+		{
+			"a clean checkout",
+			&debug.BuildInfo{GoVersion: "go1.26.1", Main: debug.Module{Path: "github.com/wskit/wskit", Version: "(devel)"},
+				Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "b66982b0"}, {Key: "vcs.modified", Value: "false"}}},
+			"wskit (devel) (module github.com/wskit/wskit)\ncommit b66982b0\nbuilt with go1.26.1" + platform,
+		},
+	}
+	for _, tt := range tests {
+		if got := versionText(tt.bi); got != tt.want {
+			t.Errorf("%s:\n%s\nwant\n%s", tt.name, got, tt.want)
 		}
 	}
 }

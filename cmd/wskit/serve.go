@@ -43,6 +43,8 @@ type serveConfig struct {
 	tlsCert    string // PEM files of the certificate chain and key
 	tlsKey     string
 	selfSigned bool // an in-memory certificate for localhost
+	logLevel   slog.Level
+	logFormat  string // text or json
 }
 
 // options returns the server's Options for c.
@@ -65,10 +67,10 @@ func (c serveConfig) chatOptions() wskit.HubOptions {
 	return wskit.HubOptions{Replay: c.chatReplay, Buffer: chatBuffer, Overflow: wskit.OverflowCloseTryAgain}
 }
 
-func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
-	c := serveConfig{maxMessage: 64 << 20, deflate: true}
+func parseServeFlags(args []string, stdout, stderr io.Writer) (serveConfig, error) {
+	c := serveConfig{maxMessage: 64 << 20, deflate: true, logLevel: slog.LevelInfo, logFormat: "text"}
 	engineHelp := "transport `engine`: poll (epoll loops), std (net/http), or auto: poll on Linux"
-	fs := flagSet("serve", "wskit serve [flags]", stderr)
+	fs := newFlagSet("serve", "wskit serve [flags]", stdout, stderr)
 	fs.StringVar(&c.addr, "addr", ":8080", "listen `address` (port 0 picks a free port)")
 	fs.StringVar(&c.engine, "engine", "auto", engineHelp)
 	fs.Var((*sizeValue)(&c.maxMessage), "max-message", "largest frame and message accepted, such as 64MiB, 1KiB or 512 (bytes)")
@@ -79,7 +81,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve TLS (https, wss) with the certificate chain in this PEM `file`; needs -tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "the private key, in this PEM `file`, of -tls-cert")
 	fs.BoolVar(&c.selfSigned, "tls-self-signed", false, "serve TLS with a certificate made at start for localhost, 127.0.0.1 and ::1 (printed with its fingerprint)")
-	rest, err := parseArgs(fs, args)
+	fs.Var((*levelValue)(&c.logLevel), "log-level", "log records of this `level` and above: debug (every session open and close, every refused upgrade), info (start, stop, refusals summed up every 10s), warn (sessions that ended with an error) or error")
+	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "log `format`: text (key=value) or json (one object per line)")
+	rest, err := fs.parse(args)
 	switch {
 	case err != nil:
 		return c, err
@@ -100,13 +104,15 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 		return c, errors.New("-tls-cert and -tls-key go together")
 	case c.selfSigned && c.tlsCert != "":
 		return c, errors.New("-tls-self-signed and -tls-cert exclude each other")
+	case c.logFormat != "text" && c.logFormat != "json":
+		return c, fmt.Errorf("-log-format %q: want text or json", c.logFormat)
 	}
 	return c, nil
 }
 
 // runServe runs wskit serve until ctx ends and returns the exit code.
-func runServe(ctx context.Context, args []string, stderr io.Writer) int {
-	c, err := parseServeFlags(args, stderr)
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c, err := parseServeFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -114,22 +120,34 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wskit serve: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	logs, err := newServeLogs(stderr, c.logLevel, c.logFormat)
+	if err != nil {
+		fmt.Fprintf(stderr, "wskit serve: %v\n", err)
+		return 2
+	}
+	log := logs.app
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "wskit serve: %v\n", err)
 		return 1
 	}
-	opts := c.options(log)
-	if opts.TLSConfig, err = c.tlsConfig(stderr); err != nil {
+	opts := c.options(logs.lib)
+	opts.TLSConfig, err = c.tlsConfig(stderr)
+	var srv *wskit.Server
+	if err == nil {
+		srv, err = wskit.NewServer(opts)
+	}
+	if err != nil {
 		ln.Close()
 		fmt.Fprintf(stderr, "wskit serve: %v\n", err)
 		return 1
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "page", pageURL(ln.Addr(), opts.TLSConfig != nil), "engine", opts.Engine,
+	log.Info("listening", "addr", ln.Addr().String(), "page", pageURL(ln.Addr(), opts.TLSConfig != nil), "engine", srv.ResolvedEngine(),
 		"max_message", formatSize(c.maxMessage), "ping", c.ping, "timeout", c.timeout, "deflate", c.deflate,
 		"chat_replay", c.chatReplay)
-	if err := serve(ctx, ln, opts, c.chatOptions(), log); err != nil {
+	err = serve(ctx, srv, ln, c.chatOptions(), log)
+	logs.refusals.flush()
+	if err != nil {
 		log.Error("serve failed", "err", err)
 		return 1
 	}
@@ -182,23 +200,15 @@ func validEngine(name string) bool {
 	return err == nil
 }
 
-// serve runs the demo routes on ln with opts.Engine until ctx ends, then
-// shuts down: sessions get 1001 Going Away.
-func serve(ctx context.Context, ln net.Listener, opts wskit.Options, chatOpts wskit.HubOptions, log *slog.Logger) error {
-	srv, err := wskit.NewServer(opts)
-	if err != nil {
-		ln.Close()
-		return err
-	}
+// serve runs the demo routes of srv on ln until ctx ends, then shuts
+// down: sessions get 1001 Going Away.
+func serve(ctx context.Context, srv *wskit.Server, ln net.Listener, chatOpts wskit.HubOptions, log *slog.Logger) error {
 	chat, err := wskit.NewHub(chatOpts)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	defer chat.Close()
-	if e := srv.ResolvedEngine(); e != opts.Engine {
-		log.Info("engine", "engine", e)
-	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln, newMux(srv, chat, log)) }()
 	select {
@@ -212,7 +222,7 @@ func serve(ctx context.Context, ln net.Listener, opts wskit.Options, chatOpts ws
 	err = srv.Shutdown(sctx)
 	<-served
 	if errors.Is(err, context.DeadlineExceeded) {
-		log.Warn("shutdown deadline passed; remaining connections were cut")
+		log.Warn("shutdown deadline passed; remaining connections were cut", "grace", shutdownGrace)
 		return nil
 	}
 	return err
@@ -258,13 +268,13 @@ func echo(s *wskit.Session) {
 func echoEvents(log *slog.Logger) wskit.Events {
 	return wskit.Events{
 		OnOpen: func(s *wskit.Session) {
-			log.Debug("session open", "remote", s.RemoteAddr().String(), "path", "/events")
+			logOpen(log, sessionRequest(s), "subprotocol", s.Subprotocol())
 		},
 		OnMessage: func(s *wskit.Session, m wskit.Message) {
 			s.Send(m.Type, m.Payload)
 		},
 		OnClose: func(s *wskit.Session, r wskit.CloseReason) {
-			log.Debug("session closed", "remote", s.RemoteAddr().String(), "path", "/events", "code", int(r.Code), "reason", r.Reason)
+			logClose(log, sessionRequest(s), int(r.Code), r.Reason, s.Err())
 		},
 	}
 }
@@ -289,11 +299,7 @@ func chatEvents(lobby *wskit.Hub, rooms *wskit.Topics, log *slog.Logger) wskit.E
 	return wskit.Events{
 		OnOpen: func(s *wskit.Session) {
 			room, inRoom := roomKey.Get(s)
-			path := "/chat"
-			if inRoom {
-				path += "/" + room
-			}
-			log.Debug("session open", "remote", s.RemoteAddr().String(), "path", path)
+			logOpen(log, sessionRequest(s), "subprotocol", s.Subprotocol())
 			// Greeted before it subscribes, as in Ktor, so that the replay
 			// follows the greeting; a text published in between misses it.
 			if s.SendText(chatGreeting) != nil {
@@ -306,7 +312,8 @@ func chatEvents(lobby *wskit.Hub, rooms *wskit.Topics, log *slog.Logger) wskit.E
 				err = lobby.Subscribe(s)
 			}
 			if err != nil {
-				log.Debug("chat subscribe", "remote", s.RemoteAddr().String(), "err", err)
+				r := sessionRequest(s)
+				log.Warn("chat subscribe", "remote", r.remote, "path", r.path, "err", err)
 				s.Close(wskit.CloseGoingAway, "chat closed")
 			}
 		},
@@ -322,11 +329,7 @@ func chatEvents(lobby *wskit.Hub, rooms *wskit.Topics, log *slog.Logger) wskit.E
 			lobby.Publish(context.Background(), wskit.Text, m.Payload)
 		},
 		OnClose: func(s *wskit.Session, r wskit.CloseReason) {
-			path := "/chat"
-			if room, ok := roomKey.Get(s); ok {
-				path += "/" + room
-			}
-			log.Debug("session closed", "remote", s.RemoteAddr().String(), "path", path, "code", int(r.Code), "reason", r.Reason)
+			logClose(log, sessionRequest(s), int(r.Code), r.Reason, s.Err())
 		},
 	}
 }
@@ -391,36 +394,26 @@ func rawEcho(s *wsraw.Session) {
 // logged wraps a default session's handler to log its open and close.
 func logged(log *slog.Logger, handler func(*wskit.Session)) func(*wskit.Session) {
 	return func(s *wskit.Session) {
-		r := s.Request()
-		log := log.With("remote", r.RemoteAddr, "path", r.URL.Path)
-		log.Info("session open", "subprotocol", s.Subprotocol())
+		r := sessionRequest(s)
+		logOpen(log, r, "subprotocol", s.Subprotocol())
 		handler(s)
 		s.Close(wskit.CloseNormal, "") // a no-op when the session has ended
 		reason, _ := s.CloseReason()
-		attrs := []any{"code", int(reason.Code), "reason", reason.Reason}
-		if err := s.Err(); err != nil {
-			attrs = append(attrs, "err", err)
-		}
-		log.Info("session closed", attrs...)
+		logClose(log, r, int(reason.Code), reason.Reason, s.Err())
 	}
 }
 
 // loggedRaw wraps a raw session's handler to log its open and close.
 func loggedRaw(log *slog.Logger, handler func(*wsraw.Session)) func(*wsraw.Session) {
 	return func(s *wsraw.Session) {
-		r := s.Request()
-		log := log.With("remote", r.RemoteAddr, "path", r.URL.Path)
-		log.Info("session open", "subprotocol", s.Subprotocol(), "raw", true)
+		r := requestInfo{remote: s.Request().RemoteAddr, path: s.Request().URL.Path}
+		logOpen(log, r, "subprotocol", s.Subprotocol(), "raw", true)
 		handler(s)
 		code, reason, ok := s.CloseReason()
 		if !ok {
 			code = frame.CloseAbnormal
 		}
-		attrs := []any{"code", int(code), "reason", reason}
-		if err := s.Err(); err != nil {
-			attrs = append(attrs, "err", err)
-		}
-		log.Info("session closed", attrs...)
+		logClose(log, r, int(code), reason, s.Err())
 	}
 }
 

@@ -41,12 +41,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // newTestServer serves newMux with the serve command's default options and
-// returns it with its log.
+// returns it with its log, at debug level.
 func newTestServer(t *testing.T) (*httptest.Server, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	c, err := parseServeFlags(nil, io.Discard)
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c, err := parseServeFlags(nil, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +311,7 @@ func TestIndex(t *testing.T) {
 	}
 	page := string(body)
 	for _, id := range []string{"path", "connect", "disconnect", "status", "input", "send", "sendBinary", "log",
-		"chat-join", "chat-leave", "chat-status", "chat-input", "chat-send", "chat-log"} {
+		"chat-join", "chat-leave", "chat-status", "chat-input", "chat-send", "chat-log", "chat-room", "echo-panel", "chat-panel"} {
 		if !strings.Contains(page, `id="`+id+`"`) {
 			t.Errorf("page lacks #%s", id)
 		}
@@ -392,11 +392,11 @@ func TestFormatSize(t *testing.T) {
 }
 
 func TestParseServeFlags(t *testing.T) {
-	c, err := parseServeFlags(nil, io.Discard)
+	c, err := parseServeFlags(nil, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := serveConfig{addr: ":8080", engine: "auto", maxMessage: 64 << 20, timeout: 15 * time.Second, deflate: true}
+	want := serveConfig{addr: ":8080", engine: "auto", maxMessage: 64 << 20, timeout: 15 * time.Second, deflate: true, logFormat: "text"}
 	if c != want {
 		t.Errorf("defaults = %+v, want %+v", c, want)
 	}
@@ -412,11 +412,13 @@ func TestParseServeFlags(t *testing.T) {
 		t.Errorf("chat options = %+v", h)
 	}
 
-	c, err = parseServeFlags([]string{"-addr", "127.0.0.1:0", "-max-message", "1KiB", "-ping", "5s", "-timeout", "2s", "-deflate=false", "-chat-replay", "10"}, io.Discard)
+	c, err = parseServeFlags([]string{"-addr", "127.0.0.1:0", "-max-message", "1KiB", "-ping", "5s", "-timeout", "2s", "-deflate=false", "-chat-replay", "10",
+		"-log-level", "DEBUG", "-log-format", "json"}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = serveConfig{addr: "127.0.0.1:0", engine: "auto", maxMessage: 1024, ping: 5 * time.Second, timeout: 2 * time.Second, chatReplay: 10}
+	want = serveConfig{addr: "127.0.0.1:0", engine: "auto", maxMessage: 1024, ping: 5 * time.Second, timeout: 2 * time.Second, chatReplay: 10,
+		logLevel: slog.LevelDebug, logFormat: "json"}
 	if c != want {
 		t.Errorf("parsed %+v, want %+v", c, want)
 	}
@@ -437,10 +439,12 @@ func TestParseServeFlags(t *testing.T) {
 		"unexpected argument":     {"extra"},
 		"flag provided but not":   {"-nope"},
 		"invalid value \"x\" for": {"-ping", "x"},
+		"want debug, info, warn":  {"-log-level", "verbose"},
+		"want text or json":       {"-log-format", "xml"},
 	}
 	for want, args := range bad {
 		var stderr syncBuffer
-		if code := runServe(context.Background(), args, &stderr); code != 2 {
+		if code := runServe(context.Background(), args, io.Discard, &stderr); code != 2 {
 			t.Errorf("serve %q: exit %d, want 2", args, code)
 		}
 		if !strings.Contains(stderr.String(), want) {
@@ -469,7 +473,9 @@ func testRunServe(t *testing.T, engine string) {
 	defer cancel()
 	var stderr syncBuffer
 	exit := make(chan int, 1)
-	go func() { exit <- runServe(ctx, []string{"-addr", "127.0.0.1:0", "-engine", engine}, &stderr) }()
+	go func() {
+		exit <- runServe(ctx, []string{"-addr", "127.0.0.1:0", "-engine", engine}, io.Discard, &stderr)
+	}()
 	var addr string
 	waitFor(t, "the listen address", func() bool {
 		addr = listenAddr(stderr.String())
@@ -521,7 +527,7 @@ func testRunServe(t *testing.T, engine string) {
 		t.Fatal("serve did not stop")
 	}
 	log := stderr.String()
-	for _, want := range []string{"shutting down", "code=1001", "stopped"} {
+	for _, want := range []string{"shutting down", "stopped"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
@@ -653,7 +659,7 @@ type chatServer struct {
 // left the hub and that every pooled buffer came back.
 func startChat(t *testing.T, engine string, args ...string) *chatServer {
 	t.Helper()
-	c, err := parseServeFlags(append([]string{"-engine", engine}, args...), io.Discard)
+	c, err := parseServeFlags(append([]string{"-engine", engine}, args...), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1035,7 +1041,7 @@ func TestServeSelfSigned(t *testing.T) {
 			var stderr syncBuffer
 			exit := make(chan int, 1)
 			go func() {
-				exit <- runServe(ctx, []string{"-addr", "127.0.0.1:0", "-engine", engine, "-tls-self-signed"}, &stderr)
+				exit <- runServe(ctx, []string{"-addr", "127.0.0.1:0", "-engine", engine, "-tls-self-signed"}, io.Discard, &stderr)
 			}()
 			var addr string
 			waitFor(t, "the listen address", func() bool {
