@@ -62,7 +62,10 @@ func (dc *dialCall) dialH2(ctx context.Context) (*Session, error) {
 	if err != nil {
 		cancelStream()
 		pw.Close()
-		return nil, err
+		if dc.u.Scheme == "ws" {
+			return nil, fmt.Errorf("HTTP/2 with prior knowledge (h2c): %w", err)
+		}
+		return nil, fmt.Errorf("HTTP/2: %w", err)
 	}
 	fail := func(err error) (*Session, error) {
 		resp.Body.Close()
@@ -128,11 +131,13 @@ func (dc *dialCall) h2Transport(own *ownConn) *http2.Transport {
 			}
 			if dc.u.Scheme == "wss" {
 				cfg := dc.tlsConfig()
-				cfg.NextProtos = []string{"h2"}
+				// http/1.1 too, so that a server without HTTP/2 says so by
+				// choosing it rather than with an alert.
+				cfg.NextProtos = []string{"h2", "http/1.1"}
 				tc := tls.Client(nc, cfg)
 				err = tc.HandshakeContext(ctx)
-				if err == nil && tc.ConnectionState().NegotiatedProtocol != "h2" {
-					err = errors.New("the server does not offer HTTP/2 (h2 by ALPN)")
+				if p := tc.ConnectionState().NegotiatedProtocol; err == nil && p != "h2" {
+					err = fmt.Errorf("the server does not offer HTTP/2: ALPN chose %q", p)
 				}
 				nc = tc
 			}

@@ -76,6 +76,7 @@ type dialConfig struct {
 	deflate      bool
 	insecure     bool   // accept any certificate
 	caFile       string // PEM certificates to trust
+	http2        bool   // open the session as an HTTP/2 stream (RFC 8441)
 }
 
 // listValue is a repeatable string flag.
@@ -122,6 +123,7 @@ func parseDialFlags(args []string, stdout, stderr io.Writer) (dialConfig, error)
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Second, "bound on the opening handshake and on the close handshake; 0 waits forever")
 	fs.BoolVar(&c.deflate, "deflate", true, "offer permessage-deflate compression (RFC 7692)")
 	fs.BoolVar(&c.insecure, "insecure", false, "wss://: accept any certificate, such as a self-signed one, without checking it")
+	fs.BoolVar(&c.http2, "http2", false, "open the session as a stream of an HTTP/2 connection (RFC 8441): by ALPN for wss://, with prior knowledge (h2c) for ws://")
 	fs.StringVar(&c.caFile, "ca", "", "wss://: trust the certificates in this PEM `file` (such as the one wskit serve -tls-self-signed prints)")
 	rest, err := fs.parse(args)
 	switch {
@@ -471,7 +473,7 @@ func dial(ctx context.Context, c dialConfig) (*wskit.Session, error) {
 	if c.deflate {
 		o.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
 	}
-	do := &wskit.DialOptions{Options: &o, Header: c.header, Subprotocols: c.subprotocols}
+	do := &wskit.DialOptions{Options: &o, Header: c.header, Subprotocols: c.subprotocols, HTTP2: c.http2}
 	if c.insecure || c.caFile != "" {
 		do.TLSConfig = &tls.Config{InsecureSkipVerify: c.insecure}
 		if c.caFile != "" {

@@ -30,6 +30,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	// WebSockets over HTTP/2 for serve -http2: net/http advertises
+	// extended CONNECT only with this.
+	_ "github.com/wskit/wskit/xconnect"
 )
 
 const usage = `wskit is a WebSocket demo server, client and load generator.

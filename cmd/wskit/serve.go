@@ -43,6 +43,7 @@ type serveConfig struct {
 	tlsCert    string // PEM files of the certificate chain and key
 	tlsKey     string
 	selfSigned bool // an in-memory certificate for localhost
+	http2      bool // WebSockets over HTTP/2 (RFC 8441) too
 	logLevel   slog.Level
 	logFormat  string // text or json
 }
@@ -56,6 +57,7 @@ func (c serveConfig) options(log *slog.Logger) wskit.Options {
 	o.PingPeriod = c.ping
 	o.Timeout = c.timeout
 	o.Logger = log
+	o.HTTP2 = c.http2
 	if c.deflate {
 		o.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
 	}
@@ -81,6 +83,7 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (serveConfig, erro
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve TLS (https, wss) with the certificate chain in this PEM `file`; needs -tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "the private key, in this PEM `file`, of -tls-cert")
 	fs.BoolVar(&c.selfSigned, "tls-self-signed", false, "serve TLS with a certificate made at start for localhost, 127.0.0.1 and ::1 (printed with its fingerprint)")
+	fs.BoolVar(&c.http2, "http2", false, "serve HTTP/2 too (h2 by ALPN with TLS, h2c without), and WebSockets over it (RFC 8441): browsers then open wss:// sessions as streams of the connection they hold")
 	fs.Var((*levelValue)(&c.logLevel), "log-level", "log records of this `level` and above: debug (every session open and close, every refused upgrade), info (start, stop, refusals summed up every 10s), warn (sessions that ended with an error) or error")
 	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "log `format`: text (key=value) or json (one object per line)")
 	rest, err := fs.parse(args)
@@ -144,7 +147,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "page", pageURL(ln.Addr(), opts.TLSConfig != nil), "engine", srv.ResolvedEngine(),
 		"max_message", formatSize(c.maxMessage), "ping", c.ping, "timeout", c.timeout, "deflate", c.deflate,
-		"chat_replay", c.chatReplay)
+		"chat_replay", c.chatReplay, "http2", c.http2)
 	err = serve(ctx, srv, ln, c.chatOptions(), log)
 	logs.refusals.flush()
 	if err != nil {

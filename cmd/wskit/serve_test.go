@@ -1078,3 +1078,61 @@ func TestServeSelfSigned(t *testing.T) {
 		})
 	}
 }
+
+// TestServeHTTP2: serve -http2 takes WebSockets over HTTP/2 beside
+// HTTP/1.1, over TLS and h2c, and dial -http2 opens them; without -http2
+// a dial over HTTP/2 fails and says why.
+func TestServeHTTP2(t *testing.T) {
+	for _, engine := range engines() {
+		for _, tls := range []bool{true, false} {
+			for _, on := range []bool{true, false} {
+				name := fmt.Sprintf("%s/tls=%v/http2=%v", engine, tls, on)
+				t.Run(name, func(t *testing.T) {
+					ctx, cancel := context.WithCancel(context.Background())
+					defer cancel()
+					var stderr syncBuffer
+					args := []string{"-addr", "127.0.0.1:0", "-engine", engine}
+					if tls {
+						args = append(args, "-tls-self-signed")
+					}
+					if on {
+						args = append(args, "-http2")
+					}
+					exit := make(chan int, 1)
+					go func() { exit <- runServe(ctx, args, io.Discard, &stderr) }()
+					var addr string
+					waitFor(t, "the listen address", func() bool {
+						addr = listenAddr(stderr.String())
+						return addr != ""
+					})
+					if !strings.Contains(stderr.String(), fmt.Sprintf("http2=%v", on)) {
+						t.Errorf("the listening line does not say http2=%v:\n%s", on, stderr.String())
+					}
+					base := "ws://" + addr
+					if tls {
+						base = "wss://localhost:" + strings.TrimPrefix(addr, "127.0.0.1:")
+					}
+					for _, path := range []string{"/echo", "/events", "/raw"} {
+						var out, errOut bytes.Buffer
+						code := runDial(ctx, []string{"-insecure", "-http2", "-send", "over h2", "-count", "1", base + path}, strings.NewReader(""), &out, &errOut)
+						if on && (code != 0 || out.String() != "over h2\n") {
+							t.Errorf("dial -http2 %s: exit %d, stdout %q, stderr %s", path, code, out.String(), errOut.String())
+						}
+						if !on && code == 0 {
+							t.Errorf("dial -http2 %s succeeded against a server without -http2", path)
+						}
+						out.Reset()
+						errOut.Reset()
+						if code := runDial(ctx, []string{"-insecure", "-send", "over h1", "-count", "1", base + path}, strings.NewReader(""), &out, &errOut); code != 0 || out.String() != "over h1\n" {
+							t.Errorf("dial %s over HTTP/1.1: exit %d, stdout %q, stderr %s", path, code, out.String(), errOut.String())
+						}
+					}
+					cancel()
+					if code := <-exit; code != 0 {
+						t.Errorf("exit %d:\n%s", code, stderr.String())
+					}
+				})
+			}
+		}
+	}
+}
