@@ -228,7 +228,7 @@ type Hub struct {
 	waiting atomic.Bool  // a publisher waits for room
 	room    chan struct{}
 
-	published, dropped, disconnected atomic.Uint64
+	published, dropped, disconnected   atomic.Uint64
 	brokerErrs, recovered, unrecovered atomic.Uint64
 }
 

@@ -443,7 +443,7 @@ func (b *Broker) publishStream(ctx context.Context, msg *nats.Msg) error {
 // or a JetStream ordered consumer.
 type subscription struct {
 	b    *Broker
-	sub  *nats.Subscription      // core
+	sub  *nats.Subscription       // core
 	cc   jetstream.ConsumeContext // JetStream
 	once sync.Once
 }

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/wskit/wskit"
-	wsnats "github.com/wskit/wskit/nats"
 	"github.com/wskit/wskit/internal/race"
+	wsnats "github.com/wskit/wskit/nats"
 )
 
 // Three nodes, 1 000 subscribers spread over them, a publisher on each
