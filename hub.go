@@ -1225,7 +1225,7 @@ func (h *Hub) offer(sub *subscription, m *hubMsg, seq uint64, room bool, floor u
 	}
 	load := sub.load()
 	fits := sub.fits(load, m.size)
-	if size == 0 && fits && out.Queued() < sub.s.opts.MaxQueue {
+	if size == 0 && fits && !sub.paused && out.Queued() < sub.s.opts.MaxQueue {
 		// The connection takes it at once; the loop or the session's writer
 		// writes it with whatever else is queued.
 		sub.next, sub.end = seq+1, seq+1
@@ -1263,7 +1263,7 @@ func (h *Hub) offer(sub *subscription, m *hubMsg, seq uint64, room bool, floor u
 			h.dropped.Add(1)
 			return 0, false
 		}
-		if sub.next == sub.end && out.Queued() < sub.s.opts.MaxQueue {
+		if sub.next == sub.end && !sub.paused && out.Queued() < sub.s.opts.MaxQueue {
 			sub.next, sub.end = seq+1, seq+1
 			sub.handOver(m)
 			out.Refill()

@@ -280,6 +280,7 @@ func (b *Broker) makeStream(ctx context.Context) error {
 
 // watch logs and counts the connection's changes of state.
 func (b *Broker) watch() {
+	down := false
 	for {
 		select {
 		case <-b.done:
@@ -287,11 +288,17 @@ func (b *Broker) watch() {
 		case st := <-b.status:
 			switch st {
 			case nats.DISCONNECTED, nats.RECONNECTING:
-				if st == nats.DISCONNECTED {
-					b.disconnects.Add(1)
+				if down {
+					continue
 				}
-				b.log.Warn("NATS connection lost: publishes fail or wait, nothing is delivered", "status", st.String(), "err", b.nc.LastError())
+				down = true
+				b.disconnects.Add(1)
+				b.log.Warn("NATS connection lost: publishes fail or are buffered, nothing is delivered", "status", st.String())
 			case nats.CONNECTED:
+				if !down {
+					continue
+				}
+				down = false
 				b.reconnects.Add(1)
 				b.log.Info("NATS connection back: topics are followed again", "server", b.nc.ConnectedUrlRedacted())
 			case nats.CLOSED:
@@ -430,10 +437,18 @@ func (b *Broker) publishStream(ctx context.Context, msg *nats.Msg) error {
 	if !b.nc.IsConnected() {
 		return fmt.Errorf("%w: not connected to NATS (%s)", wskit.ErrBrokerUnavailable, b.nc.Status())
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
+	lost := b.disconnects.Load()
+	pctx, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
 	defer cancel()
-	_, err := b.js.PublishMsg(ctx, msg)
-	if err != nil && !b.nc.IsConnected() {
+	_, err := b.js.PublishMsg(pctx, msg)
+	switch {
+	case err == nil || ctx.Err() != nil:
+		// The caller gave up.
+	case !b.nc.IsConnected() || b.disconnects.Load() != lost,
+		errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse),
+		errors.Is(err, context.DeadlineExceeded):
+		// NATS went away meanwhile, or the stream does not answer (its
+		// server is starting, or its cluster lost its quorum).
 		err = fmt.Errorf("%w: %w", wskit.ErrBrokerUnavailable, err)
 	}
 	return err
