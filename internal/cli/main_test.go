@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -52,7 +52,7 @@ func TestServeBinary(t *testing.T) {
 		t.Skip("no go tool in PATH")
 	}
 	bin := filepath.Join(t.TempDir(), "wskit")
-	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command(goTool, "build", "-o", bin, "github.com/wskit/wskit/cmd/wskit").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 

@@ -1,6 +1,7 @@
-package main
+package cli
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	_ "embed"
@@ -43,6 +44,8 @@ type serveConfig struct {
 	tlsCert    string // PEM files of the certificate chain and key
 	tlsKey     string
 	selfSigned bool // an in-memory certificate for localhost
+	ext        *Extension
+	broker     wskit.Broker // the Extension's, once started
 }
 
 // options returns the server's Options for c.
@@ -60,13 +63,37 @@ func (c serveConfig) options(log *slog.Logger) wskit.Options {
 	return o
 }
 
-// chatOptions returns the options of /chat's hub for c.
+// chatOptions returns the options of /chat's hub for c. With a broker the
+// hub is the topic "chat" on it and, when the broker keeps history, its
+// messages carry their sequence (see chatStamp).
 func (c serveConfig) chatOptions() wskit.HubOptions {
-	return wskit.HubOptions{Replay: c.chatReplay, Buffer: chatBuffer, Overflow: wskit.OverflowCloseTryAgain}
+	o := wskit.HubOptions{Replay: c.chatReplay, Buffer: chatBuffer, Overflow: wskit.OverflowCloseTryAgain}
+	if c.broker != nil {
+		o.Broker, o.Topic = c.broker, "chat"
+		if _, ok := c.broker.(wskit.BrokerHistory); ok {
+			o.Stamp = chatStamp
+		}
+	}
+	return o
+}
+
+// chatStamp is the chat's HubOptions.Stamp with a broker that keeps
+// history: "<sequence> <text>". The page keeps the sequence of the last
+// message of its room, and gives it back in ?after= when it joins again,
+// to any node, to receive what it missed.
+func chatStamp(dst []byte, seq uint64, p []byte) []byte {
+	dst = strconv.AppendUint(dst, seq, 10)
+	return append(append(dst, ' '), p...)
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
-	c := serveConfig{maxMessage: 64 << 20, deflate: true}
+	return parseServeFlagsWith(args, stderr, nil)
+}
+
+// parseServeFlagsWith parses the flags of wskit serve, and those of ext
+// when not nil.
+func parseServeFlagsWith(args []string, stderr io.Writer, ext *Extension) (serveConfig, error) {
+	c := serveConfig{maxMessage: 64 << 20, deflate: true, ext: ext}
 	engineHelp := "transport `engine`: poll (epoll loops), std (net/http), or auto: poll on Linux"
 	fs := flagSet("serve", "wskit serve [flags]", stderr)
 	fs.StringVar(&c.addr, "addr", ":8080", "listen `address` (port 0 picks a free port)")
@@ -79,6 +106,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve TLS (https, wss) with the certificate chain in this PEM `file`; needs -tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "the private key, in this PEM `file`, of -tls-cert")
 	fs.BoolVar(&c.selfSigned, "tls-self-signed", false, "serve TLS with a certificate made at start for localhost, 127.0.0.1 and ::1 (printed with its fingerprint)")
+	if ext != nil && ext.Flags != nil {
+		ext.Flags(fs)
+	}
 	rest, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
@@ -100,13 +130,20 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 		return c, errors.New("-tls-cert and -tls-key go together")
 	case c.selfSigned && c.tlsCert != "":
 		return c, errors.New("-tls-self-signed and -tls-cert exclude each other")
+	case ext != nil && ext.Check != nil:
+		return c, ext.Check()
 	}
 	return c, nil
 }
 
 // runServe runs wskit serve until ctx ends and returns the exit code.
 func runServe(ctx context.Context, args []string, stderr io.Writer) int {
-	c, err := parseServeFlags(args, stderr)
+	return runServeWith(ctx, args, stderr, nil)
+}
+
+// runServeWith runs wskit serve with ext, which may be nil.
+func runServeWith(ctx context.Context, args []string, stderr io.Writer, ext *Extension) int {
+	c, err := parseServeFlagsWith(args, stderr, ext)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -115,12 +152,25 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if ext != nil && ext.Start != nil {
+		broker, stop, err := ext.Start(ctx, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "wskit serve: %v\n", err)
+			return 1
+		}
+		defer stop()
+		c.broker = broker
+	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "wskit serve: %v\n", err)
 		return 1
 	}
 	opts := c.options(log)
+	if c.broker != nil && opts.Workers == 0 {
+		// Subscribing and publishing wait for the broker: not on the loop.
+		opts.Workers = brokerWorkers
+	}
 	if opts.TLSConfig, err = c.tlsConfig(stderr); err != nil {
 		ln.Close()
 		fmt.Fprintf(stderr, "wskit serve: %v\n", err)
@@ -176,6 +226,10 @@ func pageURL(addr net.Addr, secure bool) string {
 	return scheme + net.JoinHostPort(host, port) + "/"
 }
 
+// brokerWorkers is Options.Workers with a broker: the chat's callbacks
+// wait for it, the poll engine's loops do not.
+const brokerWorkers = 64
+
 // validEngine reports whether name is an engine wskit serve knows.
 func validEngine(name string) bool {
 	_, err := wskit.ParseEngine(name)
@@ -221,7 +275,11 @@ func serve(ctx context.Context, ln net.Listener, opts wskit.Options, chatOpts ws
 // newMux returns the demo routes: /echo, /events, /raw, /hello, /chat (on
 // the chat hub), /chat/{room} (rooms of chat's options) and the page at /.
 func newMux(srv *wskit.Server, chat *wskit.Hub, log *slog.Logger) http.Handler {
-	rooms, err := wskit.NewTopics(chat.Options())
+	ro := chat.Options()
+	if ro.Broker != nil {
+		ro.Topic = "room." // each room is the topic "room.<name>"
+	}
+	rooms, err := wskit.NewTopics(ro)
 	if err != nil {
 		panic(err) // the lobby's options are valid
 	}
@@ -232,16 +290,21 @@ func newMux(srv *wskit.Server, chat *wskit.Hub, log *slog.Logger) http.Handler {
 	mux.Handle("/chat/{room}", srv.Handle(chatEvents(chat, rooms, log), wskit.OnAccept(acceptRoom)))
 	mux.Handle("/hello", srv.WebSocket(logged(log, hello)))
 	mux.Handle("/raw", srv.WebSocketRaw(loggedRaw(log, rawEcho)))
-	mux.HandleFunc("GET /{$}", serveIndex)
+	page := indexHTML
+	if ro.Stamp != nil {
+		// The page reads the sequences and asks for what it missed.
+		page = bytes.Replace(page, []byte("<body>"), []byte(`<body data-chat-seq="">`), 1)
+	}
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { serveIndex(w, page) })
 	return mux
 }
 
-func serveIndex(w http.ResponseWriter, r *http.Request) {
+func serveIndex(w http.ResponseWriter, page []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.Write(indexHTML)
+	w.Write(page)
 }
 
 // echo sends every message back with its type.
@@ -300,7 +363,20 @@ func chatEvents(lobby *wskit.Hub, rooms *wskit.Topics, log *slog.Logger) wskit.E
 				return
 			}
 			var err error
-			if inRoom {
+			if a := s.Request().URL.Query().Get("after"); a != "" && lobby.Options().Stamp != nil {
+				// A member back with the sequence of the last message it
+				// received: what it missed first.
+				after, _ := strconv.ParseUint(a, 10, 64)
+				ctx, cancel := context.WithTimeout(context.Background(), chatRecoverWait)
+				var all bool
+				if inRoom {
+					all, err = rooms.SubscribeAfter(ctx, room, s, after)
+				} else {
+					all, err = lobby.SubscribeAfter(ctx, s, after)
+				}
+				cancel()
+				log.Debug("chat rejoined", "remote", s.RemoteAddr().String(), "path", path, "after", after, "recovered_all", all)
+			} else if inRoom {
 				err = rooms.Subscribe(room, s)
 			} else {
 				err = lobby.Subscribe(s)
@@ -330,6 +406,9 @@ func chatEvents(lobby *wskit.Hub, rooms *wskit.Topics, log *slog.Logger) wskit.E
 		},
 	}
 }
+
+// chatRecoverWait bounds the fetch of what a member missed.
+const chatRecoverWait = 10 * time.Second
 
 // roomKey is the room of a /chat/{room} session.
 var roomKey = wskit.NewKey[string]("room")
