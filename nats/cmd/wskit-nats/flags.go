@@ -139,4 +139,3 @@ func (f *natsFlags) startServer(mode wsnats.Mode, log *slog.Logger) (*server.Ser
 		}
 	}, nil
 }
-

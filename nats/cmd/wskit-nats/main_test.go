@@ -155,4 +155,3 @@ func freeAddrs(t *testing.T, n int) []string {
 	}
 	return addrs
 }
-
