@@ -2,7 +2,8 @@
 # Runs every test of the repository: the wskit module with the race detector,
 # the allocation checks without it (the race detector allocates), and the
 # bench and interop modules, which hold the peers wskit is compared and
-# tested against. Interop tests skip a missing Node or Chromium unless
+# tested against, and the nats module (hubs across servers on an embedded
+# nats-server). Interop tests skip a missing Node or Chromium unless
 # CI=true; interop/install.sh installs them.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,7 +12,7 @@ echo "== wskit: go test -race ./..."
 go test -race ./...
 echo "== wskit: allocation and memory checks without -race"
 go test -run 'Alloc|DoesNotAllocate|Reuse|MemoryBound' ./...
-for m in bench interop; do
+for m in bench interop nats; do
 	if [ -f "$m/go.mod" ]; then
 		echo "== $m: go test -race ./..."
 		(cd "$m" && go test -race ./...)
