@@ -15,7 +15,7 @@ import (
 	"github.com/wskit/wskit/internal/load"
 )
 
-const benchSynopsis = `wskit bench [flags] [URL]
+const benchSynopsis = `wskit bench [flags] [URL...]
 
 Puts load on a WebSocket server at URL (ws://; or -url) and reports
 throughput, latency percentiles, errors by kind and, with -pid, the server
@@ -32,7 +32,9 @@ Scenarios (-scenario):
              with -pid), then one message on every one: the wake-up latency
   broadcast  -c subscribers to a URL that relays every text message to every
              connection (wskit serve's /chat); one more connection publishes
-             stamped messages at -rate (default 100/s): publish-to-delivery latency
+             stamped messages at -rate (default 100/s): publish-to-delivery latency.
+             With several URLs (the nodes of a cluster) the subscribers, and the
+             -publishers, are dealt over them in turn
   churn      -c cycles at once of connect, upgrade, echo one message, close: handshakes/s
 
 More than about 28 000 connections to one server address need several
@@ -88,6 +90,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.DurationVar(&c.load.Duration, "d", 10*time.Second, "measured `duration` (idle: how long connections are held)")
 	fs.DurationVar(&c.load.Ramp, "ramp", 0, "open the connections over this `duration`")
 	fs.Float64Var(&c.load.Rate, "rate", 0, "limit of `messages` per second in all (churn: cycles begun; broadcast: published, 0 means 100); 0 for none")
+	fs.IntVar(&c.load.Publishers, "publishers", 1, "broadcast: publishing `connections`, sharing -rate")
 	fs.Var((*sourcesValue)(&c.load.Sources), "src", "local `addresses` to connect from, in turn, such as 127.0.0.2,127.0.0.3")
 	fs.IntVar(&c.load.PID, "pid", 0, "server process `id` to measure CPU time and RSS of (from /proc)")
 	fs.IntVar(&c.load.Loops, "loops", 0, "client event `loops`; 0 means one per CPU")
@@ -98,10 +101,12 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		return c, err
 	}
 	switch {
-	case len(rest) > 1 || (len(rest) == 1 && url != ""):
-		return c, errors.New("want at most one URL")
-	case len(rest) == 1:
-		url = rest[0]
+	case len(rest) > 0 && url != "":
+		return c, errors.New("want the URLs as arguments or -url, not both")
+	case len(rest) > 1 && scenario != string(load.Broadcast):
+		return c, errors.New("want at most one URL (several are for broadcast)")
+	case len(rest) > 0:
+		url, c.load.URLs = rest[0], rest[1:]
 	case url == "" && scenario == string(load.Broadcast):
 		url = "ws://127.0.0.1:8080/chat"
 	case url == "":
@@ -109,6 +114,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	}
 	if size > 1<<30 {
 		return c, errors.New("-size is over 1GiB")
+	}
+	if c.load.Publishers < 1 {
+		return c, errors.New("-publishers must be at least 1")
 	}
 	c.load.URL, c.load.Scenario, c.load.Size = url, load.Scenario(scenario), int(size)
 	return c, nil

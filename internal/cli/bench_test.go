@@ -38,7 +38,14 @@ func TestParseBenchFlags(t *testing.T) {
 					len(l.Sources) == 2 && l.Sources[1] == netip.MustParseAddr("127.0.0.3") && l.PID == 42 && l.Loops == 3 &&
 					c.json && c.progress
 			}},
-		{args: []string{"-url", "ws://a/", "ws://b/"}, err: "at most one URL"},
+		{args: []string{"-url", "ws://a/", "ws://b/"}, err: "not both"},
+		{args: []string{"ws://a/", "ws://b/"}, err: "at most one URL"},
+		{args: []string{"-scenario", "broadcast", "-publishers", "3", "ws://a/", "ws://b/", "ws://c/"},
+			want: func(c benchConfig) bool {
+				l := c.load
+				return l.URL == "ws://a/" && len(l.URLs) == 2 && l.URLs[1] == "ws://c/" && l.Publishers == 3
+			}},
+		{args: []string{"-scenario", "broadcast", "-publishers", "0"}, err: "-publishers"},
 		{args: []string{"-src", "127.0.0.300"}, err: "source address"},
 		{args: []string{"-size", "2GiB"}, err: "over 1GiB"},
 		{args: []string{"-size", "lots"}, err: "size"},
