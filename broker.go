@@ -48,6 +48,9 @@ type BrokerSubscription interface {
 // recover what a session missed (Hub.SubscribeAfter).
 type BrokerHistory interface {
 	Broker
+	// KeepsHistory reports whether History serves: a broker may keep
+	// history in one of its modes only (NATS JetStream, not core NATS).
+	KeepsHistory() bool
 	// History calls fn, in order, with the topic's kept messages whose
 	// sequence is above after, up to the newest, and stops at fn's first
 	// error, which it returns. It reports whether nothing after the

@@ -600,8 +600,10 @@ func (h *Hub) add(s *Session, after uint64, recover bool) (*subscription, bool, 
 
 // history returns the hub's broker if it keeps history, else nil.
 func (h *Hub) history() BrokerHistory {
-	bh, _ := h.opts.Broker.(BrokerHistory)
-	return bh
+	if bh, ok := h.opts.Broker.(BrokerHistory); ok && bh.KeepsHistory() {
+		return bh
+	}
+	return nil
 }
 
 // histMsg is a message of a broker's history, as a recovering subscriber

@@ -88,6 +88,8 @@ func (b *memBroker) Subscribe(topic string, replay int, deliver func(BrokerMessa
 	return s, nil
 }
 
+func (b *memBroker) KeepsHistory() bool { return true }
+
 func (b *memBroker) History(_ context.Context, topic string, after uint64, fn func(BrokerMessage) error) (bool, error) {
 	b.mu.Lock()
 	var msgs []BrokerMessage

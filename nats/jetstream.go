@@ -68,6 +68,9 @@ func (b *Broker) consume(s *subscription, subject string, replay int, deliver fu
 // historyBatch is how many messages History fetches at a time.
 const historyBatch = 256
 
+// KeepsHistory implements wskit.BrokerHistory: true in JetStream mode.
+func (b *Broker) KeepsHistory() bool { return b.opts.Mode == JetStream }
+
 // History implements wskit.BrokerHistory, in JetStream mode: it reads the
 // topic's messages after the sequence after with an ordered consumer of
 // its own, up to the newest when it starts.

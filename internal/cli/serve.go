@@ -70,7 +70,7 @@ func (c serveConfig) chatOptions() wskit.HubOptions {
 	o := wskit.HubOptions{Replay: c.chatReplay, Buffer: chatBuffer, Overflow: wskit.OverflowCloseTryAgain}
 	if c.broker != nil {
 		o.Broker, o.Topic = c.broker, "chat"
-		if _, ok := c.broker.(wskit.BrokerHistory); ok {
+		if bh, ok := c.broker.(wskit.BrokerHistory); ok && bh.KeepsHistory() {
 			o.Stamp = chatStamp
 		}
 	}
