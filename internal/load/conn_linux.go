@@ -319,8 +319,8 @@ func (l *loop) delivery(c *conn, now int64) {
 	if c.role == rolePublisher {
 		return // a server that relays to everyone relays to it too
 	}
-	t, ok := parseStamp(c.rd.head())
-	if !ok || c.rd.msgOp != frame.OpText || c.rd.msgLen != int64(l.r.cfg.Size) {
+	t, skip, ok := parseStamp(c.rd.head())
+	if !ok || c.rd.msgOp != frame.OpText || c.rd.msgLen != int64(l.r.cfg.Size+skip) {
 		l.tot.other++
 		return
 	}
