@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/race"
 )
 
 // memBroker is a BrokerHistory in memory, for the core's tests of hubs on
@@ -389,5 +391,69 @@ func TestHubSubscribeAfterReplay(t *testing.T) {
 			t.Fatalf("after %d: then %v %q", c.after, h.Op, m)
 		}
 		p.nc.Close()
+	}
+}
+
+// captureBroker keeps the deliver function of the last subscription, so
+// that a test can deliver as a broker would.
+type captureBroker struct {
+	mu      sync.Mutex
+	deliver func(BrokerMessage)
+}
+
+func (b *captureBroker) Publish(context.Context, string, MessageType, []byte) error { return nil }
+
+func (b *captureBroker) Subscribe(_ string, _ int, deliver func(BrokerMessage)) (BrokerSubscription, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.deliver = deliver
+	return b, nil
+}
+
+func (b *captureBroker) Unsubscribe() error { return nil }
+
+// A message from the broker is fanned out as a local publish is: nothing
+// allocated per message in steady state, stamped or not.
+func TestHubBrokerDeliveryDoesNotAllocate(t *testing.T) {
+	if race.Enabled {
+		t.Skip("the race detector allocates")
+	}
+	const subscribers = 50
+	for _, stamped := range []bool{false, true} {
+		for _, c := range hubCases {
+			t.Run(fmt.Sprintf("%v/stamped=%v", c, stamped), func(t *testing.T) {
+				b := &captureBroker{}
+				opts := HubOptions{Broker: b, Topic: "t"}
+				if stamped {
+					opts.Stamp = seqStamp
+				}
+				hub := newTestHub(t, opts)
+				addr := hubServer(t, c, hub, nil, nil)
+				peers := joinHub(t, hub, addr, c.path, subscribers)
+				msg := []byte(strings.Repeat("m", 64))
+				for _, p := range peers {
+					p.nc.SetReadDeadline(time.Now().Add(time.Minute))
+				}
+				b.mu.Lock()
+				deliver := b.deliver
+				b.mu.Unlock()
+				seq := uint64(1_000_000) // seven digits for the whole test
+				frameLen := 2 + len(seqStamp(nil, seq, msg))
+				if !stamped {
+					frameLen = 2 + len(msg)
+				}
+				buf := make([]byte, frameLen)
+				ptZeroAllocs(t, "deliver to "+strconv.Itoa(subscribers)+" subscribers", func() error {
+					seq++
+					deliver(BrokerMessage{Seq: seq, Type: Binary, Payload: msg})
+					for _, p := range peers {
+						if _, err := io.ReadFull(p.br, buf); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+			})
+		}
 	}
 }
