@@ -459,7 +459,8 @@ func (h *Hub) Subscribe(s *Session) error {
 // hub whose broker keeps no history recovers only from its replay, and
 // otherwise subscribes s with the replay and reports false. seq 0 asks for
 // nothing: s is subscribed as by Subscribe, and SubscribeAfter reports
-// true. ctx bounds the fetch of the history.
+// true. ctx bounds the fetch of the history; when it fails, s is left
+// unsubscribed and the error returned, so that the client can try again.
 func (h *Hub) SubscribeAfter(ctx context.Context, s *Session, seq uint64) (recovered bool, err error) {
 	return h.subscribe(ctx, s, seq, true)
 }
@@ -640,27 +641,27 @@ func (h *Hub) recoverFromBroker(ctx context.Context, sub *subscription, after ui
 		}
 		return nil
 	})
+	if err != nil {
+		h.brokerErrs.Add(1)
+		h.Unsubscribe(sub.s)
+		return false, fmt.Errorf("wskit: recover from the broker: %w", err)
+	}
 	out := sub.out
 	out.Lock()
 	defer out.Unlock()
 	if sub.gone {
 		return false, ErrClosed
 	}
-	if err == nil {
-		for _, m := range msgs {
-			if m.seq > sub.skip {
-				out.AppendMessage(m.op, m.p)
-				sub.skip = m.seq
-			}
+	for _, m := range msgs {
+		if m.seq > sub.skip {
+			out.AppendMessage(m.op, m.p)
+			sub.skip = m.seq
 		}
-	} else {
-		h.brokerErrs.Add(1)
-		err = fmt.Errorf("wskit: recover from the broker: %w", err)
 	}
 	// What was held back and is not older than the history goes next.
 	sub.paused = false
 	out.Refill()
-	return err == nil && complete && !trimmed, err
+	return complete && !trimmed, nil
 }
 
 // follow starts the hub's subscription on the broker unless it runs.
@@ -1392,8 +1393,10 @@ func (h *Hub) PublishValue(ctx context.Context, v any) error {
 
 // HubStats are a Hub's counters.
 type HubStats struct {
-	Subscribers  int
-	Published    uint64 // messages published
+	Subscribers int
+	// Published counts the messages published; with a Broker, those the
+	// broker delivered and the hub fanned out on this node.
+	Published    uint64
 	Dropped      uint64 // messages dropped for a subscriber (drop policies)
 	Disconnected uint64 // subscribers closed by a closing policy
 	// HeldBytes is the memory of the messages held back for subscribers

@@ -27,7 +27,7 @@ type memBroker struct {
 	keep   int // the newest messages kept per topic; 0: all
 	subs   map[*memSub]struct{}
 	follow map[string]int // subscriptions per topic
-	down   bool           // publishes fail with ErrBrokerUnavailable
+	down   bool           // publishes and History fail with ErrBrokerUnavailable
 }
 
 type memEntry struct {
@@ -94,6 +94,10 @@ func (b *memBroker) KeepsHistory() bool { return true }
 
 func (b *memBroker) History(_ context.Context, topic string, after uint64, fn func(BrokerMessage) error) (bool, error) {
 	b.mu.Lock()
+	if b.down {
+		b.mu.Unlock()
+		return false, fmt.Errorf("%w: down for the test", ErrBrokerUnavailable)
+	}
 	var msgs []BrokerMessage
 	complete := false
 	for _, e := range b.log {
@@ -345,6 +349,21 @@ func TestHubBrokerRecovery(t *testing.T) {
 	}
 	if st := nodes[0].Hub("r").Stats(); st.Unrecovered != 1 {
 		t.Fatalf("stats: %+v", st)
+	}
+
+	// A history that cannot be read leaves the session unsubscribed, with
+	// the error: here the route closes it with 1011.
+	before := nodes[0].Hub("r").Subscribers()
+	b.mu.Lock()
+	b.down = true
+	b.mu.Unlock()
+	p = ptDial(t, addrs[0], "/?room=r&after=3")
+	if h, payload, err := p.readFrame(); err != nil || h.Op != frame.OpClose || len(payload) < 2 ||
+		CloseCode(payload[0])<<8|CloseCode(payload[1]) != CloseInternalError {
+		t.Fatalf("%v %q, %v; want a close frame with 1011", h.Op, payload, err)
+	}
+	if n := nodes[0].Hub("r").Subscribers(); n != before {
+		t.Fatalf("%d subscribers after a failed recovery, want %d", n, before)
 	}
 }
 
