@@ -81,6 +81,9 @@ type nodeConfig struct {
 	engine wskit.Engine
 	hub    wskit.HubOptions
 	broker wsnats.Options
+	// suspend keeps hub.Overflow's OverflowSuspend, which is otherwise
+	// taken for the zero value and replaced by OverflowDropOldest.
+	suspend bool
 }
 
 func startNode(t testing.TB, name, natsURL string, c nodeConfig) *node {
@@ -100,7 +103,7 @@ func startNode(t testing.TB, name, natsURL string, c nodeConfig) *node {
 	ho := c.hub
 	ho.Broker = b
 	ho.Stamp = stamp
-	if ho.Overflow == wskit.OverflowSuspend {
+	if ho.Overflow == wskit.OverflowSuspend && !c.suspend {
 		ho.Overflow = wskit.OverflowDropOldest
 	}
 	topics, err := wskit.NewTopics(ho)
