@@ -60,6 +60,7 @@ func main() {
 	dur := flag.Duration("d", 10*time.Second, "measured duration of each run")
 	runs := flag.String("runs", "single,core,jetstream,nats-core,nats-jetstream", "runs, comma-separated")
 	asJSON := flag.Bool("json", false, "print the results as JSON")
+	procs := flag.Int("node-procs", 0, "GOMAXPROCS of each node of the three-node runs (0: the Go default); one node holds every CPU")
 	flag.Parse()
 	if *role == "nats" {
 		runNATS(*listen)
@@ -67,7 +68,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg := config{conns: *conns, publishers: *publishers, rate: *rate, size: *size, dur: *dur}
+	cfg := config{conns: *conns, publishers: *publishers, rate: *rate, size: *size, dur: *dur, procs: *procs}
 	if err := run(ctx, cfg, strings.Split(*runs, ","), *asJSON); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		os.Exit(1)
@@ -76,6 +77,7 @@ func main() {
 
 type config struct {
 	conns, publishers, size int
+	procs                   int // GOMAXPROCS of each node of several
 	rate                    float64
 	dur                     time.Duration
 }
@@ -163,9 +165,11 @@ type proc struct {
 
 var listening = regexp.MustCompile(`(?:msg=listening addr=|NATS listening on )(\S+)`)
 
-// start starts a child and waits for the address it logs.
-func start(name string, args ...string) (*proc, error) {
+// start starts a child, with env added to this process's environment, and
+// waits for the address it logs.
+func start(env []string, name string, args ...string) (*proc, error) {
 	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout = io.Discard
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -220,7 +224,7 @@ func startNATS() (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	return start(self, "-role", "nats")
+	return start(nil, self, "-role", "nats")
 }
 
 // runNATS runs a nats-server with JetStream until interrupted.
@@ -290,7 +294,11 @@ func runNodes(ctx context.Context, cfg config, bin, mode string, n int) (row, er
 		if mode != "" {
 			args = append(args, "-nats", natsURL, "-nats-mode", mode)
 		}
-		p, err := start(bin, args...)
+		var env []string
+		if n > 1 && cfg.procs > 0 {
+			env = []string{fmt.Sprint("GOMAXPROCS=", cfg.procs)}
+		}
+		p, err := start(env, bin, args...)
 		if err != nil {
 			return row{}, err
 		}
@@ -421,7 +429,10 @@ func runCeiling(ctx context.Context, cfg config, mode string) (row, error) {
 					return
 				}
 				time.Sleep(time.Until(at))
-				binary.LittleEndian.PutUint64(msg, uint64(time.Since(base)))
+				// Timed from when it was due, so that a publisher that
+				// falls behind shows in the latency, as the load tool's
+				// does (it stops sending when the server stops reading).
+				binary.LittleEndian.PutUint64(msg, uint64(at.Sub(base)))
 				var err error
 				if js != nil {
 					_, err = js.Publish(ctx, subject, msg)
