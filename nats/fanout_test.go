@@ -22,14 +22,23 @@ func TestClusterEveryMessageOnce(t *testing.T) {
 	if race.Enabled {
 		subscribers, perPublisher = 300, 20
 	}
-	for _, mode := range []wsnats.Mode{wsnats.Core, wsnats.JetStream} {
+	type variant struct {
+		mode  wsnats.Mode
+		async bool // AsyncPublish
+	}
+	for _, v := range []variant{{wsnats.Core, false}, {wsnats.JetStream, false}, {wsnats.JetStream, true}} {
+		mode := v.mode
 		for _, engines := range [][]wskit.Engine{{wskit.EnginePoll, wskit.EngineStd, wskit.EnginePoll}, {wskit.EngineStd, wskit.EnginePoll, wskit.EngineStd}} {
 			name := fmt.Sprintf("%v/%v-%v-%v", mode, engines[0], engines[1], engines[2])
+			if v.async {
+				name = fmt.Sprintf("%v-async/%v-%v-%v", mode, engines[0], engines[1], engines[2])
+			}
 			t.Run(name, func(t *testing.T) {
 				ns := startJetStream(t)
 				var nodes []*node
 				for i, e := range engines {
-					nodes = append(nodes, startNode(t, fmt.Sprint("n", i), ns.ClientURL(), nodeConfig{mode: mode, engine: e}))
+					nodes = append(nodes, startNode(t, fmt.Sprint("n", i), ns.ClientURL(),
+						nodeConfig{mode: mode, engine: e, broker: wsnats.Options{AsyncPublish: v.async}}))
 				}
 				members := make([]*member, subscribers)
 				for i := range members {

@@ -15,6 +15,7 @@
 //	single          one wskit-nats serve without NATS: the Hub of one node
 //	core            three nodes on core NATS (-nats-mode core)
 //	jetstream       three nodes on JetStream (-nats-mode jetstream)
+//	jetstream-async the same, publishing without waiting for each acknowledgement (-nats-async)
 //	nats-core       NATS alone: the publishers' messages to 3 nats.go subscribers
 //	nats-jetstream  the same through a JetStream stream, 3 ordered consumers
 //
@@ -58,7 +59,7 @@ func main() {
 	rate := flag.Float64("rate", 100, "messages published per second, in all")
 	size := flag.Int("size", 64, "payload bytes of every message")
 	dur := flag.Duration("d", 10*time.Second, "measured duration of each run")
-	runs := flag.String("runs", "single,core,jetstream,nats-core,nats-jetstream", "runs, comma-separated")
+	runs := flag.String("runs", "single,core,jetstream,jetstream-async,nats-core,nats-jetstream", "runs, comma-separated")
 	asJSON := flag.Bool("json", false, "print the results as JSON")
 	procs := flag.Int("node-procs", 0, "GOMAXPROCS of each node of the three-node runs (0: the Go default); one node holds every CPU")
 	flag.Parse()
@@ -123,7 +124,7 @@ func run(ctx context.Context, cfg config, runs []string, asJSON bool) error {
 		switch r {
 		case "single":
 			res, err = runNodes(ctx, cfg, node, "", 1)
-		case "core", "jetstream":
+		case "core", "jetstream", "jetstream-async":
 			res, err = runNodes(ctx, cfg, node, r, 3)
 		case "nats-core", "nats-jetstream":
 			res, err = runCeiling(ctx, cfg, strings.TrimPrefix(r, "nats-"))
@@ -291,7 +292,11 @@ func runNodes(ctx context.Context, cfg config, bin, mode string, n int) (row, er
 	var urls []string
 	for range n {
 		args := []string{"serve", "-addr", "127.0.0.1:0"}
-		if mode != "" {
+		switch mode {
+		case "":
+		case "jetstream-async":
+			args = append(args, "-nats", natsURL, "-nats-mode", "jetstream", "-nats-async")
+		default:
 			args = append(args, "-nats", natsURL, "-nats-mode", mode)
 		}
 		var env []string

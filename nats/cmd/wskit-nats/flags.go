@@ -30,6 +30,7 @@ type natsFlags struct {
 	maxBytes int64
 	maxAge   time.Duration
 	replicas int
+	async    bool
 }
 
 func (f *natsFlags) extension() *cli.Extension {
@@ -48,6 +49,7 @@ func (f *natsFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.maxBytes, "nats-max-bytes", 1<<30, "bytes the stream keeps for all topics (jetstream; -1: no bound)")
 	fs.DurationVar(&f.maxAge, "nats-max-age", 24*time.Hour, "age past which the stream drops a message (jetstream; -1ns: no bound)")
 	fs.IntVar(&f.replicas, "nats-replicas", 1, "servers of a JetStream cluster that hold the stream")
+	fs.BoolVar(&f.async, "nats-async", false, "jetstream: publish without waiting for each acknowledgement (errors are logged, not returned)")
 }
 
 func (f *natsFlags) check() error {
@@ -91,7 +93,8 @@ func (f *natsFlags) start(ctx context.Context, log *slog.Logger) (wskit.Broker, 
 		stops = append(stops, cleanup)
 		url = ns.ClientURL()
 	}
-	opts := wsnats.Options{Mode: mode, MaxMsgsPerTopic: f.keep, MaxBytes: f.maxBytes, MaxAge: f.maxAge, Replicas: f.replicas, Logger: log}
+	opts := wsnats.Options{Mode: mode, MaxMsgsPerTopic: f.keep, MaxBytes: f.maxBytes, MaxAge: f.maxAge, Replicas: f.replicas,
+		AsyncPublish: f.async, Logger: log}
 	if mode == wsnats.JetStream {
 		log.Info("NATS: making the JetStream stream (a JetStream cluster answers once most of its servers are up)", "url", url)
 	}
