@@ -30,7 +30,8 @@ type Broker interface {
 	// the broker keeps messages (see BrokerHistory), delivery starts with
 	// the newest replay of them that it keeps. deliver may block (under
 	// OverflowSuspend it waits for slow subscribers); Payload is valid
-	// only during the call.
+	// only during the call. deliver may be called before Subscribe
+	// returns.
 	Subscribe(topic string, replay int, deliver func(BrokerMessage)) (BrokerSubscription, error)
 }
 
