@@ -114,8 +114,9 @@ type HubOptions struct {
 	// node (see Hub.SubscribeAfter): such as "17 hello", or
 	// {"seq":17,"text":"hello"}. The sequence is the broker's
 	// (BrokerMessage.Seq, 0 when it numbers nothing), or without a broker
-	// the hub's count of the messages it fanned out. Stamp runs with the
-	// hub locked, and p is valid only during the call.
+	// the hub's count of the messages it fanned out. Stamp may run on
+	// several goroutines at once (the history of a recovery is stamped
+	// apart from the live messages), and p is valid only during the call.
 	Stamp func(dst []byte, seq uint64, p []byte) []byte
 }
 
