@@ -29,7 +29,9 @@
 //
 // While NATS cannot be reached, core NATS publishes are buffered by the
 // client up to its reconnect buffer (nats.ReconnectBufSize, 8 MiB by
-// default) and then refused; JetStream publishes are refused at once. The
+// default) and then refused; JetStream publishes are refused at once (with
+// [Options.AsyncPublish], a message already sent whose acknowledgement
+// never comes is counted in [Stats.PublishErrors] and logged instead). The
 // errors wrap [wskit.ErrBrokerUnavailable]. A node delivers nothing
 // meanwhile, not even its own publishes: they have not been through NATS.
 // Its sessions stay open. When NATS is back the client reconnects and
