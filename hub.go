@@ -539,8 +539,9 @@ func (h *Hub) add(s *Session, after uint64, recover bool) (*subscription, bool, 
 		case h.last != 0 && after >= h.last:
 			// It has seen all this node has: it takes the next message.
 			recovered = true
-		case h.opts.Replay > 0 && h.replayed < h.seq && h.log[h.replayed%n].pseq <= after+1:
-			// The replay holds what it missed.
+		case h.last != 0 && h.opts.Replay > 0 && h.replayed < h.seq && h.log[h.replayed%n].pseq <= after+1:
+			// The replay holds what it missed. (h.last is 0 while the
+			// messages have no sequence, as core NATS delivers them.)
 			recovered = true
 		case h.history() != nil:
 			sub.paused = true

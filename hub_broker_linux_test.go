@@ -478,3 +478,41 @@ func TestHubBrokerDeliveryDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// Messages without a sequence (core NATS numbers none) recover nothing:
+// SubscribeAfter subscribes with the replay and reports false.
+func TestHubSubscribeAfterUnnumbered(t *testing.T) {
+	ptLeakCheck(t)
+	b := &captureBroker{}
+	hub := newTestHub(t, HubOptions{Broker: b, Topic: "t", Replay: 5, Stamp: seqStamp})
+	t.Cleanup(hub.Close)
+	opened := make(chan *Session, 2)
+	_, addr := ptStart(t, ptOptions(), nil, func(srv *Server) http.Handler {
+		return srv.Handle(Events{OnOpen: func(s *Session) { opened <- s }})
+	})
+	first := ptDial(t, addr, "/")
+	if err := hub.Subscribe(ptAwait(t, opened, "a session")); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	deliver := b.deliver
+	b.mu.Unlock()
+	for _, m := range []string{"a", "b", "c"} {
+		deliver(BrokerMessage{Type: Text, Payload: []byte(m)})
+	}
+	if _, err := readTexts(first, 3); err != nil {
+		t.Fatal(err)
+	}
+	// first stays: a node that no member follows the topic on forgets
+	// its replay.
+	p := ptDial(t, addr, "/")
+	ok, err := hub.SubscribeAfter(context.Background(), ptAwait(t, opened, "a session"), 2)
+	if err != nil || ok {
+		t.Fatalf("SubscribeAfter: %v, %v; want false", ok, err)
+	}
+	if got, err := readTexts(p, 3); err != nil || !slices.Equal(got, []string{"0 a", "0 b", "0 c"}) {
+		t.Fatalf("%q, %v; want the replay", got, err)
+	}
+	p.nc.Close()
+	first.nc.Close()
+}
