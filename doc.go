@@ -66,6 +66,15 @@
 // once (HubOptions.HubBytes, 64 MiB). Topics keeps many hubs by name, such
 // as chat rooms.
 //
+// A hub given a Broker (HubOptions.Broker) spans many servers: a publish
+// on any of them goes through the broker, and each server fans out what
+// the broker delivers with the same encode-once path, following a topic
+// only while it has subscribers to it. Module github.com/wskit/wskit/nats
+// implements a Broker on NATS; this module depends on no broker. With
+// HubOptions.Stamp each message carries its sequence to the client, which
+// gives it back to Hub.SubscribeAfter when it reconnects, to any server, to
+// receive what it missed.
+//
 // # Engines
 //
 // The same routes and sessions run on two transports, picked by

@@ -6,6 +6,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 
 	"github.com/wskit/wskit"
@@ -73,4 +74,61 @@ func ExampleHub() {
 	// bob: hello from alice
 	// alice: {"from":"server"}
 	// bob: {"from":"server"}
+}
+
+// A client that comes back with the sequence of the last message it
+// received gets what it missed. Stamp puts each message's sequence in
+// front of it; here the hub numbers its own messages and keeps them for
+// Replay, and with a Broker that keeps history (NATS JetStream) the client
+// may come back to any server.
+func ExampleHub_SubscribeAfter() {
+	srv, err := wskit.NewServer(wskit.DefaultOptions())
+	if err != nil {
+		log.Fatal(err)
+	}
+	news, err := wskit.NewHub(wskit.HubOptions{
+		Replay: 100,
+		Stamp: func(dst []byte, seq uint64, p []byte) []byte { // "<seq> <text>"
+			return append(append(strconv.AppendUint(dst, seq, 10), ' '), p...)
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handle(wskit.Events{
+		OnOpen: func(s *wskit.Session) {
+			after, err := strconv.ParseUint(s.Request().URL.Query().Get("after"), 10, 64)
+			if err != nil {
+				news.Subscribe(s)
+				return
+			}
+			if all, _ := news.SubscribeAfter(context.Background(), s, after); !all {
+				s.SendText("some messages are gone")
+			}
+		},
+	}))
+	defer hs.Close()
+	url := "ws" + strings.TrimPrefix(hs.URL, "http")
+
+	ctx := context.Background()
+	for _, text := range []string{"one", "two", "three"} {
+		news.PublishText(ctx, text)
+	}
+	// Back after message 1: messages 2 and 3 first, then the next.
+	s, err := wskit.Dial(ctx, url+"?after=1", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close(wskit.CloseNormal, "")
+	for range 2 {
+		m, _ := s.Receive(ctx)
+		fmt.Println(m.Text())
+	}
+	news.PublishText(ctx, "four")
+	m, _ := s.Receive(ctx)
+	fmt.Println(m.Text())
+	// Output:
+	// 2 two
+	// 3 three
+	// 4 four
 }

@@ -100,6 +100,24 @@ type HubOptions struct {
 	Timeout time.Duration
 	// Converter encodes values for PublishValue; nil means JSON.
 	Converter Converter
+	// Broker, when set, spreads the hub over the nodes of a cluster (see
+	// Broker): Publish goes through it, and every node fans out what it
+	// delivers to its own subscribers. Topic names the hub there; a
+	// Topics set names its hubs Topic followed by their name.
+	Broker Broker
+	Topic  string
+	// Stamp, when set, makes what subscribers receive of each message:
+	// it appends it to dst from the message's sequence and payload p,
+	// once per message on each node (the result is framed once, as p
+	// would be). It is how a client learns the sequence of the last
+	// message it received, to give it back when it comes again, to any
+	// node (see Hub.SubscribeAfter): such as "17 hello", or
+	// {"seq":17,"text":"hello"}. The sequence is the broker's
+	// (BrokerMessage.Seq, 0 when it numbers nothing), or without a broker
+	// the hub's count of the messages it fanned out. Stamp may run on
+	// several goroutines at once (the history of a recovery is stamped
+	// apart from the live messages), and p is valid only during the call.
+	Stamp func(dst []byte, seq uint64, p []byte) []byte
 }
 
 // Errors of a Hub.
@@ -173,9 +191,16 @@ type Hub struct {
 	hubBytes int64
 	topics   *Topics
 	name     string    // in topics
+	topic    string    // on the broker
 	msgs     sync.Pool // spare messages of this hub only: see floor
 
-	pub sync.Mutex // held by Publish: one message at a time, in order
+	pub   sync.Mutex // held by Publish: one message at a time, in order
+	stamp []byte     // Stamp's output, under pub
+
+	// join is held while the hub starts or ends its interest in the
+	// topic on the broker (bsub), so that a Subscribe that starts it and
+	// an Unsubscribe that ends it go one after the other.
+	join sync.Mutex
 
 	mu       sync.Mutex
 	subs     []*subscription
@@ -191,13 +216,21 @@ type Hub struct {
 	// when a message might not fit.
 	peak   int64
 	closed bool
+	// bsub is the hub's subscription on the broker while it has
+	// subscribers; gen counts the subscriptions, so that what an ended
+	// one still delivers is ignored; last is the sequence of the last
+	// message it delivered.
+	bsub BrokerSubscription
+	gen  uint64
+	last uint64
 
 	held    atomic.Int64 // bytes of the messages held back or replayed, each once
 	full    atomic.Int64 // subscribers whose buffer is full
 	waiting atomic.Bool  // a publisher waits for room
 	room    chan struct{}
 
-	published, dropped, disconnected atomic.Uint64
+	published, dropped, disconnected   atomic.Uint64
+	brokerErrs, recovered, unrecovered atomic.Uint64
 }
 
 // NewHub returns a Hub, or an error wrapping ErrInvalidOptions.
@@ -207,6 +240,10 @@ func NewHub(opts HubOptions) (*Hub, error) {
 		return nil, fmt.Errorf("%w: hub replay and buffer must not be negative", ErrInvalidOptions)
 	case opts.Overflow > OverflowClosePolicy:
 		return nil, fmt.Errorf("%w: unknown hub overflow policy %d", ErrInvalidOptions, opts.Overflow)
+	case opts.Topic != "" && opts.Broker == nil:
+		return nil, fmt.Errorf("%w: a hub's topic names it on a broker, and it has none", ErrInvalidOptions)
+	case opts.Topic == "" && opts.Broker != nil:
+		return nil, fmt.Errorf("%w: a hub on a broker needs a topic", ErrInvalidOptions)
 	}
 	if opts.Buffer == 0 {
 		opts.Buffer = defaultHubBuffer
@@ -224,7 +261,7 @@ func NewHub(opts HubOptions) (*Hub, error) {
 		opts.Converter = JSON{}
 	}
 	h := &Hub{
-		opts: opts, window: uint64(opts.Replay + opts.Buffer),
+		opts: opts, window: uint64(opts.Replay + opts.Buffer), topic: opts.Topic,
 		subBytes: bound(opts.SubscriberBytes), hubBytes: bound(opts.HubBytes),
 		room: make(chan struct{}, 1),
 	}
@@ -262,6 +299,12 @@ type subscription struct {
 	// once nothing is queued.
 	bytes int64
 	gone  bool
+	// paused holds every message back while the hub fetches from the
+	// broker what the session missed (SubscribeAfter); messages whose
+	// sequence is skip or lower are not handed over, having been
+	// received already.
+	paused bool
+	skip   uint64
 }
 
 // size returns the number of messages queued for sub.
@@ -298,6 +341,7 @@ type hubMsg struct {
 	seq     uint64
 	size    int64
 	late    atomic.Int64
+	pseq    uint64 // the sequence subscribers see (HubOptions.Stamp)
 	op      frame.Opcode
 	payload *[]byte // nil when nothing will encode or copy it again
 	enc     [maxSharings]encoded
@@ -391,7 +435,75 @@ func (h *Hub) encode(m *hubMsg, i int, payload []byte) (int64, error) {
 
 // Subscribe adds s to the hub: it receives the replayed messages, then every
 // message published until it unsubscribes or ends.
+//
+// With a Broker, the first subscriber on this node starts the hub's
+// subscription on the broker, which may wait for it: on the poll engine,
+// subscribe from a session's goroutine or with Options.Workers set rather
+// than from a callback on the event loop.
 func (h *Hub) Subscribe(s *Session) error {
+	_, err := h.subscribe(context.Background(), s, 0, false)
+	return err
+}
+
+// SubscribeAfter adds s to the hub as Subscribe does, but instead of the
+// replay s receives first every message whose sequence is above seq: a
+// client that comes back, to this node or another, with the sequence of
+// the last message it received (see HubOptions.Stamp) gets what it missed,
+// then every message published, none twice and none skipped. It reports
+// whether s got all it missed.
+//
+// What it missed comes from the messages the hub keeps for Replay, or else
+// from the broker's history (BrokerHistory), as far as its limits keep it;
+// the newest of them that fit in HubOptions.SubscriberBytes. Messages
+// published while the history is fetched are held back for s, up to
+// HubOptions.Buffer and the byte bounds, past which Overflow applies. A
+// hub whose broker keeps no history recovers only from its replay, and
+// otherwise subscribes s with the replay and reports false. seq 0 asks for
+// nothing: s is subscribed as by Subscribe, and SubscribeAfter reports
+// true. ctx bounds the fetch of the history; when it fails, s is left
+// unsubscribed and the error returned, so that the client can try again.
+func (h *Hub) SubscribeAfter(ctx context.Context, s *Session, seq uint64) (recovered bool, err error) {
+	return h.subscribe(ctx, s, seq, true)
+}
+
+// subscribe adds s; with recover, after the message after (see
+// SubscribeAfter).
+func (h *Hub) subscribe(ctx context.Context, s *Session, after uint64, recover bool) (bool, error) {
+	recover = recover && after > 0
+	if h.opts.Broker != nil {
+		h.join.Lock()
+		if err := h.follow(); err != nil {
+			h.join.Unlock()
+			h.unfollow()
+			return false, err
+		}
+	}
+	sub, recovered, err := h.add(s, after, recover)
+	if h.opts.Broker != nil {
+		h.join.Unlock()
+	}
+	if err != nil {
+		h.unfollow()
+		return false, err
+	}
+	if sub != nil && sub.paused {
+		recovered, err = h.recoverFromBroker(ctx, sub, after)
+	}
+	if recover {
+		if recovered {
+			h.recovered.Add(1)
+		} else {
+			h.unrecovered.Add(1)
+		}
+	}
+	return recovered || !recover, err
+}
+
+// add subscribes s, with the replay or, with recover, with the messages
+// the hub keeps after the message after. It returns the subscription, and
+// whether it recovered all s missed; a subscription still to recover from
+// the broker's history is paused. With a broker, h.join is held.
+func (h *Hub) add(s *Session, after uint64, recover bool) (*subscription, bool, error) {
 	out := s.out()
 	if wc := s.wsconn(); wc != nil {
 		wc.SetSource((*hubSource)(s))
@@ -399,7 +511,7 @@ func (h *Hub) Subscribe(s *Session) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return ErrHubClosed
+		return nil, false, ErrHubClosed
 	}
 	out.Lock()
 	over, twice := s.hubsOver, false
@@ -410,31 +522,50 @@ func (h *Hub) Subscribe(s *Session) error {
 	out.Unlock()
 	switch {
 	case over:
-		return ErrClosed
+		return nil, false, ErrClosed
 	case twice:
-		return ErrSubscribed
+		return nil, false, ErrSubscribed
 	}
 
 	sub := &subscription{h: h, s: s, out: out, sharing: -1}
 	if ok {
 		sub.sharing = h.sharingIndex(sharing)
 	}
-	// The newest replayed messages that fit its bound, with their
-	// encoding for it.
 	n := uint64(len(h.log))
+	recovered := false
+	if recover {
+		sub.skip = after
+		switch {
+		case h.last != 0 && after >= h.last:
+			// It has seen all this node has: it takes the next message.
+			recovered = true
+		case h.last != 0 && h.opts.Replay > 0 && h.replayed < h.seq && h.log[h.replayed%n].pseq <= after+1:
+			// The replay holds what it missed. (h.last is 0 while the
+			// messages have no sequence, as core NATS delivers them.)
+			recovered = true
+		case h.history() != nil:
+			sub.paused = true
+		}
+	}
+	// The newest replayed messages that fit its bound (when recovering,
+	// those after the message after), with their encoding for it.
 	first := h.seq
-	for h.opts.Replay > 0 && first > h.replayed {
+	for h.opts.Replay > 0 && first > h.replayed && !sub.paused {
 		m := h.log[(first-1)%n]
+		if recovered && m.pseq <= after {
+			break
+		}
 		if sub.sharing >= 0 {
 			grown, err := h.encode(m, sub.sharing, *m.payload)
 			if err != nil {
-				return err
+				return nil, false, err
 			}
 			// Replayed, so held: no other holder can make it the last.
 			m.late.Add(grown)
 			h.held.Add(grown)
 		}
 		if !sub.fits(sub.bytes, m.cost()) {
+			recovered = false
 			break
 		}
 		sub.bytes += m.cost()
@@ -446,7 +577,7 @@ func (h *Hub) Subscribe(s *Session) error {
 	if s.hubsOver {
 		// The session ended meanwhile, and leaveHubs took its list of hubs
 		// without this one.
-		return ErrClosed
+		return nil, false, ErrClosed
 	}
 	if sub.sharing >= 0 {
 		h.users[sub.sharing]++
@@ -467,7 +598,141 @@ func (h *Hub) Subscribe(s *Session) error {
 		out.Refill()
 	}
 	h.trimReplay(0) // the new encodings may take the hub past its bytes
+	return sub, recovered, nil
+}
+
+// history returns the hub's broker if it keeps history, else nil.
+func (h *Hub) history() BrokerHistory {
+	if bh, ok := h.opts.Broker.(BrokerHistory); ok && bh.KeepsHistory() {
+		return bh
+	}
 	return nil
+}
+
+// histMsg is a message of a broker's history, as a recovering subscriber
+// receives it.
+type histMsg struct {
+	seq uint64
+	op  MessageType
+	p   []byte
+}
+
+// recoverFromBroker hands a paused sub what it missed after the message
+// after, from the broker's history, then what the hub held back for it
+// meanwhile, and lets it go on. It reports whether sub missed nothing.
+func (h *Hub) recoverFromBroker(ctx context.Context, sub *subscription, after uint64) (bool, error) {
+	// The newest messages that fit in SubscriberBytes, as sub receives
+	// them: stamped, and copied out of the broker's buffers.
+	var msgs []histMsg
+	var bytes int64
+	trimmed := false
+	complete, err := h.history().History(ctx, h.topic, after, func(m BrokerMessage) error {
+		var p []byte
+		if h.opts.Stamp != nil {
+			p = h.opts.Stamp(nil, m.Seq, m.Payload)
+		} else {
+			p = append([]byte(nil), m.Payload...)
+		}
+		msgs = append(msgs, histMsg{seq: m.Seq, op: m.Type, p: p})
+		bytes += int64(len(p)) + msgOverhead
+		for len(msgs) > 1 && bytes > h.subBytes {
+			bytes -= int64(len(msgs[0].p)) + msgOverhead
+			msgs[0] = histMsg{}
+			msgs = msgs[1:]
+			trimmed = true
+		}
+		return nil
+	})
+	if err != nil {
+		h.brokerErrs.Add(1)
+		h.Unsubscribe(sub.s)
+		return false, fmt.Errorf("wskit: recover from the broker: %w", err)
+	}
+	out := sub.out
+	out.Lock()
+	defer out.Unlock()
+	if sub.gone {
+		return false, ErrClosed
+	}
+	for _, m := range msgs {
+		if m.seq > sub.skip {
+			out.AppendMessage(m.op, m.p)
+			sub.skip = m.seq
+		}
+	}
+	// What was held back and is not older than the history goes next.
+	sub.paused = false
+	out.Refill()
+	return complete && !trimmed, nil
+}
+
+// follow starts the hub's subscription on the broker unless it runs.
+// h.join is held.
+func (h *Hub) follow() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return ErrHubClosed
+	}
+	if h.bsub != nil {
+		h.mu.Unlock()
+		return nil
+	}
+	h.gen++
+	gen := h.gen
+	h.mu.Unlock()
+	bs, err := h.opts.Broker.Subscribe(h.topic, h.opts.Replay, func(m BrokerMessage) { h.deliver(gen, m) })
+	if err != nil {
+		h.brokerErrs.Add(1)
+		return fmt.Errorf("wskit: subscribe on the broker: %w", err)
+	}
+	h.mu.Lock()
+	closed := h.closed
+	if !closed {
+		h.bsub = bs
+	}
+	h.mu.Unlock()
+	if closed {
+		bs.Unsubscribe()
+		return ErrHubClosed
+	}
+	return nil
+}
+
+// unfollow ends the hub's subscription on the broker if the hub has no
+// subscriber left on this node.
+func (h *Hub) unfollow() {
+	if h.opts.Broker == nil {
+		return
+	}
+	h.join.Lock()
+	defer h.join.Unlock()
+	h.mu.Lock()
+	var bs BrokerSubscription
+	if len(h.subs) == 0 {
+		bs = h.stopFollowing()
+	}
+	h.mu.Unlock()
+	if bs != nil {
+		bs.Unsubscribe()
+	}
+}
+
+// stopFollowing forgets the hub's subscription on the broker, which it
+// returns to be ended, and the messages it kept for Replay: without the
+// subscription they would go stale. h.mu is held.
+func (h *Hub) stopFollowing() BrokerSubscription {
+	bs := h.bsub
+	if bs == nil {
+		return nil
+	}
+	h.bsub = nil
+	h.gen++
+	h.last = 0
+	for h.opts.Replay > 0 && h.replayed < h.seq {
+		h.dropReplayed()
+	}
+	return bs
 }
 
 // sharingIndex returns the index of sh among the hub's sharings, adding it
@@ -506,10 +771,19 @@ func (h *Hub) Unsubscribe(s *Session) bool {
 	h.remove(sub)
 	empty := len(h.subs) == 0
 	h.mu.Unlock()
-	if empty && h.topics != nil {
-		h.topics.prune(h)
+	if empty {
+		h.emptied()
 	}
 	return true
+}
+
+// emptied lets go of what a hub without subscribers on this node no longer
+// needs: its topic of a Topics set, its subscription on the broker.
+func (h *Hub) emptied() {
+	if h.topics != nil {
+		h.topics.prune(h)
+	}
+	h.unfollow()
 }
 
 // remove takes sub out of the hub and its session. h.mu is held.
@@ -595,6 +869,9 @@ func (h *Hub) wake() {
 // is locked.
 func (sub *subscription) fill() {
 	h := sub.h
+	if sub.paused {
+		return // recoverFromBroker asks again
+	}
 	size := sub.size()
 	if size == 0 {
 		h.wake() // the connection has drained: a waiting publisher may go on
@@ -621,6 +898,10 @@ func (sub *subscription) fill() {
 // handOver queues m on sub's connection, with the reference sub held.
 func (sub *subscription) handOver(m *hubMsg) {
 	out := sub.out
+	if m.pseq != 0 && m.pseq <= sub.skip {
+		m.Release() // the session received it before it came
+		return
+	}
 	if sub.sharing < 0 {
 		out.AppendMessage(m.op, *m.payload)
 		m.Release()
@@ -664,8 +945,8 @@ func (s *Session) leaveHubs() {
 			empty = len(h.subs) == 0
 		}
 		h.mu.Unlock()
-		if empty && h.topics != nil {
-			h.topics.prune(h)
+		if empty {
+			h.emptied()
 		}
 	}
 }
@@ -675,9 +956,19 @@ func (s *Session) leaveHubs() {
 // Under OverflowSuspend it waits for room, within HubOptions.Timeout and
 // ctx; the message then reaches every subscriber or none. A Text payload is
 // not checked for UTF-8.
+//
+// With a Broker, Publish hands the message to the broker and returns its
+// error, wrapped; the message reaches the subscribers of every node, this
+// one included, when the broker delivers it, and the overflow policy
+// applies then, on each node to its own subscribers: under
+// OverflowSuspend a node's delivery waits for its slow subscribers, and a
+// message they had no room for within Timeout reaches nobody on that node.
 func (h *Hub) Publish(ctx context.Context, t MessageType, p []byte) error {
 	if t != Text && t != Binary {
 		return fmt.Errorf("wskit: publish of a %v message: only text and binary messages can be published", t)
+	}
+	if h.opts.Broker != nil {
+		return h.publishOnBroker(ctx, t, p)
 	}
 	h.pub.Lock()
 	defer h.pub.Unlock()
@@ -686,13 +977,65 @@ func (h *Hub) Publish(ctx context.Context, t MessageType, p []byte) error {
 		h.mu.Unlock()
 		return ErrHubClosed
 	}
+	return h.publishLocked(ctx, t, p, h.last+1)
+}
+
+// publishOnBroker publishes through the hub's broker.
+func (h *Hub) publishOnBroker(ctx context.Context, t MessageType, p []byte) error {
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return ErrHubClosed
+	}
+	if err := h.opts.Broker.Publish(ctx, h.topic, t, p); err != nil {
+		h.brokerErrs.Add(1)
+		return fmt.Errorf("wskit: publish on the broker: %w", err)
+	}
+	return nil
+}
+
+// deliver fans out a message the broker delivered to the hub's
+// subscription number gen, unless that subscription has ended or the
+// message came already.
+func (h *Hub) deliver(gen uint64, bm BrokerMessage) {
+	h.pub.Lock()
+	defer h.pub.Unlock()
+	h.mu.Lock()
+	if h.closed || gen != h.gen || bm.Seq != 0 && bm.Seq <= h.last {
+		h.mu.Unlock()
+		return
+	}
+	if err := h.publishLocked(context.Background(), bm.Type, bm.Payload, bm.Seq); err != nil {
+		h.dropped.Add(1)
+	}
+}
+
+// maxStampKept is the largest buffer of HubOptions.Stamp the hub keeps for
+// the next message.
+const maxStampKept = 64 << 10
+
+// publishLocked fans out message pseq (see hubMsg.pseq) on this node: h.pub
+// and h.mu are held, and h.mu is let go.
+func (h *Hub) publishLocked(ctx context.Context, t MessageType, p []byte, pseq uint64) error {
+	if pseq != 0 {
+		h.last = pseq
+	}
 	if len(h.subs) == 0 && h.opts.Replay == 0 {
 		h.mu.Unlock()
 		h.published.Add(1)
 		return nil
 	}
+	if h.opts.Stamp != nil {
+		h.stamp = h.opts.Stamp(h.stamp[:0], pseq, p)
+		p = h.stamp
+		if cap(h.stamp) > maxStampKept {
+			h.stamp = nil // p stays valid: prepare copies it
+		}
+	}
 	m := h.msgs.Get().(*hubMsg)
 	m.op = t
+	m.pseq = pseq
 	var err error
 	if h.opts.Overflow == OverflowSuspend {
 		err = h.awaitRoom(ctx, m, p)
@@ -711,8 +1054,8 @@ func (h *Hub) Publish(ctx context.Context, t MessageType, p []byte) error {
 	for _, sub := range victims {
 		h.disconnect(sub)
 	}
-	if len(victims) > 0 && h.topics != nil {
-		h.topics.prune(h)
+	if len(victims) > 0 {
+		h.emptied()
 	}
 	return nil
 }
@@ -887,7 +1230,7 @@ func (h *Hub) offer(sub *subscription, m *hubMsg, seq uint64, room bool, floor u
 	}
 	load := sub.load()
 	fits := sub.fits(load, m.size)
-	if size == 0 && fits && out.Queued() < sub.s.opts.MaxQueue {
+	if size == 0 && fits && !sub.paused && out.Queued() < sub.s.opts.MaxQueue {
 		// The connection takes it at once; the loop or the session's writer
 		// writes it with whatever else is queued.
 		sub.next, sub.end = seq+1, seq+1
@@ -925,7 +1268,7 @@ func (h *Hub) offer(sub *subscription, m *hubMsg, seq uint64, room bool, floor u
 			h.dropped.Add(1)
 			return 0, false
 		}
-		if sub.next == sub.end && out.Queued() < sub.s.opts.MaxQueue {
+		if sub.next == sub.end && !sub.paused && out.Queued() < sub.s.opts.MaxQueue {
 			sub.next, sub.end = seq+1, seq+1
 			sub.handOver(m)
 			out.Refill()
@@ -1052,24 +1395,36 @@ func (h *Hub) PublishValue(ctx context.Context, v any) error {
 
 // HubStats are a Hub's counters.
 type HubStats struct {
-	Subscribers  int
-	Published    uint64 // messages published
+	Subscribers int
+	// Published counts the messages published; with a Broker, those the
+	// broker delivered and the hub fanned out on this node.
+	Published    uint64
 	Dropped      uint64 // messages dropped for a subscriber (drop policies)
 	Disconnected uint64 // subscribers closed by a closing policy
 	// HeldBytes is the memory of the messages held back for subscribers
 	// or kept for replay, each counted once: what HubOptions.HubBytes
 	// bounds.
 	HeldBytes int64
+	// Sequence is that of the last message the hub fanned out on this
+	// node (see HubOptions.Stamp).
+	Sequence uint64
+	// With a Broker: the hub's publishes and subscriptions it refused,
+	// and the failed fetches of its history.
+	BrokerErrors uint64
+	// Subscriptions of SubscribeAfter that got all they missed, and those
+	// that did not.
+	Recovered, Unrecovered uint64
 }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() HubStats {
 	h.mu.Lock()
-	n := len(h.subs)
+	n, last := len(h.subs), h.last
 	h.mu.Unlock()
 	return HubStats{
 		Subscribers: n, Published: h.published.Load(), Dropped: h.dropped.Load(),
-		Disconnected: h.disconnected.Load(), HeldBytes: h.held.Load(),
+		Disconnected: h.disconnected.Load(), HeldBytes: h.held.Load(), Sequence: last,
+		BrokerErrors: h.brokerErrs.Load(), Recovered: h.recovered.Load(), Unrecovered: h.unrecovered.Load(),
 	}
 }
 
@@ -1084,14 +1439,20 @@ func (h *Hub) Subscribers() int {
 // refuses Subscribe and Publish with ErrHubClosed. Sessions stay open.
 func (h *Hub) Close() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.closeLocked()
+	bs := h.closeLocked()
+	h.mu.Unlock()
+	if bs != nil {
+		bs.Unsubscribe()
+	}
 }
 
-func (h *Hub) closeLocked() {
+// closeLocked closes the hub, and returns its subscription on the broker,
+// if any, to be ended once h.mu is let go.
+func (h *Hub) closeLocked() BrokerSubscription {
 	if h.closed {
-		return
+		return nil
 	}
+	bs := h.stopFollowing()
 	h.closed = true
 	for len(h.subs) > 0 {
 		h.remove(h.subs[len(h.subs)-1])
@@ -1103,4 +1464,5 @@ func (h *Hub) closeLocked() {
 	}
 	clear(h.log)
 	h.wake()
+	return bs
 }

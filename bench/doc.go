@@ -177,6 +177,27 @@
 //	go run ./cmd/ratios -base gorilla-hub -metric server-µs/delivery /tmp/fanout-[123].txt
 //	go run ./cmd/ratios -base '' -metric server-allocs/delivery /tmp/fanout-[123].txt
 //
+// # Across servers on NATS
+//
+// cmd/cluster measures hubs spread over nodes (module wskit/nats): three
+// wskit-nats serve processes on one nats-server process, the load tool's
+// broadcast (the code of `wskit bench -scenario broadcast`, several URLs)
+// with -c subscribers dealt over the nodes' /chat and -publishers
+// publishers dealt over them too, on core NATS and on JetStream; beside one
+// node holding every subscriber, and beside NATS alone fanning the same
+// messages out to three nats.go subscribers (the ceiling of the hop through
+// NATS). It reports deliveries/s, publish-to-delivery latency and the CPU
+// time of every server process (nodes and nats-server) per delivery:
+//
+//	cd bench
+//	go run ./cmd/cluster -c 15000 -rate 100 -d 10s                   # 3 × 5 000 subscribers
+//	go run ./cmd/cluster -c 15000 -publishers 3 -rate 100 -d 10s     # a publisher on each node
+//	go run ./cmd/cluster -c 30 -publishers 3 -rate 10000 -d 10s      # latency at 10 000 publishes/s
+//
+// By hand, with the nodes started as in the README's Many servers:
+//
+//	wskit bench -scenario broadcast -c 15000 -publishers 3 ws://127.0.0.1:8081/chat ws://127.0.0.1:8082/chat ws://127.0.0.1:8083/chat
+//
 // # The comparison
 //
 // cmd/compare runs what the README shows and keeps the raw data of every

@@ -47,7 +47,11 @@ type Config struct {
 	// tcp://host:port runs echo, pipeline or idle against a raw TCP echo
 	// server, with the same payloads and no framing: the ceiling that a
 	// WebSocket server is compared with.
-	URL      string
+	URL string
+	// URLs are further targets, ws:// as URL: connections are dealt over
+	// URL and these in turn, and so are Broadcast's publishers, so that
+	// the subscribers of one run may span the servers of a cluster.
+	URLs     []string
 	Scenario Scenario
 	// Conns is how many connections: clients (Echo, Pipeline), held
 	// connections (Idle), subscribers (Broadcast) or cycles at once (Churn).
@@ -65,9 +69,14 @@ type Config struct {
 	// soon as it is open.
 	Ramp time.Duration
 	// Rate limits the messages sent per second, over all connections: under
-	// Churn the cycles begun, under Broadcast the publisher's messages (0
-	// there means DefaultBroadcastRate). 0 is no limit; Idle ignores it.
+	// Churn the cycles begun, under Broadcast the publishers' messages, all
+	// together (0 there means DefaultBroadcastRate). 0 is no limit; Idle
+	// ignores it.
 	Rate float64
+	// Publishers is how many connections publish under Broadcast, each at
+	// Rate/Publishers, on loops of their own; 0 means 1. Loops is raised
+	// to Publishers if needed.
+	Publishers int
 	// Sources are local addresses to connect from, in turn: each has its own
 	// ~28 000 ephemeral ports towards one server address.
 	Sources []netip.Addr
@@ -126,6 +135,12 @@ func (c Config) withDefaults() (Config, error) {
 		c.Loops = runtime.GOMAXPROCS(0)
 	}
 	c.Loops = min(c.Loops, max(c.Conns, 1))
+	if c.Scenario == Broadcast {
+		c.Publishers = max(c.Publishers, 1)
+		c.Loops = max(c.Loops, c.Publishers) // one publisher a loop
+	} else {
+		c.Publishers = 0
+	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 10 * time.Second
 	}
@@ -152,10 +167,24 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("load: ramp, rate, loops and timeouts must not be negative")
 	case c.PID < 0:
 		return c, errors.New("load: bad server process id")
+	case c.Publishers < 0:
+		return c, errors.New("load: the number of publishers must not be negative")
+	}
+	for _, t := range c.URLs {
+		u, err := url.Parse(t)
+		if err != nil {
+			return c, fmt.Errorf("load: %w", err)
+		}
+		if u.Scheme != "ws" || u.Host == "" {
+			return c, fmt.Errorf("load: further URL %q: want ws://host:port/path", t)
+		}
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil {
 		return c, fmt.Errorf("load: %w", err)
+	}
+	if u.Scheme == "tcp" && len(c.URLs) > 0 {
+		return c, errors.New("load: a raw TCP echo takes one URL")
 	}
 	switch {
 	case u.Scheme == "tcp" && (c.Scenario == Echo || c.Scenario == Pipeline || c.Scenario == Idle):

@@ -35,6 +35,7 @@ const (
 type conn struct {
 	fd       int
 	idx      int32 // in loop.conns
+	tgt      int32 // in run.targets
 	gen      int32
 	state    connState
 	role     role
@@ -73,7 +74,7 @@ func (l *loop) dial(c *conn, now int64) {
 			return
 		}
 	}
-	if err := unix.Connect(fd, l.target); err != nil && err != unix.EINPROGRESS {
+	if err := unix.Connect(fd, l.targets[c.tgt]); err != nil && err != unix.EINPROGRESS {
 		unix.Close(fd)
 		l.fail(c, errConnect, func() string { return connectText(err) })
 		return
@@ -134,8 +135,9 @@ func (l *loop) connected(c *conn) bool {
 	}
 	c.state = stUpgrading
 	// A fresh socket's buffer takes the whole request.
-	n, err := unix.Write(c.fd, l.r.req)
-	if err != nil || n != len(l.r.req) {
+	req := l.r.reqs[c.tgt]
+	n, err := unix.Write(c.fd, req)
+	if err != nil || n != len(req) {
 		l.fail(c, errIO, func() string { return fmt.Sprintf("writing the upgrade request: %d bytes, %v", n, err) })
 		return false
 	}
@@ -348,8 +350,8 @@ func (l *loop) delivery(c *conn, now int64) {
 	if c.role == rolePublisher {
 		return // a server that relays to everyone relays to it too
 	}
-	t, ok := parseStamp(c.rd.head())
-	if !ok || c.rd.msgOp != frame.OpText || c.rd.msgLen != int64(l.r.cfg.Size) {
+	t, skip, ok := parseStamp(c.rd.head())
+	if !ok || c.rd.msgOp != frame.OpText || c.rd.msgLen != int64(l.r.cfg.Size+skip) {
 		l.tot.other++
 		return
 	}

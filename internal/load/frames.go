@@ -109,12 +109,27 @@ func putStamp(p []byte, t int64, key [4]byte) {
 	}
 }
 
-// parseStamp returns the time in the stamp opening p, if p opens with one.
-func parseStamp(p []byte) (int64, bool) {
-	if len(p) < stampLen || p[0] != '@' {
-		return 0, false
+// maxSeqPrefix is the longest sequence a server may put before a stamp:
+// 20 digits and a space.
+const maxSeqPrefix = 21
+
+// parseStamp returns the time in the stamp opening p, if p opens with one,
+// and how many bytes came before it: a server may put a message's
+// sequence, digits and a space, before what was published (wskit-nats
+// serve's chat does, on JetStream).
+func parseStamp(p []byte) (t int64, skip int, ok bool) {
+	for skip < len(p) && skip < maxSeqPrefix-1 && p[skip] >= '0' && p[skip] <= '9' {
+		skip++
 	}
-	var t int64
+	if skip > 0 && skip < len(p) && p[skip] == ' ' {
+		p = p[skip+1:]
+		skip++
+	} else {
+		skip = 0
+	}
+	if len(p) < stampLen || p[0] != '@' {
+		return 0, 0, false
+	}
 	for _, c := range p[1:stampLen] {
 		switch {
 		case c >= '0' && c <= '9':
@@ -122,8 +137,8 @@ func parseStamp(p []byte) (int64, bool) {
 		case c >= 'a' && c <= 'f':
 			t = t<<4 | int64(c-'a'+10)
 		default:
-			return 0, false
+			return 0, 0, false
 		}
 	}
-	return t, true
+	return t, skip, true
 }

@@ -71,13 +71,13 @@ type loop struct {
 	waitN  int
 	parkDL int64 // the read deadline on file, ns since r.base; 0 none
 
-	events []unix.EpollEvent
-	buf    []byte
-	family int
-	target unix.Sockaddr
-	srcs   []unix.Sockaddr
-	conns  []conn
-	times  []int64 // send times: cfg.Pipeline per connection
+	events  []unix.EpollEvent
+	buf     []byte
+	family  int
+	targets []unix.Sockaddr
+	srcs    []unix.Sockaddr
+	conns   []conn
+	times   []int64 // send times: cfg.Pipeline per connection
 
 	phase    phase
 	nextOpen int // the next slot to open on the ramp
@@ -122,13 +122,14 @@ func newLoop(r *run, id int, slots int) (*loop, error) {
 	for i := range l.conns {
 		c := &l.conns[i]
 		c.fd, c.idx = -1, int32(i)
-		if l.global(i) == r.cfg.Conns { // the slot past the subscribers
+		c.tgt = int32(r.targetOf(l.global(i)))
+		if r.cfg.Scenario == Broadcast && l.global(i) >= r.cfg.Conns { // past the subscribers
 			c.role = rolePublisher
 			l.pub = c
 			l.pubFrame = r.pubFrame
 		}
 	}
-	l.family, l.target, l.srcs = r.sockaddrs()
+	l.family, l.targets, l.srcs = r.sockaddrs()
 	var err error
 	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -244,7 +245,7 @@ func (l *loop) enter(p phase) {
 			l.nextOpen = len(l.conns)
 		}
 		if l.pub != nil {
-			l.pace = newPacer(l.r.cfg.Rate, now)
+			l.pace = newPacer(l.r.cfg.Rate/float64(l.r.cfg.Publishers), now)
 		}
 	case phaseWake:
 		l.wakeFirst = now

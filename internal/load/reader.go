@@ -20,7 +20,7 @@ const (
 
 // prefixLen is how many leading payload bytes of each message a
 // frameReader keeps: enough for a stamp.
-const prefixLen = stampLen
+const prefixLen = maxSeqPrefix + stampLen
 
 // frameReader follows the frames a server sends on one connection. It
 // parses headers, which may be split across reads, and skips payloads

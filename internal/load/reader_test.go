@@ -74,7 +74,7 @@ func TestFrameReaderSplitAtEveryByte(t *testing.T) {
 		{evMessage, frame.OpText, 300, strings.Repeat("m", prefixLen)},
 		{evPing, frame.OpPing, 0, "are you there"},
 		{evPong, frame.OpPong, 0, ""},
-		{evMessage, frame.OpText, 30, "@000000000000002a"},
+		{evMessage, frame.OpText, 30, "@000000000000002a-and-the-rest"},
 		{evMessage, frame.OpBinary, int64(len(big)), string(big[:prefixLen])},
 		{evMessage, frame.OpText, 40, string(stamp[:prefixLen])},
 		{evClose, frame.OpClose, 0, "\x03\xe8bye"},
@@ -164,12 +164,18 @@ func TestStamps(t *testing.T) {
 		if !frame.ValidUTF8(p) {
 			t.Fatalf("stamped payload is not UTF-8: %q", p)
 		}
-		if got, ok := parseStamp(p); !ok || got != ts {
-			t.Fatalf("stamp %d read back as %d, %v from %q", ts, got, ok, p[:stampLen])
+		if got, skip, ok := parseStamp(p); !ok || got != ts || skip != 0 {
+			t.Fatalf("stamp %d read back as %d, %d, %v from %q", ts, got, skip, ok, p[:stampLen])
+		}
+		// After a sequence, as wskit-nats serve's chat sends it.
+		seq := append([]byte("18446744073709551615 "), p...)
+		if got, skip, ok := parseStamp(seq[:prefixLen]); !ok || got != ts || skip != 21 {
+			t.Fatalf("stamp %d after a sequence read back as %d, %d, %v", ts, got, skip, ok)
 		}
 	}
-	for _, p := range []string{"", "@123", "You are connected to WebSocket!", "@000000000000000g"} {
-		if _, ok := parseStamp([]byte(p)); ok {
+	for _, p := range []string{"", "@123", "You are connected to WebSocket!", "@000000000000000g",
+		"12@0000000000000000", " @0000000000000000", "1 x@0000000000000000"} {
+		if _, _, ok := parseStamp([]byte(p)); ok {
 			t.Errorf("parseStamp(%q) found a stamp", p)
 		}
 	}

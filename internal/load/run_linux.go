@@ -30,9 +30,9 @@ type run struct {
 	wg        sync.WaitGroup
 	timer     *time.Timer
 
-	target       netip.AddrPort
-	raw          bool   // tcp://: payloads without framing, no handshake
-	req          []byte // the upgrade request
+	targets      []netip.AddrPort // URL's, then URLs'
+	raw          bool             // tcp://: payloads without framing, no handshake
+	reqs         [][]byte         // the upgrade request of each target
 	key          [4]byte
 	out          []byte // prepared frames
 	frameLen     int
@@ -60,11 +60,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 func newRun(ctx context.Context, cfg Config) (*run, error) {
-	u, _ := url.Parse(cfg.URL) // checked by withDefaults
-	target, err := resolve(ctx, u)
-	if err != nil {
-		return nil, err
+	var targets []netip.AddrPort
+	var reqs [][]byte
+	for _, raw := range append([]string{cfg.URL}, cfg.URLs...) {
+		u, _ := url.Parse(raw) // checked by withDefaults
+		target, err := resolve(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		if len(targets) > 0 && target.Addr().Is4() != targets[0].Addr().Is4() {
+			return nil, fmt.Errorf("load: %v is not of the first server's family", target.Addr())
+		}
+		targets, reqs = append(targets, target), append(reqs, upgradeRequest(u.Host, u.RequestURI()))
 	}
+	target := targets[0]
+	u, _ := url.Parse(cfg.URL)
 	for _, s := range cfg.Sources {
 		if s.Unmap().Is4() != target.Addr().Is4() {
 			return nil, fmt.Errorf("load: source address %v is not of the server's family (%v)", s, target.Addr())
@@ -77,8 +87,7 @@ func newRun(ctx context.Context, cfg Config) (*run, error) {
 	}
 	poller.RaiseFileLimit() // best effort: dials that hit the limit are counted
 
-	r := &run{cfg: cfg, target: target, key: newMaskKey(), total: cfg.Conns, limit: int64(cfg.Size)}
-	r.req = upgradeRequest(u.Host, u.RequestURI())
+	r := &run{cfg: cfg, targets: targets, reqs: reqs, key: newMaskKey(), total: cfg.Conns, limit: int64(cfg.Size)}
 	payload := echoPayload(cfg.Size)
 	r.out, r.frameLen = prepareFrames(payload, r.key, cfg.Pipeline)
 	if r.raw = u.Scheme == "tcp"; r.raw {
@@ -90,7 +99,7 @@ func newRun(ctx context.Context, cfg Config) (*run, error) {
 	r.closePayload, _ = frame.AppendClose(nil, frame.CloseNormal, "")
 	r.closeFrame = appendMasked(nil, frame.OpClose, r.closePayload, r.key)
 	if cfg.Scenario == Broadcast {
-		r.total++
+		r.total += cfg.Publishers
 		r.pubFrame = appendMasked(nil, frame.OpText, stampPayload(cfg.Size), r.key)
 		r.limit = max(r.limit, 64<<20) // other messages are skipped, not kept
 	}
@@ -141,7 +150,7 @@ func resolve(ctx context.Context, u *url.URL) (netip.AddrPort, error) {
 
 // sockaddrs returns a loop's own copies of the addresses: Connect and Bind
 // write into them.
-func (r *run) sockaddrs() (family int, target unix.Sockaddr, srcs []unix.Sockaddr) {
+func (r *run) sockaddrs() (family int, targets []unix.Sockaddr, srcs []unix.Sockaddr) {
 	conv := func(a netip.Addr, port int) unix.Sockaddr {
 		a = a.Unmap()
 		if a.Is4() {
@@ -156,14 +165,25 @@ func (r *run) sockaddrs() (family int, target unix.Sockaddr, srcs []unix.Sockadd
 		return sa
 	}
 	family = unix.AF_INET6
-	if r.target.Addr().Is4() {
+	if r.targets[0].Addr().Is4() {
 		family = unix.AF_INET
 	}
-	target = conv(r.target.Addr(), int(r.target.Port()))
+	for _, t := range r.targets {
+		targets = append(targets, conv(t.Addr(), int(t.Port())))
+	}
 	for _, s := range r.cfg.Sources {
 		srcs = append(srcs, conv(s, 0))
 	}
-	return family, target, srcs
+	return family, targets, srcs
+}
+
+// targetOf returns the index in r.targets of slot g's server: the
+// subscribers, then the publishers, are dealt over them in turn.
+func (r *run) targetOf(g int) int {
+	if g >= r.cfg.Conns {
+		g -= r.cfg.Conns
+	}
+	return g % len(r.targets)
 }
 
 // now returns the time since the run began, in ns.

@@ -1,6 +1,0 @@
-package main
-
-import "golang.org/x/sys/unix"
-
-// getTermios is the ioctl that reads a terminal's attributes.
-const getTermios = unix.TCGETS
