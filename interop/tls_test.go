@@ -136,15 +136,21 @@ func checkTLSSession(t *testing.T, srv *echoServer, local net.Addr, state tls.Co
 // checkServed is checkTLSSession with what the server saw of the session.
 func checkServed(t *testing.T, srv *echoServer, info sessionInfo, state tls.ConnectionState, want tlsVersion) {
 	t.Helper()
-	if state.Version != want.id {
-		t.Errorf("the client negotiated %s, want %s", tls.VersionName(state.Version), tls.VersionName(want.id))
+	checkServedAt(t, srv, info, state.Version, tls.CipherSuiteName(state.CipherSuite), want)
+}
+
+// checkServedAt is checkServed for a client that negotiated version with
+// the named cipher suite.
+func checkServedAt(t *testing.T, srv *echoServer, info sessionInfo, version uint16, suite string, want tlsVersion) {
+	t.Helper()
+	if version != want.id {
+		t.Errorf("the client negotiated %s, want %s", tls.VersionName(version), tls.VersionName(want.id))
 	}
 	sv := srv.Variant
 	if info.Engine != sv.engine || info.Events != sv.events {
 		t.Errorf("the server saw the session on %v (Events route: %v), want %v (%v)", info.Engine, info.Events, sv.engine, sv.events)
 	}
-	t.Logf("%s, %s: the session to %s is served by %s", tls.VersionName(state.Version),
-		tls.CipherSuiteName(state.CipherSuite), info.Path, tlsPath(sv, state.Version))
+	t.Logf("%s, %s: the session to %s is served by %s", tls.VersionName(version), suite, info.Path, tlsPath(sv, version))
 }
 
 // wireTap is a client's TCP connection, under crypto/tls, that keeps every
