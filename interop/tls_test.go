@@ -298,3 +298,10 @@ func settledGoroutines() int {
 	}
 	return n
 }
+
+// waitGoroutines waits until at most n goroutines run, for at most
+// stepTimeout, and returns how many run then.
+func waitGoroutines(n int) int {
+	waitUntil(func() bool { return runtime.NumGoroutine() <= n })
+	return runtime.NumGoroutine()
+}
