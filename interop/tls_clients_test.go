@@ -22,7 +22,8 @@ import (
 // binary messages of echoSizes (up to 1 MiB) come back, pings get their
 // pongs, a close from either side completes its handshake, and over TLS 1.3
 // the server's TLS stream ends with a close_notify after the close
-// handshake. Each session must be on the variant's engine and route kind.
+// handshake. Later connections resume the first one's TLS session. Each
+// session must be on the variant's engine and route kind.
 func TestTLSGorillaClient(t *testing.T) {
 	forEachTLSVariant(t, nil, func(t *testing.T, srv *echoServer, v tlsVersion) {
 		t.Run("echo", func(t *testing.T) {
@@ -45,6 +46,21 @@ func TestTLSGorillaClient(t *testing.T) {
 			gorillaClose(t, c, 4000, "application code, ünïcode reason")
 			tt.wantCloseNotify(t, state)
 		})
+		t.Run("resumed", func(t *testing.T) {
+			// Later connections resume the first one's session with a
+			// ticket: the server's handshake differs (no certificate),
+			// and it sends tickets again.
+			cache := tls.NewLRUClientSessionCache(4)
+			for i := range 3 {
+				c, state, tt := gorillaDialTLSWith(t, srv, "/echo", v, func(cfg *tls.Config) { cfg.ClientSessionCache = cache })
+				if state.DidResume != (i > 0) {
+					t.Errorf("connection %d: resumed %v, want %v", i, state.DidResume, i > 0)
+				}
+				gorillaEcho1(t, c, websocket.BinaryMessage, pattern(70000), "binary")
+				gorillaClose(t, c, frame.CloseNormal, "")
+				tt.wantCloseNotify(t, state)
+			}
+		})
 		t.Run("server-close", func(t *testing.T) {
 			c, state, tt := gorillaDialTLS(t, srv, "/hello", v, false)
 			mt, p, err := c.ReadMessage()
@@ -65,7 +81,7 @@ func TestTLSGorillaClient(t *testing.T) {
 // set (the deflate tests go through a proxy and check it themselves).
 func gorillaDialTLS(t *testing.T, srv *echoServer, path string, v tlsVersion, compress bool) (*websocket.Conn, tls.ConnectionState, *tappedTLS) {
 	t.Helper()
-	c, resp, tt := gorillaDialTLSAt(t, srv.Addr, path, v, compress)
+	c, resp, tt := gorillaDialTLSAt(t, srv.Addr, path, v, compress, nil)
 	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); !compress && ext != "" {
 		t.Errorf("Sec-WebSocket-Extensions %q for a client that offered none", ext)
 	}
@@ -76,10 +92,24 @@ func gorillaDialTLS(t *testing.T, srv *echoServer, path string, v tlsVersion, co
 	return c, state, tt
 }
 
-// gorillaDialTLSAt is gorillaDialTLS to addr, without the checks.
-func gorillaDialTLSAt(t *testing.T, addr, path string, v tlsVersion, compress bool) (*websocket.Conn, *http.Response, *tappedTLS) {
+// gorillaDialTLSWith is gorillaDialTLS without compression, with
+// configure applied to the client's TLS configuration.
+func gorillaDialTLSWith(t *testing.T, srv *echoServer, path string, v tlsVersion, configure func(*tls.Config)) (*websocket.Conn, tls.ConnectionState, *tappedTLS) {
+	t.Helper()
+	c, _, tt := gorillaDialTLSAt(t, srv.Addr, path, v, false, configure)
+	state := c.NetConn().(*tls.Conn).ConnectionState()
+	checkTLSSession(t, srv, c.LocalAddr(), state, v)
+	return c, state, tt
+}
+
+// gorillaDialTLSAt is gorillaDialTLS to addr, without the checks, with
+// configure (when not nil) applied to the client's TLS configuration.
+func gorillaDialTLSAt(t *testing.T, addr, path string, v tlsVersion, compress bool, configure func(*tls.Config)) (*websocket.Conn, *http.Response, *tappedTLS) {
 	t.Helper()
 	tt := newTappedTLS(v)
+	if configure != nil {
+		configure(tt.cfg)
+	}
 	d := websocket.Dialer{
 		HandshakeTimeout:  stepTimeout,
 		EnableCompression: compress,
@@ -179,7 +209,7 @@ func TestTLSDeflate(t *testing.T) {
 		t.Run("gorilla", func(t *testing.T) {
 			before := len(srv.sessionInfos())
 			up0, down0 := proxy.counts()
-			c, resp, _ := gorillaDialTLSAt(t, proxy.Addr, "/echo", v, true)
+			c, resp, _ := gorillaDialTLSAt(t, proxy.Addr, "/echo", v, true, nil)
 			answer := resp.Header.Get("Sec-WebSocket-Extensions")
 			wantExtensions(t, "the answer gorilla got", answer, gorillaDeflateAnswer)
 			wantServerExtensions(t, srv, before, gorillaDeflateAnswer, answer)
