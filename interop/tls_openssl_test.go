@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+	"github.com/wskit/wskit"
 	"github.com/wskit/wskit/frame"
 	"github.com/wskit/wskit/internal/wstest"
 )
@@ -42,50 +44,56 @@ func TestTLSOpenSSLClient(t *testing.T) {
 	ca := testCertFile(t)
 	forEachVariantWith(t, withTLS(nil), func(t *testing.T, srv *echoServer) {
 		for _, v := range tlsVersions {
-			t.Run(v.name, func(t *testing.T) {
-				before := len(srv.sessionInfos())
-				c := startSClient(t, openssl, srv.Addr, ca, v)
-				c.upgrade("/echo")
-				// A default session is recorded by its handler, which may
-				// run after the 101 went out.
-				waitUntil(func() bool { return len(srv.sessionInfos()) > before })
-				sessions := srv.sessionInfos()
-				if len(sessions) != before+1 {
-					t.Fatalf("%d sessions opened on the server, want 1", len(sessions)-before)
-				}
-				version, suite := c.summary()
-				checkServedAt(t, srv, sessions[before], version, suite, v)
-				for i, n := range []int{1, 125, 126, 1000, 4000} {
-					c.echo(fmt.Sprintf("before any key update %d ", i), n)
-				}
-				requested := 0
-				if v.id == tls.VersionTLS13 {
-					for _, cmd := range keyUpdateCommands {
-						c.keyUpdate(cmd)
-						what := "after an update not requested "
-						if cmd == "K" {
-							what = "after an update requested "
-							requested++
-						}
-						c.echo(what, 300)
-						c.echo("and another ", 3000)
-					}
-				}
-				c.close()
-				log := c.messages()
-				sent := len(sentKeyUpdate.FindAllString(log, -1))
-				received := len(receivedKeyUpdate.FindAllString(log, -1))
-				if v.id == tls.VersionTLS13 && (sent != len(keyUpdateCommands) || received != requested) {
-					t.Errorf("s_client sent %d KeyUpdates and received %d, want %d and %d (the server's answers to K)",
-						sent, received, len(keyUpdateCommands), requested)
-				}
-				if !receivedCloseNotify.MatchString(log) {
-					t.Errorf("s_client received no close_notify from the server")
-				}
-				t.Logf("s_client sent %d KeyUpdates, received %d, and the server's close_notify", sent, received)
-			})
+			t.Run(v.name, func(t *testing.T) { sClientSession(t, openssl, ca, srv, v) })
 		}
 	})
+}
+
+// sClientSession runs the session of TestTLSOpenSSLClient with s_client
+// started with extra arguments, and returns s_client's -msg log.
+func sClientSession(t *testing.T, openssl, ca string, srv *echoServer, v tlsVersion, extra ...string) string {
+	t.Helper()
+	before := len(srv.sessionInfos())
+	c := startSClient(t, openssl, srv.Addr, ca, v, extra...)
+	c.upgrade("/echo")
+	// A default session is recorded by its handler, which may
+	// run after the 101 went out.
+	waitUntil(func() bool { return len(srv.sessionInfos()) > before })
+	sessions := srv.sessionInfos()
+	if len(sessions) != before+1 {
+		t.Fatalf("%d sessions opened on the server, want 1", len(sessions)-before)
+	}
+	version, suite := c.summary()
+	checkServedAt(t, srv, sessions[before], version, suite, v)
+	for i, n := range []int{1, 125, 126, 1000, 4000} {
+		c.echo(fmt.Sprintf("before any key update %d ", i), n)
+	}
+	requested := 0
+	if v.id == tls.VersionTLS13 {
+		for _, cmd := range keyUpdateCommands {
+			c.keyUpdate(cmd)
+			what := "after an update not requested "
+			if cmd == "K" {
+				what = "after an update requested "
+				requested++
+			}
+			c.echo(what, 300)
+			c.echo("and another ", 3000)
+		}
+	}
+	c.close()
+	log := c.messages()
+	sent := len(sentKeyUpdate.FindAllString(log, -1))
+	received := len(receivedKeyUpdate.FindAllString(log, -1))
+	if v.id == tls.VersionTLS13 && (sent != len(keyUpdateCommands) || received != requested) {
+		t.Errorf("s_client sent %d KeyUpdates and received %d, want %d and %d (the server's answers to K)",
+			sent, received, len(keyUpdateCommands), requested)
+	}
+	if !receivedCloseNotify.MatchString(log) {
+		t.Errorf("s_client received no close_notify from the server")
+	}
+	t.Logf("s_client sent %d KeyUpdates, received %d, and the server's close_notify", sent, received)
+	return log
 }
 
 // keyUpdateCommands are the s_client commands TestTLSOpenSSLClient types
@@ -125,17 +133,18 @@ type sClient struct {
 }
 
 // startSClient starts s_client to addr, offering only TLS version v and
-// trusting the certificate in the PEM file ca. With -brief it prints
+// trusting the certificate in the PEM file ca, with extra arguments. With -brief it prints
 // nothing but what it receives on stdout, and a summary of the connection
 // on stderr; its commands stay on (-quiet would turn them off): a chunk
 // read from stdin that starts with Q, R, k or K is a command, not data.
-func startSClient(t *testing.T, openssl, addr, ca string, v tlsVersion) *sClient {
+func startSClient(t *testing.T, openssl, addr, ca string, v tlsVersion, extra ...string) *sClient {
 	t.Helper()
 	c := &sClient{t: t, msgs: filepath.Join(t.TempDir(), "s_client.msg"), exited: make(chan struct{})}
 	version := map[uint16]string{tls.VersionTLS13: "-tls1_3", tls.VersionTLS12: "-tls1_2"}[v.id]
-	c.cmd = exec.Command(openssl, "s_client", "-connect", addr, "-servername", "localhost",
+	args := []string{"s_client", "-connect", addr, "-servername", "localhost",
 		"-CAfile", ca, "-verify_hostname", "localhost", "-verify_return_error", version,
-		"-brief", "-msg", "-msgfile", c.msgs)
+		"-brief", "-msg", "-msgfile", c.msgs}
+	c.cmd = exec.Command(openssl, append(args, extra...)...)
 	var err error
 	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
@@ -399,3 +408,41 @@ func (p *pipeReader) readAll() ([]byte, error) {
 	p.buf = nil
 	return rest, err
 }
+
+// TestTLSHelloRetry makes each TLS 1.3 client's first key share useless
+// to the server under test, which takes P-384 only, on each server
+// variant: the server answers with a HelloRetryRequest and the client
+// sends a second ClientHello, so that the handshake has more records
+// before the loop takes over from crypto/tls. gorilla's client (its
+// first share X25519) echoes, closes and gets the close_notify; s_client
+// (-groups X25519:P-384, one share for X25519) runs the session of
+// TestTLSOpenSSLClient, KeyUpdates included, and its -msg log must show two
+// ClientHellos sent.
+func TestTLSHelloRetry(t *testing.T) {
+	configure := func(o *wskit.Options) {
+		withTLS(nil)(o)
+		o.TLSConfig.CurvePreferences = []tls.CurveID{tls.CurveP384}
+	}
+	forEachVariantWith(t, configure, func(t *testing.T, srv *echoServer) {
+		t.Run("gorilla", func(t *testing.T) {
+			c, state, tt := gorillaDialTLSWith(t, srv, "/echo", tls13, func(cfg *tls.Config) {
+				cfg.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP384}
+			})
+			if !state.HelloRetryRequest || state.CurveID != tls.CurveP384 {
+				t.Errorf("HelloRetryRequest %v, key exchange %v; want a retry, then P-384", state.HelloRetryRequest, state.CurveID)
+			}
+			gorillaEcho1(t, c, websocket.BinaryMessage, pattern(70000), "binary")
+			gorillaClose(t, c, frame.CloseNormal, "")
+			tt.wantCloseNotify(t, state)
+		})
+		t.Run("openssl", func(t *testing.T) {
+			log := sClientSession(t, findOpenSSL(t), testCertFile(t), srv, tls13, "-groups", "X25519:P-384")
+			if n := len(sentClientHello.FindAllString(log, -1)); n != 2 {
+				t.Errorf("s_client sent %d ClientHellos, want 2 (a HelloRetryRequest between)", n)
+			}
+		})
+	})
+}
+
+// sentClientHello matches a ClientHello in s_client's -msg log.
+var sentClientHello = regexp.MustCompile(`(?m)^>>> [^,]+, Handshake \[length [0-9a-f]+\], ClientHello$`)
