@@ -264,11 +264,12 @@ func browserLog(out string) string {
 // context of its first tab, and a func that closes the browser and waits for
 // it to exit. A cleanup closes it too, and logs its output when the test
 // failed. TestChromium and TestChromiumDemoPage both use it, so they run the
-// browser the same way (see the README).
-func startBrowser(t *testing.T, chromium string) (context.Context, func() error) {
+// browser the same way (see the README); the TLS tests add a flag with
+// extra, to trust the server's certificate.
+func startBrowser(t *testing.T, chromium string, extra ...chromedp.ExecAllocatorOption) (context.Context, func() error) {
 	t.Helper()
 	output := new(wstest.SyncBuffer)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium),
 		// Exactly these flags; chromedp adds --remote-debugging-pipe and the
 		// first page, about:blank. Not the helpers chromedp.Headless and
@@ -283,7 +284,8 @@ func startBrowser(t *testing.T, chromium string) (context.Context, func() error)
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.CombinedOutput(output),
-	)
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(opts, extra...)...)
 	// Cleanups run last-in first-out: the browser closes, then the allocator
 	// waits for it and the output is logged, then t.TempDir removes the
 	// profile.

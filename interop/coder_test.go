@@ -47,25 +47,7 @@ func testCoderClient(t *testing.T, srv *echoServer) {
 
 	t.Run("ping", func(t *testing.T) {
 		ctx := coderContext(t)
-		c := coderDial(ctx, t, echoURL, websocket.CompressionDisabled)
-		// Ping waits for its pong, which only a running read sees.
-		readErr := coderReadAsync(ctx, c)
-		for i := range 3 {
-			pctx, cancel := context.WithTimeout(ctx, stepTimeout)
-			err := c.Ping(pctx)
-			cancel()
-			if err != nil {
-				t.Fatalf("ping %d: %v", i, err)
-			}
-		}
-		err := c.Close(websocket.StatusNormalClosure, "ping done")
-		t.Logf("Close beside a running Read: %v", err)
-		select {
-		case err := <-readErr:
-			wantCoderClose(t, err, websocket.StatusNormalClosure, "")
-		case <-time.After(stepTimeout):
-			t.Fatalf("the read did not end within %v of the close", stepTimeout)
-		}
+		coderPings(ctx, t, coderDial(ctx, t, echoURL, websocket.CompressionDisabled))
 	})
 
 	t.Run("close", func(t *testing.T) {
@@ -106,6 +88,31 @@ func testCoderClient(t *testing.T, srv *echoServer) {
 			t.Fatalf("no close within %v", stepTimeout)
 		}
 	})
+}
+
+// coderPings pings three times beside a running Read, each Ping waiting
+// for its pong, then closes with 1000; the Read must end with the server's
+// close.
+func coderPings(ctx context.Context, t *testing.T, c *websocket.Conn) {
+	t.Helper()
+	// Ping waits for its pong, which only a running read sees.
+	readErr := coderReadAsync(ctx, c)
+	for i := range 3 {
+		pctx, cancel := context.WithTimeout(ctx, stepTimeout)
+		err := c.Ping(pctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("ping %d: %v", i, err)
+		}
+	}
+	err := c.Close(websocket.StatusNormalClosure, "ping done")
+	t.Logf("Close beside a running Read: %v", err)
+	select {
+	case err := <-readErr:
+		wantCoderClose(t, err, websocket.StatusNormalClosure, "")
+	case <-time.After(stepTimeout):
+		t.Fatalf("the read did not end within %v of the close", stepTimeout)
+	}
 }
 
 func coderContext(t *testing.T) context.Context {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -669,8 +670,9 @@ var (
 
 // startDemoServer starts bin serve with -engine engine and flags on a free
 // port of 127.0.0.1 and waits for its log line with the address and the
-// engine. It logs at debug level, where each session's open and close is.
-// A cleanup kills it if it still runs.
+// engine (and a page on https:// when flags ask for TLS). It logs at debug
+// level, where each session's open and close is. A cleanup kills it if it
+// still runs.
 func startDemoServer(t *testing.T, bin, engine string, flags ...string) *demoServer {
 	t.Helper()
 	s := &demoServer{exited: make(chan struct{})}
@@ -704,12 +706,16 @@ func startDemoServer(t *testing.T, bin, engine string, flags ...string) *demoSer
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
+	scheme := "http://"
+	if slices.Contains(flags, "-tls-self-signed") || slices.Contains(flags, "-tls-cert") {
+		scheme = "https://"
+	}
 	for {
 		if line := listeningLine.FindString(s.stderr.String()); line != "" {
 			a, pg := addrAttr.FindStringSubmatch(line), pageAttr.FindStringSubmatch(line)
-			if a == nil || pg == nil || pg[1] != "http://"+a[1]+"/" {
+			if a == nil || pg == nil || pg[1] != scheme+a[1]+"/" {
 				s.reported.Store(true)
-				t.Fatalf("wskit serve logged %q: want addr=HOST:PORT and page=http://HOST:PORT/", line)
+				t.Fatalf("wskit serve logged %q: want addr=HOST:PORT and page=%sHOST:PORT/", line, scheme)
 			}
 			if e := engineAttr.FindStringSubmatch(line); e == nil || e[1] != engine {
 				s.reported.Store(true)

@@ -5,5 +5,7 @@
 // sessions, and the poll engine with Events callbacks on the loop. Each peer
 // also runs with permessage-deflate (RFC 7692), as a client of the server
 // under test and, for ws, gorilla and coder, as a server for wskit's client.
+// Over wss://, the same peers and OpenSSL's s_client run against each
+// variant serving TLS, and hand-made clients send it bad TLS input.
 // It has tests only; see README.md.
 package interop

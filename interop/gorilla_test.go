@@ -40,48 +40,7 @@ func testGorillaClient(t *testing.T, srv *echoServer) {
 	}
 
 	t.Run("ping", func(t *testing.T) {
-		c := gorillaDial(t, echoURL, false)
-		pongs := make(chan string, 1)
-		c.SetPongHandler(func(data string) error {
-			pongs <- data
-			return nil
-		})
-		// The pong handler runs inside a read, so a reader must be running.
-		readErr := make(chan error, 1)
-		go func() {
-			for {
-				if _, _, err := c.ReadMessage(); err != nil {
-					readErr <- err
-					return
-				}
-			}
-		}()
-		for _, payload := range [][]byte{{}, []byte("ping ✓ wskit"), pattern(frame.MaxControlPayload)} {
-			// WriteControl may run beside the reading goroutine.
-			if err := c.WriteControl(websocket.PingMessage, payload, time.Now().Add(stepTimeout)); err != nil {
-				t.Fatalf("ping %s: %v", describe(payload), err)
-			}
-			select {
-			case got := <-pongs:
-				if got != string(payload) {
-					t.Errorf("pong %s, want %s", describe([]byte(got)), describe(payload))
-				}
-			case err := <-readErr:
-				t.Fatalf("read before the pong for %s: %v", describe(payload), err)
-			case <-time.After(stepTimeout):
-				t.Fatalf("no pong for %s within %v", describe(payload), stepTimeout)
-			}
-		}
-		msg := websocket.FormatCloseMessage(int(frame.CloseNormal), "ping done")
-		if err := c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(stepTimeout)); err != nil {
-			t.Fatalf("write close: %v", err)
-		}
-		select {
-		case err := <-readErr:
-			wantGorillaClose(t, err, int(frame.CloseNormal), "")
-		case <-time.After(stepTimeout):
-			t.Fatalf("no close within %v", stepTimeout)
-		}
+		gorillaPings(t, gorillaDial(t, echoURL, false))
 	})
 
 	t.Run("close", func(t *testing.T) {
@@ -128,6 +87,53 @@ func testGorillaClient(t *testing.T, srv *echoServer) {
 			t.Fatalf("cross-origin upgrade: %v, response %v; want 403", err, resp)
 		}
 	})
+}
+
+// gorillaPings sends pings of 0, 12 and 125 bytes on c, each answered by a
+// pong with its payload, then closes with 1000 and reads the server's close.
+func gorillaPings(t *testing.T, c *websocket.Conn) {
+	t.Helper()
+	pongs := make(chan string, 1)
+	c.SetPongHandler(func(data string) error {
+		pongs <- data
+		return nil
+	})
+	// The pong handler runs inside a read, so a reader must be running.
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+	for _, payload := range [][]byte{{}, []byte("ping ✓ wskit"), pattern(frame.MaxControlPayload)} {
+		// WriteControl may run beside the reading goroutine.
+		if err := c.WriteControl(websocket.PingMessage, payload, time.Now().Add(stepTimeout)); err != nil {
+			t.Fatalf("ping %s: %v", describe(payload), err)
+		}
+		select {
+		case got := <-pongs:
+			if got != string(payload) {
+				t.Errorf("pong %s, want %s", describe([]byte(got)), describe(payload))
+			}
+		case err := <-readErr:
+			t.Fatalf("read before the pong for %s: %v", describe(payload), err)
+		case <-time.After(stepTimeout):
+			t.Fatalf("no pong for %s within %v", describe(payload), stepTimeout)
+		}
+	}
+	msg := websocket.FormatCloseMessage(int(frame.CloseNormal), "ping done")
+	if err := c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(stepTimeout)); err != nil {
+		t.Fatalf("write close: %v", err)
+	}
+	select {
+	case err := <-readErr:
+		wantGorillaClose(t, err, int(frame.CloseNormal), "")
+	case <-time.After(stepTimeout):
+		t.Fatalf("no close within %v", stepTimeout)
+	}
 }
 
 func gorillaDial(t *testing.T, url string, compress bool) *websocket.Conn {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the peers of the interop tests on Debian, as root:
 #   - Debian's chromium (apt), for the chromedp test;
+#   - Debian's openssl (apt), whose s_client the TLS tests drive;
 #   - the ws npm package, pinned in node/package-lock.json, into node/node_modules.
 # Go, gcc, Node.js (20 or later) and npm must be there already. Safe to run
 # again: an installed chromium is left alone, and npm ci lays node_modules anew
@@ -37,6 +38,15 @@ else
 	log "chromium installed in $((SECONDS - start))s"
 fi
 
+# OpenSSL's command-line tool, for s_client (usually there already).
+if dpkg-query -W -f='${Status}' openssl 2>/dev/null | grep -q 'install ok installed'; then
+	log "openssl is installed"
+else
+	log "installing openssl (apt)"
+	as_root apt-get update -q
+	as_root apt-get install -y -q --no-install-recommends openssl
+fi
+
 # Node.js and the ws package.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 	echo "interop/install.sh: node and npm must be installed first" >&2
@@ -51,4 +61,5 @@ log "npm ci in interop/node"
 (cd node && npm ci --ignore-scripts --no-audit --no-fund)
 
 log "peers: $(/usr/lib/chromium/chromium --version 2>/dev/null || chromium --version 2>/dev/null)," \
+	"$(openssl version)," \
 	"node $(node --version), ws $(node -p 'require("./node/node_modules/ws/package.json").version')"

@@ -34,7 +34,15 @@ type nodeReport struct {
 	// it came; DeflateParams the permessage-deflate parameters ws agreed to.
 	ExtensionsHeader *string        `json:"extensionsHeader"`
 	DeflateParams    map[string]any `json:"deflateParams"`
-	Checks           []struct {
+	// TLS is what the connection negotiated over wss://: the version as
+	// Node names it ("TLSv1.3"), the suite's standard name, and whether the
+	// server's certificate was verified.
+	TLS *struct {
+		Version    string `json:"version"`
+		Cipher     string `json:"cipher"`
+		Authorized bool   `json:"authorized"`
+	} `json:"tls"`
+	Checks []struct {
 		Name   string `json:"name"`
 		OK     bool   `json:"ok"`
 		Detail string `json:"detail"`

@@ -45,11 +45,23 @@ var serverVariants = []serverVariant{
 
 // echoServer is a running server under test.
 type echoServer struct {
-	URL  string // http://127.0.0.1:PORT, without a trailing slash
-	Addr string // 127.0.0.1:PORT
+	URL     string // http://127.0.0.1:PORT, without a trailing slash
+	Addr    string // 127.0.0.1:PORT
+	Variant serverVariant
 
-	mu         sync.Mutex
-	extensions []string // Session.Extensions() of each session, in the order they opened
+	mu       sync.Mutex
+	sessions []sessionInfo // each session, in the order they opened
+}
+
+// sessionInfo is what the server under test saw of a session when it
+// opened.
+type sessionInfo struct {
+	Path       string       // of the upgrade request
+	Remote     string       // Session.RemoteAddr(): the peer's address
+	Engine     wskit.Engine // Session.Engine()
+	Events     bool         // the route is an Events route (srv.Handle), not a default session
+	Extensions string       // Session.Extensions()
+	TLS        bool         // Session.Request().TLS is set
 }
 
 // sessionExtensions returns Session.Extensions() of each session that
@@ -57,7 +69,36 @@ type echoServer struct {
 func (srv *echoServer) sessionExtensions() []string {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	return slices.Clone(srv.extensions)
+	exts := make([]string, len(srv.sessions))
+	for i, s := range srv.sessions {
+		exts[i] = s.Extensions
+	}
+	return exts
+}
+
+// sessionInfos returns what the server saw of each session that opened,
+// in order.
+func (srv *echoServer) sessionInfos() []sessionInfo {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return slices.Clone(srv.sessions)
+}
+
+// sessionFrom waits until a session from the peer at remote (its local
+// address) has opened, for at most stepTimeout, and returns what the
+// server saw of it.
+func (srv *echoServer) sessionFrom(remote string) (sessionInfo, bool) {
+	var found sessionInfo
+	ok := waitUntil(func() bool {
+		for _, s := range srv.sessionInfos() {
+			if s.Remote == remote {
+				found = s
+				return true
+			}
+		}
+		return false
+	})
+	return found, ok
 }
 
 // forEachVariant runs test in a subtest per server variant, each against a
@@ -100,8 +141,10 @@ func forEachVariantWith(t *testing.T, configure func(*wskit.Options), test func(
 // A cross-origin upgrade is refused with 403 (wskit's default Origin policy).
 //
 // configure, when not nil, changes the Options last: the permessage-deflate
-// tests install Extensions with it. Each session's Session.Extensions() is
-// recorded (echoServer.sessionExtensions).
+// tests install Extensions with it, the TLS tests a TLSConfig. What each
+// session showed when it opened is recorded (echoServer.sessionInfos): its
+// path, peer, engine, route kind, Session.Extensions() and whether its
+// request had TLS state.
 //
 // Every session must report v's engine (Session.Engine), so that a variant
 // cannot quietly run on the other one. When the test ends, every session
@@ -123,16 +166,19 @@ func newEchoServer(t *testing.T, v serverVariant, configure func(*wskit.Options)
 	if e := srv.ResolvedEngine(); e != v.engine {
 		t.Fatalf("engine %v resolves to %v", v.engine, e)
 	}
-	es := &echoServer{}
+	es := &echoServer{Variant: v}
 	var sessions, elsewhere atomic.Int64
 	opened := func(s *wskit.Session) {
 		sessions.Add(1)
 		if s.Engine() != v.engine {
 			elsewhere.Add(1)
 		}
-		ext := s.Extensions()
+		info := sessionInfo{Remote: s.RemoteAddr().String(), Engine: s.Engine(), Events: v.events, Extensions: s.Extensions()}
+		if r := s.Request(); r != nil {
+			info.Path, info.TLS = r.URL.Path, r.TLS != nil
+		}
 		es.mu.Lock()
-		es.extensions = append(es.extensions, ext)
+		es.sessions = append(es.sessions, info)
 		es.mu.Unlock()
 	}
 	mux := http.NewServeMux()

@@ -33,10 +33,17 @@
 //                     a UTF-8 sequence), with a ping after the first
 //   --expect-extensions S   check the names of the negotiated extensions
 //                     (ws.extensions, without parameters, joined with ", ")
+//   --ca FILE         wss://: trust the certificates in this PEM file (ws's
+//                     ca option, handed to tls.connect) instead of the
+//                     system's; the server's certificate is verified
+//   --max-tls V       wss://: offer at most TLS version V (tls.connect's
+//                     maxVersion: TLSv1.2 or TLSv1.3)
 //
 // The report holds the server's Sec-WebSocket-Extensions response header as
-// it came (extensionsHeader, null without one) and ws's view of the
-// permessage-deflate parameters it agreed to (deflateParams).
+// it came (extensionsHeader, null without one), ws's view of the
+// permessage-deflate parameters it agreed to (deflateParams), and over
+// wss:// the TLS version and cipher suite negotiated and whether the
+// server's certificate was verified (tls, null over ws://).
 //
 // The binary payloads follow pattern(n): byte i is (i*31 + 7) & 0xff, the same
 // as in the Go tests.
@@ -51,7 +58,7 @@ const wsVersion = require('ws/package.json').version;
 
 const usage = 'usage: node echo.mjs [--mode echo|server-close|oversize|messages] [--timeout MS] ' +
   '[--no-deflate] [--deflate JSON] [--messages FILE] [--fragment N] [--close-code N] [--close-reason S] [--expect-code N] [--expect-reason S] ' +
-  '[--expect-text S]... [--expect-extensions S] [--size N] URL';
+  '[--expect-text S]... [--expect-extensions S] [--size N] [--ca FILE] [--max-tls V] URL';
 
 let parsed;
 try {
@@ -71,6 +78,8 @@ try {
       'expect-text': { type: 'string', multiple: true, default: [] },
       'expect-extensions': { type: 'string' },
       size: { type: 'string', default: String((1 << 20) + 1) },
+      ca: { type: 'string' },
+      'max-tls': { type: 'string' },
     },
   });
 } catch (err) {
@@ -125,6 +134,7 @@ const report = {
   extensionsHeader: null,
   deflateParams: null,
   protocol: null,
+  tls: null,
   checks: [],
   close: null,
   errors: [],
@@ -158,7 +168,10 @@ function extensionNames(s) {
 // Every close event, error and message is recorded as it happens; the steps
 // below wait on them with waitFor.
 function open() {
-  const ws = new WebSocket(url, { perMessageDeflate });
+  const options = { perMessageDeflate };
+  if (opts.ca !== undefined) options.ca = readFileSync(opts.ca);
+  if (opts['max-tls'] !== undefined) options.maxVersion = opts['max-tls'];
+  const ws = new WebSocket(url, options);
   ws.on('upgrade', (res) => {
     const h = res.headers['sec-websocket-extensions'];
     report.extensionsHeader = h === undefined ? null : h;
@@ -200,6 +213,12 @@ async function opened(ws) {
   await waitFor(ws, 'open', 'open');
   report.extensions = ws.extensions;
   report.protocol = ws.protocol;
+  // Over wss:// the socket under ws is a tls.TLSSocket.
+  const socket = ws._socket;
+  if (socket && typeof socket.getProtocol === 'function') {
+    const cipher = socket.getCipher();
+    report.tls = { version: socket.getProtocol(), cipher: cipher ? cipher.standardName : null, authorized: socket.authorized };
+  }
   // ws keeps the agreed parameters on its extension object; they show what
   // it will compress and inflate with.
   const pmd = ws._extensions && ws._extensions['permessage-deflate'];
