@@ -54,17 +54,18 @@ func TestCloseWhileSendingChaos(t *testing.T) {
 		ptLeakCheck(t)
 		var wg sync.WaitGroup
 		var start atomic.Pointer[chan struct{}]
+		opened := make(chan struct{}, 1)
 		ev := Events{OnOpen: func(s *Session) {
 			start := *start.Load()
+			wg.Add(9) // before the test's Wait, which waits for opened
+			opened <- struct{}{}
 			for range 8 {
-				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					for s.SendText("chaos") == nil {
 					}
 				}()
 			}
-			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				<-start
@@ -80,6 +81,7 @@ func TestCloseWhileSendingChaos(t *testing.T) {
 			ch := make(chan struct{})
 			start.Store(&ch)
 			p := ptDial(t, addr, "/chaos")
+			ptAwait(t, opened, "OnOpen")
 			if i%2 == 0 {
 				// The peer vanishes while the session is being closed.
 				close(ch)
