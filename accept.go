@@ -104,7 +104,7 @@ func (srv *Server) runAccept(hs *Handshake, route func(*Handshake) error) *hands
 			return &handshakeError{status: ref.status(), msg: ref.Body, extra: ref.Header}
 		}
 		srv.opts.logger().Debug("wskit: upgrade refused by an accept hook", "err", err, "remote", hs.Request.RemoteAddr, "path", hs.Request.URL.Path)
-		return refuse(http.StatusForbidden, "websocket: upgrade refused")
+		return refuse(http.StatusForbidden, "wskit: upgrade refused")
 	}
 	return nil
 }

@@ -86,7 +86,7 @@ type HandshakeError struct {
 }
 
 func (e *HandshakeError) Error() string {
-	msg := fmt.Sprintf("websocket: handshake failed: expected status 101 but was %d %s", e.StatusCode, e.Reason)
+	msg := fmt.Sprintf("wskit: handshake failed: expected status 101 but was %d %s", e.StatusCode, e.Reason)
 	if isRedirect(e.StatusCode) {
 		if loc := e.Header.Get("Location"); loc != "" {
 			return msg + ": a redirect to " + strconv.Quote(loc) + ", which Dial does not follow"
@@ -188,7 +188,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, erro
 		if ctx.Err() != nil {
 			err = context.Cause(ctx)
 		}
-		return nil, fmt.Errorf("websocket: dial %s: %w", u.Redacted(), err)
+		return nil, fmt.Errorf("wskit: dial %s: %w", u.Redacted(), err)
 	}
 	return s, nil
 }

@@ -42,7 +42,7 @@ type CloseError struct {
 	Err error
 }
 
-func (e *CloseError) Error() string { return "websocket: session closed: " + e.CloseReason.String() }
+func (e *CloseError) Error() string { return "wskit: session closed: " + e.CloseReason.String() }
 
 // Unwrap returns the error that ended the session.
 func (e *CloseError) Unwrap() error { return e.Err }

@@ -119,7 +119,7 @@ func ExampleOnAccept() {
 	m, _ := c.Receive(ctx)
 	fmt.Println(m.Text())
 	// Output:
-	// websocket: handshake failed: expected status 101 but was 401 Unauthorized: unknown token
+	// wskit: handshake failed: expected status 101 but was 401 Unauthorized: unknown token
 	// ada says hello
 }
 

@@ -85,6 +85,6 @@ func ExampleEvents() {
 	// Output:
 	// Please enter your name
 	// Hi, JetBrains!
-	// client: websocket: session closed: 1000 normal closure: Client said BYE
+	// client: wskit: session closed: 1000 normal closure: Client said BYE
 	// server: 1000 normal closure: Client said BYE
 }

@@ -53,29 +53,29 @@ func refuse(status int, msg string) *handshakeError {
 // the client's key, or the refusal to send.
 func checkRequest(r *http.Request) (key string, herr *handshakeError) {
 	if r.Method != http.MethodGet {
-		e := refuse(http.StatusMethodNotAllowed, "websocket: the opening handshake must be a GET request")
+		e := refuse(http.StatusMethodNotAllowed, "wskit: the opening handshake must be a GET request")
 		e.header = [2]string{"Allow", http.MethodGet}
 		return "", e
 	}
 	if !r.ProtoAtLeast(1, 1) {
-		return "", refuse(http.StatusBadRequest, "websocket: the opening handshake needs HTTP/1.1 or later")
+		return "", refuse(http.StatusBadRequest, "wskit: the opening handshake needs HTTP/1.1 or later")
 	}
 	if !headerHasToken(r.Header, "Upgrade", "websocket") {
-		e := refuse(http.StatusUpgradeRequired, "websocket: this endpoint speaks WebSocket only: Upgrade: websocket is missing")
+		e := refuse(http.StatusUpgradeRequired, "wskit: this endpoint speaks WebSocket only: Upgrade: websocket is missing")
 		e.header = [2]string{"Upgrade", "websocket"}
 		return "", e
 	}
 	if !headerHasToken(r.Header, "Connection", "upgrade") {
-		return "", refuse(http.StatusBadRequest, "websocket: the Connection header lacks the upgrade token")
+		return "", refuse(http.StatusBadRequest, "wskit: the Connection header lacks the upgrade token")
 	}
 	if v := r.Header.Values("Sec-Websocket-Version"); len(v) != 1 || v[0] != "13" {
-		e := refuse(http.StatusUpgradeRequired, "websocket: unsupported Sec-WebSocket-Version: this server speaks version 13")
+		e := refuse(http.StatusUpgradeRequired, "wskit: unsupported Sec-WebSocket-Version: this server speaks version 13")
 		e.header = [2]string{"Sec-WebSocket-Version", "13"}
 		return "", e
 	}
 	keys := r.Header.Values("Sec-Websocket-Key")
 	if len(keys) != 1 || !validKey(keys[0]) {
-		return "", refuse(http.StatusBadRequest, "websocket: Sec-WebSocket-Key must be the base64 of 16 bytes")
+		return "", refuse(http.StatusBadRequest, "wskit: Sec-WebSocket-Key must be the base64 of 16 bytes")
 	}
 	return keys[0], nil
 }
@@ -159,7 +159,7 @@ func (o *Options) checkOrigin(r *http.Request) *handshakeError {
 	if len(origins) > 1 {
 		// A browser sends one; a policy reading the first or the last
 		// could be fooled by the other.
-		return refuse(http.StatusBadRequest, "websocket: more than one Origin header")
+		return refuse(http.StatusBadRequest, "wskit: more than one Origin header")
 	}
 	if o.CheckOrigin != nil {
 		ok, err := callCheckOrigin(o.CheckOrigin, r)
@@ -169,7 +169,7 @@ func (o *Options) checkOrigin(r *http.Request) *handshakeError {
 		case ok:
 			return nil
 		}
-		return refuse(http.StatusForbidden, "websocket: origin not allowed")
+		return refuse(http.StatusForbidden, "wskit: origin not allowed")
 	}
 	if len(origins) == 0 || origins[0] == "" {
 		return nil
@@ -177,7 +177,7 @@ func (o *Options) checkOrigin(r *http.Request) *handshakeError {
 	origin := origins[0]
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" {
-		return refuse(http.StatusForbidden, "websocket: origin not allowed")
+		return refuse(http.StatusForbidden, "wskit: origin not allowed")
 	}
 	if strings.EqualFold(u.Host, r.Host) {
 		return nil
@@ -187,7 +187,7 @@ func (o *Options) checkOrigin(r *http.Request) *handshakeError {
 			return nil
 		}
 	}
-	return refuse(http.StatusForbidden, "websocket: cross-origin request from "+u.Host+" refused")
+	return refuse(http.StatusForbidden, "wskit: cross-origin request from "+u.Host+" refused")
 }
 
 // callCheckOrigin runs the application's CheckOrigin, recovering a panic.
@@ -233,7 +233,7 @@ func (o *Options) hookPanicked(r *http.Request, err error) *handshakeError {
 	if errors.As(err, &pan) {
 		logRecovered(o, r, pan, "refusing the upgrade with 500")
 	}
-	return refuse(http.StatusInternalServerError, "websocket: internal error")
+	return refuse(http.StatusInternalServerError, "wskit: internal error")
 }
 
 // appendAccept appends the 101 response that completes the handshake, with

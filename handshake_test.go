@@ -105,8 +105,8 @@ func TestCheckRequest(t *testing.T) {
 			if herr.header != tc.header {
 				t.Errorf("extra header = %q, want %q", herr.header, tc.header)
 			}
-			if !strings.HasPrefix(herr.Error(), "websocket: ") {
-				t.Errorf("message %q lacks the websocket: prefix", herr.Error())
+			if !strings.HasPrefix(herr.Error(), "wskit: ") {
+				t.Errorf("message %q lacks the wskit: prefix", herr.Error())
 			}
 		})
 	}

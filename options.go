@@ -212,7 +212,7 @@ func ParseEngine(name string) (Engine, error) {
 			return e, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown engine %q (want auto, std or poll)", name)
+	return 0, fmt.Errorf("wskit: unknown engine %q (want auto, std or poll)", name)
 }
 
 // DefaultOptions returns the defaults described on Options.

@@ -327,9 +327,9 @@ func TestAcceptHooks(t *testing.T) {
 				status           int
 			}{
 				{"", "log in first\n", "Basic", 401},
-				{"mallory", "websocket: upgrade refused\n", "", 403},
+				{"mallory", "wskit: upgrade refused\n", "", 403},
 				{"bob", "not you, bob\n", "", 403},
-				{"boom", "websocket: internal error\n", "", 500},
+				{"boom", "wskit: internal error\n", "", 500},
 			}
 			for _, kind := range []string{"events", "default", "raw"} {
 				for _, ref := range refusals {

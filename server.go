@@ -322,7 +322,7 @@ func (srv *Server) accept(w http.ResponseWriter, r *http.Request, kind routeKind
 	nc, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		codec.ReleaseExtensions(exts)
-		herr = refuse(http.StatusInternalServerError, "websocket: the connection cannot be taken over: "+err.Error())
+		herr = refuse(http.StatusInternalServerError, "wskit: the connection cannot be taken over: "+err.Error())
 		herr.write(w)
 		return nil, herr
 	}
@@ -356,7 +356,7 @@ func (srv *Server) checkUpgrade(r *http.Request, required []string) (key, protoc
 	}
 	if len(required) > 0 {
 		if protocol = selectProtocol(r, required); protocol == "" {
-			return "", "", refuse(http.StatusBadRequest, fmt.Sprintf("websocket: this endpoint requires one of the subprotocols %q", required))
+			return "", "", refuse(http.StatusBadRequest, fmt.Sprintf("wskit: this endpoint requires one of the subprotocols %q", required))
 		}
 		return key, protocol, nil
 	}

@@ -130,14 +130,14 @@ const defaultClientBits = 13
 // Validate reports an option out of range.
 func (d *PerMessageDeflate) Validate() error {
 	if d.Level != 0 && d.Level != flate.HuffmanOnly && (d.Level < 1 || d.Level > 9) {
-		return fmt.Errorf("websocket: permessage-deflate level %d is not 1–9 or HuffmanOnly (-2)", d.Level)
+		return fmt.Errorf("wskit: permessage-deflate level %d is not 1–9 or HuffmanOnly (-2)", d.Level)
 	}
 	if d.Threshold < 0 || d.MaxInflatedSize < 0 {
-		return errors.New("websocket: permessage-deflate Threshold and MaxInflatedSize must not be negative")
+		return errors.New("wskit: permessage-deflate Threshold and MaxInflatedSize must not be negative")
 	}
 	for _, b := range []int{d.ServerMaxWindowBits, d.ClientMaxWindowBits} {
 		if b != 0 && (b < 8 || b > 15) {
-			return fmt.Errorf("websocket: permessage-deflate window bits %d are not 8–15", b)
+			return fmt.Errorf("wskit: permessage-deflate window bits %d are not 8–15", b)
 		}
 	}
 	return nil
@@ -297,13 +297,13 @@ func (d *PerMessageDeflate) Accept(offers []ExtensionOffer) (ExtensionOffer, Tra
 func (d *PerMessageDeflate) Confirm(r ExtensionOffer) (Transform, error) {
 	p, err := parseDeflateParams(r, true)
 	if err != nil {
-		return nil, fmt.Errorf("websocket: server's permessage-deflate response: %w", err)
+		return nil, fmt.Errorf("wskit: server's permessage-deflate response: %w", err)
 	}
 	if sb := bitsOr15(d.ServerMaxWindowBits); p.serverBits > 0 && (sb == 15 || p.serverBits > sb) {
-		return nil, fmt.Errorf("websocket: server's permessage-deflate response: server_max_window_bits=%d was not offered", p.serverBits)
+		return nil, fmt.Errorf("wskit: server's permessage-deflate response: server_max_window_bits=%d was not offered", p.serverBits)
 	}
 	if d.ServerNoContextTakeover && !p.serverNoContext {
-		return nil, errors.New("websocket: server's permessage-deflate response lacks the server_no_context_takeover offered")
+		return nil, errors.New("wskit: server's permessage-deflate response lacks the server_no_context_takeover offered")
 	}
 	t := &deflateTransform{cfg: d}
 	t.outNoContext = p.clientNoContext || d.ClientNoContextTakeover
@@ -415,7 +415,7 @@ func encodePooled(buf *[]byte, p []byte, level, bits int, dict []byte) ([]byte, 
 func trimFlush(b, p []byte, err error) ([]byte, byte, error) {
 	switch {
 	case err != nil || len(b) < 4 || string(b[len(b)-4:]) != "\x00\x00\xff\xff":
-		return nil, 0, fmt.Errorf("websocket: permessage-deflate: compressing: %v", err)
+		return nil, 0, fmt.Errorf("wskit: permessage-deflate: compressing: %v", err)
 	case len(b)-4 >= len(p):
 		return p, 0, nil
 	}

@@ -81,7 +81,7 @@ func appendQuoted(dst []byte, s string) []byte {
 
 // ErrBadExtensionHeader is returned by ParseExtensions for a header that does
 // not follow the grammar of RFC 6455 §9.1.
-var ErrBadExtensionHeader = errors.New("websocket: malformed Sec-WebSocket-Extensions header")
+var ErrBadExtensionHeader = errors.New("wskit: malformed Sec-WebSocket-Extensions header")
 
 // ParseExtensions parses the values of Sec-WebSocket-Extensions header
 // fields, in order, appending one ExtensionOffer per list element to dst.
@@ -256,22 +256,22 @@ func CheckExtensions(exts []Extension) error {
 	seen := make(map[string]bool, len(exts))
 	for _, e := range exts {
 		if e == nil {
-			return errors.New("websocket: nil extension")
+			return errors.New("wskit: nil extension")
 		}
 		name, bits := e.Name(), e.Rsv()
 		if !isToken(name) {
-			return fmt.Errorf("websocket: extension name %q is not a token", name)
+			return fmt.Errorf("wskit: extension name %q is not a token", name)
 		}
 		key := strings.ToLower(name)
 		if seen[key] {
-			return fmt.Errorf("websocket: extension %s installed twice", name)
+			return fmt.Errorf("wskit: extension %s installed twice", name)
 		}
 		seen[key] = true
 		if bits == 0 || bits&^(frame.RSV1|frame.RSV2|frame.RSV3) != 0 {
-			return fmt.Errorf("websocket: extension %s claims RSV bits %#x: it must claim one or more of RSV1, RSV2, RSV3", name, bits)
+			return fmt.Errorf("wskit: extension %s claims RSV bits %#x: it must claim one or more of RSV1, RSV2, RSV3", name, bits)
 		}
 		if used&bits != 0 {
-			return fmt.Errorf("websocket: extension %s claims an RSV bit another extension uses (%#x)", name, used&bits)
+			return fmt.Errorf("wskit: extension %s claims an RSV bit another extension uses (%#x)", name, used&bits)
 		}
 		used |= bits
 	}
@@ -356,11 +356,11 @@ func ConfirmExtensions(exts []Extension, response []ExtensionOffer) ([]Negotiate
 			}
 		}
 		if ext == nil {
-			return fail(fmt.Errorf("websocket: server accepted extension %q, which was not offered", r.Name))
+			return fail(fmt.Errorf("wskit: server accepted extension %q, which was not offered", r.Name))
 		}
 		for _, n := range out {
 			if strings.EqualFold(n.Name, r.Name) {
-				return fail(fmt.Errorf("websocket: server accepted extension %q twice", r.Name))
+				return fail(fmt.Errorf("wskit: server accepted extension %q twice", r.Name))
 			}
 		}
 		t, err := confirmOne(ext, name, r)

@@ -19,7 +19,7 @@ type PanicError struct {
 }
 
 func (e *PanicError) Error() string {
-	return fmt.Sprintf("websocket: %s panicked: %v", e.Func, e.Value)
+	return fmt.Sprintf("wskit: %s panicked: %v", e.Func, e.Value)
 }
 
 // Recovered returns a *PanicError for v, the result of recover() in a

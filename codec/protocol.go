@@ -81,8 +81,8 @@ type Event struct {
 
 // Errors of the Protocol that are not violations by the peer.
 var (
-	ErrCloseSent    = errors.New("websocket: close already sent; no more data frames may be sent")
-	ErrCloseTimeout = errors.New("websocket: peer did not answer the close frame in time")
+	ErrCloseSent    = errors.New("wskit: close already sent; no more data frames may be sent")
+	ErrCloseTimeout = errors.New("wskit: peer did not answer the close frame in time")
 	ErrPongTimeout  = &frame.ProtocolError{Code: frame.CloseInternalError, Reason: "ping timeout: no pong received in time"}
 )
 

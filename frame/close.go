@@ -108,9 +108,9 @@ func ParseClose(p []byte) (code CloseCode, reason []byte, err error) {
 
 // Errors of AppendClose: the caller asked for a close frame RFC 6455 forbids.
 var (
-	ErrCloseCodeNotSendable = errors.New("websocket: close code may not be sent in a close frame")
-	ErrCloseReasonTooLong   = errors.New("websocket: close reason longer than 123 bytes")
-	ErrCloseReasonInvalid   = errors.New("websocket: close reason is not valid UTF-8")
+	ErrCloseCodeNotSendable = errors.New("wskit: close code may not be sent in a close frame")
+	ErrCloseReasonTooLong   = errors.New("wskit: close reason longer than 123 bytes")
+	ErrCloseReasonInvalid   = errors.New("wskit: close reason is not valid UTF-8")
 )
 
 // AppendClose appends a close payload (not a frame header) to dst. Code

@@ -24,7 +24,7 @@ func (e *ProtocolError) detail(format string, args ...any) *ProtocolError {
 }
 
 func (e *ProtocolError) Error() string {
-	return "websocket: " + e.Reason + " (" + e.Code.String() + ")"
+	return "wskit: " + e.Reason + " (" + e.Code.String() + ")"
 }
 
 // Errorf returns a *ProtocolError with the given close code and a formatted reason.

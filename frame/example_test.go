@@ -22,7 +22,7 @@ func ExampleParseHeader() {
 	// Output:
 	// need more bytes
 	// text 300 bytes of payload after 8 header bytes
-	// error: websocket: ping frame payload longer than 125 bytes (1002 protocol error)
+	// error: wskit: ping frame payload longer than 125 bytes (1002 protocol error)
 }
 
 func ExampleMask() {
@@ -56,5 +56,5 @@ func ExampleParseClose() {
 	fmt.Println(err)
 	// Output:
 	// 1001 going away restarting <nil>
-	// websocket: close frame carries code 1006, which may not be sent (1002 protocol error)
+	// wskit: close frame carries code 1006, which may not be sent (1002 protocol error)
 }

@@ -502,18 +502,18 @@ func describeDialError(c dialConfig, err error) string {
 		return fmt.Sprintf("%s: the opening handshake took longer than -timeout %v", u, c.timeout)
 	}
 	msg := err.Error()
-	if inner := errors.Unwrap(err); inner != nil && strings.HasPrefix(msg, "websocket: dial ") {
+	if inner := errors.Unwrap(err); inner != nil && strings.HasPrefix(msg, "wskit: dial ") {
 		msg = inner.Error() // Dial's error names the URL, which comes first here
 	}
 	return u + ": " + trimLibraryPrefix(msg)
 }
 
-// trimLibraryPrefix removes the "wskit: " or "websocket: " that the
+// trimLibraryPrefix removes the "wskit: " or "wskit: " that the
 // library's errors start with: the command's own prefix says where an error
 // comes from.
 func trimLibraryPrefix(msg string) string {
 	for {
-		t := strings.TrimPrefix(strings.TrimPrefix(msg, "wskit: "), "websocket: ")
+		t := strings.TrimPrefix(strings.TrimPrefix(msg, "wskit: "), "wskit: ")
 		if t == msg {
 			return msg
 		}

@@ -343,7 +343,7 @@ func TestRunDialRequest(t *testing.T) {
 
 	// Another origin is refused by the Origin policy, as for a browser.
 	code, _, stderr = dialRun(t, nil, nil, "-origin", "http://elsewhere.example", url)
-	if want := "refused the WebSocket upgrade with HTTP status 403 Forbidden: websocket: cross-origin request from elsewhere.example refused"; code != 1 || !strings.Contains(stderr, want) {
+	if want := "refused the WebSocket upgrade with HTTP status 403 Forbidden: wskit: cross-origin request from elsewhere.example refused"; code != 1 || !strings.Contains(stderr, want) {
 		t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, want)
 	}
 }

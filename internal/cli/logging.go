@@ -158,7 +158,7 @@ type refusalSummary struct {
 }
 
 func (s *refusalSummary) add(status int64, reason string) {
-	reason = strings.TrimPrefix(reason, "websocket: ")
+	reason = strings.TrimPrefix(reason, "wskit: ")
 	if status != 0 {
 		reason = fmt.Sprintf("%d %s", status, reason)
 	}

@@ -222,7 +222,7 @@ func TestRefusalLog(t *testing.T) {
 			refuse(t, srv.addr)
 			srv.stop(t)
 			log = srv.stderr.String()
-			if n := strings.Count(log, `level=DEBUG msg="wskit: upgrade refused" status=426 reason="websocket: this endpoint speaks WebSocket only: Upgrade: websocket is missing"`); n != 2 {
+			if n := strings.Count(log, `level=DEBUG msg="wskit: upgrade refused" status=426 reason="wskit: this endpoint speaks WebSocket only: Upgrade: websocket is missing"`); n != 2 {
 				t.Errorf("%d refusals with 426 logged at debug, want 2:\n%s", n, log)
 			}
 			if n := strings.Count(log, `level=DEBUG msg="wskit: upgrade refused" status=400 reason="a room's name`); n != 1 {
@@ -253,9 +253,9 @@ func TestRefusalSummary(t *testing.T) {
 	}
 	start := time.Now()
 	for range 3 {
-		refused(426, "websocket: Upgrade: websocket is missing")
+		refused(426, "wskit: Upgrade: websocket is missing")
 	}
-	refused(403, "websocket: origin not allowed")
+	refused(403, "wskit: origin not allowed")
 	lib.Debug("wskit: TLS handshake failed", "err", "EOF") // not a refusal; below the level
 	if out.String() != "" {
 		t.Fatalf("logged before the window ended: %s", out.String())

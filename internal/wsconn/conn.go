@@ -38,10 +38,10 @@ const ReadPause = 256 << 10
 
 // Errors of a Conn.
 var (
-	ErrClosed       = errors.New("websocket: connection closed")
-	ErrQueueFull    = errors.New("websocket: outgoing queue full")
-	ErrQueueTimeout = errors.New("websocket: outgoing queue stayed full past the timeout")
-	ErrWriteTimeout = errors.New("websocket: write did not complete within the timeout")
+	ErrClosed       = errors.New("wskit: connection closed")
+	ErrQueueFull    = errors.New("wskit: outgoing queue full")
+	ErrQueueTimeout = errors.New("wskit: outgoing queue stayed full past the timeout")
+	ErrWriteTimeout = errors.New("wskit: write did not complete within the timeout")
 )
 
 // Config sets up a Conn.
