@@ -19,13 +19,13 @@ import (
 	"github.com/wskit/wskit/internal/wsconn"
 )
 
-// DialOptions configure Dial.
+// DialOptions configure Dial. The zero value is ready to use.
 type DialOptions struct {
-	// Options for the session; nil means DefaultOptions(). Subprotocols,
-	// OriginPatterns and CheckOrigin are server settings and are ignored.
-	Options *Options
-	// Subprotocols offered to the server, in order of preference.
-	Subprotocols []string
+	// Options for the session, as on a server; a zero field means its
+	// default. Subprotocols are offered to the server in their order, and
+	// Extensions offered in theirs. The fields marked as a server's are
+	// ignored.
+	Options Options
 	// TLSConfig configures TLS for wss:// URLs; nil means a zero
 	// tls.Config, which trusts the system's roots. Dial uses a copy, whose
 	// ServerName is the URL's host unless set, and whose NextProtos (ALPN)
@@ -132,18 +132,10 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, erro
 	if opts == nil {
 		opts = &DialOptions{}
 	}
-	o := DefaultOptions()
-	if opts.Options != nil {
-		o = *opts.Options
-	}
-	if err := o.Validate(); err != nil {
+	if err := opts.Options.Validate(); err != nil {
 		return nil, err
 	}
-	for _, p := range opts.Subprotocols {
-		if !isToken(p) {
-			return nil, fmt.Errorf("wskit: subprotocol %q is not an HTTP token", p)
-		}
-	}
+	o := opts.Options.withDefaults()
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
@@ -163,7 +155,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Session, erro
 	if err != nil {
 		return nil, err
 	}
-	req, err := clientRequest(u, opts.Header, key, opts.Subprotocols, offers)
+	req, err := clientRequest(u, opts.Header, key, o.Subprotocols, offers)
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +289,7 @@ func (dc *dialCall) upgrade(ctx context.Context, nc net.Conn, release func() boo
 		herr.Body = string(body)
 		return nil, herr
 	}
-	protocol, accepted, err := checkResponse(resp, dc.key, dc.opts.Subprotocols, dc.offers)
+	protocol, accepted, err := checkResponse(resp, dc.key, dc.o.Subprotocols, dc.offers)
 	if err != nil {
 		return nil, err
 	}

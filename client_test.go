@@ -145,7 +145,7 @@ func TestDialBoundsResponseHead(t *testing.T) {
 			o.MaxHandshakeSize = limit
 			o.HandshakeTimeout = wait
 			stop := heapPeak()
-			s, err := wskit.Dial(context.Background(), url, &wskit.DialOptions{Options: &o})
+			s, err := wskit.Dial(context.Background(), url, &wskit.DialOptions{Options: o})
 			growth := stop()
 			if err == nil {
 				s.Close(wskit.CloseNormal, "")
@@ -178,7 +178,7 @@ func TestDialResponseHeadAtTheBound(t *testing.T) {
 			})
 			o := testOptions()
 			o.MaxHandshakeSize = limit
-			s, err := wskit.Dial(context.Background(), url, &wskit.DialOptions{Options: &o})
+			s, err := wskit.Dial(context.Background(), url, &wskit.DialOptions{Options: o})
 			if size <= limit {
 				if err != nil {
 					t.Fatalf("Dial with a head of exactly MaxHandshakeSize bytes: %v", err)
@@ -235,7 +235,7 @@ func TestDialTimeouts(t *testing.T) {
 				time.AfterFunc(200*time.Millisecond, cancel)
 			}
 			start := time.Now()
-			s, err := wskit.Dial(ctx, tc.url, &wskit.DialOptions{Options: &o})
+			s, err := wskit.Dial(ctx, tc.url, &wskit.DialOptions{Options: o})
 			took := time.Since(start)
 			if err == nil {
 				s.Close(wskit.CloseNormal, "")
@@ -350,7 +350,8 @@ func TestDialChecksResponse(t *testing.T) {
 			if tc.deflate {
 				o.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
 			}
-			s, err := wskit.Dial(context.Background(), url, &wskit.DialOptions{Options: &o, Subprotocols: tc.protocols})
+			o.Subprotocols = tc.protocols
+			s, err := wskit.Dial(context.Background(), url, &wskit.DialOptions{Options: o})
 			if tc.refusal == "" {
 				if err != nil {
 					t.Fatalf("Dial: %v", err)
@@ -627,7 +628,7 @@ func TestDialResponse(t *testing.T) {
 			}
 			s.Close(wskit.CloseNormal, "")
 
-			s = dial(t, tg.url+"/echo", &wskit.DialOptions{Subprotocols: []string{"chat"}})
+			s = dial(t, tg.url+"/echo", &wskit.DialOptions{Options: wskit.Options{Subprotocols: []string{"chat"}}})
 			resp = s.Response()
 			if p := resp.Header.Get("Sec-WebSocket-Protocol"); p != "chat" {
 				t.Errorf("Response().Header has Sec-WebSocket-Protocol %q, want chat", p)
@@ -724,7 +725,7 @@ func TestDialKeepsFramesAfterTheResponse(t *testing.T) {
 				})
 				o := testOptions()
 				o.MaxHandshakeSize = limit
-				s := dial(t, url, &wskit.DialOptions{Options: &o})
+				s := dial(t, url, &wskit.DialOptions{Options: o})
 				if m := receive(t, s); m.Text() != payload {
 					t.Errorf("received %d bytes, want the %d sent behind the 101", len(m.Payload), size)
 				}
@@ -742,7 +743,7 @@ func TestDialedSessionDoesNotAllocate(t *testing.T) {
 	}
 	routes := func(srv *wskit.Server) http.Handler {
 		mux := http.NewServeMux()
-		mux.Handle("/echo", srv.Handle(wskit.Events{OnMessage: func(s *wskit.Session, m wskit.Message) { s.Send(m.Type, m.Payload) }}))
+		mux.Handle("/echo", srv.WebSocketEvents(wskit.Events{OnMessage: func(s *wskit.Session, m wskit.Message) { s.Send(m.Type, m.Payload) }}))
 		return mux
 	}
 	for _, tg := range targets(t, testOptions(), routes, nil) {
@@ -809,7 +810,7 @@ func TestDialMasksEveryFrame(t *testing.T) {
 	})
 	o := testOptions()
 	o.FragmentSize = 4
-	s := dial(t, url, &wskit.DialOptions{Options: &o})
+	s := dial(t, url, &wskit.DialOptions{Options: o})
 	s.SendText("fragmented text")
 	s.SendBinary([]byte{1, 2, 3})
 	s.Ping([]byte("are you there"))

@@ -62,7 +62,7 @@ func clientRequest(u *url.URL, h http.Header, key string, protocols []string, of
 		ck := textproto.CanonicalMIMEHeaderKey(k)
 		for _, f := range handshakeFields {
 			if ck == f[0] {
-				return nil, fmt.Errorf("wskit: header %s is set by Dial (use DialOptions.Subprotocols and Options.Extensions)", f[1])
+				return nil, fmt.Errorf("wskit: header %s is set by Dial (use Options.Subprotocols and Options.Extensions)", f[1])
 			}
 		}
 		for _, v := range vs {

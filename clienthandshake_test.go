@@ -57,7 +57,7 @@ func TestClientRequestRefusesHeaders(t *testing.T) {
 	}{
 		{"Upgrade", http.Header{"Upgrade": {"h2c"}}, "Upgrade is set by Dial"},
 		{"a key in another case", http.Header{"sec-websocket-key": {"x"}}, "Sec-WebSocket-Key is set by Dial"},
-		{"subprotocols", http.Header{"Sec-WebSocket-Protocol": {"chat"}}, "DialOptions.Subprotocols"},
+		{"subprotocols", http.Header{"Sec-WebSocket-Protocol": {"chat"}}, "Options.Subprotocols"},
 		{"extensions", http.Header{"Sec-Websocket-Extensions": {"x"}}, "Options.Extensions"},
 		{"a line break in a value", http.Header{"X-A": {"1\r\nX-B: 2"}}, "control characters"},
 		{"a name with a space", http.Header{"X A": {"1"}}, "not an HTTP token"},

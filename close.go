@@ -1,6 +1,10 @@
 package wskit
 
-import "github.com/wskit/wskit/frame"
+import (
+	"errors"
+
+	"github.com/wskit/wskit/frame"
+)
 
 // CloseCode is a close status code (RFC 6455 §7.4).
 type CloseCode = frame.CloseCode
@@ -22,27 +26,37 @@ const (
 	CloseTryAgainLater      = frame.CloseTryAgainLater      // 1013
 )
 
-// CloseReason is why a session ended (Ktor's CloseReason).
-type CloseReason struct {
-	Code   CloseCode
-	Reason string
-}
+// CloseReason is why a session ended (Ktor's CloseReason): its Code and
+// Reason. Package wsraw reports the same type.
+type CloseReason = frame.CloseReason
 
-func (r CloseReason) String() string {
-	if r.Reason == "" {
-		return r.Code.String()
-	}
-	return r.Code.String() + ": " + r.Reason
-}
-
-// CloseError is returned by Receive once the session has ended. Err is the
-// error that ended it, nil after a completed close handshake.
+// CloseError is the error of a session that has ended: Receive returns it
+// once the messages that came before the end are taken, and sends return
+// it afterwards. It matches ErrClosed with errors.Is. Err is the error that
+// ended the session, nil after a completed close handshake.
 type CloseError struct {
 	CloseReason
 	Err error
 }
 
+// Error says that the session is closed, and why.
 func (e *CloseError) Error() string { return "wskit: session closed: " + e.CloseReason.String() }
 
 // Unwrap returns the error that ended the session.
 func (e *CloseError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrClosed, so that every error of an ended
+// session matches it.
+func (e *CloseError) Is(target error) bool { return target == ErrClosed }
+
+// CloseStatus returns the close code of the *CloseError in err's chain,
+// such as CloseNormal after the peer closed with 1000, or 0 when err carries
+// none (it is nil, a timeout of the caller's context, a send after our own
+// close frame while the session is still ending).
+func CloseStatus(err error) CloseCode {
+	var ce *CloseError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return 0
+}

@@ -170,7 +170,7 @@ func TestCustomConverter(t *testing.T) {
 		t.Fatalf("got %v, want a *DecodeError from the custom converter", err)
 	}
 
-	c := dial(t, url, &wskit.DialOptions{Options: &opts})
+	c := dial(t, url, &wskit.DialOptions{Options: opts})
 	if err := wskit.SendValue(c, point{X: 1.5, Y: -2}); err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func TestDeflateRoundTrip(t *testing.T) {
 					co.Extensions = []codec.Extension{&client}
 					ctx, cancel := context.WithTimeout(context.Background(), ptWait)
 					defer cancel()
-					s, err := Dial(ctx, "ws://"+addr+path, &DialOptions{Options: &co})
+					s, err := Dial(ctx, "ws://"+addr+path, &DialOptions{Options: co})
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -21,10 +21,10 @@ type Events struct {
 	OnClose   func(s *Session, reason CloseReason)
 }
 
-// Run drives s through the callbacks until the session ends. Server.Handle
-// calls it for each session; a client can call it on a dialed session. A
-// panic in OnOpen or OnMessage is logged and closes the session with 1011;
-// OnError and OnClose still run.
+// Run drives s through the callbacks until the session ends.
+// Server.WebSocketEvents calls it for each session; a client can call it on
+// a dialed session. A panic in OnOpen or OnMessage is logged and closes the
+// session with 1011; OnError and OnClose still run.
 func (ev Events) Run(s *Session) {
 	ev.serve(s)
 	<-s.Done()

@@ -68,7 +68,7 @@ func TestEventsOrderOnCleanClose(t *testing.T) {
 	checkGoroutines(t)
 	srv := newServer(t, testOptions())
 	rec := newRecorder()
-	url := serve(t, srv.Handle(rec.eventsWith(echoMessage)))
+	url := serve(t, srv.WebSocketEvents(rec.eventsWith(echoMessage)))
 	c := dial(t, url, nil)
 	for _, s := range []string{"a", "b", "c"} {
 		c.SendText(s)
@@ -90,7 +90,7 @@ func TestEventsServerCloses(t *testing.T) {
 	checkGoroutines(t)
 	srv := newServer(t, testOptions())
 	rec := newRecorder()
-	url := serve(t, srv.Handle(rec.eventsWith(func(s *wskit.Session, m wskit.Message) {
+	url := serve(t, srv.WebSocketEvents(rec.eventsWith(func(s *wskit.Session, m wskit.Message) {
 		s.Close(wskit.CloseNormal, "bye "+m.Text())
 	})))
 	c := dial(t, url, nil)
@@ -111,7 +111,7 @@ func TestEventsProtocolViolation(t *testing.T) {
 	checkGoroutines(t)
 	srv := newServer(t, testOptions())
 	rec := newRecorder()
-	url := serve(t, srv.Handle(rec.eventsWith(echoMessage)))
+	url := serve(t, srv.WebSocketEvents(rec.eventsWith(echoMessage)))
 	rc := dialRaw(t, url, 0)
 	rc.write(frame.Header{Fin: true, Op: frame.OpText, Masked: true}, []byte("ok"))
 	rc.write(frame.Header{Fin: true, Op: frame.OpText}, []byte("unmasked"))
@@ -131,7 +131,7 @@ func TestEventsConnectionCut(t *testing.T) {
 	checkGoroutines(t)
 	srv := newServer(t, testOptions())
 	rec := newRecorder()
-	url := serve(t, srv.Handle(rec.eventsWith(nil)))
+	url := serve(t, srv.WebSocketEvents(rec.eventsWith(nil)))
 	rc := dialRaw(t, url, 0)
 	rc.nc.Close()
 	got, errs := rec.wait(t)
@@ -166,7 +166,7 @@ func TestEventsPanic(t *testing.T) {
 			rec := newRecorder()
 			ev := rec.eventsWith(nil)
 			tc.edit(&ev)
-			url := serve(t, srv.Handle(ev))
+			url := serve(t, srv.WebSocketEvents(ev))
 			c := dial(t, url, nil)
 			c.SendText("x")
 			if ce := receiveClose(t, c); ce.Code != wskit.CloseInternalError {
@@ -190,7 +190,7 @@ func TestEventsPanic(t *testing.T) {
 func TestEventsOnClient(t *testing.T) {
 	checkGoroutines(t)
 	srv := newServer(t, testOptions())
-	url := serve(t, srv.Handle(wskit.Events{
+	url := serve(t, srv.WebSocketEvents(wskit.Events{
 		OnOpen: func(s *wskit.Session) { s.SendText("hello") },
 	}))
 	c := dial(t, url, nil)

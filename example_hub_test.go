@@ -26,7 +26,7 @@ func ExampleHub() {
 		log.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /chat", srv.Handle(wskit.Events{
+	mux.Handle("GET /chat", srv.WebSocketEvents(wskit.Events{
 		OnOpen: func(s *wskit.Session) {
 			s.SendText("You are connected to WebSocket!")
 			chat.Subscribe(s) // until the session ends
@@ -95,7 +95,7 @@ func ExampleHub_SubscribeAfter() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handle(wskit.Events{
+	hs := httptest.NewServer(srv.WebSocketEvents(wskit.Events{
 		OnOpen: func(s *wskit.Session) {
 			after, err := strconv.ParseUint(s.Request().URL.Query().Get("after"), 10, 64)
 			if err != nil {

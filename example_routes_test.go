@@ -34,7 +34,7 @@ type userCtxKey struct{}
 // A route behind an ordinary auth middleware, on a mux pattern with a path
 // value: the session sees the room from the path and the user the
 // middleware put in the context, on either engine.
-func ExampleServer_Handle_middleware() {
+func ExampleServer_WebSocketEvents_middleware() {
 	srv, err := wskit.NewServer(wskit.DefaultOptions())
 	if err != nil {
 		log.Fatal(err)
@@ -51,7 +51,7 @@ func ExampleServer_Handle_middleware() {
 		})
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /rooms/{room}", auth(srv.Handle(wskit.Events{
+	mux.Handle("GET /rooms/{room}", auth(srv.WebSocketEvents(wskit.Events{
 		OnOpen: func(s *wskit.Session) {
 			room := s.Request().PathValue("room")
 			s.SendText(fmt.Sprintf("%s joined %s", s.Context().Value(userCtxKey{}), room))
@@ -97,7 +97,7 @@ func ExampleOnAccept() {
 		return nil
 	})
 	mux := http.NewServeMux()
-	mux.Handle("GET /say", srv.Handle(wskit.Events{
+	mux.Handle("GET /say", srv.WebSocketEvents(wskit.Events{
 		OnMessage: func(s *wskit.Session, m wskit.Message) {
 			name, _ := user.Get(s)
 			s.SendText(name + " says " + m.Text())

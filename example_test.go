@@ -53,7 +53,7 @@ func ExampleEvents() {
 	}
 	closed := make(chan wskit.CloseReason, 1)
 	mux := http.NewServeMux()
-	mux.Handle("GET /greet", srv.Handle(wskit.Events{
+	mux.Handle("GET /greet", srv.WebSocketEvents(wskit.Events{
 		OnOpen: func(s *wskit.Session) { s.SendText("Please enter your name") },
 		OnMessage: func(s *wskit.Session, m wskit.Message) {
 			if m.Text() == "bye" {

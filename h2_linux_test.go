@@ -56,7 +56,7 @@ func h2Routes(seen *h2Seen) func(*Server) http.Handler {
 	return func(srv *Server) http.Handler {
 		mux := http.NewServeMux()
 		mux.Handle("/echo", srv.WebSocket(func(s *Session) { seen.add(s.Request()); ptEchoSession(s) }))
-		mux.Handle("/events", srv.Handle(Events{OnOpen: func(s *Session) { seen.add(s.Request()) }, OnMessage: ptEcho}))
+		mux.Handle("/events", srv.WebSocketEvents(Events{OnOpen: func(s *Session) { seen.add(s.Request()) }, OnMessage: ptEcho}))
 		mux.Handle("/raw", srv.WebSocketRaw(func(s *wsraw.Session) { seen.add(s.Request()); ptEchoRaw(s) }))
 		mux.Handle("/proto", srv.WebSocket(ptEchoSession, Protocols("mqtt")))
 		mux.HandleFunc("/upgrade", func(w http.ResponseWriter, r *http.Request) {
@@ -210,7 +210,8 @@ func TestHTTP2Handshake(t *testing.T) {
 
 	dopts := DefaultOptions()
 	dopts.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
-	s, err := Dial(ctx, "wss://"+base+"/proto", &DialOptions{HTTP2: true, HTTP2Transport: tr, Subprotocols: []string{"chat", "mqtt"}, Options: &dopts})
+	dopts.Subprotocols = []string{"chat", "mqtt"}
+	s, err := Dial(ctx, "wss://"+base+"/proto", &DialOptions{HTTP2: true, HTTP2Transport: tr, Options: dopts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +230,7 @@ func TestHTTP2Handshake(t *testing.T) {
 	}
 	s.Close(CloseNormal, "")
 
-	_, err = Dial(ctx, "wss://"+base+"/proto", &DialOptions{HTTP2: true, HTTP2Transport: tr, Subprotocols: []string{"chat"}})
+	_, err = Dial(ctx, "wss://"+base+"/proto", &DialOptions{HTTP2: true, HTTP2Transport: tr, Options: Options{Subprotocols: []string{"chat"}}})
 	var herr *HandshakeError
 	if !errors.As(err, &herr) || herr.StatusCode != http.StatusBadRequest {
 		t.Errorf("no common subprotocol: %v, want a 400", err)
@@ -415,7 +416,7 @@ func TestHTTP2Idle(t *testing.T) {
 			defer cancel()
 			dopts := opts
 			dopts.TLSConfig = nil
-			s, err := Dial(ctx, "wss://localhost:"+portOf(mustAddr(t, addr))+"/echo", &DialOptions{HTTP2: true, HTTP2Transport: tr, Options: &dopts})
+			s, err := Dial(ctx, "wss://localhost:"+portOf(mustAddr(t, addr))+"/echo", &DialOptions{HTTP2: true, HTTP2Transport: tr, Options: dopts})
 			if err != nil {
 				t.Fatal(err)
 			}

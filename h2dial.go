@@ -80,7 +80,7 @@ func (dc *dialCall) dialH2(ctx context.Context) (*Session, error) {
 		herr.Body = string(body)
 		return fail(herr)
 	}
-	protocol, accepted, err := checkSelected(resp.Header, dc.opts.Subprotocols, dc.offers)
+	protocol, accepted, err := checkSelected(resp.Header, dc.o.Subprotocols, dc.offers)
 	if err != nil {
 		return fail(err)
 	}

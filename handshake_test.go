@@ -318,7 +318,7 @@ func TestRouteRejectsBadSubprotocol(t *testing.T) {
 	}
 	for _, route := range []func(){
 		func() { srv.WebSocket(func(*Session) {}, Protocols("ok", "not ok")) },
-		func() { srv.Handle(Events{}, Protocols("")) },
+		func() { srv.WebSocketEvents(Events{}, Protocols("")) },
 	} {
 		func() {
 			defer func() {

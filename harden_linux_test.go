@@ -74,7 +74,7 @@ func TestCloseWhileSendingChaos(t *testing.T) {
 		}}
 		_, addr := ptStart(t, opts, nil, func(srv *Server) http.Handler {
 			mux := http.NewServeMux()
-			mux.Handle("/chaos", srv.Handle(ev))
+			mux.Handle("/chaos", srv.WebSocketEvents(ev))
 			return mux
 		})
 		for i := range 60 {
@@ -196,7 +196,7 @@ func TestHookPanics(t *testing.T) {
 					}
 					_, addr := ptStart(t, o, nil, func(srv *Server) http.Handler {
 						mux := http.NewServeMux()
-						mux.Handle("/events", srv.Handle(Events{OnMessage: answer}))
+						mux.Handle("/events", srv.WebSocketEvents(Events{OnMessage: answer}))
 						mux.Handle("/echo", srv.WebSocket(func(s *Session) {
 							for m := range s.Messages() {
 								answer(s, m)
@@ -321,7 +321,7 @@ func TestTCPKeepAlive(t *testing.T) {
 				opts.Engine, opts.TCPKeepAlive = engine, tt.opt
 				got := make(chan string, 1)
 				_, addr := ptStart(t, opts, nil, func(srv *Server) http.Handler {
-					return srv.Handle(Events{OnOpen: func(s *Session) {
+					return srv.WebSocketEvents(Events{OnOpen: func(s *Session) {
 						on, idle, intvl, cnt, err := keepAliveOf(s)
 						switch {
 						case err != nil:
@@ -465,7 +465,7 @@ func TestPingFloodWhileWriteStuck(t *testing.T) {
 		t.Run(engine.String(), func(t *testing.T) {
 			opts := ptOptions()
 			opts.Engine = engine
-			opts.Timeout = 0 // the stuck write never times out
+			opts.Timeout = -1 // the stuck write never times out
 			opts.MaxQueue = 64 << 10
 			ln := ptListen(t, 0, 4096)
 			_, addr := ptStart(t, opts, ln, func(srv *Server) http.Handler {
@@ -568,7 +568,7 @@ func TestClientHookPanics(t *testing.T) {
 			co.Extensions = []codec.Extension{&panicExt{where: where}}
 			ctx, cancel := context.WithTimeout(context.Background(), ptWait)
 			defer cancel()
-			s, err := Dial(ctx, "ws://"+addr+"/events", &DialOptions{Options: &co})
+			s, err := Dial(ctx, "ws://"+addr+"/events", &DialOptions{Options: co})
 			var pan *codec.PanicError
 			if where == "Offer" || where == "Confirm" {
 				if !errors.As(err, &pan) {

@@ -377,7 +377,7 @@ func TestHubSubscribeAfterReplay(t *testing.T) {
 	t.Cleanup(hub.Close) // its replay holds pooled buffers
 	after := make(chan *Session, 1)
 	_, addr := ptStart(t, ptOptions(), nil, func(srv *Server) http.Handler {
-		return srv.Handle(Events{OnOpen: func(s *Session) { after <- s }})
+		return srv.WebSocketEvents(Events{OnOpen: func(s *Session) { after <- s }})
 	})
 	first := ptDial(t, addr, "/")
 	hub.Subscribe(ptAwait(t, after, "a session"))
@@ -488,7 +488,7 @@ func TestHubSubscribeAfterUnnumbered(t *testing.T) {
 	t.Cleanup(hub.Close)
 	opened := make(chan *Session, 2)
 	_, addr := ptStart(t, ptOptions(), nil, func(srv *Server) http.Handler {
-		return srv.Handle(Events{OnOpen: func(s *Session) { opened <- s }})
+		return srv.WebSocketEvents(Events{OnOpen: func(s *Session) { opened <- s }})
 	})
 	first := ptDial(t, addr, "/")
 	if err := hub.Subscribe(ptAwait(t, opened, "a session")); err != nil {

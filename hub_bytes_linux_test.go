@@ -41,7 +41,7 @@ func TestHubCompressedFloodMemory(t *testing.T) {
 			opts.Timeout = time.Minute // the members that do not read stay, however slow the flood
 			opts.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
 			_, addr := ptStart(t, opts, ptListen(t, 0, 8192), func(srv *Server) http.Handler {
-				return srv.Handle(Events{
+				return srv.WebSocketEvents(Events{
 					OnOpen: func(s *Session) {
 						s.SendText("You are connected to WebSocket!")
 						hub.Subscribe(s)

@@ -38,7 +38,7 @@ func hubRoutes(hub *Hub, ended chan<- hubEnd) func(*Server) http.Handler {
 	}
 	return func(srv *Server) http.Handler {
 		mux := http.NewServeMux()
-		mux.Handle("/events", srv.Handle(Events{
+		mux.Handle("/events", srv.WebSocketEvents(Events{
 			OnOpen: func(s *Session) {
 				s.SendText("You are connected to WebSocket!")
 				hub.Subscribe(s)
@@ -536,7 +536,7 @@ func TestHubDeflateShared(t *testing.T) {
 			opts.Engine = engine
 			opts.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
 			_, addr := ptStart(t, opts, nil, func(srv *Server) http.Handler {
-				return srv.Handle(Events{
+				return srv.WebSocketEvents(Events{
 					OnOpen: func(s *Session) { hub.Subscribe(s) },
 					OnMessage: func(s *Session, m Message) {
 						// Echo to the sender, then to everyone: the
@@ -556,7 +556,7 @@ func TestHubDeflateShared(t *testing.T) {
 				if pmd != nil {
 					o.Extensions = []codec.Extension{pmd}
 				}
-				dopts := &DialOptions{Options: &o}
+				dopts := &DialOptions{Options: o}
 				s, err := Dial(context.Background(), url, dopts)
 				if err != nil {
 					t.Fatal(err)
@@ -610,7 +610,7 @@ func TestTopics(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, addr := ptStart(t, ptOptions(), nil, func(srv *Server) http.Handler {
-		return srv.Handle(Events{
+		return srv.WebSocketEvents(Events{
 			OnOpen: func(s *Session) {
 				topics.Subscribe(s.Request().URL.Query().Get("room"), s)
 				s.SendText("joined")
@@ -646,7 +646,7 @@ func TestTopics(t *testing.T) {
 	// A session that cannot subscribe leaves no room behind.
 	ended := make(chan *Session, 1)
 	_, addr = ptStart(t, ptOptions(), nil, func(srv *Server) http.Handler {
-		return srv.Handle(Events{OnClose: func(s *Session, _ CloseReason) { ended <- s }})
+		return srv.WebSocketEvents(Events{OnClose: func(s *Session, _ CloseReason) { ended <- s }})
 	})
 	ptDial(t, addr, "/").nc.Close()
 	s := ptAwait(t, ended, "the session's end")
@@ -664,7 +664,7 @@ func TestHubClientSubscriber(t *testing.T) {
 	_, addr := ptStart(t, ptOptions(), nil, ptRoutes(Events{}))
 	hub := newTestHub(t, HubOptions{})
 	o := ptOptions()
-	s, err := Dial(context.Background(), "ws://"+addr+"/events", &DialOptions{Options: &o})
+	s, err := Dial(context.Background(), "ws://"+addr+"/events", &DialOptions{Options: o})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -767,7 +767,7 @@ func TestHubSubscribeRacesEnd(t *testing.T) {
 			opts.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
 			_, addr := ptStart(t, opts, nil, func(srv *Server) http.Handler {
 				mux := http.NewServeMux()
-				mux.Handle("/events", srv.Handle(Events{OnOpen: func(s *Session) { opened <- s }}))
+				mux.Handle("/events", srv.WebSocketEvents(Events{OnOpen: func(s *Session) { opened <- s }}))
 				mux.Handle("/session", srv.WebSocket(func(s *Session) {
 					opened <- s
 					for range s.Messages() {

@@ -55,7 +55,7 @@ func TestKeepaliveBothSides(t *testing.T) {
 	srv := newServer(t, keepaliveOptions())
 	url := serve(t, srv.WebSocket(echoHandler(nil)))
 	o := keepaliveOptions()
-	c := dial(t, url, &wskit.DialOptions{Options: &o})
+	c := dial(t, url, &wskit.DialOptions{Options: o})
 	time.Sleep(8 * pingPeriod)
 	c.SendText("alive")
 	if m := receive(t, c); m.Text() != "alive" {

@@ -104,8 +104,8 @@ func memAttacks(t testing.TB) []memAttack {
 // that does not read fills the output.
 func memRoutes(srv *Server) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/events", srv.Handle(Events{OnMessage: ptEcho, OnClose: memEnded}))
-	mux.Handle("/stalled-events", srv.Handle(Events{OnMessage: func(s *Session, m Message) { <-s.Done() }, OnClose: memEnded}))
+	mux.Handle("/events", srv.WebSocketEvents(Events{OnMessage: ptEcho, OnClose: memEnded}))
+	mux.Handle("/stalled-events", srv.WebSocketEvents(Events{OnMessage: func(s *Session, m Message) { <-s.Done() }, OnClose: memEnded}))
 	mux.Handle("/push", srv.WebSocket(func(s *Session) {
 		p := make([]byte, 64<<10)
 		for s.SendBinary(p) == nil {
@@ -118,7 +118,7 @@ func memRoutes(srv *Server) http.Handler {
 	mux.Handle("/echo", srv.WebSocket(ptEchoSession))
 	mux.Handle("/raw", srv.WebSocketRaw(func(s *wsraw.Session) {
 		for f := range s.Frames() {
-			if f.Op.IsData() && s.WriteFrame(frame.Header{Fin: f.Fin, Op: f.Op}, f.Payload) != nil {
+			if f.Op.IsData() && s.SendFrame(frame.Header{Fin: f.Fin, Op: f.Op}, f.Payload) != nil {
 				return
 			}
 		}
@@ -136,7 +136,7 @@ func TestMemoryBound(t *testing.T) {
 			t.Run(k.name+"/"+a.name, func(t *testing.T) {
 				opts := ptOptions()
 				opts.Engine, opts.Workers = k.engine, k.workers
-				opts.Timeout = 0 // the server never gives up on the peer
+				opts.Timeout = -1 // the server never gives up on the peer
 				opts.MaxFrameSize, opts.MaxMessageSize = 1<<20, 1<<20
 				opts.IncomingQueue, opts.MaxQueue = 1<<20, 1<<20
 				opts.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
@@ -236,7 +236,7 @@ func TestClientMemoryBound(t *testing.T) {
 	}
 	const conns = 4
 	opts := ptOptions()
-	opts.Timeout = 0
+	opts.Timeout = -1
 	opts.MaxFrameSize, opts.MaxMessageSize = 1<<20, 1<<20
 	opts.IncomingQueue, opts.MaxQueue = 1<<20, 1<<20
 	opts.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
@@ -294,7 +294,7 @@ func TestClientMemoryBound(t *testing.T) {
 			var sessions []*Session
 			for range conns {
 				ctx, cancel := context.WithTimeout(context.Background(), ptWait)
-				s, err := Dial(ctx, "ws://"+ln.Addr().String()+"/", &DialOptions{Options: &opts})
+				s, err := Dial(ctx, "ws://"+ln.Addr().String()+"/", &DialOptions{Options: opts})
 				cancel()
 				if err != nil {
 					t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/wskit/wskit/codec"
@@ -37,8 +38,9 @@ func (p QueuePolicy) String() string {
 }
 
 // Options configure a Server's sessions, or a client's through DialOptions.
-// Start from DefaultOptions and change what you need: NewServer and Dial
-// reject zero sizes and negative durations with an error.
+// The zero value is ready to use, as net/http's Server is: a zero field
+// means its default (the values DefaultOptions returns), and a negative
+// duration means no bound. Fields marked as a server's are ignored by Dial.
 //
 // Ktor's WebSocketOptions map onto these fields as follows.
 //
@@ -59,56 +61,62 @@ func (p QueuePolicy) String() string {
 //   - channels.outgoing (Ktor: unlimited, bounded since 3.4) → MaxQueue, 4 MiB,
 //     with QueuePolicy; channels.incoming → IncomingQueue, 1 MiB.
 type Options struct {
-	// PingPeriod is how often a keepalive ping is sent; 0 sends none.
+	// PingPeriod is how often a keepalive ping is sent; 0 (or a negative
+	// value) sends none.
 	PingPeriod time.Duration
 	// Timeout bounds the wait for a pong after a keepalive ping (then the
 	// session closes with 1011), for the peer's close frame after ours, for
 	// one write to the network and for a send blocked by a full queue.
-	// 0 means no bound.
+	// 0 means 15 s; a negative value means no bound.
 	Timeout time.Duration
 	// HandshakeTimeout bounds the opening handshake: under Server.Serve, the
 	// wait for a request head from the connection's start or from the
 	// previous response, and writing the 101; on a client, the whole dial
 	// (connecting, a proxy's tunnel, TLS, the request and the response).
-	// 0 means no bound. A route mounted on an http.Server of your own relies
-	// on that server's ReadHeaderTimeout, IdleTimeout and MaxHeaderBytes.
+	// 0 means 10 s; a negative value means no bound. A route mounted on an
+	// http.Server of your own relies on that server's ReadHeaderTimeout,
+	// IdleTimeout and MaxHeaderBytes.
 	HandshakeTimeout time.Duration
 	// MaxFrameSize is the largest frame payload accepted; a larger frame
-	// closes the session with 1009 as soon as its header arrives.
+	// closes the session with 1009 as soon as its header arrives. 0 means
+	// 16 MiB.
 	MaxFrameSize int64
 	// MaxMessageSize is the largest message accepted after defragmentation;
-	// larger closes with 1009.
+	// larger closes with 1009, as soon as the frame that passes it
+	// announces its length, also while Session.Reader streams the message.
+	// 0 means 16 MiB.
 	MaxMessageSize int64
 	// MaxQueue is how many bytes of output may wait while a write is in
 	// progress before QueuePolicy applies. A single message larger than it
-	// is still sent once the queue is empty.
+	// is still sent once the queue is empty. 0 means 4 MiB.
 	MaxQueue int
 	// QueuePolicy says what a send does when the queue is full.
 	QueuePolicy QueuePolicy
 	// IncomingQueue is how many bytes of received messages a default
 	// session holds for a handler that is not waiting in Receive; when they
 	// are full, reading pauses, which pushes back on the peer. A message
-	// larger than it is still held when the queue is empty.
+	// larger than it is still held when the queue is empty. 0 means 1 MiB.
 	IncomingQueue int
 	// ReadBufferSize is the size of the buffer each connection reads into.
+	// 0 means 4 KiB.
 	ReadBufferSize int
 	// FragmentSize, when positive, splits outgoing messages into frames of
 	// at most that many payload bytes.
 	FragmentSize int
-	// Subprotocols the server accepts, in order of preference. An offered
-	// protocol that is not listed is not selected; a route may also require
-	// its own (see Server.WebSocket).
+	// Subprotocols the server accepts, in order of preference: an offered
+	// protocol that is not listed is not selected, and a route may also
+	// require its own (see Protocols). Dial offers them, in this order.
 	Subprotocols []string
-	// OriginPatterns lists the hosts, besides the request's own, whose pages
+	// OriginPatterns, a server's, lists the hosts, besides the request's own, whose pages
 	// may open sessions: path.Match patterns against the Origin's host
 	// (and port), such as "example.com" or "*.example.com". Requests without
 	// an Origin header (non-browser clients) are always allowed.
 	OriginPatterns []string
-	// CheckOrigin, when set, replaces the Origin policy: it returns whether
+	// CheckOrigin, a server's, when set, replaces the Origin policy: it returns whether
 	// the upgrade may proceed (else 403). Like the accept hooks, it may
 	// block: on the poll engine it runs off the event loop.
 	CheckOrigin func(r *http.Request) bool
-	// Accept, when set, runs for every upgrade to the server's routes once
+	// Accept, a server's, when set, runs for every upgrade to the server's routes once
 	// the handshake's checks pass, before the route's own OnAccept: to
 	// authenticate, refuse (return a *Refusal), add headers to the 101 or
 	// attach values to the session (see Handshake). A panic in it refuses
@@ -119,20 +127,24 @@ type Options struct {
 	// outgoing messages; incoming ones are undone in reverse). Two may not
 	// share an RSV bit. Raw routes negotiate none.
 	Extensions []codec.Extension
-	// Converter encodes values for SendValue and ReceiveValue.
+	// Converter encodes values for SendValue and ReceiveValue; nil means
+	// JSON.
 	Converter Converter
 	// Logger receives handler panics and handshake refusals; nil means
 	// slog.Default().
 	Logger *slog.Logger
 
-	// Engine is the transport Server.Serve runs on.
+	// Engine is the transport Server.Serve runs on; EngineAuto picks the
+	// poll engine where there is one.
 	Engine Engine
-	// TLSConfig, when set, makes Server.Serve speak TLS (wss://) on both
+	// TLSConfig, a server's (a client's is DialOptions.TLSConfig), when
+	// set, makes Server.Serve speak TLS (wss://) on both
 	// engines, as ServeTLS does; ALPN offers http/1.1 unless NextProtos
 	// says otherwise. On the poll engine crypto/tls does each handshake on a
 	// goroutine of its own.
 	TLSConfig *tls.Config
-	// HTTP2 makes Server.Serve take WebSockets over HTTP/2 (RFC 8441)
+	// HTTP2, a server's (a client's is DialOptions.HTTP2), makes
+	// Server.Serve take WebSockets over HTTP/2 (RFC 8441)
 	// beside HTTP/1.1 upgrades, on both engines: with TLS, ALPN offers h2
 	// first; without it, HTTP/2 with prior knowledge (h2c) is accepted.
 	// net/http then advertises extended CONNECT only if the program
@@ -143,7 +155,7 @@ type Options struct {
 	// stream, also on the poll engine. A reverse proxy in front must support
 	// RFC 8441 too.
 	HTTP2 bool
-	// ConfigureHTTP, when set, is called by Server.Serve on the http.Server
+	// ConfigureHTTP, a server's, when set, is called by Server.Serve on the http.Server
 	// it runs for plain HTTP requests (and, on the std engine, for the
 	// upgrades), before it starts: to change its timeouts (set from
 	// HandshakeTimeout and Timeout, see Server.Serve), ErrorLog, ConnState,
@@ -153,12 +165,13 @@ type Options struct {
 	// handshake read by Server.Serve; larger is answered 431. A browser's is
 	// under 2 KiB. On a client it bounds the response head Dial reads (the
 	// status line and headers, and those of a proxy's answer to CONNECT):
-	// a larger one fails the dial with an error naming the bound.
+	// a larger one fails the dial with an error naming the bound. 0 means
+	// 16 KiB.
 	MaxHandshakeSize int
-	// Loops is the number of event loops of the poll engine; 0 means one
-	// per CPU (GOMAXPROCS).
+	// Loops, a server's, is the number of event loops of the poll engine;
+	// 0 means one per CPU (GOMAXPROCS).
 	Loops int
-	// BlockingLoops makes the poll engine's loops wait for events blocked in
+	// BlockingLoops, a server's, makes the poll engine's loops wait for events blocked in
 	// the epoll_wait system call instead of parked in the Go runtime's
 	// network poller. It saves a system call per wake-up, but a blocked loop
 	// keeps its P until the runtime takes it back, which slows the
@@ -166,13 +179,13 @@ type Options struct {
 	// one-CPU figures). Leave it off unless loops have their CPUs to
 	// themselves.
 	BlockingLoops bool
-	// TCPKeepAlive sets TCP keep-alive on the connections Server.Serve
+	// TCPKeepAlive, a server's, sets TCP keep-alive on the connections Server.Serve
 	// accepts, so that a peer that vanished without a FIN is dropped by the
 	// kernel even with PingPeriod off: 0 means Go's defaults (probes after
 	// 15 s idle, every 15 s, 9 of them), a positive value sets the idle time
 	// and the interval, and a negative one turns keep-alive off.
 	TCPKeepAlive time.Duration
-	// Workers, when positive, runs the Events callbacks of the poll engine
+	// Workers, a server's, when positive, runs the Events callbacks of the poll engine
 	// on a pool of that many goroutines instead of on the event loop: for
 	// callbacks that may block. A connection's callbacks still run one at a
 	// time and in order. 0 runs them on the loop, which must then never
@@ -215,7 +228,8 @@ func ParseEngine(name string) (Engine, error) {
 	return 0, fmt.Errorf("wskit: unknown engine %q (want auto, std or poll)", name)
 }
 
-// DefaultOptions returns the defaults described on Options.
+// DefaultOptions returns the defaults described on Options: what a zero
+// Options means, with every default filled in.
 func DefaultOptions() Options {
 	return Options{
 		Timeout:          15 * time.Second,
@@ -234,17 +248,11 @@ func DefaultOptions() Options {
 // ErrInvalidOptions is matched by every error Validate returns.
 var ErrInvalidOptions = errors.New("wskit: invalid options")
 
-// Validate reports the first option that cannot work.
+// Validate reports the first option that cannot work: a negative size, an
+// unknown enum value, a subprotocol that is not a token, extensions that
+// clash or whose own Validate fails, a bad origin pattern. NewServer and
+// Dial call it.
 func (o *Options) Validate() error {
-	durations := []struct {
-		name string
-		d    time.Duration
-	}{{"PingPeriod", o.PingPeriod}, {"Timeout", o.Timeout}, {"HandshakeTimeout", o.HandshakeTimeout}}
-	for _, d := range durations {
-		if d.d < 0 {
-			return fmt.Errorf("%w: %s is negative (%v)", ErrInvalidOptions, d.name, d.d)
-		}
-	}
 	sizes := []struct {
 		name string
 		n    int64
@@ -252,14 +260,12 @@ func (o *Options) Validate() error {
 		{"MaxFrameSize", o.MaxFrameSize}, {"MaxMessageSize", o.MaxMessageSize},
 		{"MaxQueue", int64(o.MaxQueue)}, {"IncomingQueue", int64(o.IncomingQueue)},
 		{"ReadBufferSize", int64(o.ReadBufferSize)}, {"MaxHandshakeSize", int64(o.MaxHandshakeSize)},
+		{"FragmentSize", int64(o.FragmentSize)},
 	}
 	for _, s := range sizes {
-		if s.n <= 0 {
-			return fmt.Errorf("%w: %s must be positive, got %d (start from DefaultOptions)", ErrInvalidOptions, s.name, s.n)
+		if s.n < 0 {
+			return fmt.Errorf("%w: %s is negative (%d); 0 means the default", ErrInvalidOptions, s.name, s.n)
 		}
-	}
-	if o.FragmentSize < 0 {
-		return fmt.Errorf("%w: FragmentSize is negative (%d)", ErrInvalidOptions, o.FragmentSize)
 	}
 	if o.Engine > EnginePoll {
 		return fmt.Errorf("%w: unknown Engine %d", ErrInvalidOptions, o.Engine)
@@ -269,9 +275,6 @@ func (o *Options) Validate() error {
 	}
 	if o.QueuePolicy > QueueClosePolicy {
 		return fmt.Errorf("%w: unknown QueuePolicy %d", ErrInvalidOptions, o.QueuePolicy)
-	}
-	if o.Converter == nil {
-		return fmt.Errorf("%w: Converter is nil", ErrInvalidOptions)
 	}
 	for _, p := range o.Subprotocols {
 		if !isToken(p) {
@@ -294,6 +297,37 @@ func (o *Options) Validate() error {
 		}
 	}
 	return nil
+}
+
+// withDefaults returns o with its zero fields set to their defaults, and
+// its lists copied so that the caller's may change.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.Timeout == 0 {
+		o.Timeout = d.Timeout
+	}
+	if o.HandshakeTimeout == 0 {
+		o.HandshakeTimeout = d.HandshakeTimeout
+	}
+	setSize(&o.MaxFrameSize, d.MaxFrameSize)
+	setSize(&o.MaxMessageSize, d.MaxMessageSize)
+	setSize(&o.MaxQueue, d.MaxQueue)
+	setSize(&o.IncomingQueue, d.IncomingQueue)
+	setSize(&o.ReadBufferSize, d.ReadBufferSize)
+	setSize(&o.MaxHandshakeSize, d.MaxHandshakeSize)
+	if o.Converter == nil {
+		o.Converter = d.Converter
+	}
+	o.Subprotocols = slices.Clone(o.Subprotocols)
+	o.OriginPatterns = slices.Clone(o.OriginPatterns)
+	o.Extensions = slices.Clone(o.Extensions)
+	return o
+}
+
+func setSize[T int | int64](n *T, def T) {
+	if *n == 0 {
+		*n = def
+	}
 }
 
 func (o *Options) logger() *slog.Logger {

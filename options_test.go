@@ -3,6 +3,7 @@ package wskit_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -36,24 +37,49 @@ var invalidOptions = []struct {
 	edit  func(*wskit.Options)
 	names string
 }{
-	{"negative PingPeriod", func(o *wskit.Options) { o.PingPeriod = -time.Second }, "PingPeriod"},
-	{"negative Timeout", func(o *wskit.Options) { o.Timeout = -1 }, "Timeout"},
-	{"negative HandshakeTimeout", func(o *wskit.Options) { o.HandshakeTimeout = -time.Millisecond }, "HandshakeTimeout"},
-	{"zero MaxFrameSize", func(o *wskit.Options) { o.MaxFrameSize = 0 }, "MaxFrameSize"},
 	{"negative MaxFrameSize", func(o *wskit.Options) { o.MaxFrameSize = -1 }, "MaxFrameSize"},
-	{"zero MaxMessageSize", func(o *wskit.Options) { o.MaxMessageSize = 0 }, "MaxMessageSize"},
 	{"negative MaxMessageSize", func(o *wskit.Options) { o.MaxMessageSize = -5 }, "MaxMessageSize"},
-	{"zero MaxQueue", func(o *wskit.Options) { o.MaxQueue = 0 }, "MaxQueue"},
 	{"negative MaxQueue", func(o *wskit.Options) { o.MaxQueue = -1 }, "MaxQueue"},
-	{"zero ReadBufferSize", func(o *wskit.Options) { o.ReadBufferSize = 0 }, "ReadBufferSize"},
+	{"negative IncomingQueue", func(o *wskit.Options) { o.IncomingQueue = -1 }, "IncomingQueue"},
 	{"negative ReadBufferSize", func(o *wskit.Options) { o.ReadBufferSize = -4096 }, "ReadBufferSize"},
+	{"negative MaxHandshakeSize", func(o *wskit.Options) { o.MaxHandshakeSize = -1 }, "MaxHandshakeSize"},
 	{"negative FragmentSize", func(o *wskit.Options) { o.FragmentSize = -1 }, "FragmentSize"},
-	{"nil Converter", func(o *wskit.Options) { o.Converter = nil }, "Converter"},
 	{"subprotocol with a space", func(o *wskit.Options) { o.Subprotocols = []string{"chat", "bad proto"} }, "subprotocol"},
 	{"empty subprotocol", func(o *wskit.Options) { o.Subprotocols = []string{""} }, "subprotocol"},
 	{"subprotocol with a separator", func(o *wskit.Options) { o.Subprotocols = []string{"a,b"} }, "subprotocol"},
 	{"malformed origin pattern", func(o *wskit.Options) { o.OriginPatterns = []string{"[example.com"} }, "origin pattern"},
 	{"unknown QueuePolicy", func(o *wskit.Options) { o.QueuePolicy = wskit.QueueClosePolicy + 1 }, "QueuePolicy"},
+}
+
+// The zero Options are DefaultOptions, as net/http's zero Server is
+// ready: NewServer fills in each zero field, and a session dialled with
+// zero DialOptions echoes through it.
+func TestZeroOptionsMeanDefaults(t *testing.T) {
+	srv, err := wskit.NewServer(wskit.Options{})
+	if err != nil {
+		t.Fatalf("NewServer(Options{}) = %v", err)
+	}
+	got, want := srv.Options(), wskit.DefaultOptions()
+	if got.Converter == nil {
+		t.Fatal("Server.Options().Converter is nil")
+	}
+	got.Converter, want.Converter = nil, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Server.Options() = %+v\nwant DefaultOptions() = %+v", got, want)
+	}
+	// A negative duration means no bound, and stays so.
+	srv, err = wskit.NewServer(wskit.Options{Timeout: -1})
+	if err != nil || srv.Options().Timeout != -1 {
+		t.Errorf("NewServer(Timeout: -1) = %v with Timeout %v, want no error and -1", err, srv.Options().Timeout)
+	}
+	url := serve(t, echoRoutes(newServer(t, wskit.Options{})))
+	s := dial(t, url+"/echo", &wskit.DialOptions{})
+	if err := s.SendText("zero"); err != nil {
+		t.Fatal(err)
+	}
+	if m := receive(t, s); m.Text() != "zero" {
+		t.Errorf("echo %q", m.Text())
+	}
 }
 
 func TestOptionsValidateRejects(t *testing.T) {
@@ -78,7 +104,12 @@ func TestOptionsValidateAccepts(t *testing.T) {
 		edit func(*wskit.Options)
 	}{
 		{"zero durations", func(o *wskit.Options) { o.Timeout, o.HandshakeTimeout, o.PingPeriod = 0, 0, 0 }},
+		{"negative durations", func(o *wskit.Options) { o.Timeout, o.HandshakeTimeout, o.PingPeriod = -1, -time.Second, -1 }},
+		{"zero sizes", func(o *wskit.Options) {
+			o.MaxFrameSize, o.MaxMessageSize, o.MaxQueue, o.IncomingQueue, o.ReadBufferSize, o.MaxHandshakeSize = 0, 0, 0, 0, 0, 0
+		}},
 		{"zero FragmentSize", func(o *wskit.Options) { o.FragmentSize = 0 }},
+		{"nil Converter", func(o *wskit.Options) { o.Converter = nil }},
 		{"subprotocol tokens", func(o *wskit.Options) { o.Subprotocols = []string{"chat", "v2.json", "x-y_z!#$%&'*+^`|~"} }},
 		{"origin patterns", func(o *wskit.Options) { o.OriginPatterns = []string{"example.com", "*.example.com", "localhost:*"} }},
 		{"every policy", func(o *wskit.Options) { o.QueuePolicy = wskit.QueueClosePolicy }},
@@ -103,7 +134,7 @@ func TestNewServerAndDialRejectInvalidOptions(t *testing.T) {
 				t.Errorf("NewServer = %v, %v; want nil and an error matching ErrInvalidOptions", srv, err)
 			}
 			// Dial checks its options before connecting: the address is never used.
-			s, err := wskit.Dial(context.Background(), "ws://127.0.0.1:1/", &wskit.DialOptions{Options: &o})
+			s, err := wskit.Dial(context.Background(), "ws://127.0.0.1:1/", &wskit.DialOptions{Options: o})
 			if !errors.Is(err, wskit.ErrInvalidOptions) || s != nil {
 				t.Errorf("Dial = %v, %v; want nil and an error matching ErrInvalidOptions", s, err)
 			}
@@ -112,7 +143,7 @@ func TestNewServerAndDialRejectInvalidOptions(t *testing.T) {
 }
 
 func TestDialRejectsBadSubprotocol(t *testing.T) {
-	s, err := wskit.Dial(context.Background(), "ws://127.0.0.1:1/", &wskit.DialOptions{Subprotocols: []string{"no spaces"}})
+	s, err := wskit.Dial(context.Background(), "ws://127.0.0.1:1/", &wskit.DialOptions{Options: wskit.Options{Subprotocols: []string{"no spaces"}}})
 	if err == nil || s != nil {
 		t.Fatalf("Dial = %v, %v; want an error for an offered subprotocol that is not a token", s, err)
 	}

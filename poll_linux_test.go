@@ -524,7 +524,7 @@ func TestPollPeerResetMidFrame(t *testing.T) {
 	errs := make(chan error, 16)
 	routes := func(srv *Server) http.Handler {
 		mux := http.NewServeMux()
-		mux.Handle("/events", srv.Handle(Events{
+		mux.Handle("/events", srv.WebSocketEvents(Events{
 			OnMessage: ptEcho,
 			OnError:   func(s *Session, err error) { ptPut(errs, err) },
 			OnClose:   func(s *Session, r CloseReason) { ptPut(ends, ptEnd{r, true, s.Err()}) },
@@ -537,11 +537,11 @@ func TestPollPeerResetMidFrame(t *testing.T) {
 		mux.Handle("/raw", srv.WebSocketRaw(func(s *wsraw.Session) {
 			for f := range s.Frames() {
 				if f.Op.IsData() {
-					s.WriteFrame(frame.Header{Fin: f.Fin, Op: f.Op}, f.Payload)
+					s.SendFrame(frame.Header{Fin: f.Fin, Op: f.Op}, f.Payload)
 				}
 			}
-			code, reason, ok := s.CloseReason()
-			ptPut(ends, ptEnd{CloseReason{code, reason}, ok, s.Err()})
+			reason, ok := s.CloseReason()
+			ptPut(ends, ptEnd{reason, ok, s.Err()})
 		}))
 		return mux
 	}
@@ -719,11 +719,11 @@ func TestPollPeerClosesAfterData(t *testing.T) {
 	opts.HandshakeTimeout = 3 * time.Second
 	routes := func(srv *Server) http.Handler {
 		mux := http.NewServeMux()
-		mux.Handle("/busy", srv.Handle(Events{OnMessage: func(s *Session, m Message) {
+		mux.Handle("/busy", srv.WebSocketEvents(Events{OnMessage: func(s *Session, m Message) {
 			time.Sleep(200 * time.Millisecond) // holds the loop, on purpose
 			s.Send(m.Type, m.Payload)
 		}}))
-		mux.Handle("/quiet", srv.Handle(Events{
+		mux.Handle("/quiet", srv.WebSocketEvents(Events{
 			OnClose: func(s *Session, r CloseReason) { ptPut(ends, ptEnd{r, true, s.Err()}) },
 		}))
 		return mux

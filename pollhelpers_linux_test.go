@@ -145,10 +145,10 @@ func ptEchoRaw(s *wsraw.Session) {
 	for f := range s.Frames() {
 		switch {
 		case f.Op == frame.OpClose:
-			s.WriteFrame(frame.Header{Fin: true, Op: frame.OpClose}, f.Payload)
+			s.SendFrame(frame.Header{Fin: true, Op: frame.OpClose}, f.Payload)
 			return
 		case f.Op.IsData():
-			s.WriteFrame(frame.Header{Fin: f.Fin, Rsv: f.Rsv, Op: f.Op}, f.Payload)
+			s.SendFrame(frame.Header{Fin: f.Fin, Rsv: f.Rsv, Op: f.Op}, f.Payload)
 		}
 	}
 }
@@ -165,7 +165,7 @@ func ptRoutes(ev Events) func(*Server) http.Handler {
 	}
 	return func(srv *Server) http.Handler {
 		mux := http.NewServeMux()
-		mux.Handle("/events", srv.Handle(ev))
+		mux.Handle("/events", srv.WebSocketEvents(ev))
 		mux.Handle("/echo", srv.WebSocket(ptEchoSession))
 		mux.Handle("/raw", srv.WebSocketRaw(ptEchoRaw))
 		mux.Handle("/proto", srv.WebSocket(ptEchoSession, Protocols("mqtt")))

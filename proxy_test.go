@@ -468,7 +468,7 @@ func TestDialSOCKS5Proxy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := testOptions()
 			o.HandshakeTimeout = 300 * time.Millisecond
-			s, err := wskit.Dial(context.Background(), tc.target+"/echo", &wskit.DialOptions{Options: &o, Proxy: (&proxyTo{p: tc.proxy}).choose})
+			s, err := wskit.Dial(context.Background(), tc.target+"/echo", &wskit.DialOptions{Options: o, Proxy: (&proxyTo{p: tc.proxy}).choose})
 			if err == nil {
 				s.Close(wskit.CloseNormal, "")
 				t.Fatal("Dial succeeded")

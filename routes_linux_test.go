@@ -52,7 +52,7 @@ func seenBy(s *Session, names ...string) seen {
 // saw on got and echoes.
 func routeKinds(srv *Server, got chan<- seen, names []string, opts ...RouteOption) map[string]http.Handler {
 	return map[string]http.Handler{
-		"events": srv.Handle(Events{
+		"events": srv.WebSocketEvents(Events{
 			OnOpen:    func(s *Session) { ptPut(got, seenBy(s, names...)) },
 			OnMessage: ptEcho,
 		}, opts...),
@@ -237,7 +237,7 @@ func TestRouteRefusalsAreNetHTTPs(t *testing.T) {
 		opts.Engine = engine
 		_, addr := ptStart(t, opts, nil, func(srv *Server) http.Handler {
 			mux := http.NewServeMux()
-			mux.Handle("GET /ws/{room}", middleware(&routeLog{}, srv.Handle(Events{})))
+			mux.Handle("GET /ws/{room}", middleware(&routeLog{}, srv.WebSocketEvents(Events{})))
 			mux.Handle("GET /plain", http.RedirectHandler("/elsewhere", http.StatusFound))
 			return mux
 		})
@@ -316,7 +316,7 @@ func TestAcceptHooks(t *testing.T) {
 				for kind, h := range routeKinds(srv, got, nil, route) {
 					mux.Handle("/"+kind, h)
 				}
-				mux.Handle("/events-end", srv.Handle(Events{OnClose: func(s *Session, _ CloseReason) {
+				mux.Handle("/events-end", srv.WebSocketEvents(Events{OnClose: func(s *Session, _ CloseReason) {
 					u, _ := userKey.Get(s)
 					ptPut(ended, u)
 				}}, route))
@@ -412,7 +412,7 @@ func TestUpgradeFromHandler(t *testing.T) {
 					}
 					ptPut(engines, 255)
 					ptEchoRaw(s)
-					s.Close()
+					s.CloseNow()
 				})
 				mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
 					w.Header().Set("X-Trace", "t-1")
@@ -471,10 +471,10 @@ func TestBlockingMiddlewareDoesNotStallTheLoop(t *testing.T) {
 	opts.Loops = 1
 	_, addr := ptStart(t, opts, nil, func(srv *Server) http.Handler {
 		mux := http.NewServeMux()
-		mux.Handle("/echo", srv.Handle(Events{OnMessage: ptEcho}))
+		mux.Handle("/echo", srv.WebSocketEvents(Events{OnMessage: ptEcho}))
 		mux.Handle("/slow", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			time.Sleep(100 * time.Millisecond) // an auth lookup
-			srv.Handle(Events{OnMessage: ptEcho}).ServeHTTP(w, r)
+			srv.WebSocketEvents(Events{OnMessage: ptEcho}).ServeHTTP(w, r)
 		}))
 		return mux
 	})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wskit/wskit/codec"
+	"github.com/wskit/wskit/internal/rawhook"
 	"github.com/wskit/wskit/internal/wsconn"
 	"github.com/wskit/wskit/wsraw"
 )
@@ -34,16 +35,16 @@ type liveSession interface {
 	kill()
 }
 
-// NewServer validates opts and returns a Server.
+// NewServer validates opts and returns a Server whose sessions use them,
+// with defaults for the zero fields.
 func NewServer(opts Options) (*Server, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	opts.Subprotocols = append([]string(nil), opts.Subprotocols...)
-	return &Server{opts: opts, sessions: make(map[liveSession]struct{})}, nil
+	return &Server{opts: opts.withDefaults(), sessions: make(map[liveSession]struct{})}, nil
 }
 
-// Options returns the server's options.
+// Options returns the server's options, with defaults filled in.
 func (srv *Server) Options() Options { return srv.opts }
 
 // WebSocket returns an http.Handler that upgrades requests to default
@@ -60,10 +61,11 @@ func (srv *Server) WebSocket(handler func(*Session), opts ...RouteOption) http.H
 	return rt
 }
 
-// Handle returns an http.Handler that runs the lifecycle callbacks of ev on
-// each session (see Events). On the poll engine they run on the event loop,
-// with no goroutine per session (see Options.Workers).
-func (srv *Server) Handle(ev Events, opts ...RouteOption) http.Handler {
+// WebSocketEvents returns an http.Handler that upgrades requests and runs
+// the lifecycle callbacks of ev on each session (see Events). On the poll
+// engine they run on the event loop, with no goroutine per session (see
+// Options.Workers).
+func (srv *Server) WebSocketEvents(ev Events, opts ...RouteOption) http.Handler {
 	rt := srv.newRoute(routeEvents, opts)
 	rt.events = ev
 	return rt
@@ -154,7 +156,7 @@ func (rt *route) serveConn(u *upgraded) {
 	srv := rt.srv
 	if rt.kind == routeRaw {
 		c := wsconn.New(u.nc, u.buffered, srv.connConfig(codec.Server, true))
-		rs := &rawSession{Session: wsraw.New(c, u.r, u.protocol, false), c: c}
+		rs := &rawSession{Session: newRawSession(c, u.r, u.protocol, false), c: c}
 		if srv.track(rs) {
 			defer srv.untrack(rs)
 			srv.runRaw(rs, rt.raw)
@@ -200,6 +202,11 @@ func (srv *Server) runRaw(rs *rawSession, handler func(*wsraw.Session)) {
 		}
 	}()
 	handler(rs.Session)
+}
+
+// newRawSession makes the raw session of an upgraded connection.
+func newRawSession(c *wsconn.Conn, r *http.Request, protocol string, owned bool) *wsraw.Session {
+	return rawhook.NewSession(c, r, protocol, owned).(*wsraw.Session)
 }
 
 type rawSession struct {

@@ -45,7 +45,10 @@ func (m Message) Clone() Message {
 
 // Errors of a Session.
 var (
-	// ErrClosed is returned by sends after the session has ended.
+	// ErrClosed is matched by the errors of a session that is closing or
+	// has ended: a send after our close frame returns it, and once the
+	// session has ended Receive and sends return a *CloseError, which
+	// matches it with errors.Is.
 	ErrClosed = wsconn.ErrClosed
 	// ErrQueueFull is returned by a send refused by a closing queue policy.
 	ErrQueueFull = wsconn.ErrQueueFull
@@ -587,17 +590,35 @@ func (s *Session) Send(t MessageType, p []byte) error {
 	if !t.IsData() || t == frame.OpContinuation {
 		return fmt.Errorf("wskit: Send takes Text or Binary, not %v", t)
 	}
-	return s.out().WriteMessage(t, 0, p)
+	return s.sent(s.out().WriteMessage(t, 0, p))
 }
 
 // SendText sends a text message. The string must be valid UTF-8: the peer
 // closes the session (1007) otherwise.
 func (s *Session) SendText(text string) error {
-	return s.out().WriteMessage(frame.OpText, 0, unsafe.Slice(unsafe.StringData(text), len(text)))
+	return s.sent(s.out().WriteMessage(frame.OpText, 0, unsafe.Slice(unsafe.StringData(text), len(text))))
 }
 
 // SendBinary sends a binary message.
-func (s *Session) SendBinary(p []byte) error { return s.out().WriteMessage(frame.OpBinary, 0, p) }
+func (s *Session) SendBinary(p []byte) error {
+	return s.sent(s.out().WriteMessage(frame.OpBinary, 0, p))
+}
+
+// sent returns the error of a send: once the session has ended, its
+// *CloseError, as Receive returns.
+func (s *Session) sent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return s.sendFailed(err)
+}
+
+func (s *Session) sendFailed(err error) error {
+	if _, _, ended := s.over(); ended {
+		return s.closeError()
+	}
+	return err
+}
 
 // SendFrame sends one frame as given: a ping, a pong, or a data frame. A data
 // frame with Fin false starts (or continues) a fragmented message, which the
@@ -613,7 +634,7 @@ func (s *Session) SendFrame(h frame.Header, payload []byte) error {
 	if h.Op.IsControl() && len(payload) > frame.MaxControlPayload {
 		return frame.ErrControlTooLong
 	}
-	return s.out().WriteFrame(h, payload)
+	return s.sent(s.out().WriteFrame(h, payload))
 }
 
 // Ping sends a ping with the given payload (at most 125 bytes). Its pong is

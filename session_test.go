@@ -26,7 +26,7 @@ func TestEcho(t *testing.T) {
 	fragmented.FragmentSize = 1000
 	clients := map[string]*wskit.DialOptions{
 		"whole frames": nil,
-		"fragmented":   {Options: &fragmented},
+		"fragmented":   {Options: fragmented},
 	}
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
 	for cname, dopts := range clients {
@@ -612,7 +612,7 @@ func TestSubprotocol(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
-			c, err := wskit.Dial(ctx, url+tc.path, &wskit.DialOptions{Subprotocols: tc.offered})
+			c, err := wskit.Dial(ctx, url+tc.path, &wskit.DialOptions{Options: wskit.Options{Subprotocols: tc.offered}})
 			if tc.status != 0 {
 				var he *wskit.HandshakeError
 				if !errors.As(err, &he) || he.StatusCode != tc.status {

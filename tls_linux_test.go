@@ -57,7 +57,7 @@ func TestTLS(t *testing.T) {
 				engines := make(chan Engine, 4)
 				mux := http.NewServeMux()
 				onLoop := make(chan bool, 4)
-				mux.Handle("/events", srv.Handle(Events{OnOpen: func(s *Session) {
+				mux.Handle("/events", srv.WebSocketEvents(Events{OnOpen: func(s *Session) {
 					ptPut(engines, s.Engine())
 					ptPut(onLoop, s.lc != nil && s.lc.tls != nil)
 				}, OnMessage: ptEcho}))
@@ -168,7 +168,7 @@ func TestTLSShedsWhenIdle(t *testing.T) {
 	opts.TLSConfig = tlsCert.ServerConfig()
 	sessions := make(chan *Session, 1)
 	addr := tlsStart(t, opts, func(srv *Server) http.Handler {
-		return srv.Handle(Events{OnOpen: func(s *Session) { ptPut(sessions, s) }, OnMessage: ptEcho})
+		return srv.WebSocketEvents(Events{OnOpen: func(s *Session) { ptPut(sessions, s) }, OnMessage: ptEcho})
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), ptWait)
 	defer cancel()

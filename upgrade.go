@@ -70,11 +70,11 @@ func (srv *Server) UpgradeRaw(w http.ResponseWriter, r *http.Request, opts ...Ro
 		}
 	}
 	c := wsconn.New(u.nc, u.buffered, srv.connConfig(codec.Server, true))
-	return wsraw.New(c, r.WithContext(context.WithoutCancel(r.Context())), u.protocol, true), nil
+	return newRawSession(c, r.WithContext(context.WithoutCancel(r.Context())), u.protocol, true), nil
 }
 
 // UpgradeEvents takes a request over from inside any handler and runs the
-// callbacks of ev on the session, as a route of Server.Handle would: on the
+// callbacks of ev on the session, as a route of Server.WebSocketEvents would: on the
 // poll engine's event loop, with no goroutine, or on a goroutine of its own
 // on the std engine. It returns once the session is open; the handler may
 // return then. When the upgrade is refused, the response has been written

@@ -107,7 +107,7 @@ func wskitRawEcho(tb testing.TB) http.Handler {
 			if f.Op.IsControl() {
 				return
 			}
-			if s.WriteFrame(frame.Header{Fin: f.Fin, Op: f.Op}, f.Payload) != nil {
+			if s.SendFrame(frame.Header{Fin: f.Fin, Op: f.Op}, f.Payload) != nil {
 				return
 			}
 		}

@@ -82,7 +82,7 @@ func rawEcho(s *wsraw.Session) {
 		case frame.OpPong:
 			continue
 		}
-		if s.WriteFrame(h, f.Payload) != nil || f.Op == frame.OpClose {
+		if s.SendFrame(h, f.Payload) != nil || f.Op == frame.OpClose {
 			return
 		}
 	}

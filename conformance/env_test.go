@@ -118,7 +118,7 @@ func checkEngine(s *wskit.Session) {
 // echoRoute returns the /echo handler of the current variant.
 func echoRoute(srv *wskit.Server, protocols ...string) http.Handler {
 	if current.events {
-		return srv.Handle(wskit.Events{
+		return srv.WebSocketEvents(wskit.Events{
 			OnOpen: checkEngine,
 			OnMessage: func(s *wskit.Session, m wskit.Message) {
 				s.Send(m.Type, m.Payload)
@@ -255,12 +255,12 @@ func (e *env) rawEcho(s *wsraw.Session) {
 			f.Payload = bytes.Clone(f.Payload)
 			rc.control = append(rc.control, f)
 			if f.Op == frame.OpClose {
-				s.WriteFrame(frame.Header{Fin: true, Op: frame.OpClose}, f.Payload)
+				s.SendFrame(frame.Header{Fin: true, Op: frame.OpClose}, f.Payload)
 				return
 			}
 			continue
 		}
-		s.WriteFrame(f.Header, f.Payload)
+		s.SendFrame(f.Header, f.Payload)
 	}
 	rc.err = s.Err()
 }

@@ -179,7 +179,7 @@ func TestSection4_2_Handshake(t *testing.T) {
 	t.Run("Dial offering a subprotocol in another case", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), replyWait)
 		defer cancel()
-		s, err := wskit.Dial(ctx, "ws://"+e.addr+"/echo", &wskit.DialOptions{Subprotocols: []string{"CHAT.V1"}})
+		s, err := wskit.Dial(ctx, "ws://"+e.addr+"/echo", &wskit.DialOptions{Options: wskit.Options{Subprotocols: []string{"CHAT.V1"}}})
 		if err != nil {
 			t.Fatalf("Dial: %v", err)
 		}

@@ -34,6 +34,25 @@ const (
 	CloseTimeout            CloseCode = 3008
 )
 
+// CloseReason is why a connection closed: the code and reason of a close
+// frame, or the code reporting how it ended without one (Ktor's CloseReason).
+type CloseReason struct {
+	// Code is the close code: the one sent or received, or CloseAbnormal
+	// when the connection ended without a close frame.
+	Code CloseCode
+	// Reason is the close frame's reason text, "" when it carried none.
+	Reason string
+}
+
+// String returns the code's number and name, then the reason if any, as in
+// "1000 normal closure: bye".
+func (r CloseReason) String() string {
+	if r.Reason == "" {
+		return r.Code.String()
+	}
+	return r.Code.String() + ": " + r.Reason
+}
+
 // MaxCloseReason is the longest reason that fits a close frame beside its code.
 const MaxCloseReason = MaxControlPayload - 2
 

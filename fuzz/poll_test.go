@@ -31,7 +31,7 @@ var pollServer = sync.OnceValue(func() string {
 		panic(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/events", srv.Handle(wskit.Events{OnMessage: func(s *wskit.Session, m wskit.Message) {
+	mux.Handle("/events", srv.WebSocketEvents(wskit.Events{OnMessage: func(s *wskit.Session, m wskit.Message) {
 		s.Send(m.Type, m.Payload)
 	}}))
 	mux.Handle("/echo", srv.WebSocket(func(s *wskit.Session) {

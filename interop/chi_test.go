@@ -58,7 +58,7 @@ func TestChiRouter(t *testing.T) {
 			r.Use(middleware.RequestID, middleware.Recoverer)
 			r.Route("/rooms/{room}", func(r chi.Router) {
 				r.Use(auth)
-				r.Handle("/events", srv.Handle(wskit.Events{
+				r.Handle("/events", srv.WebSocketEvents(wskit.Events{
 					OnOpen:    report,
 					OnMessage: func(s *wskit.Session, m wskit.Message) { s.Send(m.Type, m.Payload) },
 				}))

@@ -318,7 +318,7 @@ func dialDeflate(t *testing.T, url string, offer clientDeflateOffer) (*wskit.Ses
 	o.Extensions = []codec.Extension{&pmd}
 	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
 	defer cancel()
-	s, err := wskit.Dial(ctx, url, &wskit.DialOptions{Options: &o})
+	s, err := wskit.Dial(ctx, url, &wskit.DialOptions{Options: o})
 	if err != nil {
 		return nil, err
 	}

@@ -289,7 +289,7 @@ func newHubServer(t *testing.T, v serverVariant) *hubServer {
 	}
 	mux := http.NewServeMux()
 	if v.events {
-		mux.Handle("/hub", srv.Handle(wskit.Events{
+		mux.Handle("/hub", srv.WebSocketEvents(wskit.Events{
 			OnOpen:    open,
 			OnMessage: relay,
 			OnClose:   func(s *wskit.Session, _ wskit.CloseReason) { end(s) },

@@ -59,7 +59,7 @@ type sessionInfo struct {
 	Path       string       // of the upgrade request
 	Remote     string       // Session.RemoteAddr(): the peer's address
 	Engine     wskit.Engine // Session.Engine()
-	Events     bool         // the route is an Events route (srv.Handle), not a default session
+	Events     bool         // the route is an Events route (srv.WebSocketEvents), not a default session
 	Extensions string       // Session.Extensions()
 	TLS        bool         // Session.Request().TLS is set
 }
@@ -183,17 +183,17 @@ func newEchoServer(t *testing.T, v serverVariant, configure func(*wskit.Options)
 	}
 	mux := http.NewServeMux()
 	if v.events {
-		mux.Handle("/echo", srv.Handle(wskit.Events{
+		mux.Handle("/echo", srv.WebSocketEvents(wskit.Events{
 			OnOpen: opened,
 			OnMessage: func(s *wskit.Session, m wskit.Message) {
 				s.Send(m.Type, m.Payload)
 			},
 		}))
-		mux.Handle("/fanout", srv.Handle(wskit.Events{
+		mux.Handle("/fanout", srv.WebSocketEvents(wskit.Events{
 			OnOpen:    opened,
 			OnMessage: fanout,
 		}))
-		mux.Handle("/hello", srv.Handle(wskit.Events{
+		mux.Handle("/hello", srv.WebSocketEvents(wskit.Events{
 			// On the poll engine Close does not wait for the peer's close.
 			OnOpen: func(s *wskit.Session) {
 				opened(s)

@@ -209,7 +209,7 @@ func join(t testing.TB, n *node, q string) *member {
 	o := wskit.DefaultOptions()
 	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	o.Timeout = 2 * time.Second
-	s, err := wskit.Dial(ctx, n.url(q), &wskit.DialOptions{Options: &o})
+	s, err := wskit.Dial(ctx, n.url(q), &wskit.DialOptions{Options: o})
 	if err != nil {
 		t.Fatalf("join %s: %v", n.name, err)
 	}

@@ -21,7 +21,7 @@ func Example() {
 		for f := range s.Frames() {
 			seen <- fmt.Sprintf("%v fin=%v %q", f.Op, f.Fin, f.Payload)
 			if f.Op == frame.OpClose {
-				s.WriteFrame(frame.Header{Fin: true, Op: frame.OpClose}, f.Payload)
+				s.SendFrame(frame.Header{Fin: true, Op: frame.OpClose}, f.Payload)
 				return
 			}
 		}

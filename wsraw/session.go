@@ -5,7 +5,9 @@
 // frame or message, a protocol violation or invalid UTF-8 in a text message
 // sends its close frame (1009, 1002, 1007) and ends the session.
 //
-// Sessions come from wskit.Server.WebSocketRaw.
+// Sessions come from wskit.Server.WebSocketRaw and wskit.Server.UpgradeRaw.
+// Their names match those of wskit.Session where they do the same:
+// SendFrame, CloseReason, Request, Subprotocol, RemoteAddr, LocalAddr.
 package wsraw
 
 import (
@@ -17,11 +19,12 @@ import (
 
 	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/rawhook"
 	"github.com/wskit/wskit/internal/wsconn"
 )
 
-// Session is a raw WebSocket connection. WriteFrame is safe from any
-// goroutine; ReadFrame and Frames from one goroutine at a time.
+// Session is a raw WebSocket connection. SendFrame is safe from any
+// goroutine; ReceiveFrame and Frames from one goroutine at a time.
 type Session struct {
 	c        *wsconn.Conn
 	req      *http.Request
@@ -39,20 +42,20 @@ const (
 	closed
 )
 
-// New wraps an upgraded connection. It is how wskit's server builds raw
-// sessions; c's protocol must be in raw mode. An owned session, which no
-// route handler runs, gives its buffers back at Close.
-func New(c *wsconn.Conn, req *http.Request, protocol string, owned bool) *Session {
-	return &Session{c: c, req: req, protocol: protocol, owned: owned}
+func init() {
+	rawhook.NewSession = func(c *wsconn.Conn, req *http.Request, protocol string, owned bool) any {
+		return &Session{c: c, req: req, protocol: protocol, owned: owned}
+	}
 }
 
-// ErrClosed is returned by ReadFrame once both close frames have passed, or
-// by writes after the session has ended.
+// ErrClosed is returned by ReceiveFrame once both close frames have passed,
+// or by sends after the session has ended. It is wskit.ErrClosed.
 var ErrClosed = wsconn.ErrClosed
 
-// ReadFrame returns the next frame. Its payload is unmasked and borrowed
-// until the next ReadFrame. The mask bit and key are as received.
-func (s *Session) ReadFrame() (frame.Frame, error) {
+// ReceiveFrame returns the next frame. Its payload is unmasked and
+// borrowed until the next ReceiveFrame. The mask bit and key are as
+// received.
+func (s *Session) ReceiveFrame() (frame.Frame, error) {
 	if s.err != nil {
 		return frame.Frame{}, s.err
 	}
@@ -87,7 +90,7 @@ func (s *Session) ReadFrame() (frame.Frame, error) {
 func (s *Session) Frames() iter.Seq[frame.Frame] {
 	return func(yield func(frame.Frame) bool) {
 		for {
-			f, err := s.ReadFrame()
+			f, err := s.ReceiveFrame()
 			if err != nil || !yield(f) {
 				return
 			}
@@ -104,23 +107,30 @@ func (s *Session) Err() error {
 	return s.err
 }
 
-// WriteFrame writes one frame exactly as given: opcode, FIN, RSV bits and
+// SendFrame sends one frame exactly as given: opcode, FIN, RSV bits and
 // payload, unchecked, so a test can send what a conformant peer would not.
-// Masking follows the role (a server never masks). After a close frame has
-// been written, only pings and pongs can follow.
-func (s *Session) WriteFrame(h frame.Header, payload []byte) error {
+// Close frames too: a raw session closes by sending one, reading on until
+// the peer's, and calling CloseNow. Masking follows the role (a server
+// never masks). After a close frame has been sent, only pings and pongs
+// can follow.
+func (s *Session) SendFrame(h frame.Header, payload []byte) error {
 	return s.c.WriteFrame(h, payload)
 }
 
 // CloseReason returns the code and reason of the first close frame seen
-// either way, or of the violation that ended the session.
-func (s *Session) CloseReason() (code frame.CloseCode, reason string, ok bool) {
-	return s.c.CloseReason()
+// either way, or of the violation that ended the session; ok is false while
+// none has been. Unlike wskit.Session's, it does not report 1006 for a
+// connection that ended without a close frame: a raw session keeps no
+// account of how it ended beyond the frames.
+func (s *Session) CloseReason() (r frame.CloseReason, ok bool) {
+	code, reason, ok := s.c.CloseReason()
+	return frame.CloseReason{Code: code, Reason: reason}, ok
 }
 
-// Close closes the network connection at once, without a close frame:
-// write one with WriteFrame first for a clean close.
-func (s *Session) Close() error {
+// CloseNow closes the network connection at once, without a close frame:
+// send one with SendFrame first for a clean close. A ReceiveFrame in
+// progress returns.
+func (s *Session) CloseNow() error {
 	err := s.c.Close()
 	if s.owned && s.state.Swap(closed) == readIdle {
 		s.c.Release()
@@ -135,4 +145,7 @@ func (s *Session) Request() *http.Request { return s.req }
 func (s *Session) Subprotocol() string { return s.protocol }
 
 // RemoteAddr returns the peer's network address.
-func (s *Session) RemoteAddr() net.Addr { return s.c.NetConn().RemoteAddr() }
+func (s *Session) RemoteAddr() net.Addr { return s.c.RemoteAddr() }
+
+// LocalAddr returns the local network address.
+func (s *Session) LocalAddr() net.Addr { return s.c.LocalAddr() }

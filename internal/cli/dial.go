@@ -467,13 +467,14 @@ func (d *dialSession) report(received int, asked bool) int {
 
 // dial opens the session c describes.
 func dial(ctx context.Context, c dialConfig) (*wskit.Session, error) {
-	o := wskit.DefaultOptions()
-	o.Timeout = c.timeout
-	o.HandshakeTimeout = c.timeout
+	o := wskit.Options{Timeout: c.timeout, HandshakeTimeout: c.timeout, Subprotocols: c.subprotocols}
+	if c.timeout == 0 {
+		o.Timeout, o.HandshakeTimeout = -1, -1 // -timeout 0 waits forever
+	}
 	if c.deflate {
 		o.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
 	}
-	do := &wskit.DialOptions{Options: &o, Header: c.header, Subprotocols: c.subprotocols, HTTP2: c.http2}
+	do := &wskit.DialOptions{Options: o, Header: c.header, HTTP2: c.http2}
 	if c.insecure || c.caFile != "" {
 		do.TLSConfig = &tls.Config{InsecureSkipVerify: c.insecure}
 		if c.caFile != "" {

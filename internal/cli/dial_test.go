@@ -131,7 +131,7 @@ func TestRunDial(t *testing.T) {
 		{name: "negative wait", args: []string{"-wait", "-1s", "ws://x/"}, code: 2, stderr: "-wait must not be negative"},
 		{name: "handshake header", args: []string{"-H", "Sec-WebSocket-Protocol: chat", "ws://x/"}, code: 2, stderr: "offer subprotocols with -subprotocol"},
 		{name: "bad subprotocol", args: []string{"-subprotocol", "a b", "ws://x/"}, code: 1,
-			stderr: "wskit dial: ws://x/: subprotocol \"a b\" is not an HTTP token\n"},
+			stderr: "wskit dial: ws://x/: invalid options: subprotocol \"a b\" is not an HTTP token\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

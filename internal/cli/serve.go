@@ -59,6 +59,9 @@ func (c serveConfig) options(log *slog.Logger) wskit.Options {
 	o.MaxMessageSize = c.maxMessage
 	o.PingPeriod = c.ping
 	o.Timeout = c.timeout
+	if c.timeout == 0 {
+		o.Timeout = -1 // -timeout 0 waits forever
+	}
 	o.Logger = log
 	o.HTTP2 = c.http2
 	if c.deflate {
@@ -298,9 +301,9 @@ func newMux(srv *wskit.Server, chat *wskit.Hub, log *slog.Logger) http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/echo", srv.WebSocket(logged(log, echo)))
-	mux.Handle("/events", srv.Handle(echoEvents(log)))
-	mux.Handle("/chat", srv.Handle(chatEvents(chat, rooms, log)))
-	mux.Handle("/chat/{room}", srv.Handle(chatEvents(chat, rooms, log), wskit.OnAccept(acceptRoom)))
+	mux.Handle("/events", srv.WebSocketEvents(echoEvents(log)))
+	mux.Handle("/chat", srv.WebSocketEvents(chatEvents(chat, rooms, log)))
+	mux.Handle("/chat/{room}", srv.WebSocketEvents(chatEvents(chat, rooms, log), wskit.OnAccept(acceptRoom)))
 	mux.Handle("/hello", srv.WebSocket(logged(log, hello)))
 	mux.Handle("/raw", srv.WebSocketRaw(loggedRaw(log, rawEcho)))
 	page := indexHTML
@@ -467,7 +470,7 @@ func rawEcho(s *wsraw.Session) {
 		default:
 			h.Fin, h.Rsv = f.Fin, f.Rsv
 		}
-		if s.WriteFrame(h, f.Payload) != nil || f.Op == frame.OpClose {
+		if s.SendFrame(h, f.Payload) != nil || f.Op == frame.OpClose {
 			return
 		}
 	}
@@ -491,11 +494,11 @@ func loggedRaw(log *slog.Logger, handler func(*wsraw.Session)) func(*wsraw.Sessi
 		r := requestInfo{remote: s.Request().RemoteAddr, path: s.Request().URL.Path}
 		logOpen(log, r, "subprotocol", s.Subprotocol(), "raw", true)
 		handler(s)
-		code, reason, ok := s.CloseReason()
+		reason, ok := s.CloseReason()
 		if !ok {
-			code = frame.CloseAbnormal
+			reason.Code = frame.CloseAbnormal
 		}
-		logClose(log, r, int(code), reason, s.Err())
+		logClose(log, r, int(reason.Code), reason.Reason, s.Err())
 	}
 }
 

@@ -46,14 +46,14 @@ func startServer(t *testing.T, engine wskit.Engine) *testServer {
 	}
 	ts := &testServer{}
 	mux := http.NewServeMux()
-	mux.Handle("/echo", srv.Handle(wskit.Events{
+	mux.Handle("/echo", srv.WebSocketEvents(wskit.Events{
 		OnOpen: func(s *wskit.Session) { ts.opened.Add(1) },
 		OnMessage: func(s *wskit.Session, m wskit.Message) {
 			ts.echoed.Add(1) // before the echo, which the client may count at once
 			s.Send(m.Type, m.Payload)
 		},
 	}))
-	mux.Handle("/chat", srv.Handle(wskit.Events{
+	mux.Handle("/chat", srv.WebSocketEvents(wskit.Events{
 		OnOpen: func(s *wskit.Session) {
 			s.SendText("You are connected to WebSocket!")
 			hub.Subscribe(s)
@@ -242,7 +242,7 @@ func TestVerify(t *testing.T) {
 	var mu sync.Mutex
 	counts := map[*wskit.Session]int{}
 	mux := http.NewServeMux()
-	mux.Handle("/corrupt", srv.Handle(wskit.Events{
+	mux.Handle("/corrupt", srv.WebSocketEvents(wskit.Events{
 		OnMessage: func(s *wskit.Session, m wskit.Message) {
 			mu.Lock()
 			n := counts[s]

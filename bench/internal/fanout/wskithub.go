@@ -39,7 +39,7 @@ func startWskitHub(ln net.Listener, poll bool) (*wskitHub, error) {
 	}
 	mux := http.NewServeMux()
 	if poll {
-		mux.Handle(Path, srv.Handle(wskit.Events{OnOpen: func(s *wskit.Session) { hub.Subscribe(s) }}))
+		mux.Handle(Path, srv.WebSocketEvents(wskit.Events{OnOpen: func(s *wskit.Session) { hub.Subscribe(s) }}))
 	} else {
 		mux.Handle(Path, srv.WebSocket(func(s *wskit.Session) {
 			if hub.Subscribe(s) != nil {

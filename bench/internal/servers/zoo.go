@@ -199,7 +199,7 @@ func (s *Server) startWskit(ln net.Listener, engine wskit.Engine, events, block 
 	}
 	mux := http.NewServeMux()
 	if events {
-		mux.Handle(Path, srv.Handle(wskit.Events{OnMessage: func(ss *wskit.Session, m wskit.Message) {
+		mux.Handle(Path, srv.WebSocketEvents(wskit.Events{OnMessage: func(ss *wskit.Session, m wskit.Message) {
 			ss.Send(m.Type, m.Payload)
 		}}))
 	} else {
@@ -258,7 +258,7 @@ func (s *Server) startWskitChain(ln net.Listener, engine wskit.Engine) error {
 		})
 	}
 	mux := http.NewServeMux()
-	mux.Handle(Path, logger(auth(cookie(srv.Handle(wskit.Events{OnMessage: func(ss *wskit.Session, m wskit.Message) {
+	mux.Handle(Path, logger(auth(cookie(srv.WebSocketEvents(wskit.Events{OnMessage: func(ss *wskit.Session, m wskit.Message) {
 		ss.Send(m.Type, m.Payload)
 	}})))))
 	go func() { s.done <- srv.Serve(ln, mux) }()
