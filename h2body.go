@@ -32,6 +32,7 @@ type bodyReader struct {
 	stopped bool
 	rdl     chan struct{} // closed at the read deadline; nil for none
 	timer   *time.Timer
+	changed chan struct{} // closed when the deadline changes, made by a waiting Read
 }
 
 // h2Chunk is what the goroutine read from the body.
@@ -100,12 +101,17 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		}
 		b.mu.Lock()
 		dl := b.rdl
+		if b.changed == nil {
+			b.changed = make(chan struct{})
+		}
+		changed := b.changed
 		b.mu.Unlock()
 		select {
 		case c := <-b.in:
 			b.cur, b.err, b.held = c.b, c.err, c.err == nil
 		case <-dl:
 			return 0, os.ErrDeadlineExceeded
+		case <-changed: // wait for the new deadline
 		case <-b.done:
 			return 0, net.ErrClosed
 		}
@@ -115,10 +121,15 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// SetReadDeadline wakes a Read at t, as a net.Conn's deadline does.
+// SetReadDeadline wakes a Read at t, as a net.Conn's deadline does; a
+// Read waiting already waits for the new deadline.
 func (b *bodyReader) SetReadDeadline(t time.Time) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
 	if b.timer != nil {
 		b.timer.Stop()
 		b.timer = nil

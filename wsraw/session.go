@@ -11,6 +11,7 @@
 package wsraw
 
 import (
+	"context"
 	"errors"
 	"iter"
 	"net"
@@ -54,20 +55,24 @@ var ErrClosed = wsconn.ErrClosed
 
 // ReceiveFrame returns the next frame. Its payload is unmasked and
 // borrowed until the next ReceiveFrame. The mask bit and key are as
-// received.
-func (s *Session) ReceiveFrame() (frame.Frame, error) {
+// received. If ctx ends first, ReceiveFrame returns its error, and the
+// session goes on: a frame half read is kept for the next call.
+func (s *Session) ReceiveFrame(ctx context.Context) (frame.Frame, error) {
 	if s.err != nil {
 		return frame.Frame{}, s.err
 	}
 	if s.owned && !s.state.CompareAndSwap(readIdle, reading) {
 		return frame.Frame{}, ErrClosed
 	}
-	ev, err := s.c.Next()
+	ev, err := s.c.NextContext(ctx)
 	if s.owned && !s.state.CompareAndSwap(reading, readIdle) {
 		s.c.Release() // closed while reading: the reader releases
 		return frame.Frame{}, ErrClosed
 	}
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return frame.Frame{}, err
+		}
 		s.err = err
 		return frame.Frame{}, err
 	}
@@ -90,7 +95,7 @@ func (s *Session) ReceiveFrame() (frame.Frame, error) {
 func (s *Session) Frames() iter.Seq[frame.Frame] {
 	return func(yield func(frame.Frame) bool) {
 		for {
-			f, err := s.ReceiveFrame()
+			f, err := s.ReceiveFrame(context.Background())
 			if err != nil || !yield(f) {
 				return
 			}

@@ -8,6 +8,7 @@
 package wsconn
 
 import (
+	"context"
 	"errors"
 	"net"
 	"os"
@@ -42,6 +43,8 @@ var (
 	ErrQueueFull    = errors.New("wskit: outgoing queue full")
 	ErrQueueTimeout = errors.New("wskit: outgoing queue stayed full past the timeout")
 	ErrWriteTimeout = errors.New("wskit: write did not complete within the timeout")
+	// ErrInterrupted is returned by Next after Interrupt (see NextContext).
+	ErrInterrupted = errors.New("wskit: read interrupted")
 )
 
 // Config sets up a Conn.
@@ -82,6 +85,8 @@ type Conn struct {
 	wdl      time.Time     // write deadline set, touched by the writing sender only
 	drained  chan struct{} // closed after a write round, made by a waiting sender
 	rdl      time.Time     // read deadline currently set
+	readGen  uint64        // counts NextContext calls, so that a late Interrupt misses the next one
+	intr     bool          // Interrupt was called: Next returns ErrInterrupted
 	werr     error         // first write error: the connection is dead for writing
 	encErr   error         // an extension panicked encoding: the close (1011) it caused
 	closed   bool          // the net.Conn is closed
@@ -483,11 +488,65 @@ func (c *Conn) readError(err error) error {
 	return err
 }
 
+// NextContext is Next that gives up when ctx ends, returning ctx's error:
+// what was read stays in the protocol's state, and the next call goes on
+// from there. A context that cannot end costs nothing more than Next.
+func (c *Conn) NextContext(ctx context.Context) (codec.Event, error) {
+	if ctx.Done() == nil {
+		return c.Next()
+	}
+	if err := ctx.Err(); err != nil {
+		return codec.Event{}, err
+	}
+	c.mu.Lock()
+	gen := c.readGen
+	c.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		c.interrupt(gen)
+		c.mu.Unlock()
+	})
+	ev, err := c.Next()
+	stop()
+	c.mu.Lock()
+	c.readGen++
+	c.intr = false
+	c.mu.Unlock()
+	if errors.Is(err, ErrInterrupted) {
+		err = ctx.Err()
+	}
+	return ev, err
+}
+
+// Interrupt makes a Next in progress return ErrInterrupted as soon as its
+// read does, with what it read kept; if none is in progress, the next one
+// returns so before it reads. Safe from any goroutine.
+func (c *Conn) Interrupt() {
+	c.mu.Lock()
+	c.interrupt(c.readGen)
+	c.mu.Unlock()
+}
+
+// interrupt is Interrupt for the reads of generation gen. c.mu is held.
+func (c *Conn) interrupt(gen uint64) {
+	if gen != c.readGen {
+		return // the read it was for has returned
+	}
+	c.intr = true
+	c.rdl = time.Unix(1, 0)
+	c.nc.SetReadDeadline(c.rdl)
+}
+
 // armTimers runs the protocol's timers and sets the read deadline to the
 // next one.
 // It also moves reading to a fresh buffer when the current one is pinned.
 func (c *Conn) armTimers() error {
 	c.mu.Lock()
+	if c.intr {
+		c.intr = false
+		c.mu.Unlock()
+		return ErrInterrupted
+	}
 	// Input waits while output is backed up, as on the poller's loops, or
 	// while a reply waits for a write in progress: a peer that sends faster
 	// than it reads is pushed back instead of growing what the connection
