@@ -813,7 +813,7 @@ func TestDialMasksEveryFrame(t *testing.T) {
 	s := dial(t, url, &wskit.DialOptions{Options: o})
 	s.SendText("fragmented text")
 	s.SendBinary([]byte{1, 2, 3})
-	s.Ping([]byte("are you there"))
+	s.SendFrame(frame.Header{Fin: true, Op: frame.OpPing}, []byte("are you there"))
 	if err := s.Close(wskit.CloseNormal, "bye"); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

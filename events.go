@@ -1,5 +1,7 @@
 package wskit
 
+import "github.com/wskit/wskit/frame"
+
 // Events are lifecycle callbacks in the shape of the browser's WebSocket
 // API: open, message, error, close. Any of them may be nil.
 //
@@ -15,10 +17,24 @@ package wskit
 // As in the browser, OnError comes first and OnClose always follows it, and
 // the close reason is known in both (Session.CloseReason).
 type Events struct {
-	OnOpen    func(s *Session)
+	// OnOpen is called once the session is open, before any other.
+	OnOpen func(s *Session)
+	// OnMessage is called with each message. Its payload is borrowed for
+	// the call: keep a Clone to use it later.
 	OnMessage func(s *Session, m Message)
-	OnError   func(s *Session, err error)
-	OnClose   func(s *Session, reason CloseReason)
+	// OnPing is called with the payload of each ping the peer sends, after
+	// the session has queued its pong, in order with the messages; the
+	// payload is borrowed for the call.
+	OnPing func(s *Session, payload []byte)
+	// OnPong is called with the payload of each pong the peer sends,
+	// keepalive and Session.Ping's pongs included, as OnPing is.
+	OnPong func(s *Session, payload []byte)
+	// OnError is called when the session did not end with a clean close
+	// handshake, with the error that ended it, before OnClose.
+	OnError func(s *Session, err error)
+	// OnClose is called last, once the session has ended, with its close
+	// reason.
+	OnClose func(s *Session, reason CloseReason)
 }
 
 // Run drives s through the callbacks until the session ends.
@@ -43,10 +59,32 @@ func (ev Events) serve(s *Session) {
 			s.closeWith(CloseInternalError, "internal error", ErrHandlerPanic)
 		}
 	}()
+	if ev.OnPing != nil || ev.OnPong != nil {
+		s.mu.Lock()
+		s.ctlEvents = true // pings and pongs come in order with the messages
+		s.mu.Unlock()
+	}
 	if ev.OnOpen != nil {
 		ev.OnOpen(s)
 	}
 	for m := range s.Messages() {
+		ev.deliver(s, m)
+	}
+}
+
+// deliver calls the callback for m: a message, or a ping or pong that the
+// session gave as one.
+func (ev *Events) deliver(s *Session, m Message) {
+	switch m.Type {
+	case frame.OpPing:
+		if ev.OnPing != nil {
+			ev.OnPing(s, m.Payload)
+		}
+	case frame.OpPong:
+		if ev.OnPong != nil {
+			ev.OnPong(s, m.Payload)
+		}
+	default:
 		if ev.OnMessage != nil {
 			ev.OnMessage(s, m)
 		}

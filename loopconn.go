@@ -110,6 +110,9 @@ func (lc *loopConn) onData(in []byte) {
 			lc.fail(err)
 			return
 		}
+		if ok && ev.Kind != codec.EventMessage && ev.Kind != codec.EventClose {
+			lc.control(ev)
+		}
 		if ok && ev.Kind == codec.EventMessage {
 			lc.dispatch(job{kind: jobMessage, m: Message{Type: ev.Op, Payload: ev.Payload}})
 			if c.ReadPaused() && len(in) > 0 {
@@ -326,8 +329,13 @@ func (lc *loopConn) run(j job) {
 		if lc.s.opts.Workers > 0 && lc.panicked() {
 			return // queued before a callback panicked; the loop drops them so
 		}
-		if ev.OnMessage != nil {
-			ev.OnMessage(s, j.m)
+		switch j.m.Type {
+		case frame.OpPing, frame.OpPong:
+			lc.runControl(j.m)
+		default:
+			if ev.OnMessage != nil {
+				ev.OnMessage(s, j.m)
+			}
 		}
 	}
 }

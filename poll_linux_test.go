@@ -1071,7 +1071,7 @@ func TestPollSendAfterEndReturnsBuffers(t *testing.T) {
 			t.Errorf("send %d after the end: %v, want ErrClosed", i, err)
 		}
 		s.SendBinary(make([]byte, 8192))
-		s.Ping(nil)
+		s.SendFrame(frame.Header{Fin: true, Op: frame.OpPing}, nil)
 		s.Close(CloseNormal, "")
 	}
 	if n := bufpool.Lent(); n != base {

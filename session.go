@@ -87,8 +87,9 @@ type Session struct {
 	resp     *http.Response // a client's: the server's answer to the handshake
 	protocol string
 
-	*lifecycle // made when first needed on event sessions of the poll engine
-	*receiver  // nil for event sessions on the poll engine
+	*lifecycle          // made when first needed on event sessions of the poll engine
+	*receiver           // nil for event sessions on the poll engine
+	ctl        *control // under mu; made by the first Ping, OnPing or OnPong
 
 	// Under the output lock (sessionConn.Lock): the hubs s is subscribed
 	// to, and whether it has left them for good.
@@ -187,6 +188,7 @@ type receiver struct {
 	queuedBytes   int
 	heldCopy      *[]byte // buffer of the queued message returned last
 	stopped       bool
+	ctlEvents     bool // pings and pongs go to the handler as messages (Events.Run)
 
 	releaseOnce sync.Once
 }
@@ -309,11 +311,15 @@ func (s *Session) readBackground() bool {
 			s.finish(err)
 			return false
 		}
+		m := Message{Type: ev.Op, Payload: ev.Payload}
 		if ev.Kind != codec.EventMessage {
-			continue
+			var ok bool
+			if m, ok = s.controlEvent(ev); !ok {
+				continue
+			}
 		}
 		s.mu.Lock()
-		if s.pass(Message{Type: ev.Op, Payload: ev.Payload}) {
+		if s.pass(m) {
 			// Lent without a copy: nothing is read while the handler holds
 			// it, and its next Receive reads for itself.
 			s.reader = readerNone
@@ -505,8 +511,12 @@ func (s *Session) readDirect() (Message, error) {
 			s.finish(err)
 			return Message{}, s.closeError()
 		}
+		m := Message{Type: ev.Op, Payload: ev.Payload}
 		if ev.Kind != codec.EventMessage {
-			continue
+			var ok bool
+			if m, ok = s.controlEvent(ev); !ok {
+				continue
+			}
 		}
 		s.mu.Lock()
 		if s.stopped {
@@ -518,7 +528,7 @@ func (s *Session) readDirect() (Message, error) {
 		s.reader = readerNone
 		s.startHold()
 		s.mu.Unlock()
-		return Message{Type: ev.Op, Payload: ev.Payload}, nil
+		return m, nil
 	}
 }
 
@@ -636,10 +646,6 @@ func (s *Session) SendFrame(h frame.Header, payload []byte) error {
 	}
 	return s.sent(s.out().WriteFrame(h, payload))
 }
-
-// Ping sends a ping with the given payload (at most 125 bytes). Its pong is
-// consumed by the session.
-func (s *Session) Ping(payload []byte) error { return s.out().WritePing(payload) }
 
 // Close starts the close handshake with code and reason (at most 123 bytes),
 // waits for the peer's close frame or Timeout, and ends the session. Messages

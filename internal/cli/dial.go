@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -39,8 +40,8 @@ When stdin is a terminal, a "> " prompt asks for each line, received
 messages are marked "< " when stdout is a terminal too, and a line that
 starts with "/" is a command:
 
-  /ping [payload]          send a ping (its pong is taken by the session:
-                           no round-trip time is shown)
+  /ping [payload]          send a ping, and show the round-trip time when
+                           its pong comes
   /close [code [reason]]   close the session with code (1000) and reason
   /quit                    close with 1000 and exit
   /help                    list the commands
@@ -205,6 +206,7 @@ func runDial(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if c.binary {
 		d.typ = wskit.Binary
 	}
+	s.OnPong(d.pong)
 	d.commands = c.commands || d.terminal
 	d.out = &console{
 		stdout: stdout,
@@ -240,7 +242,14 @@ type dialSession struct {
 
 	activity chan struct{}     // a message came or went; holds one
 	closing  chan closeRequest // a /close or /quit; holds one
+
+	pingMu sync.Mutex
+	pings  map[string]time.Time // when each /ping with a payload was sent, by payload
 }
+
+// maxPings bounds the pings with a payload that wait for their pong: past
+// it, the oldest is forgotten.
+const maxPings = 16
 
 // closeRequest is a close that a command asked for.
 type closeRequest struct {
@@ -380,7 +389,7 @@ func (d *dialSession) line(line string) bool {
 }
 
 const commandHelp = `commands:
-  /ping [payload]          send a ping
+  /ping [payload]          send a ping and show its round-trip time
   /close [code [reason]]   close with code (1000) and reason
   /quit                    close with 1000 and exit
   //text                   send "/text"`
@@ -394,13 +403,14 @@ func (d *dialSession) command(line string) bool {
 			d.out.note(fmt.Sprintf("/ping: a ping's payload is at most %d bytes, not %d", frame.MaxControlPayload, len(arg)))
 			return true
 		}
-		if err := d.s.Ping([]byte(arg)); err != nil {
+		if arg == "" {
+			go d.ping()
+			return true
+		}
+		if err := d.pingWith(arg); err != nil {
 			d.out.note("/ping: " + trimLibraryPrefix(err.Error()))
 			return false
 		}
-		// The session answers and takes pongs itself, and tells no one
-		// when one arrives: there is no round-trip time to show.
-		d.out.note("ping sent")
 		return true
 	case "close":
 		req, err := parseCloseCommand(arg)
@@ -420,6 +430,64 @@ func (d *dialSession) command(line string) bool {
 	d.out.note(fmt.Sprintf("unknown command /%s; %s", name, commandHelp))
 	return true
 }
+
+// ping runs /ping: it shows the round-trip time of a ping once its pong
+// has come, or why none came within -timeout.
+func (d *dialSession) ping() {
+	ctx := context.Background()
+	if d.c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.c.timeout)
+		defer cancel()
+	}
+	rtt, err := d.s.Ping(ctx)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		d.out.note(fmt.Sprintf("/ping: no pong within -timeout %v", d.c.timeout))
+	case err != nil:
+		d.out.note("/ping: " + trimLibraryPrefix(err.Error()))
+	default:
+		d.out.note("pong in " + roundTrip(rtt))
+	}
+}
+
+// pingWith runs /ping with a payload: the pong that echoes it shows the
+// round-trip time (see pong).
+func (d *dialSession) pingWith(payload string) error {
+	d.pingMu.Lock()
+	if d.pings == nil {
+		d.pings = make(map[string]time.Time)
+	}
+	if len(d.pings) >= maxPings {
+		var oldest string
+		for p, at := range d.pings {
+			if oldest == "" || at.Before(d.pings[oldest]) {
+				oldest = p
+			}
+		}
+		delete(d.pings, oldest)
+	}
+	d.pings[payload] = time.Now()
+	d.pingMu.Unlock()
+	return d.s.SendFrame(frame.Header{Fin: true, Op: frame.OpPing}, []byte(payload))
+}
+
+// pong is the session's OnPong: it shows the round-trip time of a /ping
+// with a payload when the pong echoing it comes.
+func (d *dialSession) pong(payload []byte) {
+	d.pingMu.Lock()
+	sent, ok := d.pings[string(payload)]
+	if ok {
+		delete(d.pings, string(payload))
+	}
+	d.pingMu.Unlock()
+	if ok {
+		d.out.note(fmt.Sprintf("pong %q in %s", printable(string(payload)), roundTrip(time.Since(sent))))
+	}
+}
+
+// roundTrip formats a round-trip time to the microsecond.
+func roundTrip(d time.Duration) string { return d.Round(time.Microsecond).String() }
 
 // parseCloseCommand parses the arguments of /close: a code, 1000 when
 // none, and a reason.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -462,7 +463,8 @@ func (ty *typist) wait() int {
 }
 
 // TestRunDialCommands runs the commands of -commands from a pipe: /ping,
-// //, an unknown one, /close with a bad code, then /close with a code and a
+// which shows the round-trip time, with and without a payload, //, an
+// unknown one, /close with a bad code, then /close with a code and a
 // reason, after which nothing is read.
 func TestRunDialCommands(t *testing.T) {
 	ts, _ := newTestServer(t)
@@ -470,8 +472,13 @@ func TestRunDialCommands(t *testing.T) {
 	if !strings.Contains(ty.stderr.String(), "/help lists the commands") {
 		t.Errorf("the connected line does not point to /help: %q", ty.stderr.String())
 	}
-	ty.typeLine("/ping", "", "ping sent\n")
-	ty.typeLine("/ping hello", "", "ping sent\nping sent\n")
+	ty.typeLine("/ping", "", "pong in ")
+	ty.typeLine("/ping hello", "", `pong "hello" in `)
+	for _, re := range []string{`\npong in [0-9.]+(ns|µs|ms|s)\n`, `\npong "hello" in [0-9.]+(ns|µs|ms|s)\n`} {
+		if !regexp.MustCompile(re).MatchString(ty.stderr.String()) {
+			t.Errorf("stderr %q lacks a line matching %s", ty.stderr.String(), re)
+		}
+	}
 	ty.typeLine("/ping "+strings.Repeat("p", 126), "", "a ping's payload is at most 125 bytes, not 126")
 	ty.typeLine("x", "x\n", "")
 	ty.typeLine("//slash", "x\n/slash\n", "")
