@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/wskit/wskit/codec"
@@ -27,6 +28,8 @@ type loopConn struct {
 	head  string        // the request head, parsed again if Session.Request is called
 	extra *requestExtra // what the head does not tell, when there is any
 	tls   *tlsLayer     // the record layer, over TLS
+
+	readClosed atomic.Bool // Session.CloseRead: messages are dropped
 }
 
 // requestExtra is what Session.Request gives besides the head: what the
@@ -113,7 +116,7 @@ func (lc *loopConn) onData(in []byte) {
 		if ok && ev.Kind != codec.EventMessage && ev.Kind != codec.EventClose {
 			lc.control(ev)
 		}
-		if ok && ev.Kind == codec.EventMessage {
+		if ok && ev.Kind == codec.EventMessage && !lc.readClosed.Load() {
 			lc.dispatch(job{kind: jobMessage, m: Message{Type: ev.Op, Payload: ev.Payload}})
 			if c.ReadPaused() && len(in) > 0 {
 				// The workers' queue is full: the rest waits, and the

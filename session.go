@@ -188,6 +188,7 @@ type receiver struct {
 	queuedBytes   int
 	heldCopy      *[]byte // buffer of the queued message returned last
 	stopped       bool
+	readClosed    bool // CloseRead: data messages are dropped
 	ctlEvents     bool // pings and pongs go to the handler as messages (Events.Run)
 
 	releaseOnce sync.Once
@@ -335,7 +336,7 @@ func (s *Session) readBackground() bool {
 // (the buffers stay pinned until it releases m), else as a queued copy once
 // there is room. It reports whether m was lent without a copy. s.mu is held.
 func (s *Session) pass(m Message) bool {
-	if s.stopped {
+	if s.stopped || s.readClosed && m.Type.IsData() {
 		return false
 	}
 	if s.outstanding == 0 {
@@ -498,7 +499,11 @@ func (s *Session) receive(ctx context.Context) (Message, error) {
 	if cancel != nil && ctx.Err() != nil {
 		return Message{}, ctx.Err()
 	}
-	<-s.done
+	select { // after Close or CloseRead, the end may take a while
+	case <-s.done:
+	case <-cancel:
+		return Message{}, ctx.Err()
+	}
 	return Message{}, s.closeError()
 }
 
@@ -519,7 +524,7 @@ func (s *Session) readDirect() (Message, error) {
 			}
 		}
 		s.mu.Lock()
-		if s.stopped {
+		if s.stopped || s.readClosed && m.Type.IsData() {
 			s.mu.Unlock()
 			continue // read on to the peer's close
 		}
