@@ -65,3 +65,10 @@ func (c *Conn) SetTimer(t time.Time)                                 {}
 func (c *Conn) PauseRead()                                           {}
 func (c *Conn) ResumeRead()                                          {}
 func (c *Conn) Detach() net.Conn                                     { return nil }
+func (c *Conn) ReadPaused() bool                                     { return false }
+func (c *Conn) Unread(in []byte)                                     {}
+func (c *Conn) SetSealer(s Sealer)                                   {}
+func (c *Conn) SealOwed()                                            {}
+
+// Attach reports false: there is no loop to attach to.
+func Attach(nc net.Conn, setup func(c *Conn), dropped func()) bool { return false }
