@@ -34,9 +34,14 @@ type SharedKey struct {
 // Sharing encodes messages once for every connection with the same Key.
 // The zero value encodes plain server frames.
 type Sharing struct {
-	Key SharedKey
-	ts  [3]SharedTransform
+	Key     SharedKey
+	ts      [3]SharedTransform
+	deflate bool // permessage-deflate is among the extensions
 }
+
+// Deflates reports whether permessage-deflate is among the extensions the
+// Sharing encodes with.
+func (s *Sharing) Deflates() bool { return s.deflate }
 
 // Sharing returns how p's messages can be shared with other connections,
 // or false when they cannot: in the client role (each frame has its own
@@ -61,6 +66,7 @@ func (p *Protocol) Sharing() (Sharing, bool) {
 				return Sharing{}, false
 			}
 			s.ts[i], s.Key.keys[i] = st, key
+			s.deflate = s.deflate || n.Name == "permessage-deflate"
 		}
 		s.Key.n = len(p.ext.ns)
 	}
