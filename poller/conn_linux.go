@@ -345,12 +345,16 @@ func (c *Conn) flushLocked(iov *[]unix.Iovec) {
 		}
 		*iov = v
 		n, err := writev(c.fd, v)
+		st := &c.l.stats
+		st.writes.Add(1)
 		if n > 0 {
+			st.writeBytes.Add(uint64(n))
 			c.consume(n)
 		}
 		switch {
 		case err == nil:
 		case err == unix.EAGAIN:
+			st.wAgain.Add(1)
 			c.waitOut = true
 			if c.stalled == 0 && c.l.e.cfg.WriteTimeout > 0 {
 				c.stalled = time.Now().UnixNano()

@@ -35,17 +35,20 @@ func RaiseFileLimit() error { return nil }
 func (e *Engine) Serve(ln net.Listener) error { return ErrUnsupported }
 
 // CanServe reports false: there is no poller here.
-func CanServe(ln net.Listener) bool     { return false }
-func (e *Engine) StopAccepting()        {}
-func (e *Engine) Close() error          { return nil }
-func (e *Engine) Conns() int            { return 0 }
-func (e *Engine) Each(fn func(c *Conn)) {}
+func CanServe(ln net.Listener) bool      { return false }
+func (e *Engine) StopAccepting()         {}
+func (e *Engine) Close() error           { return nil }
+func (e *Engine) Conns() int             { return 0 }
+func (e *Engine) Each(fn func(c *Conn))  {}
+func (e *Engine) LoopStats() []LoopStats { return nil }
+func (e *Engine) Loops() int             { return 0 }
 
 // Conn is not available on this platform.
 type Conn struct{ Context any }
 
 func (c *Conn) Handler() Handler                                     { return nil }
 func (c *Conn) Fd() int                                              { return -1 }
+func (c *Conn) Loop() int                                            { return 0 }
 func (c *Conn) RemoteAddr() net.Addr                                 { return nil }
 func (c *Conn) LocalAddr() net.Addr                                  { return nil }
 func (c *Conn) Lock()                                                {}
