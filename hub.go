@@ -197,7 +197,7 @@ type Hub struct {
 	waiting atomic.Bool  // a publisher waits for room
 	room    chan struct{}
 
-	published, dropped, disconnected atomic.Uint64
+	published, dropped, disconnected, timedOut atomic.Uint64
 }
 
 // NewHub returns a Hub, or an error wrapping ErrInvalidOptions.
@@ -299,6 +299,7 @@ type hubMsg struct {
 	size    int64
 	late    atomic.Int64
 	op      frame.Opcode
+	n       int     // the payload's length, for the server's counters
 	payload *[]byte // nil when nothing will encode or copy it again
 	enc     [maxSharings]encoded
 }
@@ -307,6 +308,10 @@ type hubMsg struct {
 type encoded struct {
 	b   *[]byte
 	rsv byte
+	// For the server's counters: the frames in b, their payload bytes,
+	// and whether permessage-deflate is among the sharing's extensions.
+	frames, wire int
+	deflate      bool
 }
 
 // msgOverhead is what a message costs besides its buffers: itself, its
@@ -385,7 +390,8 @@ func (h *Hub) encode(m *hubMsg, i int, payload []byte) (int64, error) {
 		b = fit
 	}
 	*b = out
-	m.enc[i] = encoded{b: b, rsv: rsv}
+	frames, wire := framesOf(out)
+	m.enc[i] = encoded{b: b, rsv: rsv, frames: frames, wire: wire, deflate: sh.Deflates()}
 	return int64(cap(out)), nil
 }
 
@@ -572,6 +578,7 @@ func (sub *subscription) dropOldest() {
 	h.unhold(m)
 	m.Release()
 	h.dropped.Add(1)
+	sub.s.countHub(hubDroppedOldest)
 }
 
 // roomMade records that a full subscriber has room again.
@@ -622,7 +629,9 @@ func (sub *subscription) fill() {
 func (sub *subscription) handOver(m *hubMsg) {
 	out := sub.out
 	if sub.sharing < 0 {
-		out.AppendMessage(m.op, *m.payload)
+		if out.AppendMessage(m.op, *m.payload) == nil {
+			sub.s.countHub(hubDelivered)
+		}
 		m.Release()
 		return
 	}
@@ -631,6 +640,8 @@ func (sub *subscription) handOver(m *hubMsg) {
 		m.Release() // closing: no message may follow our close frame
 		return
 	}
+	sub.s.countHub(hubDelivered)
+	sub.s.countShared(m.op, m.n, e)
 	out.QueueShared(e.b, m, int(m.cost())) // releases m when written or dropped
 }
 
@@ -692,7 +703,7 @@ func (h *Hub) Publish(ctx context.Context, t MessageType, p []byte) error {
 		return nil
 	}
 	m := h.msgs.Get().(*hubMsg)
-	m.op = t
+	m.op, m.n = t, len(p)
 	var err error
 	if h.opts.Overflow == OverflowSuspend {
 		err = h.awaitRoom(ctx, m, p)
@@ -703,6 +714,9 @@ func (h *Hub) Publish(ctx context.Context, t MessageType, p []byte) error {
 		h.mu.Unlock()
 		m.refs.Store(1)
 		m.Release()
+		if err == ErrPublishTimeout {
+			h.timedOut.Add(1)
+		}
 		return err
 	}
 	victims := h.fanOut(m)
@@ -903,6 +917,7 @@ func (h *Hub) offer(sub *subscription, m *hubMsg, seq uint64, room bool, floor u
 				sub.hold() // the log moves on without it
 			}
 			h.dropped.Add(1)
+			sub.s.countHub(hubDroppedLatest)
 			return 0, false
 		case OverflowCloseTryAgain, OverflowClosePolicy:
 			sub.drop()
@@ -923,6 +938,7 @@ func (h *Hub) offer(sub *subscription, m *hubMsg, seq uint64, room bool, floor u
 		if dropOldest && !sub.fits(load, m.size) {
 			// What its connection holds leaves no room.
 			h.dropped.Add(1)
+			sub.s.countHub(hubDroppedOldest)
 			return 0, false
 		}
 		if sub.next == sub.end && out.Queued() < sub.s.opts.MaxQueue {
@@ -1020,6 +1036,9 @@ func (h *Hub) disconnect(sub *subscription) {
 	code, reason := CloseTryAgainLater, "too slow for the hub"
 	if h.opts.Overflow == OverflowClosePolicy {
 		code = ClosePolicyViolation
+		sub.s.countHub(hubClosedPolicy)
+	} else {
+		sub.s.countHub(hubClosedTryAgain)
 	}
 	s := sub.s
 	s.mu.Lock()
@@ -1050,7 +1069,9 @@ func (h *Hub) PublishValue(ctx context.Context, v any) error {
 	return h.Publish(ctx, t, p)
 }
 
-// HubStats are a Hub's counters.
+// HubStats are a Hub's counters. What hubs do to a server's sessions is
+// also counted in the server's Stats (Stats.Hubs), on the sessions' side,
+// whatever hub it was.
 type HubStats struct {
 	Subscribers  int
 	Published    uint64 // messages published
@@ -1060,6 +1081,9 @@ type HubStats struct {
 	// or kept for replay, each counted once: what HubOptions.HubBytes
 	// bounds.
 	HeldBytes int64
+	// PublishTimeouts counts messages that reached nobody because Publish
+	// timed out under OverflowSuspend (ErrPublishTimeout).
+	PublishTimeouts uint64
 }
 
 // Stats returns the hub's counters.
@@ -1069,7 +1093,7 @@ func (h *Hub) Stats() HubStats {
 	h.mu.Unlock()
 	return HubStats{
 		Subscribers: n, Published: h.published.Load(), Dropped: h.dropped.Load(),
-		Disconnected: h.disconnected.Load(), HeldBytes: h.held.Load(),
+		Disconnected: h.disconnected.Load(), HeldBytes: h.held.Load(), PublishTimeouts: h.timedOut.Load(),
 	}
 }
 

@@ -67,10 +67,12 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
 	if op.ctx != nil || len(op.paths) > 0 {
 		lc.extra = &requestExtra{ctx: op.ctx, paths: op.paths}
 	}
+	sh := e.shard(c)
 	cfg := e.codecConfig()
 	cfg.Extensions = op.exts
+	cfg.Counters = &sh.proto
 	lc.proto.Init(cfg)
-	lc.s = Session{lc: lc, opts: &e.srv.opts, protocol: op.protocol, engine: EnginePoll, vals: op.vals}
+	lc.s = Session{lc: lc, opts: &e.srv.opts, protocol: op.protocol, engine: EnginePoll, vals: op.vals, meter: sh}
 	c.Context = lc
 	// The 101 goes out at the end of this loop iteration, before any frame.
 	c.Lock()
@@ -82,6 +84,7 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
 		return
 	}
 	lc.s.counted = true
+	sh.opened(true, routeEvents)
 	if e.workers != nil {
 		c.Context = &jobQueue{lc: lc}
 	}
@@ -288,6 +291,7 @@ func (lc *loopConn) onClose(err error) {
 	s.mu.Unlock()
 	if s.counted {
 		lc.engine().sessions.Add(-1)
+		s.meter.closed(true, routeEvents)
 	}
 	lc.dispatch(job{kind: jobClose})
 }
@@ -405,6 +409,7 @@ func (lc *loopConn) admit(n int) error {
 	if q == 0 || q+n <= lc.s.opts.MaxQueue {
 		return nil
 	}
+	lc.s.meter.queue.QueueFull.Add(1)
 	switch lc.s.opts.QueuePolicy {
 	case QueueCloseTryAgain:
 		lc.closeLocked(CloseTryAgainLater, "outgoing queue full")

@@ -92,6 +92,8 @@ type Session struct {
 	hubSubs  []*subscription
 	hubsOver bool
 
+	meter *shard // the server's counters; nil on a client
+
 	mu      sync.Mutex
 	vals    *valueSet // under mu
 	client  bool
@@ -336,6 +338,9 @@ func (s *Session) pass(m Message) bool {
 		return true
 	}
 	cost := queuedCost(len(m.Payload))
+	if s.queuedBytes > 0 && s.queuedBytes+cost > s.opts.IncomingQueue && s.meter != nil {
+		s.meter.incomingFull.Add(1) // reading pauses until the handler takes one
+	}
 	for s.queuedBytes > 0 && s.queuedBytes+cost > s.opts.IncomingQueue {
 		if s.room == nil {
 			s.room = make(chan struct{})

@@ -32,13 +32,18 @@ func (srv *Server) Upgrade(w http.ResponseWriter, r *http.Request, opts ...Route
 		return nil, fmt.Errorf("wskit: writing the 101: %w", err)
 	}
 	u.r = r.WithContext(context.WithoutCancel(r.Context()))
-	s := srv.newServerSession(u)
+	sh := srv.pickShard()
+	s := srv.newServerSession(u, sh)
 	s.owned = true
 	if !srv.track(s) {
 		s.Close(CloseGoingAway, "server shutting down")
 		return nil, ErrServerClosed
 	}
-	s.onEnd = func() { srv.untrack(s) }
+	sh.opened(u.onPoll, routeSession)
+	s.onEnd = func() {
+		srv.untrack(s)
+		sh.closed(u.onPoll, routeSession)
+	}
 	return s, nil
 }
 
@@ -53,7 +58,7 @@ func (srv *Server) UpgradeRaw(w http.ResponseWriter, r *http.Request, opts ...Ro
 		u.nc.Close()
 		return nil, fmt.Errorf("wskit: writing the 101: %w", err)
 	}
-	c := wsconn.New(u.nc, u.buffered, srv.connConfig(codec.Server, true))
+	c := wsconn.New(u.nc, u.buffered, srv.connConfig(codec.Server, true, srv.pickShard()))
 	return wsraw.New(c, r.WithContext(context.WithoutCancel(r.Context())), u.protocol, true), nil
 }
 
