@@ -43,6 +43,8 @@ type serveConfig struct {
 	tlsCert    string // PEM files of the certificate chain and key
 	tlsKey     string
 	selfSigned bool // an in-memory certificate for localhost
+	// metrics is the address of /debug/vars (see metrics.go), or "".
+	metrics string
 }
 
 // options returns the server's Options for c.
@@ -79,6 +81,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve TLS (https, wss) with the certificate chain in this PEM `file`; needs -tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "the private key, in this PEM `file`, of -tls-cert")
 	fs.BoolVar(&c.selfSigned, "tls-self-signed", false, "serve TLS with a certificate made at start for localhost, 127.0.0.1 and ::1 (printed with its fingerprint)")
+	fs.StringVar(&c.metrics, "metrics", "", "serve /debug/vars (the server's counters, expvar) on this `address`, apart from -addr; wskit-exporter turns it into Prometheus metrics")
 	rest, err := parseArgs(fs, args)
 	switch {
 	case err != nil:
@@ -129,7 +132,17 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	log.Info("listening", "addr", ln.Addr().String(), "page", pageURL(ln.Addr(), opts.TLSConfig != nil), "engine", opts.Engine,
 		"max_message", formatSize(c.maxMessage), "ping", c.ping, "timeout", c.timeout, "deflate", c.deflate,
 		"chat_replay", c.chatReplay)
-	if err := serve(ctx, ln, opts, c.chatOptions(), log); err != nil {
+	var started []func(*wskit.Server, *wskit.Hub)
+	if c.metrics != "" {
+		mln, err := net.Listen("tcp", c.metrics)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintf(stderr, "wskit serve: -metrics: %v\n", err)
+			return 1
+		}
+		started = append(started, func(srv *wskit.Server, chat *wskit.Hub) { serveMetrics(ctx, mln, srv, chat, log) })
+	}
+	if err := serve(ctx, ln, opts, c.chatOptions(), log, started...); err != nil {
 		log.Error("serve failed", "err", err)
 		return 1
 	}
@@ -183,8 +196,9 @@ func validEngine(name string) bool {
 }
 
 // serve runs the demo routes on ln with opts.Engine until ctx ends, then
-// shuts down: sessions get 1001 Going Away.
-func serve(ctx context.Context, ln net.Listener, opts wskit.Options, chatOpts wskit.HubOptions, log *slog.Logger) error {
+// shuts down: sessions get 1001 Going Away. Each of started runs with the
+// server and the chat hub before Serve.
+func serve(ctx context.Context, ln net.Listener, opts wskit.Options, chatOpts wskit.HubOptions, log *slog.Logger, started ...func(*wskit.Server, *wskit.Hub)) error {
 	srv, err := wskit.NewServer(opts)
 	if err != nil {
 		ln.Close()
@@ -198,6 +212,9 @@ func serve(ctx context.Context, ln net.Listener, opts wskit.Options, chatOpts ws
 	defer chat.Close()
 	if e := srv.ResolvedEngine(); e != opts.Engine {
 		log.Info("engine", "engine", e)
+	}
+	for _, f := range started {
+		f(srv, chat)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln, newMux(srv, chat, log)) }()
