@@ -299,7 +299,7 @@ type hubMsg struct {
 	size    int64
 	late    atomic.Int64
 	op      frame.Opcode
-	n       int     // the payload's length, for the server's counters
+	n       uint32  // the payload's length (at most 4 GiB), for the server's counters
 	payload *[]byte // nil when nothing will encode or copy it again
 	enc     [maxSharings]encoded
 }
@@ -308,10 +308,6 @@ type hubMsg struct {
 type encoded struct {
 	b   *[]byte
 	rsv byte
-	// For the server's counters: the frames in b, their payload bytes,
-	// and whether permessage-deflate is among the sharing's extensions.
-	frames, wire int
-	deflate      bool
 }
 
 // msgOverhead is what a message costs besides its buffers: itself, its
@@ -390,8 +386,7 @@ func (h *Hub) encode(m *hubMsg, i int, payload []byte) (int64, error) {
 		b = fit
 	}
 	*b = out
-	frames, wire := framesOf(out)
-	m.enc[i] = encoded{b: b, rsv: rsv, frames: frames, wire: wire, deflate: sh.Deflates()}
+	m.enc[i] = encoded{b: b, rsv: rsv}
 	return int64(cap(out)), nil
 }
 
@@ -641,7 +636,7 @@ func (sub *subscription) handOver(m *hubMsg) {
 		return
 	}
 	sub.s.countHub(hubDelivered)
-	sub.s.countShared(m.op, m.n, e)
+	out.Protocol().CountShared(m.op, int(m.n), *e.b)
 	out.QueueShared(e.b, m, int(m.cost())) // releases m when written or dropped
 }
 
@@ -703,7 +698,7 @@ func (h *Hub) Publish(ctx context.Context, t MessageType, p []byte) error {
 		return nil
 	}
 	m := h.msgs.Get().(*hubMsg)
-	m.op, m.n = t, len(p)
+	m.op, m.n = t, uint32(min(uint64(len(p)), math.MaxUint32))
 	var err error
 	if h.opts.Overflow == OverflowSuspend {
 		err = h.awaitRoom(ctx, m, p)

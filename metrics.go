@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sys/cpu"
 
 	"github.com/wskit/wskit/codec"
-	"github.com/wskit/wskit/frame"
 	"github.com/wskit/wskit/internal/wsconn"
 	"github.com/wskit/wskit/poller"
 )
@@ -38,7 +37,10 @@ type shard struct {
 	refused      [numRefusals]atomic.Uint64
 	incomingFull atomic.Uint64
 	hub          [numHubEvents]atomic.Uint64
-	_            cpu.CacheLinePad // the next shard's counters are another CPU's
+	_            cpu.CacheLinePad
+	// tally is the loop's, on the poll engine: see loopConn.onData.
+	tally codec.Tally
+	_     cpu.CacheLinePad // the next shard's counters are another CPU's
 }
 
 // refusal is why an opening handshake was refused, for Stats.
@@ -98,47 +100,21 @@ func (sh *shard) closed(onPoll bool, kind routeKind) {
 	sh.sessions[engineIndex(onPoll)][kind].closed.Add(1)
 }
 
+// shard returns the counters of a server's session: its loop's, or those
+// it picked; nil on a client.
+func (s *Session) shard() *shard {
+	if s.lc != nil {
+		return s.lc.engine().shard(s.lc.pe)
+	}
+	return s.meter
+}
+
 // countHub counts a hub's event on the session's shard; a client's
 // session has none.
 func (s *Session) countHub(ev hubEvent) {
-	if s.meter != nil {
-		s.meter.hub[ev].Add(1)
+	if sh := s.shard(); sh != nil {
+		sh.hub[ev].Add(1)
 	}
-}
-
-// countShared counts a message a hub queued on the session as shared
-// bytes, which its Protocol did not encode: n bytes of payload of type op,
-// in frames frames carrying wire bytes of payload.
-func (s *Session) countShared(op frame.Opcode, n int, e *encoded) {
-	sh := s.meter
-	if sh == nil {
-		return
-	}
-	out := &sh.proto.Out
-	out.Frames.Add(uint64(e.frames))
-	if i := int(op) - 1; i == 0 || i == 1 {
-		out.Messages[i].Add(1)
-		out.Bytes[i].Add(uint64(n))
-	}
-	if e.deflate {
-		out.DeflatePlain.Add(uint64(n))
-		out.DeflateWire.Add(uint64(e.wire))
-	}
-}
-
-// framesOf returns the number of frames in b, whole server frames, and the
-// sum of their payload lengths.
-func framesOf(b []byte) (frames, payload int) {
-	for len(b) > 0 {
-		h, n, err := frame.ParseHeader(b)
-		if err != nil || n == 0 || int64(len(b)-n) < h.Length {
-			break
-		}
-		frames++
-		payload += int(h.Length)
-		b = b[n+int(h.Length):]
-	}
-	return frames, payload
 }
 
 // Stats is a snapshot of a Server's counters (see Server.Stats). Counters

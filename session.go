@@ -92,8 +92,6 @@ type Session struct {
 	hubSubs  []*subscription
 	hubsOver bool
 
-	meter *shard // the server's counters; nil on a client
-
 	mu      sync.Mutex
 	vals    *valueSet // under mu
 	client  bool
@@ -160,7 +158,8 @@ func (s *Session) wsconn() *wsconn.Conn {
 // receiver is the reading side of a session whose handler receives, over
 // a net.Conn transport.
 type receiver struct {
-	c *wsconn.Conn
+	c     *wsconn.Conn
+	meter *shard // the server's counters; nil on a client
 
 	notify   chan struct{} // tells a waiting receiver that a message came
 	grace    *time.Timer   // wakes it when the handler holds a message too long

@@ -70,14 +70,6 @@ func closeCodeOf(payload []byte) frame.CloseCode {
 	return frame.CloseCode(binary.BigEndian.Uint16(payload))
 }
 
-// message counts a whole data message of opcode op with n payload bytes.
-func (d *Direction) message(op frame.Opcode, n int) {
-	if i := int(op) - 1; i == 0 || i == 1 {
-		d.Messages[i].Add(1)
-		d.Bytes[i].Add(uint64(n))
-	}
-}
-
 // control counts a control frame of opcode op with the given payload.
 func (d *Direction) control(op frame.Opcode, payload []byte) {
 	switch op {
@@ -99,19 +91,14 @@ func (e *Encoder) fragments(n int) uint64 {
 	return uint64((n + e.FragmentSize - 1) / e.FragmentSize)
 }
 
-// countDataFrame counts a data frame sent or received frame by frame (raw
-// mode, or Protocol.AppendFrame): its message counts at its final frame,
-// under the opcode of its first, which *op keeps in between.
-func (d *Direction) countDataFrame(op *frame.Opcode, h frame.Header, n int) {
+// dataFrame returns the opcode of the message a data frame belongs to, as
+// a Protocol that counts frame by frame keeps it in *op, and whether the
+// frame ends it.
+func dataFrame(op *frame.Opcode, h frame.Header) (frame.Opcode, bool) {
 	if h.Op != frame.OpContinuation {
 		*op = h.Op
 	}
-	if i := int(*op) - 1; i == 0 || i == 1 {
-		d.Bytes[i].Add(uint64(n))
-		if h.Fin {
-			d.Messages[i].Add(1)
-		}
-	}
+	return *op, h.Fin
 }
 
 // deflateBit returns the RSV bit of permessage-deflate among ns, or 0.
@@ -122,4 +109,97 @@ func deflateBit(ns []Negotiated) byte {
 		}
 	}
 	return 0
+}
+
+// Tally holds the counts a Protocol takes most often (frames, data
+// messages and their bytes) in plain integers, for a caller that adds them
+// to Counters in batches rather than with an atomic add each (see
+// Protocol.SetTally). [0] counts text, [1] binary.
+type Tally struct {
+	InFrames, OutFrames     uint64
+	InMessages, OutMessages [2]uint64
+	InBytes, OutBytes       [2]uint64
+}
+
+// AddTo adds t to c, atomically, and zeroes t.
+func (t *Tally) AddTo(c *Counters) {
+	addNonzero(&c.In.Frames, t.InFrames)
+	addNonzero(&c.Out.Frames, t.OutFrames)
+	for i := range 2 {
+		addNonzero(&c.In.Messages[i], t.InMessages[i])
+		addNonzero(&c.In.Bytes[i], t.InBytes[i])
+		addNonzero(&c.Out.Messages[i], t.OutMessages[i])
+		addNonzero(&c.Out.Bytes[i], t.OutBytes[i])
+	}
+	*t = Tally{}
+}
+
+func addNonzero(c *atomic.Uint64, n uint64) {
+	if n != 0 {
+		c.Add(n)
+	}
+}
+
+// SetTally makes p keep its counts of frames, data messages and their
+// bytes in t, with plain adds, until SetTally(nil); the rest still goes to
+// Config.Counters, which must be set. The caller serialises every use of
+// t, as it does p's, and adds t to the Counters (Tally.AddTo) when it
+// likes: an event loop, once per batch of input.
+func (p *Protocol) SetTally(t *Tally) { p.tally = t }
+
+// inFrame counts a frame received.
+func (p *Protocol) inFrame() {
+	if t := p.tally; t != nil {
+		t.InFrames++
+		return
+	}
+	p.ctr.In.Frames.Add(1)
+}
+
+// inMessage counts a data message received, or the bytes of a raw frame
+// (whole tells whether a message ends with it).
+func (p *Protocol) inMessage(op frame.Opcode, n int, whole bool) {
+	i := int(op) - 1
+	if i != 0 && i != 1 {
+		return
+	}
+	if t := p.tally; t != nil {
+		t.InBytes[i] += uint64(n)
+		if whole {
+			t.InMessages[i]++
+		}
+		return
+	}
+	p.ctr.In.Bytes[i].Add(uint64(n))
+	if whole {
+		p.ctr.In.Messages[i].Add(1)
+	}
+}
+
+// outFrames counts frames sent.
+func (p *Protocol) outFrames(n uint64) {
+	if t := p.tally; t != nil {
+		t.OutFrames += n
+		return
+	}
+	p.ctr.Out.Frames.Add(n)
+}
+
+// outMessage is inMessage for a message sent.
+func (p *Protocol) outMessage(op frame.Opcode, n int, whole bool) {
+	i := int(op) - 1
+	if i != 0 && i != 1 {
+		return
+	}
+	if t := p.tally; t != nil {
+		t.OutBytes[i] += uint64(n)
+		if whole {
+			t.OutMessages[i]++
+		}
+		return
+	}
+	p.ctr.Out.Bytes[i].Add(uint64(n))
+	if whole {
+		p.ctr.Out.Messages[i].Add(1)
+	}
 }

@@ -216,19 +216,62 @@ func deflatePair(t *testing.T, sc, cc *Counters) (server, client *Protocol) {
 	return server, client
 }
 
-// BenchmarkCountersEcho is BenchmarkProtocolEcho without counters and with
-// them: what counting adds to a message received and one sent.
+// With a Tally set, frames, messages and bytes wait there until AddTo;
+// the rest goes to the Counters at once.
+func TestCountersTally(t *testing.T) {
+	var c Counters
+	var tally Tally
+	p := NewProtocol(Config{Counters: &c})
+	p.SetTally(&tally)
+	in := concat(clientFrame(frame.OpText, true, []byte("hi")), clientFrame(frame.OpPing, true, nil))
+	for len(in) > 0 {
+		ev, n, _, err := p.Receive(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in = in[n:]
+		if ev.Kind == EventMessage {
+			p.AppendMessage(nil, ev.Op, 0, ev.Payload)
+		}
+	}
+	p.SetTally(nil)
+	if got := read(&c.In); !equalCount(got, count{pings: 1, close: map[int]uint64{}}) {
+		t.Errorf("before AddTo, in: %v", got)
+	}
+	want := Tally{InFrames: 2, OutFrames: 2, InMessages: [2]uint64{1, 0}, OutMessages: [2]uint64{1, 0}, InBytes: [2]uint64{2, 0}, OutBytes: [2]uint64{2, 0}}
+	if tally != want {
+		t.Errorf("tally %+v, want %+v", tally, want)
+	}
+	tally.AddTo(&c)
+	if tally != (Tally{}) {
+		t.Errorf("AddTo left %+v", tally)
+	}
+	if got := read(&c.In); !equalCount(got, count{frames: 2, text: 1, textBytes: 2, pings: 1, close: map[int]uint64{}}) {
+		t.Errorf("in: %v", got)
+	}
+	if got := read(&c.Out); !equalCount(got, count{frames: 2, text: 1, textBytes: 2, pongs: 1, close: map[int]uint64{}}) {
+		t.Errorf("out: %v", got)
+	}
+}
+
+// BenchmarkCountersEcho is BenchmarkProtocolEcho without counters, with
+// them, and with a Tally as the poll engine's loop keeps: what counting
+// adds to a message received and one sent.
 func BenchmarkCountersEcho(b *testing.B) {
-	for _, counted := range []bool{false, true} {
-		b.Run("counters="+map[bool]string{false: "off", true: "on"}[counted], func(b *testing.B) {
+	for _, mode := range []string{"off", "on", "tally"} {
+		b.Run("counters="+mode, func(b *testing.B) {
 			msg := clientFrame(frame.OpBinary, true, bytes.Repeat([]byte{7}, 64))
 			in := make([]byte, len(msg))
 			out := make([]byte, 0, 64+frame.MaxHeaderSize)
 			var cfg Config
-			if counted {
+			if mode != "off" {
 				cfg.Counters = new(Counters)
 			}
 			p := NewProtocol(cfg)
+			var tally Tally
+			if mode == "tally" {
+				p.SetTally(&tally)
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				copy(in, msg)

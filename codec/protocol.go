@@ -112,7 +112,8 @@ type Protocol struct {
 	mark    time.Duration // since epoch
 	pingSeq uint64
 
-	ctr *Counters // nil: nothing is counted
+	ctr   *Counters // nil: nothing is counted
+	tally *Tally    // when set, where the commonest counts go first
 
 	closeCode frame.CloseCode
 	pongAt    uint16 // 1 + where the unsent pong starts in out; 0 when none
@@ -194,7 +195,7 @@ func (p *Protocol) Receive(in []byte) (ev Event, n int, ok bool, err error) {
 			return ev, n, false, p.fail(err)
 		}
 		if complete && p.ctr != nil {
-			p.ctr.In.Frames.Add(1)
+			p.inFrame()
 		}
 		if !complete {
 			if h, part, cut := p.dec.Partial(); cut && h.Op.IsData() && p.acceptsData() {
@@ -239,10 +240,11 @@ func (p *Protocol) acceptsData() bool { return p.state == StateOpen }
 // payload had wire bytes before the extensions.
 func (p *Protocol) countIn(c *Counters, m Message, wire int) {
 	if p.raw {
-		c.In.countDataFrame(&p.inOp, frame.Header{Fin: m.Fin, Op: m.Op}, len(m.Payload))
+		op, fin := dataFrame(&p.inOp, frame.Header{Fin: m.Fin, Op: m.Op})
+		p.inMessage(op, len(m.Payload), fin)
 		return
 	}
-	c.In.message(m.Op, len(m.Payload))
+	p.inMessage(m.Op, len(m.Payload), true)
 	if p.deflate != 0 {
 		c.In.DeflateWire.Add(uint64(wire))
 		c.In.DeflatePlain.Add(uint64(len(m.Payload)))
@@ -357,7 +359,7 @@ func (p *Protocol) reply(op frame.Opcode, payload []byte) {
 		p.pongAt = uint16(len(*p.out)) + 1
 	}
 	if c := p.ctr; c != nil && !replaced {
-		c.Out.Frames.Add(1)
+		p.outFrames(1)
 		c.Out.control(op, payload)
 	}
 	*p.out = p.enc.AppendFrame(*p.out, frame.Header{Fin: true, Op: op}, payload)
@@ -415,8 +417,8 @@ func (p *Protocol) AppendMessage(dst []byte, op frame.Opcode, rsv byte, payload 
 // countOut counts a data message sent whose payload of n bytes went out as
 // wire bytes.
 func (p *Protocol) countOut(c *Counters, op frame.Opcode, n, wire int) {
-	c.Out.Frames.Add(p.enc.fragments(wire))
-	c.Out.message(op, n)
+	p.outFrames(p.enc.fragments(wire))
+	p.outMessage(op, n, true)
 	if p.deflate != 0 {
 		c.Out.DeflatePlain.Add(uint64(n))
 		c.Out.DeflateWire.Add(uint64(wire))
@@ -452,11 +454,12 @@ func (p *Protocol) AppendFrame(dst []byte, h frame.Header, payload []byte) ([]by
 		p.closeSent(code, string(reason))
 	}
 	if c := p.ctr; c != nil {
-		c.Out.Frames.Add(1)
+		p.outFrames(1)
 		if h.Op.IsControl() {
 			c.Out.control(h.Op, payload)
 		} else {
-			c.Out.countDataFrame(&p.outOp, h, len(payload))
+			op, fin := dataFrame(&p.outOp, h)
+			p.outMessage(op, len(payload), fin)
 		}
 	}
 	return p.enc.AppendFrame(dst, h, payload), nil
@@ -468,7 +471,7 @@ func (p *Protocol) AppendPing(dst []byte, payload []byte) ([]byte, error) {
 		return dst, frame.ErrControlTooLong
 	}
 	if c := p.ctr; c != nil {
-		c.Out.Frames.Add(1)
+		p.outFrames(1)
 		c.Out.Pings.Add(1)
 	}
 	return p.enc.AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpPing}, payload), nil
@@ -488,7 +491,7 @@ func (p *Protocol) AppendClose(dst []byte, code frame.CloseCode, reason string) 
 	}
 	p.closeSent(code, reason)
 	if c := p.ctr; c != nil {
-		c.Out.Frames.Add(1)
+		p.outFrames(1)
 		c.Out.Close[CloseIndex(code)].Add(1)
 	}
 	return p.enc.AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpClose}, payload), nil
@@ -565,7 +568,7 @@ func (p *Protocol) Tick(now time.Time, dst []byte) ([]byte, error) {
 			binary.BigEndian.PutUint64(payload[:], p.pingSeq)
 			dst = p.enc.AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpPing}, payload[:])
 			if c := p.ctr; c != nil {
-				c.Out.Frames.Add(1)
+				p.outFrames(1)
 				c.Out.Pings.Add(1)
 			}
 			p.awaiting = true

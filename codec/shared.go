@@ -34,14 +34,9 @@ type SharedKey struct {
 // Sharing encodes messages once for every connection with the same Key.
 // The zero value encodes plain server frames.
 type Sharing struct {
-	Key     SharedKey
-	ts      [3]SharedTransform
-	deflate bool // permessage-deflate is among the extensions
+	Key SharedKey
+	ts  [3]SharedTransform
 }
-
-// Deflates reports whether permessage-deflate is among the extensions the
-// Sharing encodes with.
-func (s *Sharing) Deflates() bool { return s.deflate }
 
 // Sharing returns how p's messages can be shared with other connections,
 // or false when they cannot: in the client role (each frame has its own
@@ -66,7 +61,6 @@ func (p *Protocol) Sharing() (Sharing, bool) {
 				return Sharing{}, false
 			}
 			s.ts[i], s.Key.keys[i] = st, key
-			s.deflate = s.deflate || n.Name == "permessage-deflate"
 		}
 		s.Key.n = len(p.ext.ns)
 	}
@@ -94,6 +88,38 @@ func (s *Sharing) AppendMessage(dst []byte, op frame.Opcode, payload []byte, scr
 	}
 	enc := Encoder{Role: Server, FragmentSize: s.Key.fragment}
 	return enc.AppendMessage(dst, op, rsv, payload), rsv, nil
+}
+
+// CountShared counts, in the Protocol's Counters, a data message of type
+// op whose payload had n bytes, encoded by a Sharing into the frames b
+// and sent on p's connection (after SentShared).
+func (p *Protocol) CountShared(op frame.Opcode, n int, b []byte) {
+	c := p.ctr
+	if c == nil {
+		return
+	}
+	frames, wire := framesOf(b)
+	p.outFrames(frames)
+	p.outMessage(op, n, true)
+	if p.deflate != 0 {
+		c.Out.DeflatePlain.Add(uint64(n))
+		c.Out.DeflateWire.Add(wire)
+	}
+}
+
+// framesOf returns the number of whole frames at the start of b, and the
+// sum of their payload lengths.
+func framesOf(b []byte) (frames, payload uint64) {
+	for len(b) > 0 {
+		h, n, err := frame.ParseHeader(b)
+		if err != nil || n == 0 || int64(len(b)-n) < h.Length {
+			break
+		}
+		frames++
+		payload += uint64(h.Length)
+		b = b[n+int(h.Length):]
+	}
+	return frames, payload
 }
 
 // SentShared records that a message encoded by a Sharing with p's key, whose
