@@ -11,7 +11,7 @@ echo "== wskit: go test -race ./..."
 go test -race ./...
 echo "== wskit: allocation and memory checks without -race"
 go test -run 'Alloc|DoesNotAllocate|Reuse|MemoryBound' ./...
-for m in bench interop; do
+for m in bench interop prometheus; do
 	if [ -f "$m/go.mod" ]; then
 		echo "== $m: go test -race ./..."
 		(cd "$m" && go test -race ./...)
