@@ -67,8 +67,10 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
 	if op.ctx != nil || len(op.paths) > 0 {
 		lc.extra = &requestExtra{ctx: op.ctx, paths: op.paths}
 	}
+	sh := e.shard(c)
 	cfg := e.codecConfig()
 	cfg.Extensions = op.exts
+	cfg.Counters = &sh.proto
 	lc.proto.Init(cfg)
 	lc.s = Session{lc: lc, opts: &e.srv.opts, protocol: op.protocol, engine: EnginePoll, vals: op.vals}
 	c.Context = lc
@@ -82,6 +84,7 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
 		return
 	}
 	lc.s.counted = true
+	sh.opened(true, routeEvents)
 	if e.workers != nil {
 		c.Context = &jobQueue{lc: lc}
 	}
@@ -93,12 +96,30 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
 }
 
 // onData feeds bytes read by the loop to the protocol and delivers what
-// they complete.
+// they complete. Meanwhile the protocol tallies frames, messages and bytes
+// in the loop's shard with plain adds (sends from other goroutines
+// included: they hold the connection's lock, as the loop does), and the
+// tally goes to the counters at the end: atomic adds per batch of input,
+// not per message.
 func (lc *loopConn) onData(in []byte) {
+	sh := lc.s.shard()
+	lc.receive(in, &sh.tally)
+	c := lc.pe
+	c.Lock()
+	lc.proto.SetTally(nil)
+	c.Unlock()
+	sh.tally.AddTo(&sh.proto)
+}
+
+// receive is onData with the protocol tallying in t.
+func (lc *loopConn) receive(in []byte, t *codec.Tally) {
 	c := lc.pe
 	state := codec.StateOpen
-	for len(in) > 0 && !lc.s.failed {
+	for first := true; len(in) > 0 && !lc.s.failed; first = false {
 		c.Lock()
+		if first {
+			lc.proto.SetTally(t)
+		}
 		ev, n, ok, err := lc.proto.Receive(in)
 		in = in[n:]
 		if k := lc.proto.Replies(); k > 0 {
@@ -288,6 +309,7 @@ func (lc *loopConn) onClose(err error) {
 	s.mu.Unlock()
 	if s.counted {
 		lc.engine().sessions.Add(-1)
+		s.shard().closed(true, routeEvents)
 	}
 	lc.dispatch(job{kind: jobClose})
 }
@@ -405,6 +427,7 @@ func (lc *loopConn) admit(n int) error {
 	if q == 0 || q+n <= lc.s.opts.MaxQueue {
 		return nil
 	}
+	lc.s.shard().queue.QueueFull.Add(1)
 	switch lc.s.opts.QueuePolicy {
 	case QueueCloseTryAgain:
 		lc.closeLocked(CloseTryAgainLater, "outgoing queue full")

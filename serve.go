@@ -79,6 +79,10 @@ func (srv *Server) serve(ln net.Listener, h http.Handler, cfg *tls.Config) error
 		if tl, ok := ln.(*net.TCPListener); ok {
 			ln = &keepAliveListener{tl, srv.opts.keepAliveConfig()}
 		}
+		// Handshakes refused for their head's size or time (see Stats).
+		ln = &meteredListener{Listener: ln, srv: srv}
+		hs.Handler = markServed{hs.Handler}
+		hs.ConnContext = meteredContext(hs.ConnContext)
 		if cfg != nil {
 			hs.TLSConfig = cfg
 			ln = tls.NewListener(ln, cfg)

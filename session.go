@@ -158,7 +158,8 @@ func (s *Session) wsconn() *wsconn.Conn {
 // receiver is the reading side of a session whose handler receives, over
 // a net.Conn transport.
 type receiver struct {
-	c *wsconn.Conn
+	c     *wsconn.Conn
+	meter *shard // the server's counters; nil on a client
 
 	notify   chan struct{} // tells a waiting receiver that a message came
 	grace    *time.Timer   // wakes it when the handler holds a message too long
@@ -336,6 +337,9 @@ func (s *Session) pass(m Message) bool {
 		return true
 	}
 	cost := queuedCost(len(m.Payload))
+	if s.queuedBytes > 0 && s.queuedBytes+cost > s.opts.IncomingQueue && s.meter != nil {
+		s.meter.incomingFull.Add(1) // reading pauses until the handler takes one
+	}
 	for s.queuedBytes > 0 && s.queuedBytes+cost > s.opts.IncomingQueue {
 		if s.room == nil {
 			s.room = make(chan struct{})

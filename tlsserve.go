@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"time"
 
 	"github.com/wskit/wskit/codec"
@@ -67,6 +68,9 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	secrets, haveSecrets := pe.tls.takeSecrets(rc)
 	if err != nil {
 		rc.release()
+		if ctx.Err() != nil {
+			pe.srv.pickShard().refused[refusedTimeout].Add(1)
+		}
 		pe.srv.opts.logger().Debug("wskit: TLS handshake failed", "remote", nc.RemoteAddr(), "err", err)
 		tc.Close()
 		return
@@ -83,6 +87,9 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	nc.SetReadDeadline(time.Time{})
 	if err != nil {
 		rc.release()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			pe.srv.pickShard().refused[refusedTimeout].Add(1)
+		}
 		if len(head) == 0 {
 			tc.Close() // nothing came: as net/http, close
 			return
@@ -116,6 +123,7 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	tl.checkAt = time.Now().Add(tlsShedAfter).UnixNano()
 	op.tls = tl
 	op.rest = rest
+	pe.srv.pickShard().accepted.Add(1)
 	ok = poller.Attach(nc, func(c *poller.Conn) {
 		c.SetSealer(tl)
 		newLoopConn(pe, c, rt, op)
