@@ -16,7 +16,7 @@ import (
 // on. With burst=1 the client waits for each echo; with burst=64 it sends
 // 64 messages in one write and reads their echoes, so that system calls
 // weigh less per message and counting more. Compare it with the same
-// benchmark at a commit before the counters (see README, Operating wskit).
+// benchmark at a commit before the counters (see docs/operating.md).
 func BenchmarkCountedEcho(b *testing.B) {
 	for _, engine := range []Engine{EngineStd, EnginePoll} {
 		for _, path := range []string{"/events", "/echo"} {
