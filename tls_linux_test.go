@@ -3,6 +3,7 @@
 package wskit
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,12 +13,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/wskit/wskit/internal/race"
 	"github.com/wskit/wskit/internal/selfsign"
+	"github.com/wskit/wskit/poller"
 )
 
 // tlsCert is one self-signed certificate for every TLS test.
@@ -212,6 +217,13 @@ func TestTLSShedsWhenIdle(t *testing.T) {
 // port and returns its address; cleanup shuts it down.
 func tlsStart(t *testing.T, opts Options, routes func(*Server) http.Handler) string {
 	t.Helper()
+	_, addr := tlsStartServer(t, opts, routes)
+	return addr
+}
+
+// tlsStartServer is tlsStart that returns the server too.
+func tlsStartServer(t *testing.T, opts Options, routes func(*Server) http.Handler) (*Server, string) {
+	t.Helper()
 	srv, err := NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -228,5 +240,94 @@ func tlsStart(t *testing.T, opts Options, routes func(*Server) http.Handler) str
 		srv.Shutdown(ctx)
 		<-served
 	})
-	return ln.Addr().String()
+	return srv, ln.Addr().String()
+}
+
+// TestTLSIdleMemory opens many Events sessions over TLS 1.3 on the loop and
+// lets them go idle long enough to shed their ciphers; the live heap they
+// add per connection (the clients' TCP connections included: each client
+// keeps its socket and drops its crypto/tls state) must stay within a
+// bound. The figure is logged.
+func TestTLSIdleMemory(t *testing.T) {
+	if race.Enabled {
+		t.Skip("the race detector's shadow memory blurs the heap")
+	}
+	const limit = 2 << 10
+	n := 1000
+	if testing.Short() {
+		n = 200
+	}
+	opts := ptOptions()
+	opts.TLSConfig = tlsCert.ServerConfig()
+	srv, addr := tlsStartServer(t, opts, func(srv *Server) http.Handler { return srv.Handle(Events{}) })
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		for range 3 { // and the pools' victim caches
+			runtime.GC()
+		}
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	cfg := tlsCert.ClientConfig()
+	cfg.ServerName = "localhost"
+	head := []byte(ptHead(addr, "/"))
+	upgrade := func() net.Conn {
+		raw, err := net.DialTimeout("tcp", addr, ptWait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw.SetDeadline(time.Now().Add(ptWait))
+		tc := tls.Client(raw, cfg)
+		if _, err := tc.Write(head); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("upgrade: %v, %v", resp, err)
+		}
+		raw.SetDeadline(time.Time{})
+		return raw
+	}
+	conns := make([]net.Conn, n+1)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+	conns[n] = upgrade() // what the server starts once is running
+	before := heap()
+	for i := range n {
+		conns[i] = upgrade()
+	}
+	for deadline := time.Now().Add(ptWait); srv.Sessions() < n+1 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got, loop := srv.Sessions(), tlsLoopSessions(srv); got != n+1 || loop != got {
+		t.Fatalf("%d sessions, %d of them on the loop, want %d on the loop", got, loop, n+1)
+	}
+	time.Sleep(2*tlsShedAfter + 100*time.Millisecond) // idle: the ciphers are shed
+	per := float64(int64(heap())-int64(before)) / float64(n)
+	runtime.KeepAlive(conns)
+	t.Logf("%.0f bytes per idle Events session over TLS 1.3", per)
+	if per > limit {
+		t.Errorf("%.0f bytes per idle Events session over TLS, more than %d", per, limit)
+	}
+}
+
+// tlsLoopSessions returns the number of Events sessions on srv's loops.
+func tlsLoopSessions(srv *Server) int {
+	srv.mu.Lock()
+	polls := srv.polls
+	srv.mu.Unlock()
+	var n atomic.Int64 // the loops count at once
+	for _, pe := range polls {
+		pe.eng.Each(func(c *poller.Conn) {
+			if lc := loopConnOf(c); lc != nil && lc.tls != nil {
+				n.Add(1)
+			}
+		})
+	}
+	return int(n.Load())
 }
