@@ -136,6 +136,9 @@ func (lc *loopConn) onData(in []byte) {
 // onRecords takes bytes read over TLS: the record layer decrypts them in
 // place, and the plaintext goes on as onData's input.
 func (lc *loopConn) onRecords(in []byte) {
+	if lc.s.failed {
+		return // the connection is closing: what follows is dropped
+	}
 	c := lc.pe
 	rec := &lc.tls.rec
 	c.Lock()
@@ -164,17 +167,22 @@ func (lc *loopConn) onRecords(in []byte) {
 }
 
 // fail ends the connection after a violation or a timeout. The close frame
-// the protocol queued goes out first; then, as on net/http, the writing side
-// is shut down and input drained for a while, so that the peer reads the
-// close frame rather than a reset.
+// the protocol queued (or, over TLS, the alert the record layer sealed)
+// goes out first; then, as on net/http, the writing side is shut down and
+// input drained for a while, so that the peer reads it rather than a reset.
 func (lc *loopConn) fail(err error) {
 	lc.s.failed = true
 	lc.setCause(err)
-	if _, _, ok := codec.CloseFor(err); !ok {
+	var alert *tlsrec.AlertError
+	switch _, _, ok := codec.CloseFor(err); {
+	case errors.As(err, &alert):
+		// A fault in the records: RFC 8446 §6.2 has the alert sent (the
+		// caller sealed it), and no close frame can follow a fatal alert.
+		// After the peer's own fatal alert, nothing is owed.
+	case !ok:
 		lc.pe.Abort(err) // the peer did not answer our close: nothing to wait for
 		return
-	}
-	if errors.Is(err, codec.ErrPongTimeout) {
+	case errors.Is(err, codec.ErrPongTimeout):
 		lc.pe.CloseWithError(err, 0) // the 1011 goes out, or the write timeout ends it
 		return
 	}

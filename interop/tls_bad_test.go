@@ -93,10 +93,10 @@ type badEnd struct {
 // test process (server included) must be back to its goroutines and file
 // descriptors from before the case.
 //
-// Three known bugs skip cases, once the checks they do not break have run
-// (bugAlertDropped, bugCloseNotify, bugHalfHead): on the loop path the
-// alerts are not sent and a close_notify leaves the session open; on the
-// poll engine half a request head gets twice HandshakeTimeout.
+// Two known bugs skip cases, once the checks they do not break have run
+// (bugCloseNotify, bugHalfHead): on the loop path a close_notify leaves the
+// session open; on the poll engine half a request head gets twice
+// HandshakeTimeout.
 func TestTLSBadInput(t *testing.T) {
 	configure := withTLS(func(o *wskit.Options) {
 		o.HandshakeTimeout = badHandshakeTimeout
@@ -173,12 +173,6 @@ func TestTLSBadInput(t *testing.T) {
 
 // The known bugs TestTLSBadInput skips cases for.
 const (
-	bugAlertDropped = "BUG: on the loop path a fault in the client's records ends the connection without the alert " +
-		"RFC 8446 requires (bad_record_mac, record_overflow, unexpected_message; crypto/tls sends them): " +
-		"loopConn.onRecords has the record layer's alert sealed (poller.Conn.SealOwed), but the loop is in the " +
-		"handler call, so the alert waits to be flushed, and loopConn.fail, as codec.CloseFor knows no close " +
-		"code for a *tlsrec.AlertError, calls poller.Conn.Abort, which drops the output queued (dropOutput) " +
-		"before the flush"
 	bugCloseNotify = "BUG: on the loop path the client's close_notify is ignored: loopConn.onRecords acts on " +
 		"tlsrec.EventData only, not EventClose, so a session whose client has ended its stream without a close " +
 		"frame stays open (no OnClose, the connection held) until the TCP connection ends; over crypto/tls the " +
@@ -228,13 +222,13 @@ var badCases = []badCase{
 		}
 		return u.end("")
 	}},
-	{name: "corrupt-tag", upgraded: true, alerts: []string{"bad record MAC"}, bugOnLoop: bugAlertDropped, run: func(t *testing.T, addr string) badEnd {
+	{name: "corrupt-tag", upgraded: true, alerts: []string{"bad record MAC"}, run: func(t *testing.T, addr string) badEnd {
 		u := upgradeBad(t, addr)
 		u.conn.corruptNext()
 		u.sendText("this record's tag will not match")
 		return u.readAlert()
 	}},
-	{name: "oversize-record", upgraded: true, alerts: []string{"record overflow"}, bugOnLoop: bugAlertDropped, run: func(t *testing.T, addr string) badEnd {
+	{name: "oversize-record", upgraded: true, alerts: []string{"record overflow"}, run: func(t *testing.T, addr string) badEnd {
 		u := upgradeBad(t, addr)
 		u.writeRaw([]byte{0x17, 0x03, 0x03, 0x41, 0x01, 0, 0, 0, 0})
 		return u.readAlert()
@@ -248,7 +242,7 @@ var badCases = []badCase{
 	}},
 	// crypto/tls takes any record after the handshake for a protected
 	// one, and fails to open it.
-	{name: "alert-in-the-clear", upgraded: true, alerts: []string{"unexpected message", "bad record MAC"}, bugOnLoop: bugAlertDropped, run: func(t *testing.T, addr string) badEnd {
+	{name: "alert-in-the-clear", upgraded: true, alerts: []string{"unexpected message", "bad record MAC"}, run: func(t *testing.T, addr string) badEnd {
 		u := upgradeBad(t, addr)
 		u.writeRaw([]byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, byte(tlsrec.AlertInternalError)})
 		return u.readAlert()
@@ -262,7 +256,7 @@ var badCases = []badCase{
 	}},
 	// RFC 8446 §6.1 bounds a record layer to 16 messages in a row that
 	// carry no data, as crypto/tls does.
-	{name: "key-update-flood", upgraded: true, alerts: []string{"unexpected message"}, bugOnLoop: bugAlertDropped, run: func(t *testing.T, addr string) badEnd {
+	{name: "key-update-flood", upgraded: true, alerts: []string{"unexpected message"}, run: func(t *testing.T, addr string) badEnd {
 		u := upgradeBad(t, addr)
 		u.writeRaw(u.seal(func(rl *tlsrec.RecordLayer) ([]byte, error) {
 			var b []byte
