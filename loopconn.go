@@ -157,14 +157,48 @@ func (lc *loopConn) onRecords(in []byte) {
 			lc.fail(err)
 			return
 		}
-		if ok && ev.Kind == tlsrec.EventData {
+		switch {
+		case !ok:
+		case ev.Kind == tlsrec.EventData:
 			lc.onData(ev.Data)
+		case ev.Kind == tlsrec.EventClose:
+			lc.closeNotified()
 		}
 	}
 	c.Lock()
 	rec.ReturnLent()
 	c.Unlock()
 }
+
+// closeNotified ends the connection after the peer's close_notify, which
+// says that it sends nothing more: as crypto/tls reports it as the end of
+// the stream, and net/http's sessions end then, so does this one. Unless
+// the close handshake was done, it ends as at a TCP EOF, with 1006, and
+// its error says why. The output queued goes out, then a close_notify of
+// our own (RFC 8446 §6.1), as crypto/tls's Close sends.
+func (lc *loopConn) closeNotified() {
+	c := lc.pe
+	c.Lock()
+	done := lc.proto.State() == codec.StateClosed
+	c.Unlock()
+	if !done {
+		lc.setCause(errCloseNotify)
+	}
+	c.CloseWithError(errCloseNotify, 0)
+}
+
+// errCloseNotify ends a session whose peer ended its TLS stream before
+// the close handshake. It matches io.EOF, which the same end gives over
+// crypto/tls.
+var errCloseNotify error = closeNotifyError{}
+
+type closeNotifyError struct{}
+
+func (closeNotifyError) Error() string {
+	return "wskit: the peer ended its TLS stream (close_notify) without a close frame"
+}
+
+func (closeNotifyError) Unwrap() error { return io.EOF }
 
 // fail ends the connection after a violation or a timeout. The close frame
 // the protocol queued (or, over TLS, the alert the record layer sealed)

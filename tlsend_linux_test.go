@@ -26,8 +26,13 @@ type tlsEndCase struct {
 	// alert is the error crypto/tls's client reads after act: the alert
 	// the server answers with, or io.EOF after its close_notify.
 	alert string
-	// code is the session's close code on the server.
+	// code is the session's close code on the server; its error is nil
+	// after 1000, else one that matches err (errors.Is), when set.
 	code CloseCode
+	err  error
+	// loopReason is in the close reason on the loop, which knows more
+	// than crypto/tls tells.
+	loopReason string
 }
 
 var tlsEndCases = []tlsEndCase{
@@ -41,13 +46,29 @@ var tlsEndCases = []tlsEndCase{
 	{name: "record-in-the-clear", alert: "remote error: tls: ", code: CloseAbnormal, act: func(t *testing.T, p *tlsPeer) {
 		p.writeRaw([]byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50})
 	}},
+	// The end of the client's stream before its close frame: the
+	// session ends as at a TCP EOF, and the server sends its own
+	// close_notify.
+	{name: "close-notify", alert: "EOF", code: CloseAbnormal, err: io.EOF, loopReason: "close_notify", act: func(t *testing.T, p *tlsPeer) {
+		if err := p.tc.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+	}},
+	// After its close frame, the end of the stream is the usual end.
+	{name: "close-frame-then-close-notify", alert: "EOF", code: CloseNormal, act: func(t *testing.T, p *tlsPeer) {
+		p.tc.Write(ptCloseFrame(CloseNormal, ""))
+		if err := p.tc.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+	}},
 }
 
 // TestTLSEnd ends sessions over TLS 1.3 from the client's side in each
 // of the ways of tlsEndCases, on both engines (on the poll engine, the
 // session is on the loop): the client must read what crypto/tls sends in
-// the same case, then the end of the TCP stream (not a reset), and the
-// session must end with the close code expected.
+// the same case (an alert, or a close_notify), then the end of the TCP
+// stream (not a reset), and the session must end with the close code and
+// error expected.
 func TestTLSEnd(t *testing.T) {
 	for _, engine := range []Engine{EngineStd, EnginePoll} {
 		for _, tc := range tlsEndCases {
@@ -91,6 +112,14 @@ func TestTLSEnd(t *testing.T) {
 				t.Logf("closed %d %q, %v", r.Code, r.Reason, err)
 				if r.Code != tc.code {
 					t.Errorf("close code %d, want %d", r.Code, tc.code)
+				}
+				switch {
+				case engine == EnginePoll && !strings.Contains(r.Reason, tc.loopReason):
+					t.Errorf("the close reason %q does not say %q", r.Reason, tc.loopReason)
+				case (err == nil) != (tc.code == CloseNormal):
+					t.Errorf("the session's error is %v after %d", err, r.Code)
+				case tc.err != nil && !errors.Is(err, tc.err):
+					t.Errorf("the session's error is %v, want %v", err, tc.err)
 				}
 			})
 		}

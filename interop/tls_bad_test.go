@@ -93,9 +93,8 @@ type badEnd struct {
 // test process (server included) must be back to its goroutines and file
 // descriptors from before the case.
 //
-// Two known bugs skip cases, once the checks they do not break have run
-// (bugCloseNotify, bugHalfHead): on the loop path a close_notify leaves the
-// session open; on the poll engine half a request head gets twice
+// A known bug skips a case, once the checks it does not break have run
+// (bugHalfHead): on the poll engine half a request head gets twice
 // HandshakeTimeout.
 func TestTLSBadInput(t *testing.T) {
 	configure := withTLS(func(o *wskit.Options) {
@@ -173,10 +172,6 @@ func TestTLSBadInput(t *testing.T) {
 
 // The known bugs TestTLSBadInput skips cases for.
 const (
-	bugCloseNotify = "BUG: on the loop path the client's close_notify is ignored: loopConn.onRecords acts on " +
-		"tlsrec.EventData only, not EventClose, so a session whose client has ended its stream without a close " +
-		"frame stays open (no OnClose, the connection held) until the TCP connection ends; over crypto/tls the " +
-		"session ends at once, as at a TCP EOF"
 	bugHalfHead = "BUG: on the poll engine over TLS a client that sends part of a request head is cut after twice " +
 		"HandshakeTimeout: serveTLS's readTLSHead stops at the deadline, then hands the bytes to net/http " +
 		"(handTLS), whose ReadHeaderTimeout (HandshakeTimeout) starts again; Options.HandshakeTimeout bounds " +
@@ -247,7 +242,7 @@ var badCases = []badCase{
 		u.writeRaw([]byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, byte(tlsrec.AlertInternalError)})
 		return u.readAlert()
 	}},
-	{name: "close-notify-without-close-frame", upgraded: true, bugOnLoop: bugCloseNotify, run: func(t *testing.T, addr string) badEnd {
+	{name: "close-notify-without-close-frame", upgraded: true, run: func(t *testing.T, addr string) badEnd {
 		u := upgradeBad(t, addr)
 		if err := u.tc.CloseWrite(); err != nil {
 			t.Fatal(err)
