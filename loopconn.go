@@ -405,13 +405,17 @@ func (lc *loopConn) setCause(err error) {
 }
 
 // request parses the head again for Session.Request, with what the chain
-// added.
+// added and the TLS state.
 func (lc *loopConn) request() *http.Request {
 	r, err := parseHead([]byte(lc.head), lc.pe.RemoteAddr())
 	if err != nil {
 		return nil
 	}
 	r = r.WithContext(lc.requestContext())
+	if lc.tls != nil {
+		state := lc.tls.state // the caller's to change
+		r.TLS = &state
+	}
 	if x := lc.extra; x != nil {
 		for i := 0; i+1 < len(x.paths); i += 2 {
 			r.SetPathValue(x.paths[i], x.paths[i+1])

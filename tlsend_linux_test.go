@@ -163,6 +163,7 @@ func tlsDial(t testing.TB, addr, path string, configure func(*tls.Config)) *tlsP
 	cfg := tlsCert.ClientConfig()
 	cfg.ServerName = "localhost"
 	cfg.MinVersion = tls.VersionTLS13
+	cfg.NextProtos = []string{"http/1.1"}
 	if configure != nil {
 		configure(cfg)
 	}

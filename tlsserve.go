@@ -90,7 +90,7 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 		pe.handTLS(tc, head, &state) // net/http answers what it can
 		return
 	}
-	rt, op, ok := pe.loopUpgrade(head, rest, nc.RemoteAddr())
+	rt, op, ok := pe.loopUpgrade(head, rest, nc.RemoteAddr(), &state)
 	if !ok {
 		rc.release()
 		pe.handTLS(tc, append(head, rest...), &state)
@@ -104,7 +104,7 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 		tc.Close()
 		return
 	}
-	tl := &tlsLayer{}
+	tl := &tlsLayer{state: state}
 	if err := tl.rec.Init(tlsrec.Config{
 		Suite: state.CipherSuite, Role: tlsrec.Server, Secrets: secrets,
 		ReadSeq: uint64(rc.records - handshakeRecords), WriteSeq: uint64(writeSeq),
@@ -176,7 +176,7 @@ func readTLSHead(tc *tls.Conn, limit int) (head, rest []byte, err error) {
 // loopUpgrade decides whether a request head read over TLS is an upgrade
 // the loop serves itself: to a bare Events route, with no hook, that
 // passes the handshake's checks. It returns what the session opens with.
-func (pe *pollEngine) loopUpgrade(head, rest []byte, remote net.Addr) (*route, loopOpen, bool) {
+func (pe *pollEngine) loopUpgrade(head, rest []byte, remote net.Addr, state *tls.ConnectionState) (*route, loopOpen, bool) {
 	if len(head) > pe.srv.opts.MaxHandshakeSize {
 		return nil, loopOpen{}, false
 	}
@@ -184,6 +184,7 @@ func (pe *pollEngine) loopUpgrade(head, rest []byte, remote net.Addr) (*route, l
 	if err != nil || (r.ProtoAtLeast(1, 1) && (!headHasHost(head) || !validHost(r.Host))) {
 		return nil, loopOpen{}, false
 	}
+	r.TLS = state // as net/http's request has it
 	rt := pe.route(r)
 	if rt == nil || rt.kind != routeEvents || rt.hooked() || !headerHasToken(r.Header, "Upgrade", "websocket") {
 		return nil, loopOpen{}, false
@@ -276,6 +277,13 @@ func (c *recordConn) release() {
 type tlsLayer struct {
 	rec tlsrec.RecordLayer
 	lc  *loopConn
+
+	// state is the handshake's, for Session.Request. Kept whole (about
+	// 200 bytes more per connection, and the exporter secret crypto/tls
+	// keeps for it) because only crypto/tls can make one whose
+	// ExportKeyingMaterial works: one rebuilt from a few fields would
+	// panic there.
+	state tls.ConnectionState
 
 	// Under the connection's lock: an idle connection sheds its ciphers.
 	active, seen uint32 // activity counted, and as the last check saw it

@@ -3,7 +3,6 @@ package interop
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -337,26 +336,16 @@ const loopPathSessions = 16
 // variant and TLS version, the request of a session that gorilla opened
 // must carry the TLS state of its connection (r.TLS), as net/http's
 // requests over TLS do, so that a handler can tell a wss:// session from a
-// ws:// one.
-//
-// Known bug, skipped: on the loop path (poll-events over TLS 1.3) r.TLS is
-// nil. An Events session on the loop keeps only its request head and
-// Session.Request parses it again (loopConn.request, parseHead), and
-// serveTLS does not hand the connection's tls.ConnectionState to the
-// loopConn, so nothing can set it. Every other path has it.
+// ws:// one. On the loop path (poll-events over TLS 1.3) the session keeps
+// the state its handshake left for that.
 func TestTLSSessionRequest(t *testing.T) {
 	forEachTLSVariant(t, nil, func(t *testing.T, srv *echoServer, v tlsVersion) {
 		c, _, _ := gorillaDialTLS(t, srv, "/echo", v, false)
 		info, _ := srv.sessionFrom(c.LocalAddr().String())
 		gorillaClose(t, c, frame.CloseNormal, "")
-		if info.TLS {
-			return
+		if !info.TLS {
+			t.Errorf("Session.Request().TLS is nil for a session over %s on %s, served by %s",
+				tls.VersionName(v.id), srv.Variant.name, tlsPath(srv.Variant, v.id))
 		}
-		msg := fmt.Sprintf("Session.Request().TLS is nil for a session over %s on %s, served by %s",
-			tls.VersionName(v.id), srv.Variant.name, tlsPath(srv.Variant, v.id))
-		if onLoop(srv.Variant, v.id) {
-			t.Skip("BUG (loopConn.request builds the request from the head alone; serveTLS keeps no tls.ConnectionState for the loop): " + msg)
-		}
-		t.Error(msg)
 	})
 }
