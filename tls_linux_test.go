@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -383,6 +385,48 @@ func TestTLSSessionRequest(t *testing.T) {
 				theirs, _ := client.ExportKeyingMaterial("EXPERIMENTAL wskit", []byte("test"), 32)
 				if err != nil || !bytes.Equal(ours, theirs) {
 					t.Errorf("exported keying material %x, %v; the client's %x", ours, err, theirs)
+				}
+			})
+		}
+	}
+}
+
+// TestTLSHeadTimeout: a client that shakes hands and sends part of a
+// request head is cut at HandshakeTimeout from the connection's start,
+// not later, on both engines and over TLS 1.3 and 1.2.
+func TestTLSHeadTimeout(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	for _, engine := range []Engine{EngineStd, EnginePoll} {
+		for _, version := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+			t.Run(engine.String()+"/"+tls.VersionName(version), func(t *testing.T) {
+				ptLeakCheck(t)
+				opts := ptOptions()
+				opts.Engine = engine
+				opts.HandshakeTimeout = timeout
+				opts.TLSConfig = tlsCert.ServerConfig()
+				addr := tlsStart(t, opts, func(srv *Server) http.Handler { return srv.Handle(Events{}) })
+				start := time.Now()
+				nc, err := net.DialTimeout("tcp", addr, ptWait)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer nc.Close()
+				cfg := tlsCert.ClientConfig()
+				cfg.ServerName = "localhost"
+				cfg.MinVersion, cfg.MaxVersion = version, version
+				tc := tls.Client(nc, cfg)
+				tc.SetDeadline(time.Now().Add(ptWait))
+				if _, err := tc.Write([]byte("GET / HTTP/1.1\r\nHost: local")); err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(tc)
+				took := time.Since(start)
+				t.Logf("cut after %v: %v, %q", took.Round(time.Millisecond), err, got)
+				if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+					t.Errorf("the end: %v", err)
+				}
+				if took < timeout-50*time.Millisecond || took > timeout+300*time.Millisecond {
+					t.Errorf("cut after %v, want at HandshakeTimeout (%v)", took, timeout)
 				}
 			})
 		}

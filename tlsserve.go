@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"time"
 
 	"github.com/wskit/wskit/codec"
@@ -72,22 +73,30 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 		return
 	}
 	state := tc.ConnectionState()
-	if state.NegotiatedProtocol == "h2" || state.Version != tls.VersionTLS13 || !haveSecrets {
+	if state.NegotiatedProtocol == "h2" {
 		rc.release()
 		pe.handTLS(tc, nil, &state) // net/http's HTTP/2 must see the *tls.Conn itself
 		return
 	}
+	// The first head is read here whatever the version, so that
+	// HandshakeTimeout bounds it from the connection's start: handed over
+	// unread or cut, it would get net/http's ReadHeaderTimeout afresh.
 	handshakeRecords := rc.records
 	nc.SetReadDeadline(deadline)
 	head, rest, err := readTLSHead(tc, pe.srv.opts.MaxHandshakeSize+4096)
 	nc.SetReadDeadline(time.Time{})
 	if err != nil {
 		rc.release()
-		if len(head) == 0 {
-			tc.Close() // nothing came: as net/http, close
+		if len(head) == 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+			tc.Close() // nothing came, or not in time: as net/http, close without an answer
 			return
 		}
 		pe.handTLS(tc, head, &state) // net/http answers what it can
+		return
+	}
+	if state.Version != tls.VersionTLS13 || !haveSecrets {
+		rc.release()
+		pe.handTLS(tc, append(head, rest...), &state)
 		return
 	}
 	rt, op, ok := pe.loopUpgrade(head, rest, nc.RemoteAddr(), &state)
@@ -157,10 +166,12 @@ func (pe *pollEngine) handTLS(tc *tls.Conn, prefix []byte, state *tls.Connection
 // when the head is longer than limit or does not come.
 func readTLSHead(tc *tls.Conn, limit int) (head, rest []byte, err error) {
 	buf := make([]byte, 0, 1024)
-	scratch := make([]byte, 16<<10) // a record's plaintext: crypto/tls keeps none back
+	scratch := bufpool.Get(16 << 10) // a record's plaintext: crypto/tls keeps none back
+	defer bufpool.Put(scratch)
+	*scratch = (*scratch)[:cap(*scratch)]
 	for {
-		n, err := tc.Read(scratch)
-		buf = append(buf, scratch[:n]...)
+		n, err := tc.Read(*scratch)
+		buf = append(buf, (*scratch)[:n]...)
 		if end := headLen(buf, 0); end >= 0 {
 			return buf[:end], buf[end:], nil
 		}
