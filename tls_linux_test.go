@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -430,5 +431,63 @@ func TestTLSHeadTimeout(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// tlsKeyLog is a KeyLogWriter that keeps what it is given.
+type tlsKeyLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *tlsKeyLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *tlsKeyLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestTLSConfigForClient: with a configuration per client from
+// GetConfigForClient, Events sessions over TLS 1.3 stay on the loop;
+// that configuration's KeyLogWriter gets the keys, as crypto/tls gives
+// them, and a later connection resumes the first one's TLS session.
+func TestTLSConfigForClient(t *testing.T) {
+	ptLeakCheck(t)
+	opts := ptOptions()
+	base, per := new(tlsKeyLog), new(tlsKeyLog)
+	perClient := tlsCert.ServerConfig()
+	perClient.KeyLogWriter = per
+	opts.TLSConfig = &tls.Config{
+		KeyLogWriter: base,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return perClient, nil
+		},
+	}
+	onLoop := make(chan bool, 1)
+	addr := tlsStart(t, opts, func(srv *Server) http.Handler {
+		return srv.Handle(Events{OnOpen: func(s *Session) { ptPut(onLoop, s.lc != nil && s.lc.tls != nil) }, OnMessage: ptEcho})
+	})
+	cache := tls.NewLRUClientSessionCache(1)
+	for i := range 2 {
+		p := tlsDial(t, addr, "/", func(cfg *tls.Config) { cfg.ClientSessionCache = cache })
+		if !ptAwait(t, onLoop, "OnOpen") {
+			t.Fatalf("connection %d: the session is not on the loop", i)
+		}
+		p.mustEcho([]byte("hello"))
+		if resumed := p.tc.ConnectionState().DidResume; resumed != (i == 1) {
+			t.Errorf("connection %d: resumed %v", i, resumed)
+		}
+		p.tc.Close()
+	}
+	if n := strings.Count(per.String(), "CLIENT_TRAFFIC_SECRET_0 "); n != 2 {
+		t.Errorf("the configuration for the client logged %d traffic secrets, want 2:\n%s", n, per)
+	}
+	if s := base.String(); s != "" {
+		t.Errorf("the server's configuration logged keys for another's handshakes:\n%s", s)
 	}
 }

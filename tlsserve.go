@@ -29,25 +29,47 @@ import (
 
 // tlsEngine is what the poll engine keeps to serve TLS.
 type tlsEngine struct {
-	cfg    *tls.Config // the server's, with keys logged to keys
-	keys   *tlsrec.KeyLog
-	userKL io.Writer // the application's own KeyLogWriter, if any
+	cfg  *tls.Config // the server's, with keys logged to keys
+	keys *tlsrec.KeyLog
 }
 
+// newTLSEngine makes the configuration the engine shakes hands with:
+// cfg's, with the keys logged to the engine's KeyLog, also in the
+// configurations cfg.GetConfigForClient returns, which crypto/tls then
+// uses instead; a handshake whose secrets the engine does not learn goes
+// to net/http, a goroutine per connection.
 func newTLSEngine(cfg *tls.Config) *tlsEngine {
-	te := &tlsEngine{keys: new(tlsrec.KeyLog), userKL: cfg.KeyLogWriter}
+	te := &tlsEngine{keys: new(tlsrec.KeyLog)}
 	te.cfg = cfg.Clone()
-	te.cfg.KeyLogWriter = te
+	te.cfg.KeyLogWriter = &keyLogTee{keys: te.keys, app: cfg.KeyLogWriter}
+	if get := cfg.GetConfigForClient; get != nil {
+		te.cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			c, err := get(hello)
+			if c == nil || err != nil {
+				return c, err // with none, crypto/tls goes on with te.cfg
+			}
+			// A clone keeps c's session ticket keys (and, without any, the
+			// server's are used, as for c itself): resumption is unchanged.
+			c = c.Clone()
+			c.KeyLogWriter = &keyLogTee{keys: te.keys, app: c.KeyLogWriter}
+			return c, nil
+		}
+	}
 	return te
 }
 
-// Write takes crypto/tls's key log lines, and passes them on to the
-// application's KeyLogWriter when it has one.
-func (te *tlsEngine) Write(p []byte) (int, error) {
-	if te.userKL != nil {
-		te.userKL.Write(p)
+// keyLogTee takes crypto/tls's key log lines for the engine's KeyLog, and
+// passes them on to the application's KeyLogWriter when it has one.
+type keyLogTee struct {
+	keys *tlsrec.KeyLog
+	app  io.Writer
+}
+
+func (w *keyLogTee) Write(p []byte) (int, error) {
+	if w.app != nil {
+		w.app.Write(p)
 	}
-	return te.keys.Write(p)
+	return w.keys.Write(p)
 }
 
 // serveTLS shakes hands with the client of nc, a connection the poll
