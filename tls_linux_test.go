@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/wskit/wskit/internal/race"
 	"github.com/wskit/wskit/internal/selfsign"
+	"github.com/wskit/wskit/internal/wstest"
 	"github.com/wskit/wskit/poller"
 )
 
@@ -489,5 +491,54 @@ func TestTLSConfigForClient(t *testing.T) {
 	}
 	if s := base.String(); s != "" {
 		t.Errorf("the server's configuration logged keys for another's handshakes:\n%s", s)
+	}
+}
+
+// TestTLSBadHandshake: a client that fails its TLS handshake is logged at
+// DEBUG on both engines, not above (any client can fail one), and one
+// that sends a plain HTTP request gets net/http's 400 on both.
+func TestTLSBadHandshake(t *testing.T) {
+	for _, engine := range []Engine{EngineStd, EnginePoll} {
+		t.Run(engine.String(), func(t *testing.T) {
+			ptLeakCheck(t)
+			opts := ptOptions()
+			opts.Engine = engine
+			opts.TLSConfig = tlsCert.ServerConfig()
+			logs := &wstest.SyncBuffer{}
+			opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			addr := tlsStart(t, opts, func(srv *Server) http.Handler { return srv.Handle(Events{}) })
+			for _, input := range []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "\xde\xad\xbe\xef\xde\xad\xbe\xef"} {
+				nc, err := net.DialTimeout("tcp", addr, ptWait)
+				if err != nil {
+					t.Fatal(err)
+				}
+				nc.SetDeadline(time.Now().Add(ptWait))
+				nc.Write([]byte(input))
+				got, err := io.ReadAll(nc)
+				nc.Close()
+				if err != nil {
+					t.Fatalf("reading the answer to %q: %v", input, err)
+				}
+				if strings.HasPrefix(input, "GET") {
+					if want := "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"; string(got) != want {
+						t.Errorf("the answer to a plain request is %q, want %q", got, want)
+					}
+				}
+			}
+			deadline := time.Now().Add(ptWait)
+			for strings.Count(logs.String(), "\n") < 2 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			log := logs.String()
+			lines := strings.Split(strings.TrimSuffix(log, "\n"), "\n")
+			for _, line := range lines {
+				if !strings.Contains(line, "level=DEBUG") || !strings.Contains(line, "TLS handshake") {
+					t.Errorf("want failed handshakes at DEBUG only, got %s", line)
+				}
+			}
+			if len(lines) != 2 || !strings.Contains(log, "client sent an HTTP request to an HTTPS server") {
+				t.Errorf("want the two failed handshakes, the plain request named:\n%s", log)
+			}
+		})
 	}
 }

@@ -90,6 +90,12 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	secrets, haveSecrets := pe.tls.takeSecrets(rc)
 	if err != nil {
 		rc.release()
+		var re tls.RecordHeaderError
+		if errors.As(err, &re) && re.Conn != nil && recordLooksLikeHTTP(re.RecordHeader) {
+			// As net/http answers a client that speaks plain HTTP here.
+			io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+			err = errors.New("client sent an HTTP request to an HTTPS server")
+		}
 		pe.srv.opts.logger().Debug("wskit: TLS handshake failed", "remote", nc.RemoteAddr(), "err", err)
 		tc.Close()
 		return
@@ -159,6 +165,16 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 		tl.rec.Release()
 		tc.Close()
 	}
+}
+
+// recordLooksLikeHTTP reports whether the header of a client's first
+// record is the start of an HTTP request, as net/http guesses it.
+func recordLooksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
 }
 
 // takeSecrets takes the traffic secrets of rc's handshake out of the key

@@ -99,7 +99,7 @@ type badEnd struct {
 func TestTLSBadInput(t *testing.T) {
 	configure := withTLS(func(o *wskit.Options) {
 		o.HandshakeTimeout = badHandshakeTimeout
-		// Each bad handshake is logged (net/http at WARN): not here.
+		// Each bad handshake is logged (at DEBUG): not here.
 		o.Logger = slog.New(slog.DiscardHandler)
 		o.ConfigureHTTP = func(hs *http.Server) { hs.ErrorLog = log.New(io.Discard, "", 0) }
 	})
