@@ -542,3 +542,46 @@ func TestTLSBadHandshake(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSCallbackPanics: a panic in the application's TLS callbacks
+// (here GetCertificate) drops the connection it served and is logged; the
+// server goes on, on both engines, as net/http does.
+func TestTLSCallbackPanics(t *testing.T) {
+	for _, engine := range []Engine{EngineStd, EnginePoll} {
+		t.Run(engine.String(), func(t *testing.T) {
+			ptLeakCheck(t)
+			opts := ptOptions()
+			opts.Engine = engine
+			logs := &wstest.SyncBuffer{}
+			opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
+			cert := tlsCert.TLS
+			opts.TLSConfig = &tls.Config{GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				if hello.ServerName == "boom.localhost" {
+					panic("boom in GetCertificate")
+				}
+				return &cert, nil
+			}}
+			addr := tlsStart(t, opts, func(srv *Server) http.Handler { return srv.Handle(Events{OnMessage: ptEcho}) })
+			nc, err := net.DialTimeout("tcp", addr, ptWait)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			tc := tls.Client(nc, &tls.Config{ServerName: "boom.localhost", InsecureSkipVerify: true})
+			tc.SetDeadline(time.Now().Add(ptWait))
+			if err := tc.Handshake(); err == nil {
+				t.Fatal("the handshake went through")
+			}
+			p := tlsDial(t, addr, "/", nil)
+			p.mustEcho([]byte("still serving"))
+			p.tc.Close()
+			deadline := time.Now().Add(ptWait)
+			for !strings.Contains(logs.String(), "boom in GetCertificate") && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if !strings.Contains(logs.String(), "boom in GetCertificate") {
+				t.Errorf("the panic is not logged:\n%s", logs)
+			}
+		})
+	}
+}

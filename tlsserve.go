@@ -86,17 +86,23 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	}
 	rc := &recordConn{Conn: nc, written: bufpool.Get(4096)}
 	tc := tls.Server(rc, pe.tls.cfg)
-	err := tc.HandshakeContext(ctx)
+	err := handshake(ctx, tc)
 	secrets, haveSecrets := pe.tls.takeSecrets(rc)
 	if err != nil {
 		rc.release()
 		var re tls.RecordHeaderError
-		if errors.As(err, &re) && re.Conn != nil && recordLooksLikeHTTP(re.RecordHeader) {
+		var pan *codec.PanicError
+		switch {
+		case errors.As(err, &pan):
+			logRecovered(&pe.srv.opts, nil, pan, "connection from "+nc.RemoteAddr().String()+" dropped")
+		case errors.As(err, &re) && re.Conn != nil && recordLooksLikeHTTP(re.RecordHeader):
 			// As net/http answers a client that speaks plain HTTP here.
 			io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
 			err = errors.New("client sent an HTTP request to an HTTPS server")
+			fallthrough
+		default:
+			pe.srv.opts.logger().Debug("wskit: TLS handshake failed", "remote", nc.RemoteAddr(), "err", err)
 		}
-		pe.srv.opts.logger().Debug("wskit: TLS handshake failed", "remote", nc.RemoteAddr(), "err", err)
 		tc.Close()
 		return
 	}
@@ -165,6 +171,20 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 		tl.rec.Release()
 		tc.Close()
 	}
+}
+
+// handshake runs tc's handshake. A panic in the application's callbacks
+// that crypto/tls calls (GetCertificate, GetConfigForClient,
+// VerifyConnection…) comes back as a *codec.PanicError: it drops this
+// connection only, as under net/http, which serves each connection under
+// a recover.
+func handshake(ctx context.Context, tc *tls.Conn) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = codec.Recovered(v, "TLS handshake")
+		}
+	}()
+	return tc.HandshakeContext(ctx)
 }
 
 // recordLooksLikeHTTP reports whether the header of a client's first
