@@ -222,22 +222,6 @@ func (l *loop) input(c *conn, p []byte, now int64) bool {
 	return l.flush(c)
 }
 
-// rawMismatch checks p, bytes of a raw echo that begin got bytes into a
-// reply, against the replies expected, want after want, and returns the
-// index in p of the first byte that differs, or -1.
-func rawMismatch(want []byte, got int, p []byte) int {
-	pos := got % len(want)
-	for done := 0; done < len(p); {
-		k := min(len(p)-done, len(want)-pos)
-		if i := mismatch(p[done:done+k], want[pos:pos+k]); i >= 0 {
-			return done + i
-		}
-		done += k
-		pos = 0
-	}
-	return -1
-}
-
 // upgrade takes the response head from p and returns the bytes after it.
 func (l *loop) upgrade(c *conn, p []byte, now int64) ([]byte, bool) {
 	head := p
