@@ -742,13 +742,15 @@ func (s *Session) Err() error {
 }
 
 // Request returns the HTTP request that opened the session, as the handler
-// chain passed it on: remote address, headers, URL, path values, and the
-// context with the values middleware put there. On a client it is the
-// request that was sent. Do not read its body.
+// chain passed it on: remote address, headers, URL, path values, the
+// context with the values middleware put there, and over TLS the
+// connection's state (TLS). On a client it is the request that was sent.
+// Do not read its body.
 //
 // An Events session on the poll engine keeps only the request's head (and
-// what the chain added): each call parses it again into a new Request, so
-// keep what you need rather than call it for each message.
+// what the chain added, and the TLS state): each call parses it again into
+// a new Request, so keep what you need rather than call it for each
+// message.
 func (s *Session) Request() *http.Request {
 	if s.lc == nil {
 		return s.req

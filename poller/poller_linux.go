@@ -714,7 +714,8 @@ func signal(ch chan struct{}) {
 // A connection with more than outputPause bytes of output waiting is not
 // read until its peer takes most of them: a peer that sends faster than it
 // reads is pushed back, as a blocking server would, instead of growing the
-// queue.
+// queue. A lingering connection's input is dropped: the handler has closed
+// it, and must not see (nor, by setting a timer, prolong) what comes after.
 func (l *loop) read(c *Conn) {
 	if c.closed || c.paused.Load() || c.detached || l.outputFull(c) {
 		return
@@ -722,11 +723,15 @@ func (l *loop) read(c *Conn) {
 	if c.unread != nil {
 		b := c.unread
 		c.unread = nil
-		c.dispatching.Store(true)
-		l.e.h.OnData(c, *b)
-		bufpool.Put(b)
-		if l.settle(c) || c.closed || c.paused.Load() || c.detached {
-			return
+		if c.lingering {
+			bufpool.Put(b)
+		} else {
+			c.dispatching.Store(true)
+			l.e.h.OnData(c, *b)
+			bufpool.Put(b)
+			if l.settle(c) || c.closed || c.paused.Load() || c.detached {
+				return
+			}
 		}
 	}
 	for i := 0; i < maxReads; i++ {
@@ -734,10 +739,12 @@ func (l *loop) read(c *Conn) {
 		l.stats.reads.Add(1)
 		if n > 0 {
 			l.stats.readBytes.Add(uint64(n))
-			c.dispatching.Store(true)
-			l.e.h.OnData(c, l.buf[:n])
-			if l.settle(c) || c.closed || c.paused.Load() || c.detached {
-				return
+			if !c.lingering {
+				c.dispatching.Store(true)
+				l.e.h.OnData(c, l.buf[:n])
+				if l.settle(c) || c.closed || c.paused.Load() || c.detached {
+					return
+				}
 			}
 			if (n < len(l.buf) && !c.hup) || l.e.cfg.LevelTriggered {
 				return // a short read drained the socket; new data brings a new edge
@@ -758,6 +765,9 @@ func (l *loop) read(c *Conn) {
 			err = errEOF
 		default:
 			err = os.NewSyscallError("read", err)
+		}
+		if c.lingering {
+			err = c.closeErr // the end the lingering close waited for
 		}
 		l.closeConn(c, err)
 		return
