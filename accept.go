@@ -97,14 +97,14 @@ func (srv *Server) runAccept(hs *Handshake, route func(*Handshake) error) *hands
 		}
 		var pan *codec.PanicError
 		if errors.As(err, &pan) {
-			return srv.opts.hookPanicked(hs.Request, err)
+			return srv.opts.hookPanicked(hs.Request, err, refusedHook)
 		}
 		var ref *Refusal
 		if errors.As(err, &ref) {
-			return &handshakeError{status: ref.status(), msg: ref.Body, extra: ref.Header}
+			return &handshakeError{status: ref.status(), msg: ref.Body, extra: ref.Header, why: refusedHook}
 		}
 		srv.opts.logger().Debug("wskit: upgrade refused by an accept hook", "err", err, "remote", hs.Request.RemoteAddr, "path", hs.Request.URL.Path)
-		return refuse(http.StatusForbidden, "wskit: upgrade refused")
+		return refuse(refusedHook, http.StatusForbidden, "wskit: upgrade refused")
 	}
 	return nil
 }

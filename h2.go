@@ -36,10 +36,10 @@ func isH2WebSocket(r *http.Request) bool {
 // key, and no Upgrade or Connection field.
 func checkH2Request(r *http.Request) *handshakeError {
 	if p := r.Header.Get(":protocol"); !strings.EqualFold(p, "websocket") {
-		return refuse(http.StatusNotImplemented, "wskit: extended CONNECT for "+p+" is not served here")
+		return refuse(refusedUpgrade, http.StatusNotImplemented, "wskit: extended CONNECT for "+p+" is not served here")
 	}
 	if v := r.Header.Values("Sec-Websocket-Version"); len(v) != 1 || v[0] != "13" {
-		e := refuse(http.StatusUpgradeRequired, "wskit: unsupported Sec-WebSocket-Version: this server speaks version 13")
+		e := refuse(refusedVersion, http.StatusUpgradeRequired, "wskit: unsupported Sec-WebSocket-Version: this server speaks version 13")
 		e.header = [2]string{"Sec-WebSocket-Version", "13"}
 		return e
 	}

@@ -24,6 +24,7 @@ type handshakeError struct {
 	msg    string
 	header [2]string   // one extra response header, when set
 	extra  http.Header // a Refusal's fields
+	why    refusal     // for Stats
 }
 
 func (e *handshakeError) Error() string { return e.msg }
@@ -45,37 +46,37 @@ func (e *handshakeError) write(w http.ResponseWriter) {
 	w.Write([]byte(e.msg + "\n"))
 }
 
-func refuse(status int, msg string) *handshakeError {
-	return &handshakeError{status: status, msg: msg}
+func refuse(why refusal, status int, msg string) *handshakeError {
+	return &handshakeError{status: status, msg: msg, why: why}
 }
 
 // checkRequest applies RFC 6455 §4.2.1 to an opening handshake and returns
 // the client's key, or the refusal to send.
 func checkRequest(r *http.Request) (key string, herr *handshakeError) {
 	if r.Method != http.MethodGet {
-		e := refuse(http.StatusMethodNotAllowed, "wskit: the opening handshake must be a GET request")
+		e := refuse(refusedMethod, http.StatusMethodNotAllowed, "wskit: the opening handshake must be a GET request")
 		e.header = [2]string{"Allow", http.MethodGet}
 		return "", e
 	}
 	if !r.ProtoAtLeast(1, 1) {
-		return "", refuse(http.StatusBadRequest, "wskit: the opening handshake needs HTTP/1.1 or later")
+		return "", refuse(refusedUpgrade, http.StatusBadRequest, "wskit: the opening handshake needs HTTP/1.1 or later")
 	}
 	if !headerHasToken(r.Header, "Upgrade", "websocket") {
-		e := refuse(http.StatusUpgradeRequired, "wskit: this endpoint speaks WebSocket only: Upgrade: websocket is missing")
+		e := refuse(refusedUpgrade, http.StatusUpgradeRequired, "wskit: this endpoint speaks WebSocket only: Upgrade: websocket is missing")
 		e.header = [2]string{"Upgrade", "websocket"}
 		return "", e
 	}
 	if !headerHasToken(r.Header, "Connection", "upgrade") {
-		return "", refuse(http.StatusBadRequest, "wskit: the Connection header lacks the upgrade token")
+		return "", refuse(refusedUpgrade, http.StatusBadRequest, "wskit: the Connection header lacks the upgrade token")
 	}
 	if v := r.Header.Values("Sec-Websocket-Version"); len(v) != 1 || v[0] != "13" {
-		e := refuse(http.StatusUpgradeRequired, "wskit: unsupported Sec-WebSocket-Version: this server speaks version 13")
+		e := refuse(refusedVersion, http.StatusUpgradeRequired, "wskit: unsupported Sec-WebSocket-Version: this server speaks version 13")
 		e.header = [2]string{"Sec-WebSocket-Version", "13"}
 		return "", e
 	}
 	keys := r.Header.Values("Sec-Websocket-Key")
 	if len(keys) != 1 || !validKey(keys[0]) {
-		return "", refuse(http.StatusBadRequest, "wskit: Sec-WebSocket-Key must be the base64 of 16 bytes")
+		return "", refuse(refusedKey, http.StatusBadRequest, "wskit: Sec-WebSocket-Key must be the base64 of 16 bytes")
 	}
 	return keys[0], nil
 }
@@ -159,17 +160,17 @@ func (o *Options) checkOrigin(r *http.Request) *handshakeError {
 	if len(origins) > 1 {
 		// A browser sends one; a policy reading the first or the last
 		// could be fooled by the other.
-		return refuse(http.StatusBadRequest, "wskit: more than one Origin header")
+		return refuse(refusedOrigin, http.StatusBadRequest, "wskit: more than one Origin header")
 	}
 	if o.CheckOrigin != nil {
 		ok, err := callCheckOrigin(o.CheckOrigin, r)
 		switch {
 		case err != nil:
-			return o.hookPanicked(r, err)
+			return o.hookPanicked(r, err, refusedOrigin)
 		case ok:
 			return nil
 		}
-		return refuse(http.StatusForbidden, "wskit: origin not allowed")
+		return refuse(refusedOrigin, http.StatusForbidden, "wskit: origin not allowed")
 	}
 	if len(origins) == 0 || origins[0] == "" {
 		return nil
@@ -177,7 +178,7 @@ func (o *Options) checkOrigin(r *http.Request) *handshakeError {
 	origin := origins[0]
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" {
-		return refuse(http.StatusForbidden, "wskit: origin not allowed")
+		return refuse(refusedOrigin, http.StatusForbidden, "wskit: origin not allowed")
 	}
 	if strings.EqualFold(u.Host, r.Host) {
 		return nil
@@ -187,7 +188,7 @@ func (o *Options) checkOrigin(r *http.Request) *handshakeError {
 			return nil
 		}
 	}
-	return refuse(http.StatusForbidden, "wskit: cross-origin request from "+u.Host+" refused")
+	return refuse(refusedOrigin, http.StatusForbidden, "wskit: cross-origin request from "+u.Host+" refused")
 }
 
 // callCheckOrigin runs the application's CheckOrigin, recovering a panic.
@@ -221,19 +222,19 @@ func (o *Options) negotiate(r *http.Request, kind routeKind) ([]codec.Negotiated
 	}
 	ns, err := codec.AcceptExtensions(o.Extensions, offers)
 	if err != nil {
-		return nil, o.hookPanicked(r, err)
+		return nil, o.hookPanicked(r, err, refusedExtension)
 	}
 	return ns, nil
 }
 
 // hookPanicked logs a panic recovered from an application's hook during a
 // handshake and returns the refusal (500) that answers it.
-func (o *Options) hookPanicked(r *http.Request, err error) *handshakeError {
+func (o *Options) hookPanicked(r *http.Request, err error, why refusal) *handshakeError {
 	var pan *codec.PanicError
 	if errors.As(err, &pan) {
 		logRecovered(o, r, pan, "refusing the upgrade with 500")
 	}
-	return refuse(http.StatusInternalServerError, "wskit: internal error")
+	return refuse(why, http.StatusInternalServerError, "wskit: internal error")
 }
 
 // appendAccept appends the 101 response that completes the handshake, with

@@ -520,7 +520,7 @@ func rss(t *testing.T) int64 {
 // disconnects of every kind through a server on each engine: afterwards no
 // goroutine, descriptor or pooled buffer is left, and the resident set is
 // back within 10 % of what it was after a first round. WSKIT_SOAK sets
-// the cycles per engine (10 000 by default; the README's soak runs 100 000).
+// the cycles per engine (10 000 by default; docs/testing.md's long soak runs 100 000).
 func TestSoak(t *testing.T) {
 	total := 10000
 	if v := os.Getenv("WSKIT_SOAK"); v != "" {

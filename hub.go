@@ -229,8 +229,8 @@ type Hub struct {
 	waiting atomic.Bool  // a publisher waits for room
 	room    chan struct{}
 
-	published, dropped, disconnected   atomic.Uint64
-	brokerErrs, recovered, unrecovered atomic.Uint64
+	published, dropped, disconnected, timedOut atomic.Uint64
+	brokerErrs, recovered, unrecovered         atomic.Uint64
 }
 
 // NewHub returns a Hub, or an error wrapping ErrInvalidOptions.
@@ -343,6 +343,7 @@ type hubMsg struct {
 	late    atomic.Int64
 	pseq    uint64 // the sequence subscribers see (HubOptions.Stamp)
 	op      frame.Opcode
+	n       uint32  // the payload's length (at most 4 GiB), for the server's counters
 	payload *[]byte // nil when nothing will encode or copy it again
 	enc     [maxSharings]encoded
 }
@@ -846,6 +847,7 @@ func (sub *subscription) dropOldest() {
 	h.unhold(m)
 	m.Release()
 	h.dropped.Add(1)
+	sub.s.countHub(hubDroppedOldest)
 }
 
 // roomMade records that a full subscriber has room again.
@@ -903,7 +905,9 @@ func (sub *subscription) handOver(m *hubMsg) {
 		return
 	}
 	if sub.sharing < 0 {
-		out.AppendMessage(m.op, *m.payload)
+		if out.AppendMessage(m.op, *m.payload) == nil {
+			sub.s.countHub(hubDelivered)
+		}
 		m.Release()
 		return
 	}
@@ -912,6 +916,8 @@ func (sub *subscription) handOver(m *hubMsg) {
 		m.Release() // closing: no message may follow our close frame
 		return
 	}
+	sub.s.countHub(hubDelivered)
+	out.Protocol().CountShared(m.op, int(m.n), *e.b)
 	out.QueueShared(e.b, m, int(m.cost())) // releases m when written or dropped
 }
 
@@ -1034,7 +1040,7 @@ func (h *Hub) publishLocked(ctx context.Context, t MessageType, p []byte, pseq u
 		}
 	}
 	m := h.msgs.Get().(*hubMsg)
-	m.op = t
+	m.op, m.n = t, uint32(min(uint64(len(p)), math.MaxUint32))
 	m.pseq = pseq
 	var err error
 	if h.opts.Overflow == OverflowSuspend {
@@ -1046,6 +1052,9 @@ func (h *Hub) publishLocked(ctx context.Context, t MessageType, p []byte, pseq u
 		h.mu.Unlock()
 		m.refs.Store(1)
 		m.Release()
+		if err == ErrPublishTimeout {
+			h.timedOut.Add(1)
+		}
 		return err
 	}
 	victims := h.fanOut(m)
@@ -1246,6 +1255,7 @@ func (h *Hub) offer(sub *subscription, m *hubMsg, seq uint64, room bool, floor u
 				sub.hold() // the log moves on without it
 			}
 			h.dropped.Add(1)
+			sub.s.countHub(hubDroppedLatest)
 			return 0, false
 		case OverflowCloseTryAgain, OverflowClosePolicy:
 			sub.drop()
@@ -1266,6 +1276,7 @@ func (h *Hub) offer(sub *subscription, m *hubMsg, seq uint64, room bool, floor u
 		if dropOldest && !sub.fits(load, m.size) {
 			// What its connection holds leaves no room.
 			h.dropped.Add(1)
+			sub.s.countHub(hubDroppedOldest)
 			return 0, false
 		}
 		if sub.next == sub.end && !sub.paused && out.Queued() < sub.s.opts.MaxQueue {
@@ -1363,6 +1374,9 @@ func (h *Hub) disconnect(sub *subscription) {
 	code, reason := CloseTryAgainLater, "too slow for the hub"
 	if h.opts.Overflow == OverflowClosePolicy {
 		code = ClosePolicyViolation
+		sub.s.countHub(hubClosedPolicy)
+	} else {
+		sub.s.countHub(hubClosedTryAgain)
 	}
 	s := sub.s
 	s.mu.Lock()
@@ -1393,7 +1407,9 @@ func (h *Hub) PublishValue(ctx context.Context, v any) error {
 	return h.Publish(ctx, t, p)
 }
 
-// HubStats are a Hub's counters.
+// HubStats are a Hub's counters. What hubs do to a server's sessions is
+// also counted in the server's Stats (Stats.Hubs), on the sessions' side,
+// whatever hub it was.
 type HubStats struct {
 	Subscribers int
 	// Published counts the messages published; with a Broker, those the
@@ -1414,6 +1430,9 @@ type HubStats struct {
 	// Subscriptions of SubscribeAfter that got all they missed, and those
 	// that did not.
 	Recovered, Unrecovered uint64
+	// PublishTimeouts counts messages that reached nobody because Publish
+	// timed out under OverflowSuspend (ErrPublishTimeout).
+	PublishTimeouts uint64
 }
 
 // Stats returns the hub's counters.
@@ -1425,6 +1444,7 @@ func (h *Hub) Stats() HubStats {
 		Subscribers: n, Published: h.published.Load(), Dropped: h.dropped.Load(),
 		Disconnected: h.disconnected.Load(), HeldBytes: h.held.Load(), Sequence: last,
 		BrokerErrors: h.brokerErrs.Load(), Recovered: h.recovered.Load(), Unrecovered: h.unrecovered.Load(),
+		PublishTimeouts: h.timedOut.Load(),
 	}
 }
 

@@ -70,8 +70,10 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
 	if op.ctx != nil || len(op.paths) > 0 {
 		lc.extra = &requestExtra{ctx: op.ctx, paths: op.paths}
 	}
+	sh := e.shard(c)
 	cfg := e.codecConfig()
 	cfg.Extensions = op.exts
+	cfg.Counters = &sh.proto
 	lc.proto.Init(cfg)
 	lc.s = Session{lc: lc, opts: &e.srv.opts, protocol: op.protocol, engine: EnginePoll, vals: op.vals}
 	c.Context = lc
@@ -85,6 +87,7 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
 		return
 	}
 	lc.s.counted = true
+	sh.opened(true, routeEvents)
 	if e.workers != nil {
 		c.Context = &jobQueue{lc: lc}
 	}
@@ -96,12 +99,30 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
 }
 
 // onData feeds bytes read by the loop to the protocol and delivers what
-// they complete.
+// they complete. Meanwhile the protocol tallies frames, messages and bytes
+// in the loop's shard with plain adds (sends from other goroutines
+// included: they hold the connection's lock, as the loop does), and the
+// tally goes to the counters at the end: atomic adds per batch of input,
+// not per message.
 func (lc *loopConn) onData(in []byte) {
+	sh := lc.s.shard()
+	lc.receive(in, &sh.tally)
+	c := lc.pe
+	c.Lock()
+	lc.proto.SetTally(nil)
+	c.Unlock()
+	sh.tally.AddTo(&sh.proto)
+}
+
+// receive is onData with the protocol tallying in t.
+func (lc *loopConn) receive(in []byte, t *codec.Tally) {
 	c := lc.pe
 	state := codec.StateOpen
-	for len(in) > 0 && !lc.s.failed {
+	for first := true; len(in) > 0 && !lc.s.failed; first = false {
 		c.Lock()
+		if first {
+			lc.proto.SetTally(t)
+		}
 		ev, n, ok, err := lc.proto.Receive(in)
 		in = in[n:]
 		if k := lc.proto.Replies(); k > 0 {
@@ -142,6 +163,9 @@ func (lc *loopConn) onData(in []byte) {
 // onRecords takes bytes read over TLS: the record layer decrypts them in
 // place, and the plaintext goes on as onData's input.
 func (lc *loopConn) onRecords(in []byte) {
+	if lc.s.failed {
+		return // the connection is closing: what follows is dropped
+	}
 	c := lc.pe
 	rec := &lc.tls.rec
 	c.Lock()
@@ -160,8 +184,12 @@ func (lc *loopConn) onRecords(in []byte) {
 			lc.fail(err)
 			return
 		}
-		if ok && ev.Kind == tlsrec.EventData {
+		switch {
+		case !ok:
+		case ev.Kind == tlsrec.EventData:
 			lc.onData(ev.Data)
+		case ev.Kind == tlsrec.EventClose:
+			lc.closeNotified()
 		}
 	}
 	c.Lock()
@@ -169,18 +197,53 @@ func (lc *loopConn) onRecords(in []byte) {
 	c.Unlock()
 }
 
+// closeNotified ends the connection after the peer's close_notify, which
+// says that it sends nothing more: as crypto/tls reports it as the end of
+// the stream, and net/http's sessions end then, so does this one. Unless
+// the close handshake was done, it ends as at a TCP EOF, with 1006, and
+// its error says why. The output queued goes out, then a close_notify of
+// our own (RFC 8446 §6.1), as crypto/tls's Close sends.
+func (lc *loopConn) closeNotified() {
+	c := lc.pe
+	c.Lock()
+	done := lc.proto.State() == codec.StateClosed
+	c.Unlock()
+	if !done {
+		lc.setCause(errCloseNotify)
+	}
+	c.CloseWithError(errCloseNotify, 0)
+}
+
+// errCloseNotify ends a session whose peer ended its TLS stream before
+// the close handshake. It matches io.EOF, which the same end gives over
+// crypto/tls.
+var errCloseNotify error = closeNotifyError{}
+
+type closeNotifyError struct{}
+
+func (closeNotifyError) Error() string {
+	return "wskit: the peer ended its TLS stream (close_notify) without a close frame"
+}
+
+func (closeNotifyError) Unwrap() error { return io.EOF }
+
 // fail ends the connection after a violation or a timeout. The close frame
-// the protocol queued goes out first; then, as on net/http, the writing side
-// is shut down and input drained for a while, so that the peer reads the
-// close frame rather than a reset.
+// the protocol queued (or, over TLS, the alert the record layer sealed)
+// goes out first; then, as on net/http, the writing side is shut down and
+// input drained for a while, so that the peer reads it rather than a reset.
 func (lc *loopConn) fail(err error) {
 	lc.s.failed = true
 	lc.setCause(err)
-	if _, _, ok := codec.CloseFor(err); !ok {
+	var alert *tlsrec.AlertError
+	switch _, _, ok := codec.CloseFor(err); {
+	case errors.As(err, &alert):
+		// A fault in the records: RFC 8446 §6.2 has the alert sent (the
+		// caller sealed it), and no close frame can follow a fatal alert.
+		// After the peer's own fatal alert, nothing is owed.
+	case !ok:
 		lc.pe.Abort(err) // the peer did not answer our close: nothing to wait for
 		return
-	}
-	if errors.Is(err, codec.ErrPongTimeout) {
+	case errors.Is(err, codec.ErrPongTimeout):
 		lc.pe.CloseWithError(err, 0) // the 1011 goes out, or the write timeout ends it
 		return
 	}
@@ -294,6 +357,7 @@ func (lc *loopConn) onClose(err error) {
 	s.mu.Unlock()
 	if s.counted {
 		lc.engine().sessions.Add(-1)
+		s.shard().closed(true, routeEvents)
 	}
 	lc.dispatch(job{kind: jobClose})
 }
@@ -374,13 +438,17 @@ func (lc *loopConn) setCause(err error) {
 }
 
 // request parses the head again for Session.Request, with what the chain
-// added.
+// added and the TLS state.
 func (lc *loopConn) request() *http.Request {
 	r, err := parseHead([]byte(lc.head), lc.pe.RemoteAddr())
 	if err != nil {
 		return nil
 	}
 	r = r.WithContext(lc.requestContext())
+	if lc.tls != nil {
+		state := lc.tls.state // the caller's to change
+		r.TLS = &state
+	}
 	if x := lc.extra; x != nil {
 		for i := 0; i+1 < len(x.paths); i += 2 {
 			r.SetPathValue(x.paths[i], x.paths[i+1])
@@ -416,6 +484,7 @@ func (lc *loopConn) admit(n int) error {
 	if q == 0 || q+n <= lc.s.opts.MaxQueue {
 		return nil
 	}
+	lc.s.shard().queue.QueueFull.Add(1)
 	switch lc.s.opts.QueuePolicy {
 	case QueueCloseTryAgain:
 		lc.closeLocked(CloseTryAgainLater, "outgoing queue full")

@@ -202,7 +202,7 @@ func memEnded(s *Session, r CloseReason) {
 }
 
 // memBound is the most one connection of kind k can make a server with
-// opts hold, as the README's limits table gives it (without goroutine
+// opts hold, as docs/limits.md's table gives it (without goroutine
 // stacks): d is what the negotiated compression keeps.
 func memBound(k memKind, opts Options, d int64) int64 {
 	c := func(n int64) int64 { return int64(bufpool.Cap(int(n))) }

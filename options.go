@@ -130,8 +130,10 @@ type Options struct {
 	// Converter encodes values for SendValue and ReceiveValue; nil means
 	// JSON.
 	Converter Converter
-	// Logger receives handler panics and handshake refusals; nil means
-	// slog.Default().
+	// Logger receives handler panics, handshake refusals, and what the
+	// http.Server of Server.Serve logs (its ErrorLog, at WARN), but failed
+	// TLS handshakes, which any client can cause, go at DEBUG on both
+	// engines; nil means slog.Default().
 	Logger *slog.Logger
 
 	// Engine is the transport Server.Serve runs on; EngineAuto picks the

@@ -38,7 +38,12 @@ type pollEngine struct {
 	sessions atomic.Int64
 	mu       sync.Mutex
 	closing  bool
+
+	shards []shard // the counters of each loop (see Stats)
 }
+
+// shard returns the counters of c's loop.
+func (pe *pollEngine) shard(c *poller.Conn) *shard { return &pe.shards[c.Loop()] }
 
 // open counts a new Events session, unless Shutdown has begun.
 func (pe *pollEngine) open() bool {
@@ -98,6 +103,7 @@ func newPollEngine(srv *Server, h http.Handler, hs *http.Server, addr net.Addr) 
 		return nil, err
 	}
 	pe.eng = eng
+	pe.shards = make([]shard, eng.Loops())
 	if srv.opts.Workers > 0 {
 		pe.workers = newWorkerPool(srv.opts.Workers)
 	}
@@ -204,6 +210,7 @@ func (pe *pollEngine) OnTimer(c *poller.Conn) {
 		st.lc.onTimer()
 	default:
 		// The handshake took too long, as net/http's ReadHeaderTimeout.
+		pe.shard(c).refused[refusedTimeout].Add(1)
 		c.Abort(errHandshakeTimeout)
 	}
 }
@@ -311,6 +318,7 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 		return
 	}
 	c.SetTimer(time.Time{})
+	pe.shard(c).accepted.Add(1)
 	if rt.kind == routeEvents {
 		newLoopConn(pe, c, rt, loopOpen{head: string(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: pathValues(r, true)})
 		return
@@ -361,6 +369,7 @@ func (pe *pollEngine) quickUpgrade(c *poller.Conn, head, rest []byte) bool {
 		return true
 	}
 	c.SetTimer(time.Time{})
+	pe.shard(c).accepted.Add(1)
 	newLoopConn(pe, c, rt, loopOpen{head: string(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: pathValues(&q.r, true)})
 	return true
 }
@@ -560,6 +569,19 @@ type prefixConn struct {
 	pe     *pollEngine
 	replay *chainWriter         // a response the chain made, for net/http to write
 	tls    *tls.ConnectionState // Conn is a *tls.Conn the engine shook hands on
+	wrote  bool                 // the first write was looked at
+}
+
+// Write counts the 431 net/http writes for a head over its limit (see
+// Refusals.Limit).
+func (c *prefixConn) Write(p []byte) (int, error) {
+	if !c.wrote {
+		c.wrote = true
+		if bytes.HasPrefix(p, status431) {
+			c.pe.srv.pickShard().refused[refusedLimit].Add(1)
+		}
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {

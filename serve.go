@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/wskit/wskit/poller"
@@ -56,7 +58,7 @@ func (srv *Server) serve(ln net.Listener, h http.Handler, cfg *tls.Config) error
 		IdleTimeout:       srv.opts.HandshakeTimeout,
 		WriteTimeout:      srv.opts.Timeout,
 		MaxHeaderBytes:    srv.opts.MaxHandshakeSize,
-		ErrorLog:          slog.NewLogLogger(srv.opts.logger().Handler(), slog.LevelWarn),
+		ErrorLog:          log.New(httpErrorLog{srv.opts.logger()}, "", 0),
 	}
 	if srv.opts.HTTP2 && cfg == nil {
 		hs.Protocols = new(http.Protocols)
@@ -79,6 +81,10 @@ func (srv *Server) serve(ln net.Listener, h http.Handler, cfg *tls.Config) error
 		if tl, ok := ln.(*net.TCPListener); ok {
 			ln = &keepAliveListener{tl, srv.opts.keepAliveConfig()}
 		}
+		// Handshakes refused for their head's size or time (see Stats).
+		ln = &meteredListener{Listener: ln, srv: srv}
+		hs.Handler = markServed{hs.Handler}
+		hs.ConnContext = meteredContext(hs.ConnContext)
 		if cfg != nil {
 			hs.TLSConfig = cfg
 			ln = tls.NewListener(ln, cfg)
@@ -118,6 +124,26 @@ func (srv *Server) serve(ln net.Listener, h http.Handler, cfg *tls.Config) error
 	}
 	<-pe.stopped
 	return ErrServerClosed
+}
+
+// httpErrorLog is the ErrorLog of Serve's http.Server: net/http's lines go
+// to the Logger at WARN, but for its failed TLS handshakes, which any
+// client can cause (a scanner, a plain HTTP request, a browser that does
+// not trust the certificate): those go at DEBUG, as the poll engine,
+// which shakes hands itself, logs them. net/http reports them by this
+// line only, so it is told by its words.
+type httpErrorLog struct{ l *slog.Logger }
+
+const tlsHandshakeErrorLine = "http: TLS handshake error from "
+
+func (w httpErrorLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSuffix(string(p), "\n")
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, tlsHandshakeErrorLine) {
+		level = slog.LevelDebug
+	}
+	w.l.Log(context.Background(), level, msg)
+	return len(p), nil
 }
 
 // ServeTLS is Serve with TLS: certFile and keyFile hold the server's

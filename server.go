@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wskit/wskit/codec"
@@ -27,6 +28,9 @@ type Server struct {
 	wg       sync.WaitGroup
 	https    []*http.Server // of Serve
 	polls    []*pollEngine
+
+	shards    []shard // the counters of sessions on goroutines (see Stats)
+	nextShard atomic.Uint32
 }
 
 // liveSession is what Shutdown needs of a default or raw session.
@@ -41,7 +45,8 @@ func NewServer(opts Options) (*Server, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	return &Server{opts: opts.withDefaults(), sessions: make(map[liveSession]struct{})}, nil
+	opts.Subprotocols = append([]string(nil), opts.Subprotocols...)
+	return &Server{opts: opts.withDefaults(), sessions: make(map[liveSession]struct{}), shards: newShards()}, nil
 }
 
 // Options returns the server's options, with defaults filled in.
@@ -154,10 +159,13 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveConn runs a session on an upgraded connection, until it ends.
 func (rt *route) serveConn(u *upgraded) {
 	srv := rt.srv
+	sh := srv.pickShard()
 	if rt.kind == routeRaw {
-		c := wsconn.New(u.nc, u.buffered, srv.connConfig(codec.Server, true))
+		c := wsconn.New(u.nc, u.buffered, srv.connConfig(codec.Server, true, sh))
 		rs := &rawSession{Session: newRawSession(c, u.r, u.protocol, false), c: c}
 		if srv.track(rs) {
+			sh.opened(u.onPoll, routeRaw)
+			defer sh.closed(u.onPoll, routeRaw)
 			defer srv.untrack(rs)
 			srv.runRaw(rs, rt.raw)
 		} else {
@@ -167,12 +175,14 @@ func (rt *route) serveConn(u *upgraded) {
 		c.Release()
 		return
 	}
-	s := srv.newServerSession(u)
+	s := srv.newServerSession(u, sh)
 	if !srv.track(s) {
 		s.Close(CloseGoingAway, "server shutting down")
 		s.releaseBuffers()
 		return
 	}
+	sh.opened(u.onPoll, rt.kind)
+	defer sh.closed(u.onPoll, rt.kind)
 	defer srv.untrack(s)
 	handler := rt.session
 	if rt.kind == routeEvents {
@@ -181,11 +191,13 @@ func (rt *route) serveConn(u *upgraded) {
 	runHandler(s, handler)
 }
 
-// newServerSession makes the default session of an upgraded connection.
-func (srv *Server) newServerSession(u *upgraded) *Session {
-	cfg := srv.connConfig(codec.Server, false)
+// newServerSession makes the default session of an upgraded connection,
+// counted in sh.
+func (srv *Server) newServerSession(u *upgraded, sh *shard) *Session {
+	cfg := srv.connConfig(codec.Server, false, sh)
 	cfg.Codec.Extensions = u.exts
 	s := newSession(wsconn.New(u.nc, u.buffered, cfg), &srv.opts, u.r, u.protocol, false)
+	s.meter = sh
 	s.engine = EngineStd
 	if u.onPoll {
 		s.engine = EnginePoll
@@ -306,17 +318,22 @@ func (srv *Server) accept(w http.ResponseWriter, r *http.Request, kind routeKind
 	if herr == nil {
 		exts, herr = srv.opts.negotiate(r, kind)
 	}
+	sh := srv.pickShard()
 	if herr != nil {
 		srv.opts.logger().Debug("wskit: upgrade refused", "status", herr.status, "reason", herr.msg, "remote", r.RemoteAddr, "path", r.URL.Path)
 		herr.write(w)
+		sh.refused[herr.why].Add(1)
 		return nil, herr
 	}
 	if isH2WebSocket(r) {
 		nc, err := acceptH2(w, r, protocol, exts)
 		if err != nil {
+			// The 200 is out or the stream is gone: nothing more to answer.
 			codec.ReleaseExtensions(exts)
-			return nil, refuse(http.StatusInternalServerError, err.Error())
+			sh.refused[refusedOther].Add(1)
+			return nil, refuse(refusedOther, http.StatusInternalServerError, err.Error())
 		}
+		sh.accepted.Add(1)
 		u := &upgraded{nc: nc, r: r, protocol: protocol, exts: exts, h2: true}
 		if hs != nil {
 			u.vals = hs.vals
@@ -329,10 +346,13 @@ func (srv *Server) accept(w http.ResponseWriter, r *http.Request, kind routeKind
 	nc, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		codec.ReleaseExtensions(exts)
-		herr = refuse(http.StatusInternalServerError, "wskit: the connection cannot be taken over: "+err.Error())
+		herr = refuse(refusedOther, http.StatusInternalServerError, "wskit: the connection cannot be taken over: "+err.Error())
 		herr.write(w)
+		sh.refused[herr.why].Add(1)
 		return nil, herr
 	}
+	sh.accepted.Add(1)
+	nc = unwrapMetered(nc)
 	nc.SetDeadline(time.Time{}) // drop the HTTP server's deadlines
 	u := &upgraded{nc: nc, buffered: peekBuffered(rw.Reader), r: r, key: key, protocol: protocol, exts: exts, header: w.Header()}
 	if hs != nil {
@@ -363,7 +383,7 @@ func (srv *Server) checkUpgrade(r *http.Request, required []string) (key, protoc
 	}
 	if len(required) > 0 {
 		if protocol = selectProtocol(r, required); protocol == "" {
-			return "", "", refuse(http.StatusBadRequest, fmt.Sprintf("wskit: this endpoint requires one of the subprotocols %q", required))
+			return "", "", refuse(refusedSubprotocol, http.StatusBadRequest, fmt.Sprintf("wskit: this endpoint requires one of the subprotocols %q", required))
 		}
 		return key, protocol, nil
 	}
@@ -380,8 +400,13 @@ func peekBuffered(br *bufio.Reader) []byte {
 	return b
 }
 
-func (srv *Server) connConfig(role codec.Role, raw bool) wsconn.Config {
-	return connConfig(&srv.opts, role, raw)
+// connConfig returns the configuration of a server's connection, counted
+// in sh.
+func (srv *Server) connConfig(role codec.Role, raw bool, sh *shard) wsconn.Config {
+	cfg := connConfig(&srv.opts, role, raw)
+	cfg.Codec.Counters = &sh.proto
+	cfg.Meter = &sh.queue
+	return cfg
 }
 
 func connConfig(o *Options, role codec.Role, raw bool) wsconn.Config {

@@ -162,7 +162,8 @@ func (s *Session) wsconn() *wsconn.Conn {
 // receiver is the reading side of a session whose handler receives, over
 // a net.Conn transport.
 type receiver struct {
-	c *wsconn.Conn
+	c     *wsconn.Conn
+	meter *shard // the server's counters; nil on a client
 
 	notify   chan struct{} // tells a waiting receiver that a message came
 	grace    *time.Timer   // wakes it when the handler holds a message too long
@@ -346,6 +347,9 @@ func (s *Session) pass(m Message) bool {
 		return true
 	}
 	cost := queuedCost(len(m.Payload))
+	if s.queuedBytes > 0 && s.queuedBytes+cost > s.opts.IncomingQueue && s.meter != nil {
+		s.meter.incomingFull.Add(1) // reading pauses until the handler takes one
+	}
 	for s.queuedBytes > 0 && s.queuedBytes+cost > s.opts.IncomingQueue {
 		if s.room == nil {
 			s.room = make(chan struct{})
@@ -770,13 +774,15 @@ func (s *Session) Err() error {
 }
 
 // Request returns the HTTP request that opened the session, as the handler
-// chain passed it on: remote address, headers, URL, path values, and the
-// context with the values middleware put there. On a client it is the
-// request that was sent. Do not read its body.
+// chain passed it on: remote address, headers, URL, path values, the
+// context with the values middleware put there, and over TLS the
+// connection's state (TLS). On a client it is the request that was sent.
+// Do not read its body.
 //
 // An Events session on the poll engine keeps only the request's head (and
-// what the chain added): each call parses it again into a new Request, so
-// keep what you need rather than call it for each message.
+// what the chain added, and the TLS state): each call parses it again into
+// a new Request, so keep what you need rather than call it for each
+// message.
 func (s *Session) Request() *http.Request {
 	if s.lc == nil {
 		return s.req

@@ -19,7 +19,7 @@ if [ -f bench/go.mod ]; then
 	echo "== bench: every zoo server's echo checks without -race (nbio skips them under it)"
 	(cd bench && go test -run '^TestZoo$|^TestEcho$' ./...)
 fi
-for m in bench interop nats; do
+for m in bench interop nats prometheus; do
 	if [ -f "$m/go.mod" ]; then
 		echo "== $m: go test -race ./..."
 		(cd "$m" && go test -race ./...)

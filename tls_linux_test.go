@@ -3,21 +3,32 @@
 package wskit
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/wskit/wskit/internal/race"
 	"github.com/wskit/wskit/internal/selfsign"
+	"github.com/wskit/wskit/internal/wstest"
+	"github.com/wskit/wskit/poller"
 )
 
 // tlsCert is one self-signed certificate for every TLS test.
@@ -212,6 +223,13 @@ func TestTLSShedsWhenIdle(t *testing.T) {
 // port and returns its address; cleanup shuts it down.
 func tlsStart(t *testing.T, opts Options, routes func(*Server) http.Handler) string {
 	t.Helper()
+	_, addr := tlsStartServer(t, opts, routes)
+	return addr
+}
+
+// tlsStartServer is tlsStart that returns the server too.
+func tlsStartServer(t *testing.T, opts Options, routes func(*Server) http.Handler) (*Server, string) {
+	t.Helper()
 	srv, err := NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -228,5 +246,342 @@ func tlsStart(t *testing.T, opts Options, routes func(*Server) http.Handler) str
 		srv.Shutdown(ctx)
 		<-served
 	})
-	return ln.Addr().String()
+	return srv, ln.Addr().String()
+}
+
+// TestTLSIdleMemory opens many Events sessions over TLS 1.3 on the loop and
+// lets them go idle long enough to shed their ciphers; the live heap they
+// add per connection (the clients' TCP connections included: each client
+// keeps its socket and drops its crypto/tls state) must stay within a
+// bound. The figure is logged.
+func TestTLSIdleMemory(t *testing.T) {
+	if race.Enabled {
+		t.Skip("the race detector's shadow memory blurs the heap")
+	}
+	const limit = 2304 // measured with Go 1.26 on amd64: about 1950
+	n := 1000
+	if testing.Short() {
+		n = 200
+	}
+	opts := ptOptions()
+	opts.TLSConfig = tlsCert.ServerConfig()
+	srv, addr := tlsStartServer(t, opts, func(srv *Server) http.Handler { return srv.WebSocketEvents(Events{}) })
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		for range 3 { // and the pools' victim caches
+			runtime.GC()
+		}
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	cfg := tlsCert.ClientConfig()
+	cfg.ServerName = "localhost"
+	head := []byte(ptHead(addr, "/"))
+	upgrade := func() net.Conn {
+		raw, err := net.DialTimeout("tcp", addr, ptWait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw.SetDeadline(time.Now().Add(ptWait))
+		tc := tls.Client(raw, cfg)
+		if _, err := tc.Write(head); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("upgrade: %v, %v", resp, err)
+		}
+		raw.SetDeadline(time.Time{})
+		return raw
+	}
+	conns := make([]net.Conn, n+1)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+	conns[n] = upgrade() // what the server starts once is running
+	before := heap()
+	for i := range n {
+		conns[i] = upgrade()
+	}
+	for deadline := time.Now().Add(ptWait); srv.Sessions() < n+1 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got, loop := srv.Sessions(), tlsLoopSessions(srv); got != n+1 || loop != got {
+		t.Fatalf("%d sessions, %d of them on the loop, want %d on the loop", got, loop, n+1)
+	}
+	time.Sleep(2*tlsShedAfter + 100*time.Millisecond) // idle: the ciphers are shed
+	per := float64(int64(heap())-int64(before)) / float64(n)
+	runtime.KeepAlive(conns)
+	t.Logf("%.0f bytes per idle Events session over TLS 1.3", per)
+	if per > limit {
+		t.Errorf("%.0f bytes per idle Events session over TLS, more than %d", per, limit)
+	}
+}
+
+// tlsLoopSessions returns the number of Events sessions on srv's loops.
+func tlsLoopSessions(srv *Server) int {
+	srv.mu.Lock()
+	polls := srv.polls
+	srv.mu.Unlock()
+	var n atomic.Int64 // the loops count at once
+	for _, pe := range polls {
+		pe.eng.Each(func(c *poller.Conn) {
+			if lc := loopConnOf(c); lc != nil && lc.tls != nil {
+				n.Add(1)
+			}
+		})
+	}
+	return int(n.Load())
+}
+
+// TestTLSSessionRequest: over TLS 1.3, Session.Request carries the
+// connection's TLS state as net/http's request does, on both engines and
+// for both session kinds (an Events session on the poll engine is on the
+// loop): the version, the server name, ALPN's protocol, and keying
+// material the client can export too. On the loop, where each call makes
+// a new request, a caller changing one changes no later one.
+func TestTLSSessionRequest(t *testing.T) {
+	for _, engine := range []Engine{EngineStd, EnginePoll} {
+		for _, path := range []string{"/events", "/echo"} {
+			t.Run(engine.String()+path, func(t *testing.T) {
+				opts := ptOptions()
+				opts.Engine = engine
+				opts.TLSConfig = tlsCert.ServerConfig()
+				type seen struct {
+					r, again *http.Request
+					loop     bool
+				}
+				seens := make(chan seen, 1)
+				look := func(s *Session) {
+					r, loop := s.Request(), s.lc != nil && s.lc.tls != nil
+					if r.TLS != nil && loop {
+						r.TLS.ServerName = "changed" // elsewhere, each call returns the same request
+					}
+					ptPut(seens, seen{r, s.Request(), loop})
+				}
+				addr := tlsStart(t, opts, func(srv *Server) http.Handler {
+					mux := http.NewServeMux()
+					mux.Handle("/events", srv.WebSocketEvents(Events{OnOpen: look}))
+					mux.Handle("/echo", srv.WebSocket(func(s *Session) { look(s); s.Receive(context.Background()) }))
+					return mux
+				})
+				p := tlsDial(t, addr, path, nil)
+				got := ptAwait(t, seens, "the session")
+				if want := engine == EnginePoll && path == "/events"; got.loop != want {
+					t.Errorf("on the loop: %v, want %v", got.loop, want)
+				}
+				if got.r.TLS == nil {
+					t.Fatal("Request().TLS is nil")
+				}
+				st := got.again.TLS
+				client := p.tc.ConnectionState()
+				if st.Version != tls.VersionTLS13 || !st.HandshakeComplete || st.ServerName != "localhost" ||
+					st.NegotiatedProtocol != "http/1.1" || st.CipherSuite != client.CipherSuite {
+					t.Errorf("Request().TLS: version %x, complete %v, server name %q, ALPN %q, suite %x; the client's suite %x",
+						st.Version, st.HandshakeComplete, st.ServerName, st.NegotiatedProtocol, st.CipherSuite, client.CipherSuite)
+				}
+				ours, err := st.ExportKeyingMaterial("EXPERIMENTAL wskit", []byte("test"), 32)
+				theirs, _ := client.ExportKeyingMaterial("EXPERIMENTAL wskit", []byte("test"), 32)
+				if err != nil || !bytes.Equal(ours, theirs) {
+					t.Errorf("exported keying material %x, %v; the client's %x", ours, err, theirs)
+				}
+			})
+		}
+	}
+}
+
+// TestTLSHeadTimeout: a client that shakes hands and sends part of a
+// request head is cut at HandshakeTimeout from the connection's start,
+// not later, on both engines and over TLS 1.3 and 1.2.
+func TestTLSHeadTimeout(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	for _, engine := range []Engine{EngineStd, EnginePoll} {
+		for _, version := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+			t.Run(engine.String()+"/"+tls.VersionName(version), func(t *testing.T) {
+				ptLeakCheck(t)
+				opts := ptOptions()
+				opts.Engine = engine
+				opts.HandshakeTimeout = timeout
+				opts.TLSConfig = tlsCert.ServerConfig()
+				addr := tlsStart(t, opts, func(srv *Server) http.Handler { return srv.WebSocketEvents(Events{}) })
+				start := time.Now()
+				nc, err := net.DialTimeout("tcp", addr, ptWait)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer nc.Close()
+				cfg := tlsCert.ClientConfig()
+				cfg.ServerName = "localhost"
+				cfg.MinVersion, cfg.MaxVersion = version, version
+				tc := tls.Client(nc, cfg)
+				tc.SetDeadline(time.Now().Add(ptWait))
+				if _, err := tc.Write([]byte("GET / HTTP/1.1\r\nHost: local")); err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(tc)
+				took := time.Since(start)
+				t.Logf("cut after %v: %v, %q", took.Round(time.Millisecond), err, got)
+				if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+					t.Errorf("the end: %v", err)
+				}
+				if took < timeout-50*time.Millisecond || took > timeout+300*time.Millisecond {
+					t.Errorf("cut after %v, want at HandshakeTimeout (%v)", took, timeout)
+				}
+			})
+		}
+	}
+}
+
+// tlsKeyLog is a KeyLogWriter that keeps what it is given.
+type tlsKeyLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *tlsKeyLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *tlsKeyLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestTLSConfigForClient: with a configuration per client from
+// GetConfigForClient, Events sessions over TLS 1.3 stay on the loop;
+// that configuration's KeyLogWriter gets the keys, as crypto/tls gives
+// them, and a later connection resumes the first one's TLS session.
+func TestTLSConfigForClient(t *testing.T) {
+	ptLeakCheck(t)
+	opts := ptOptions()
+	base, per := new(tlsKeyLog), new(tlsKeyLog)
+	perClient := tlsCert.ServerConfig()
+	perClient.KeyLogWriter = per
+	opts.TLSConfig = &tls.Config{
+		KeyLogWriter: base,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return perClient, nil
+		},
+	}
+	onLoop := make(chan bool, 1)
+	addr := tlsStart(t, opts, func(srv *Server) http.Handler {
+		return srv.WebSocketEvents(Events{OnOpen: func(s *Session) { ptPut(onLoop, s.lc != nil && s.lc.tls != nil) }, OnMessage: ptEcho})
+	})
+	cache := tls.NewLRUClientSessionCache(1)
+	for i := range 2 {
+		p := tlsDial(t, addr, "/", func(cfg *tls.Config) { cfg.ClientSessionCache = cache })
+		if !ptAwait(t, onLoop, "OnOpen") {
+			t.Fatalf("connection %d: the session is not on the loop", i)
+		}
+		p.mustEcho([]byte("hello"))
+		if resumed := p.tc.ConnectionState().DidResume; resumed != (i == 1) {
+			t.Errorf("connection %d: resumed %v", i, resumed)
+		}
+		p.tc.Close()
+	}
+	if n := strings.Count(per.String(), "CLIENT_TRAFFIC_SECRET_0 "); n != 2 {
+		t.Errorf("the configuration for the client logged %d traffic secrets, want 2:\n%s", n, per)
+	}
+	if s := base.String(); s != "" {
+		t.Errorf("the server's configuration logged keys for another's handshakes:\n%s", s)
+	}
+}
+
+// TestTLSBadHandshake: a client that fails its TLS handshake is logged at
+// DEBUG on both engines, not above (any client can fail one), and one
+// that sends a plain HTTP request gets net/http's 400 on both.
+func TestTLSBadHandshake(t *testing.T) {
+	for _, engine := range []Engine{EngineStd, EnginePoll} {
+		t.Run(engine.String(), func(t *testing.T) {
+			ptLeakCheck(t)
+			opts := ptOptions()
+			opts.Engine = engine
+			opts.TLSConfig = tlsCert.ServerConfig()
+			logs := &wstest.SyncBuffer{}
+			opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			addr := tlsStart(t, opts, func(srv *Server) http.Handler { return srv.WebSocketEvents(Events{}) })
+			for _, input := range []string{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "\xde\xad\xbe\xef\xde\xad\xbe\xef"} {
+				nc, err := net.DialTimeout("tcp", addr, ptWait)
+				if err != nil {
+					t.Fatal(err)
+				}
+				nc.SetDeadline(time.Now().Add(ptWait))
+				nc.Write([]byte(input))
+				got, err := io.ReadAll(nc)
+				nc.Close()
+				if err != nil {
+					t.Fatalf("reading the answer to %q: %v", input, err)
+				}
+				if strings.HasPrefix(input, "GET") {
+					if want := "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"; string(got) != want {
+						t.Errorf("the answer to a plain request is %q, want %q", got, want)
+					}
+				}
+			}
+			deadline := time.Now().Add(ptWait)
+			for strings.Count(logs.String(), "\n") < 2 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			log := logs.String()
+			lines := strings.Split(strings.TrimSuffix(log, "\n"), "\n")
+			for _, line := range lines {
+				if !strings.Contains(line, "level=DEBUG") || !strings.Contains(line, "TLS handshake") {
+					t.Errorf("want failed handshakes at DEBUG only, got %s", line)
+				}
+			}
+			if len(lines) != 2 || !strings.Contains(log, "client sent an HTTP request to an HTTPS server") {
+				t.Errorf("want the two failed handshakes, the plain request named:\n%s", log)
+			}
+		})
+	}
+}
+
+// TestTLSCallbackPanics: a panic in the application's TLS callbacks
+// (here GetCertificate) drops the connection it served and is logged; the
+// server goes on, on both engines, as net/http does.
+func TestTLSCallbackPanics(t *testing.T) {
+	for _, engine := range []Engine{EngineStd, EnginePoll} {
+		t.Run(engine.String(), func(t *testing.T) {
+			ptLeakCheck(t)
+			opts := ptOptions()
+			opts.Engine = engine
+			logs := &wstest.SyncBuffer{}
+			opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
+			cert := tlsCert.TLS
+			opts.TLSConfig = &tls.Config{GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+				if hello.ServerName == "boom.localhost" {
+					panic("boom in GetCertificate")
+				}
+				return &cert, nil
+			}}
+			addr := tlsStart(t, opts, func(srv *Server) http.Handler { return srv.WebSocketEvents(Events{OnMessage: ptEcho}) })
+			nc, err := net.DialTimeout("tcp", addr, ptWait)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			tc := tls.Client(nc, &tls.Config{ServerName: "boom.localhost", InsecureSkipVerify: true})
+			tc.SetDeadline(time.Now().Add(ptWait))
+			if err := tc.Handshake(); err == nil {
+				t.Fatal("the handshake went through")
+			}
+			p := tlsDial(t, addr, "/", nil)
+			p.mustEcho([]byte("still serving"))
+			p.tc.Close()
+			deadline := time.Now().Add(ptWait)
+			for !strings.Contains(logs.String(), "boom in GetCertificate") && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if !strings.Contains(logs.String(), "boom in GetCertificate") {
+				t.Errorf("the panic is not logged:\n%s", logs)
+			}
+		})
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"time"
 
 	"github.com/wskit/wskit/codec"
@@ -28,25 +29,47 @@ import (
 
 // tlsEngine is what the poll engine keeps to serve TLS.
 type tlsEngine struct {
-	cfg    *tls.Config // the server's, with keys logged to keys
-	keys   *tlsrec.KeyLog
-	userKL io.Writer // the application's own KeyLogWriter, if any
+	cfg  *tls.Config // the server's, with keys logged to keys
+	keys *tlsrec.KeyLog
 }
 
+// newTLSEngine makes the configuration the engine shakes hands with:
+// cfg's, with the keys logged to the engine's KeyLog, also in the
+// configurations cfg.GetConfigForClient returns, which crypto/tls then
+// uses instead; a handshake whose secrets the engine does not learn goes
+// to net/http, a goroutine per connection.
 func newTLSEngine(cfg *tls.Config) *tlsEngine {
-	te := &tlsEngine{keys: new(tlsrec.KeyLog), userKL: cfg.KeyLogWriter}
+	te := &tlsEngine{keys: new(tlsrec.KeyLog)}
 	te.cfg = cfg.Clone()
-	te.cfg.KeyLogWriter = te
+	te.cfg.KeyLogWriter = &keyLogTee{keys: te.keys, app: cfg.KeyLogWriter}
+	if get := cfg.GetConfigForClient; get != nil {
+		te.cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			c, err := get(hello)
+			if c == nil || err != nil {
+				return c, err // with none, crypto/tls goes on with te.cfg
+			}
+			// A clone keeps c's session ticket keys (and, without any, the
+			// server's are used, as for c itself): resumption is unchanged.
+			c = c.Clone()
+			c.KeyLogWriter = &keyLogTee{keys: te.keys, app: c.KeyLogWriter}
+			return c, nil
+		}
+	}
 	return te
 }
 
-// Write takes crypto/tls's key log lines, and passes them on to the
-// application's KeyLogWriter when it has one.
-func (te *tlsEngine) Write(p []byte) (int, error) {
-	if te.userKL != nil {
-		te.userKL.Write(p)
+// keyLogTee takes crypto/tls's key log lines for the engine's KeyLog, and
+// passes them on to the application's KeyLogWriter when it has one.
+type keyLogTee struct {
+	keys *tlsrec.KeyLog
+	app  io.Writer
+}
+
+func (w *keyLogTee) Write(p []byte) (int, error) {
+	if w.app != nil {
+		w.app.Write(p)
 	}
-	return te.keys.Write(p)
+	return w.keys.Write(p)
 }
 
 // serveTLS shakes hands with the client of nc, a connection the poll
@@ -63,34 +86,60 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	}
 	rc := &recordConn{Conn: nc, written: bufpool.Get(4096)}
 	tc := tls.Server(rc, pe.tls.cfg)
-	err := tc.HandshakeContext(ctx)
+	err := handshake(ctx, tc)
 	secrets, haveSecrets := pe.tls.takeSecrets(rc)
 	if err != nil {
 		rc.release()
-		pe.srv.opts.logger().Debug("wskit: TLS handshake failed", "remote", nc.RemoteAddr(), "err", err)
+		if ctx.Err() != nil {
+			pe.srv.pickShard().refused[refusedTimeout].Add(1)
+		}
+		var re tls.RecordHeaderError
+		var pan *codec.PanicError
+		switch {
+		case errors.As(err, &pan):
+			logRecovered(&pe.srv.opts, nil, pan, "connection from "+nc.RemoteAddr().String()+" dropped")
+		case errors.As(err, &re) && re.Conn != nil && recordLooksLikeHTTP(re.RecordHeader):
+			// As net/http answers a client that speaks plain HTTP here.
+			io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+			err = errors.New("client sent an HTTP request to an HTTPS server")
+			fallthrough
+		default:
+			pe.srv.opts.logger().Debug("wskit: TLS handshake failed", "remote", nc.RemoteAddr(), "err", err)
+		}
 		tc.Close()
 		return
 	}
 	state := tc.ConnectionState()
-	if state.NegotiatedProtocol == "h2" || state.Version != tls.VersionTLS13 || !haveSecrets {
+	if state.NegotiatedProtocol == "h2" {
 		rc.release()
 		pe.handTLS(tc, nil, &state) // net/http's HTTP/2 must see the *tls.Conn itself
 		return
 	}
+	// The first head is read here whatever the version, so that
+	// HandshakeTimeout bounds it from the connection's start: handed over
+	// unread or cut, it would get net/http's ReadHeaderTimeout afresh.
 	handshakeRecords := rc.records
 	nc.SetReadDeadline(deadline)
 	head, rest, err := readTLSHead(tc, pe.srv.opts.MaxHandshakeSize+4096)
 	nc.SetReadDeadline(time.Time{})
 	if err != nil {
 		rc.release()
-		if len(head) == 0 {
-			tc.Close() // nothing came: as net/http, close
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			pe.srv.pickShard().refused[refusedTimeout].Add(1)
+		}
+		if len(head) == 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+			tc.Close() // nothing came, or not in time: as net/http, close without an answer
 			return
 		}
 		pe.handTLS(tc, head, &state) // net/http answers what it can
 		return
 	}
-	rt, op, ok := pe.loopUpgrade(head, rest, nc.RemoteAddr())
+	if state.Version != tls.VersionTLS13 || !haveSecrets {
+		rc.release()
+		pe.handTLS(tc, append(head, rest...), &state)
+		return
+	}
+	rt, op, ok := pe.loopUpgrade(head, rest, nc.RemoteAddr(), &state)
 	if !ok {
 		rc.release()
 		pe.handTLS(tc, append(head, rest...), &state)
@@ -104,7 +153,7 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 		tc.Close()
 		return
 	}
-	tl := &tlsLayer{}
+	tl := &tlsLayer{state: state}
 	if err := tl.rec.Init(tlsrec.Config{
 		Suite: state.CipherSuite, Role: tlsrec.Server, Secrets: secrets,
 		ReadSeq: uint64(rc.records - handshakeRecords), WriteSeq: uint64(writeSeq),
@@ -116,6 +165,7 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	tl.checkAt = time.Now().Add(tlsShedAfter).UnixNano()
 	op.tls = tl
 	op.rest = rest
+	pe.srv.pickShard().accepted.Add(1)
 	ok = poller.Attach(nc, func(c *poller.Conn) {
 		c.SetSealer(tl)
 		newLoopConn(pe, c, rt, op)
@@ -128,6 +178,30 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 		tl.rec.Release()
 		tc.Close()
 	}
+}
+
+// handshake runs tc's handshake. A panic in the application's callbacks
+// that crypto/tls calls (GetCertificate, GetConfigForClient,
+// VerifyConnection…) comes back as a *codec.PanicError: it drops this
+// connection only, as under net/http, which serves each connection under
+// a recover.
+func handshake(ctx context.Context, tc *tls.Conn) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = codec.Recovered(v, "TLS handshake")
+		}
+	}()
+	return tc.HandshakeContext(ctx)
+}
+
+// recordLooksLikeHTTP reports whether the header of a client's first
+// record is the start of an HTTP request, as net/http guesses it.
+func recordLooksLikeHTTP(hdr [5]byte) bool {
+	switch string(hdr[:]) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
 }
 
 // takeSecrets takes the traffic secrets of rc's handshake out of the key
@@ -157,10 +231,12 @@ func (pe *pollEngine) handTLS(tc *tls.Conn, prefix []byte, state *tls.Connection
 // when the head is longer than limit or does not come.
 func readTLSHead(tc *tls.Conn, limit int) (head, rest []byte, err error) {
 	buf := make([]byte, 0, 1024)
-	scratch := make([]byte, 16<<10) // a record's plaintext: crypto/tls keeps none back
+	scratch := bufpool.Get(16 << 10) // a record's plaintext: crypto/tls keeps none back
+	defer bufpool.Put(scratch)
+	*scratch = (*scratch)[:cap(*scratch)]
 	for {
-		n, err := tc.Read(scratch)
-		buf = append(buf, scratch[:n]...)
+		n, err := tc.Read(*scratch)
+		buf = append(buf, (*scratch)[:n]...)
 		if end := headLen(buf, 0); end >= 0 {
 			return buf[:end], buf[end:], nil
 		}
@@ -176,7 +252,7 @@ func readTLSHead(tc *tls.Conn, limit int) (head, rest []byte, err error) {
 // loopUpgrade decides whether a request head read over TLS is an upgrade
 // the loop serves itself: to a bare Events route, with no hook, that
 // passes the handshake's checks. It returns what the session opens with.
-func (pe *pollEngine) loopUpgrade(head, rest []byte, remote net.Addr) (*route, loopOpen, bool) {
+func (pe *pollEngine) loopUpgrade(head, rest []byte, remote net.Addr, state *tls.ConnectionState) (*route, loopOpen, bool) {
 	if len(head) > pe.srv.opts.MaxHandshakeSize {
 		return nil, loopOpen{}, false
 	}
@@ -184,6 +260,7 @@ func (pe *pollEngine) loopUpgrade(head, rest []byte, remote net.Addr) (*route, l
 	if err != nil || (r.ProtoAtLeast(1, 1) && (!headHasHost(head) || !validHost(r.Host))) {
 		return nil, loopOpen{}, false
 	}
+	r.TLS = state // as net/http's request has it
 	rt := pe.route(r)
 	if rt == nil || rt.kind != routeEvents || rt.hooked() || !headerHasToken(r.Header, "Upgrade", "websocket") {
 		return nil, loopOpen{}, false
@@ -276,6 +353,13 @@ func (c *recordConn) release() {
 type tlsLayer struct {
 	rec tlsrec.RecordLayer
 	lc  *loopConn
+
+	// state is the handshake's, for Session.Request. Kept whole (about
+	// 200 bytes more per connection, and the exporter secret crypto/tls
+	// keeps for it) because only crypto/tls can make one whose
+	// ExportKeyingMaterial works: one rebuilt from a few fields would
+	// panic there.
+	state tls.ConnectionState
 
 	// Under the connection's lock: an idle connection sheds its ciphers.
 	active, seen uint32 // activity counted, and as the last check saw it

@@ -45,13 +45,18 @@ func (srv *Server) Upgrade(w http.ResponseWriter, r *http.Request, opts ...Route
 // ownedSession makes the default session of Upgrade.
 func (srv *Server) ownedSession(u *upgraded, r *http.Request) (*Session, error) {
 	u.r = r.WithContext(context.WithoutCancel(r.Context()))
-	s := srv.newServerSession(u)
+	sh := srv.pickShard()
+	s := srv.newServerSession(u, sh)
 	s.owned = true
 	if !srv.track(s) {
 		s.Close(CloseGoingAway, "server shutting down")
 		return nil, ErrServerClosed
 	}
-	s.onEnd = func() { srv.untrack(s) }
+	sh.opened(u.onPoll, routeSession)
+	s.onEnd = func() {
+		srv.untrack(s)
+		sh.closed(u.onPoll, routeSession)
+	}
 	return s, nil
 }
 
@@ -69,7 +74,7 @@ func (srv *Server) UpgradeRaw(w http.ResponseWriter, r *http.Request, opts ...Ro
 			return nil, fmt.Errorf("wskit: writing the 101: %w", err)
 		}
 	}
-	c := wsconn.New(u.nc, u.buffered, srv.connConfig(codec.Server, true))
+	c := wsconn.New(u.nc, u.buffered, srv.connConfig(codec.Server, true, srv.pickShard()))
 	return newRawSession(c, r.WithContext(context.WithoutCancel(r.Context())), u.protocol, true), nil
 }
 

@@ -116,6 +116,7 @@ func (q *jobQueue) push(j job) {
 	if q.bytes > q.lc.s.opts.IncomingQueue && !q.paused {
 		q.paused = true
 		q.lc.pe.PauseRead()
+		q.lc.s.shard().incomingFull.Add(1)
 	}
 	start := !q.running
 	q.running = true

@@ -32,6 +32,8 @@ type Config struct {
 	// Timeout bounds the wait for a pong after a keepalive ping and for the
 	// peer's close frame after ours; 0 waits forever.
 	Timeout time.Duration
+	// Counters, when set, count what the Protocol receives and sends.
+	Counters *Counters
 }
 
 // State is the close-handshake state of a connection (RFC 6455 §7).
@@ -110,9 +112,15 @@ type Protocol struct {
 	mark    time.Duration // since epoch
 	pingSeq uint64
 
+	ctr   *Counters // nil: nothing is counted
+	tally *Tally    // when set, where the commonest counts go first
+
 	closeCode frame.CloseCode
 	pongAt    uint16 // 1 + where the unsent pong starts in out; 0 when none
 	state     State
+	deflate   byte         // permessage-deflate's RSV bit, when negotiated and counted
+	inOp      frame.Opcode // raw mode: the opcode of the message being received, for ctr
+	outOp     frame.Opcode // the opcode of the message AppendFrame is sending, for ctr
 	raw       bool
 	gotClose  bool
 	sentClose bool
@@ -134,11 +142,14 @@ func NewProtocol(cfg Config) *Protocol {
 // Init sets p up as NewProtocol does, for a Protocol embedded in another
 // value.
 func (p *Protocol) Init(cfg Config) {
-	*p = Protocol{raw: cfg.Raw, pingPeriod: cfg.PingPeriod, timeout: cfg.Timeout}
+	*p = Protocol{raw: cfg.Raw, pingPeriod: cfg.PingPeriod, timeout: cfg.Timeout, ctr: cfg.Counters}
 	rsv := cfg.AllowedRsv
 	if len(cfg.Extensions) > 0 && !cfg.Raw {
 		p.ext = &pipeline{ns: cfg.Extensions}
 		rsv |= p.ext.rsvBits()
+		if p.ctr != nil {
+			p.deflate = deflateBit(cfg.Extensions)
+		}
 	}
 	p.dec = Decoder{Role: cfg.Role, MaxFrameSize: cfg.MaxFrameSize, AllowedRsv: rsv}
 	p.asm = Assembler{MaxMessageSize: cfg.MaxMessageSize, Raw: cfg.Raw}
@@ -183,6 +194,9 @@ func (p *Protocol) Receive(in []byte) (ev Event, n int, ok bool, err error) {
 		if err != nil {
 			return ev, n, false, p.fail(err)
 		}
+		if complete && p.ctr != nil {
+			p.inFrame()
+		}
 		if !complete {
 			if h, part, cut := p.dec.Partial(); cut && h.Op.IsData() && p.acceptsData() {
 				if err := p.asm.Check(h, part); err != nil {
@@ -206,10 +220,14 @@ func (p *Protocol) Receive(in []byte) (ev Event, n int, ok bool, err error) {
 			return ev, n, false, p.fail(err)
 		}
 		if done {
+			wire := len(m.Payload)
 			if m.Rsv != 0 && p.ext != nil {
 				if m.Payload, err = p.decode(m); err != nil {
 					return ev, n, false, p.fail(err)
 				}
+			}
+			if c := p.ctr; c != nil {
+				p.countIn(c, m, wire)
 			}
 			return Event{Kind: EventMessage, Op: m.Op, Fin: m.Fin, Rsv: m.Rsv, Payload: m.Payload}, n, true, nil
 		}
@@ -217,6 +235,21 @@ func (p *Protocol) Receive(in []byte) (ev Event, n int, ok bool, err error) {
 }
 
 func (p *Protocol) acceptsData() bool { return p.state == StateOpen }
+
+// countIn counts a data message received (in raw mode, a data frame), whose
+// payload had wire bytes before the extensions.
+func (p *Protocol) countIn(c *Counters, m Message, wire int) {
+	if p.raw {
+		op, fin := dataFrame(&p.inOp, frame.Header{Fin: m.Fin, Op: m.Op})
+		p.inMessage(op, len(m.Payload), fin)
+		return
+	}
+	p.inMessage(m.Op, len(m.Payload), true)
+	if p.deflate != 0 {
+		c.In.DeflateWire.Add(uint64(wire))
+		c.In.DeflatePlain.Add(uint64(len(m.Payload)))
+	}
+}
 
 // decode runs the extensions on a message whose first frame carried RSV
 // bits, then checks text, which the Assembler could not.
@@ -236,6 +269,9 @@ func (p *Protocol) decode(m Message) ([]byte, error) {
 }
 
 func (p *Protocol) control(f frame.Frame) (Event, error) {
+	if c := p.ctr; c != nil && f.Op != frame.OpClose {
+		c.In.control(f.Op, nil)
+	}
 	switch f.Op {
 	case frame.OpPing:
 		if !p.raw && (p.state == StateOpen || p.state == StateCloseSent) {
@@ -251,6 +287,9 @@ func (p *Protocol) control(f frame.Frame) (Event, error) {
 	code, reason, err := frame.ParseClose(f.Payload)
 	if err != nil {
 		return Event{}, err
+	}
+	if c := p.ctr; c != nil {
+		c.In.Close[CloseIndex(code)].Add(1)
 	}
 	p.gotClose = true
 	p.closeCode, p.closeReason = code, string(reason)
@@ -308,14 +347,20 @@ func (p *Protocol) reply(op frame.Opcode, payload []byte) {
 	if p.out == nil {
 		p.out = bufpool.Get(frame.MaxHeaderSize + len(payload))
 	}
+	replaced := false
 	switch {
 	case op != frame.OpPong:
 		p.pongAt = 0
 	case p.pongAt != 0:
 		*p.out = (*p.out)[:p.pongAt-1]
+		replaced = true // the pong it replaces is never sent
 		fallthrough
 	case len(*p.out) < 1<<16-1:
 		p.pongAt = uint16(len(*p.out)) + 1
+	}
+	if c := p.ctr; c != nil && !replaced {
+		p.outFrames(1)
+		c.Out.control(op, payload)
 	}
 	*p.out = p.enc.AppendFrame(*p.out, frame.Header{Fin: true, Op: op}, payload)
 }
@@ -358,9 +403,26 @@ func (p *Protocol) AppendMessage(dst []byte, op frame.Opcode, rsv byte, payload 
 		}
 		dst = p.enc.AppendMessage(dst, op, bits, out)
 		p.ext.doneEncoding()
+		if c := p.ctr; c != nil {
+			p.countOut(c, op, len(payload), len(out))
+		}
 		return dst, nil
 	}
+	if c := p.ctr; c != nil {
+		p.countOut(c, op, len(payload), len(payload))
+	}
 	return p.enc.AppendMessage(dst, op, rsv, payload), nil
+}
+
+// countOut counts a data message sent whose payload of n bytes went out as
+// wire bytes.
+func (p *Protocol) countOut(c *Counters, op frame.Opcode, n, wire int) {
+	p.outFrames(p.enc.fragments(wire))
+	p.outMessage(op, n, true)
+	if p.deflate != 0 {
+		c.Out.DeflatePlain.Add(uint64(n))
+		c.Out.DeflateWire.Add(uint64(wire))
+	}
 }
 
 // ReadRoom is Decoder.Room for the frame being received: free space to read
@@ -391,6 +453,15 @@ func (p *Protocol) AppendFrame(dst []byte, h frame.Header, payload []byte) ([]by
 		}
 		p.closeSent(code, string(reason))
 	}
+	if c := p.ctr; c != nil {
+		p.outFrames(1)
+		if h.Op.IsControl() {
+			c.Out.control(h.Op, payload)
+		} else {
+			op, fin := dataFrame(&p.outOp, h)
+			p.outMessage(op, len(payload), fin)
+		}
+	}
 	return p.enc.AppendFrame(dst, h, payload), nil
 }
 
@@ -398,6 +469,10 @@ func (p *Protocol) AppendFrame(dst []byte, h frame.Header, payload []byte) ([]by
 func (p *Protocol) AppendPing(dst []byte, payload []byte) ([]byte, error) {
 	if len(payload) > frame.MaxControlPayload {
 		return dst, frame.ErrControlTooLong
+	}
+	if c := p.ctr; c != nil {
+		p.outFrames(1)
+		c.Out.Pings.Add(1)
 	}
 	return p.enc.AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpPing}, payload), nil
 }
@@ -415,6 +490,10 @@ func (p *Protocol) AppendClose(dst []byte, code frame.CloseCode, reason string) 
 		return dst, err
 	}
 	p.closeSent(code, reason)
+	if c := p.ctr; c != nil {
+		p.outFrames(1)
+		c.Out.Close[CloseIndex(code)].Add(1)
+	}
 	return p.enc.AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpClose}, payload), nil
 }
 
@@ -465,6 +544,9 @@ func (p *Protocol) Tick(now time.Time, dst []byte) ([]byte, error) {
 		if p.timeout > 0 && now.Sub(epoch) >= p.mark+p.timeout {
 			p.state = StateClosed
 			p.err = ErrCloseTimeout
+			if c := p.ctr; c != nil {
+				c.CloseTimeouts.Add(1)
+			}
 			return dst, p.err
 		}
 	case StateOpen:
@@ -473,6 +555,9 @@ func (p *Protocol) Tick(now time.Time, dst []byte) ([]byte, error) {
 		}
 		if p.awaiting {
 			if p.timeout > 0 && now.Sub(epoch) >= p.mark+p.timeout {
+				if c := p.ctr; c != nil {
+					c.PongTimeouts.Add(1)
+				}
 				return dst, p.fail(ErrPongTimeout)
 			}
 			break
@@ -482,6 +567,10 @@ func (p *Protocol) Tick(now time.Time, dst []byte) ([]byte, error) {
 			var payload [8]byte
 			binary.BigEndian.PutUint64(payload[:], p.pingSeq)
 			dst = p.enc.AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpPing}, payload[:])
+			if c := p.ctr; c != nil {
+				p.outFrames(1)
+				c.Out.Pings.Add(1)
+			}
 			p.awaiting = true
 			p.mark = now.Sub(epoch)
 		}

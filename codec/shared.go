@@ -90,6 +90,38 @@ func (s *Sharing) AppendMessage(dst []byte, op frame.Opcode, payload []byte, scr
 	return enc.AppendMessage(dst, op, rsv, payload), rsv, nil
 }
 
+// CountShared counts, in the Protocol's Counters, a data message of type
+// op whose payload had n bytes, encoded by a Sharing into the frames b
+// and sent on p's connection (after SentShared).
+func (p *Protocol) CountShared(op frame.Opcode, n int, b []byte) {
+	c := p.ctr
+	if c == nil {
+		return
+	}
+	frames, wire := framesOf(b)
+	p.outFrames(frames)
+	p.outMessage(op, n, true)
+	if p.deflate != 0 {
+		c.Out.DeflatePlain.Add(uint64(n))
+		c.Out.DeflateWire.Add(wire)
+	}
+}
+
+// framesOf returns the number of whole frames at the start of b, and the
+// sum of their payload lengths.
+func framesOf(b []byte) (frames, payload uint64) {
+	for len(b) > 0 {
+		h, n, err := frame.ParseHeader(b)
+		if err != nil || n == 0 || int64(len(b)-n) < h.Length {
+			break
+		}
+		frames++
+		payload += uint64(h.Length)
+		b = b[n+int(h.Length):]
+	}
+	return frames, payload
+}
+
 // SentShared records that a message encoded by a Sharing with p's key, whose
 // first frame has the RSV bits rsv, is written to p's connection next. It
 // fails with ErrCloseSent after our close frame, when no message may go out.

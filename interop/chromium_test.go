@@ -264,7 +264,7 @@ func browserLog(out string) string {
 // context of its first tab, and a func that closes the browser and waits for
 // it to exit. A cleanup closes it too, and logs its output when the test
 // failed. TestChromium and TestChromiumDemoPage both use it, so they run the
-// browser the same way (see the README); the TLS tests add a flag with
+// browser the same way (see docs/testing.md); the TLS tests add a flag with
 // extra, to trust the server's certificate.
 func startBrowser(t *testing.T, chromium string, extra ...chromedp.ExecAllocatorOption) (context.Context, func() error) {
 	t.Helper()

@@ -3,7 +3,6 @@ package interop
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -245,9 +244,8 @@ func TestTLSDeflate(t *testing.T) {
 // poll-events, the loop path, they must add almost none; over TLS 1.2 to
 // the same route, over TLS 1.3 to poll's default sessions and to std, at
 // least one each. The other TLS tests rely on this by construction. The
-// server's certificate may come from GetCertificate; with a configuration
-// per client from GetConfigForClient the sessions leave the loop, a known
-// issue (knownConfigForClient) for which that case skips.
+// server's certificate may come from GetCertificate, and its whole
+// configuration from GetConfigForClient: the loop path stays.
 func TestTLSLoopPath(t *testing.T) {
 	const n = loopPathSessions
 	cases := []struct {
@@ -255,26 +253,24 @@ func TestTLSLoopPath(t *testing.T) {
 		variant serverVariant
 		version tlsVersion
 		tls     func(*tls.Config) // changes the server's TLSConfig
-		// known is a known issue that keeps such sessions off the loop.
-		known string
 	}{
-		{"", serverVariants[2], tls13, nil, ""},
-		{"", serverVariants[2], tls12, nil, ""},
-		{"", serverVariants[1], tls13, nil, ""},
-		{"", serverVariants[0], tls13, nil, ""},
+		{"", serverVariants[2], tls13, nil},
+		{"", serverVariants[2], tls12, nil},
+		{"", serverVariants[1], tls13, nil},
+		{"", serverVariants[0], tls13, nil},
 		// The certificate from a callback: the configuration stays the
 		// engine's own.
 		{"GetCertificate", serverVariants[2], tls13, func(cfg *tls.Config) {
 			cert := cfg.Certificates[0]
 			cfg.Certificates = nil
 			cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }
-		}, ""},
+		}},
 		// A configuration per client, as servers that pick one by SNI do.
 		{"GetConfigForClient", serverVariants[2], tls13, func(cfg *tls.Config) {
 			per := cfg.Clone()
 			cfg.Certificates = nil
 			cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return per, nil }
-		}, knownConfigForClient},
+		}},
 	}
 	for _, c := range cases {
 		loop := onLoop(c.variant, c.version.id)
@@ -310,8 +306,6 @@ func TestTLSLoopPath(t *testing.T) {
 				gorillaClose(t, conn, frame.CloseNormal, "")
 			}
 			switch {
-			case loop && grown >= n/4 && c.known != "":
-				t.Skipf("%s\n(%d sessions added %d goroutines)", c.known, n, grown)
 			case loop && grown >= n/4:
 				t.Errorf("%d sessions on the loop path added %d goroutines, want almost none", n, grown)
 			case !loop && grown < n:
@@ -321,14 +315,6 @@ func TestTLSLoopPath(t *testing.T) {
 	}
 }
 
-// knownConfigForClient is why TestTLSLoopPath skips its GetConfigForClient
-// case.
-const knownConfigForClient = "KNOWN ISSUE: with a tls.Config.GetConfigForClient that returns a configuration " +
-	"of its own, Events sessions over TLS 1.3 on the poll engine silently go to net/http, a goroutine each: " +
-	"the engine learns the traffic secrets through the KeyLogWriter it sets on its clone of Options.TLSConfig " +
-	"(newTLSEngine), which the configuration crypto/tls shakes hands with then lacks, so takeSecrets finds " +
-	"none and serveTLS hands the connection to net/http"
-
 // loopPathSessions is the number of sessions TestTLSLoopPath opens per
 // case.
 const loopPathSessions = 16
@@ -337,26 +323,16 @@ const loopPathSessions = 16
 // variant and TLS version, the request of a session that gorilla opened
 // must carry the TLS state of its connection (r.TLS), as net/http's
 // requests over TLS do, so that a handler can tell a wss:// session from a
-// ws:// one.
-//
-// Known bug, skipped: on the loop path (poll-events over TLS 1.3) r.TLS is
-// nil. An Events session on the loop keeps only its request head and
-// Session.Request parses it again (loopConn.request, parseHead), and
-// serveTLS does not hand the connection's tls.ConnectionState to the
-// loopConn, so nothing can set it. Every other path has it.
+// ws:// one. On the loop path (poll-events over TLS 1.3) the session keeps
+// the state its handshake left for that.
 func TestTLSSessionRequest(t *testing.T) {
 	forEachTLSVariant(t, nil, func(t *testing.T, srv *echoServer, v tlsVersion) {
 		c, _, _ := gorillaDialTLS(t, srv, "/echo", v, false)
 		info, _ := srv.sessionFrom(c.LocalAddr().String())
 		gorillaClose(t, c, frame.CloseNormal, "")
-		if info.TLS {
-			return
+		if !info.TLS {
+			t.Errorf("Session.Request().TLS is nil for a session over %s on %s, served by %s",
+				tls.VersionName(v.id), srv.Variant.name, tlsPath(srv.Variant, v.id))
 		}
-		msg := fmt.Sprintf("Session.Request().TLS is nil for a session over %s on %s, served by %s",
-			tls.VersionName(v.id), srv.Variant.name, tlsPath(srv.Variant, v.id))
-		if onLoop(srv.Variant, v.id) {
-			t.Skip("BUG (loopConn.request builds the request from the head alone; serveTLS keeps no tls.ConnectionState for the loop): " + msg)
-		}
-		t.Error(msg)
 	})
 }

@@ -32,9 +32,9 @@ import (
 // This module cannot see wskit's internals, so the loop path is known by
 // construction: the poll engine hands the loop exactly the upgrades to a
 // bare Events route (no accept hook, no middleware) over TLS 1.3
-// (tlsserve.go, loopUpgrade), when crypto/tls shakes hands with the
-// engine's own configuration, as it does here (not one returned by
-// GetConfigForClient: see TestTLSLoopPath). A session that the server
+// (tlsserve.go, loopUpgrade), when the engine learns the handshake's
+// secrets, as it does with its own configuration and with those that
+// GetConfigForClient returns (see TestTLSLoopPath). A session that the server
 // reports on EnginePoll and on an Events route (sessionInfo), over TLS 1.3
 // as its client negotiated it, is therefore on the loop. TestTLSLoopPath
 // shows the same from outside: idle sessions on the loop path hold no

@@ -94,3 +94,23 @@ type Handler interface {
 	// or the error given to Conn.CloseWithError.
 	OnClose(c *Conn, err error)
 }
+
+// LoopStats are the counters of one event loop (see Engine.LoopStats).
+// Conns is a gauge; the others only grow.
+type LoopStats struct {
+	// Conns is the number of connections the loop holds now, those
+	// detached to a goroutine included.
+	Conns int64
+	// Iterations counts the loop's rounds: waiting for events (or
+	// polling, when work is left over) and handling what they brought.
+	Iterations uint64
+	// Reads counts read system calls on the connections the loop drives,
+	// ReadBytes what they returned, and ReadEAGAIN those that found
+	// nothing to read.
+	Reads, ReadBytes, ReadEAGAIN uint64
+	// Writes counts write and writev system calls writing the output of
+	// the connections the loop drives (made on the loop, or by a sender
+	// off the loop that found the socket idle), WriteBytes what they
+	// wrote, and WriteEAGAIN those that found the socket's buffer full.
+	Writes, WriteBytes, WriteEAGAIN uint64
+}

@@ -345,12 +345,16 @@ func (c *Conn) flushLocked(iov *[]unix.Iovec) {
 		}
 		*iov = v
 		n, err := writev(c.fd, v)
+		st := &c.l.stats
+		st.writes.Add(1)
 		if n > 0 {
+			st.writeBytes.Add(uint64(n))
 			c.consume(n)
 		}
 		switch {
 		case err == nil:
 		case err == unix.EAGAIN:
+			st.wAgain.Add(1)
 			c.waitOut = true
 			if c.stalled == 0 && c.l.e.cfg.WriteTimeout > 0 {
 				c.stalled = time.Now().UnixNano()
@@ -431,22 +435,6 @@ func (c *Conn) dropOutput() {
 	c.out = c.out[:0]
 	c.dropChunkList()
 	c.sent, c.queued, c.sealed = 0, 0, 0
-}
-
-// Sealer turns a connection's output into what goes on the wire, such as
-// TLS records (see SetSealer). Its methods run with the connection locked.
-type Sealer interface {
-	// Seal appends to dst the wire form of plain; with plain empty, only
-	// what the sealer owes the peer of its own (see Owed).
-	Seal(dst, plain []byte) []byte
-	// SealedSize bounds the length Seal appends for n bytes of plain.
-	SealedSize(n int) int
-	// Owed reports whether the sealer has output of its own to send, such
-	// as a TLS key update.
-	Owed() bool
-	// Close appends the wire form of the end of the stream, such as a TLS
-	// close_notify, or nothing.
-	Close(dst []byte) []byte
 }
 
 // SetSealer makes s seal c's output from now on: what is queued is

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sys/cpu"
 	"golang.org/x/sys/unix"
 
 	"github.com/wskit/wskit/internal/bufpool"
@@ -249,7 +250,41 @@ type loop struct {
 	parkDL  time.Time           // deadline set on file
 	parkAt  int64               // under tmu: when the parked loop wakes; 0 while it runs, -1 never
 	stopped bool
+
+	stats loopCounters
 }
+
+// loopCounters are what LoopStats reads. The loop writes most of them;
+// senders off the loop add their writes. Padding keeps them off the cache
+// lines of the loop's other fields.
+type loopCounters struct {
+	_                                    cpu.CacheLinePad
+	conns                                atomic.Int64
+	iterations, reads, readBytes, rAgain atomic.Uint64
+	writes, writeBytes, wAgain           atomic.Uint64
+	_                                    cpu.CacheLinePad
+}
+
+// LoopStats returns the counters of each loop, in order (see Conn.Loop).
+func (e *Engine) LoopStats() []LoopStats {
+	out := make([]LoopStats, len(e.loops))
+	for i, l := range e.loops {
+		s := &l.stats
+		out[i] = LoopStats{
+			Conns: s.conns.Load(), Iterations: s.iterations.Load(),
+			Reads: s.reads.Load(), ReadBytes: s.readBytes.Load(), ReadEAGAIN: s.rAgain.Load(),
+			Writes: s.writes.Load(), WriteBytes: s.writeBytes.Load(), WriteEAGAIN: s.wAgain.Load(),
+		}
+	}
+	return out
+}
+
+// Loops returns the number of event loops.
+func (e *Engine) Loops() int { return len(e.loops) }
+
+// Loop returns the index of the loop that serves c, from 0 to
+// Engine.Loops()-1.
+func (c *Conn) Loop() int { return c.l.id }
 
 func newLoop(e *Engine, id int) (*loop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -334,6 +369,7 @@ func (l *loop) run() {
 	defer l.e.done.Done()
 	for !l.stopped {
 		n := l.wait()
+		l.stats.iterations.Add(1)
 		for i := 0; i < n; i++ {
 			ev := &l.events[i]
 			fd := int(ev.Fd)
@@ -607,6 +643,7 @@ func (l *loop) add(fd int, peer peerAddr) {
 	l.conns[fd] = c
 	l.n++
 	l.e.conns.Add(1)
+	l.stats.conns.Add(1)
 	c.dispatching.Store(true)
 	l.e.h.OnOpen(c)
 	l.settle(c)
@@ -677,7 +714,8 @@ func signal(ch chan struct{}) {
 // A connection with more than outputPause bytes of output waiting is not
 // read until its peer takes most of them: a peer that sends faster than it
 // reads is pushed back, as a blocking server would, instead of growing the
-// queue.
+// queue. A lingering connection's input is dropped: the handler has closed
+// it, and must not see (nor, by setting a timer, prolong) what comes after.
 func (l *loop) read(c *Conn) {
 	if c.closed || c.paused.Load() || c.detached || l.outputFull(c) {
 		return
@@ -685,20 +723,28 @@ func (l *loop) read(c *Conn) {
 	if c.unread != nil {
 		b := c.unread
 		c.unread = nil
-		c.dispatching.Store(true)
-		l.e.h.OnData(c, *b)
-		bufpool.Put(b)
-		if l.settle(c) || c.closed || c.paused.Load() || c.detached {
-			return
+		if c.lingering {
+			bufpool.Put(b)
+		} else {
+			c.dispatching.Store(true)
+			l.e.h.OnData(c, *b)
+			bufpool.Put(b)
+			if l.settle(c) || c.closed || c.paused.Load() || c.detached {
+				return
+			}
 		}
 	}
 	for i := 0; i < maxReads; i++ {
 		n, err := readFD(c.fd, l.buf)
+		l.stats.reads.Add(1)
 		if n > 0 {
-			c.dispatching.Store(true)
-			l.e.h.OnData(c, l.buf[:n])
-			if l.settle(c) || c.closed || c.paused.Load() || c.detached {
-				return
+			l.stats.readBytes.Add(uint64(n))
+			if !c.lingering {
+				c.dispatching.Store(true)
+				l.e.h.OnData(c, l.buf[:n])
+				if l.settle(c) || c.closed || c.paused.Load() || c.detached {
+					return
+				}
 			}
 			if (n < len(l.buf) && !c.hup) || l.e.cfg.LevelTriggered {
 				return // a short read drained the socket; new data brings a new edge
@@ -707,6 +753,7 @@ func (l *loop) read(c *Conn) {
 		}
 		switch {
 		case err == unix.EAGAIN:
+			l.stats.rAgain.Add(1)
 			return
 		case err == unix.EINTR:
 			i--
@@ -718,6 +765,9 @@ func (l *loop) read(c *Conn) {
 			err = errEOF
 		default:
 			err = os.NewSyscallError("read", err)
+		}
+		if c.lingering {
+			err = c.closeErr // the end the lingering close waited for
 		}
 		l.closeConn(c, err)
 		return
@@ -932,6 +982,7 @@ func (l *loop) closeConn(c *Conn, err error) {
 	}
 	l.n--
 	l.e.conns.Add(-1)
+	l.stats.conns.Add(-1)
 	if c.detached {
 		signal(c.rready) // the goroutine sees closed
 		signal(c.wready)

@@ -325,3 +325,59 @@ func TestWheelNext(t *testing.T) {
 		}
 	}
 }
+
+// lingerHandler closes a connection with a linger on its first input, and
+// counts its OnData calls; each sets a far timer, as a handler that keeps
+// its own would.
+type lingerHandler struct {
+	echoHandler
+	data atomic.Int32
+}
+
+var errLingerTest = errors.New("closed by the test")
+
+func (h *lingerHandler) OnData(c *Conn, in []byte) {
+	c.SetTimer(time.Now().Add(time.Hour))
+	if h.data.Add(1) == 1 {
+		c.Write([]byte("bye"))
+		c.CloseWithError(errLingerTest, 300*time.Millisecond)
+	}
+}
+
+// TestLingerDropsInput: while a closed connection lingers, what the peer
+// sends is dropped without reaching the handler, which cannot prolong the
+// linger that way, and OnClose reports the error given to CloseWithError.
+func TestLingerDropsInput(t *testing.T) {
+	h := &lingerHandler{}
+	_, addr := startEngine(t, Config{Loops: 1}, h)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	nc.Write([]byte("a"))
+	if b, err := io.ReadAll(nc); string(b) != "bye" || err != nil {
+		t.Fatalf("got %q, %v; want bye and the end of the stream", b, err)
+	}
+	for range 3 {
+		nc.Write([]byte("more")) // the server lingers: it reads and drops
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitFor(t, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.closed) == 1
+	})
+	took := time.Since(start)
+	if took < 250*time.Millisecond || took > 2*time.Second {
+		t.Errorf("closed after %v, want after the linger of 300ms", took)
+	}
+	if n := h.data.Load(); n != 1 {
+		t.Errorf("OnData called %d times, want once", n)
+	}
+	if !errors.Is(h.closed[0], errLingerTest) {
+		t.Errorf("OnClose reported %v, want %v", h.closed[0], errLingerTest)
+	}
+}

@@ -35,17 +35,20 @@ func RaiseFileLimit() error { return nil }
 func (e *Engine) Serve(ln net.Listener) error { return ErrUnsupported }
 
 // CanServe reports false: there is no poller here.
-func CanServe(ln net.Listener) bool     { return false }
-func (e *Engine) StopAccepting()        {}
-func (e *Engine) Close() error          { return nil }
-func (e *Engine) Conns() int            { return 0 }
-func (e *Engine) Each(fn func(c *Conn)) {}
+func CanServe(ln net.Listener) bool      { return false }
+func (e *Engine) StopAccepting()         {}
+func (e *Engine) Close() error           { return nil }
+func (e *Engine) Conns() int             { return 0 }
+func (e *Engine) Each(fn func(c *Conn))  {}
+func (e *Engine) LoopStats() []LoopStats { return nil }
+func (e *Engine) Loops() int             { return 0 }
 
 // Conn is not available on this platform.
 type Conn struct{ Context any }
 
 func (c *Conn) Handler() Handler                                     { return nil }
 func (c *Conn) Fd() int                                              { return -1 }
+func (c *Conn) Loop() int                                            { return 0 }
 func (c *Conn) RemoteAddr() net.Addr                                 { return nil }
 func (c *Conn) LocalAddr() net.Addr                                  { return nil }
 func (c *Conn) Lock()                                                {}
@@ -70,13 +73,5 @@ func (c *Conn) Unread(in []byte)                                     {}
 func (c *Conn) SetSealer(s Sealer)                                   {}
 func (c *Conn) SealOwed()                                            {}
 
-// Sealer is the poller's record layer; unused here.
-type Sealer interface {
-	Seal(dst, plain []byte) []byte
-	SealedSize(n int) int
-	Owed() bool
-	Close(dst []byte) []byte
-}
-
-// Attach reports false: there is no poller here.
+// Attach reports false: there is no loop to attach to.
 func Attach(nc net.Conn, setup func(c *Conn), dropped func()) bool { return false }

@@ -123,11 +123,12 @@ func serveEcho(c net.Conn, f fault) {
 	}
 }
 
-// lingeringClose sends FIN and waits (briefly) for the peer to close, so
-// that unread input does not turn the close into a reset.
+// lingeringClose sends FIN (over TLS, close_notify) and waits (briefly)
+// for the peer to close, so that unread input does not turn the close
+// into a reset.
 func lingeringClose(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.CloseWrite()
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
 	}
 	c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	io.Copy(io.Discard, c)

@@ -20,6 +20,7 @@ import (
 //
 //	autobahn -url ws://127.0.0.1:9001/ [-cases 1.*,6.4.*] [-exclude 9.*] [-timeout 30s] [-v]
 //	autobahn -url ws://127.0.0.1:9001/ -exclude '12.*,13.*' -expect OK=298,INFORMATIONAL=3
+//	autobahn -url wss://localhost:9001/ -ca cert.pem -exclude '12.*,13.*' -expect OK=298,INFORMATIONAL=3
 //
 // -expect lists the count of each verdict, VERDICT=N separated by commas;
 // a verdict it leaves out must not occur. A server that stops negotiating
@@ -35,7 +36,8 @@ func Main(args []string) int {
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("autobahn", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("url", "ws://127.0.0.1:9001/", "URL of the echo server (ws:// only)")
+	url := fs.String("url", "ws://127.0.0.1:9001/", "URL of the echo server (ws:// or wss://)")
+	tf := addTLSFlags(fs)
 	include := fs.String("cases", "", "comma-separated case IDs or patterns to run, such as 1.*,6.4.* (default all)")
 	exclude := fs.String("exclude", "", "comma-separated case IDs or patterns to skip")
 	timeout := fs.Duration("timeout", 0, "hard limit per case (default: the case's own)")
@@ -52,6 +54,10 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "autobahn: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if ctx, err = tf.context(ctx); err != nil {
+		fmt.Fprintf(stderr, "autobahn: %v\n", err)
 		return 2
 	}
 	filter := Filter(splitList(*include), splitList(*exclude))

@@ -72,8 +72,9 @@ func maskBytes(b []byte, key [4]byte, pos int) int {
 	return pos + len(b)
 }
 
-// dial opens a TCP connection to a ws:// URL and performs the opening
-// handshake, offering permessage-deflate when offers is not empty. It returns
+// dial opens a TCP connection to a ws:// URL, with TLS over it for wss://
+// (see tlsdial.go), and performs the opening handshake, offering
+// permessage-deflate when offers is not empty. It returns
 // the connection, any bytes read past the response and the permessage-deflate
 // parameters the server accepted (nil when none).
 func dial(ctx context.Context, rawURL string, offers []deflateOffer) (net.Conn, []byte, *deflateParams, error) {
@@ -81,12 +82,13 @@ func dial(ctx context.Context, rawURL string, offers []deflateOffer) (net.Conn, 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if u.Scheme != "ws" {
-		return nil, nil, nil, fmt.Errorf("unsupported URL scheme %q (only ws://)", u.Scheme)
+	port := map[string]string{"ws": "80", "wss": "443"}[u.Scheme]
+	if port == "" {
+		return nil, nil, nil, fmt.Errorf("unsupported URL scheme %q (ws:// or wss://)", u.Scheme)
 	}
 	host := u.Host
 	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "80")
+		host = net.JoinHostPort(u.Hostname(), port)
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", host)
@@ -97,7 +99,17 @@ func dial(ctx context.Context, rawURL string, offers []deflateOffer) (net.Conn, 
 		conn.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	rest, pmd, err := handshake(conn, u, offers)
+	if u.Scheme == "wss" {
+		var tc net.Conn
+		if tc, err = dialTLS(ctx, conn, u); err == nil {
+			conn = tc
+		}
+	}
+	var rest []byte
+	var pmd *deflateParams
+	if err == nil {
+		rest, pmd, err = handshake(conn, u, offers)
+	}
 	if !stop() && err == nil {
 		err = ctx.Err()
 	}

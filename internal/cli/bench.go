@@ -16,13 +16,16 @@ import (
 
 const benchSynopsis = `wskit bench [flags] [URL...]
 
-Puts load on a WebSocket server at URL (ws://; or -url) and reports
+Puts load on a WebSocket server at URL (ws:// or wss://; or -url) and reports
 throughput, latency percentiles, errors by kind and, with -pid, the server
 process's CPU time and memory. A tcp://host:port URL runs echo, pipeline or
 idle against a raw TCP echo server with the same payloads and no framing:
 the ceiling a WebSocket server is measured against. Connections are driven by a few epoll loops
 (Linux only) sending frames prepared once; replies are counted from their
 frame headers, and with -verify compared byte for byte with what was sent.
+Over wss:// each connection makes a full TLS 1.3 handshake (on a goroutine
+while it opens; -insecure or -ca to trust a self-signed server), and the
+loops then seal and open its records themselves; TLS 1.2 is refused.
 
 Scenarios (-scenario):
   echo       -c connections in a closed loop, one message of -size bytes in flight each
@@ -46,6 +49,8 @@ type benchConfig struct {
 	load     load.Config
 	json     bool
 	progress bool
+	insecure bool   // wss://: accept any certificate
+	caFile   string // wss://: PEM certificates to trust
 }
 
 // sourcesValue is a comma-separated list of local addresses.
@@ -94,6 +99,8 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchConfig, erro
 	fs.IntVar(&c.load.PID, "pid", 0, "server process `id` to measure CPU time and RSS of (from /proc)")
 	fs.IntVar(&c.load.Loops, "loops", 0, "client event `loops`; 0 means one per CPU")
 	fs.BoolVar(&c.load.Verify, "verify", false, "check every reply byte for byte against the message sent (not broadcast)")
+	fs.BoolVar(&c.insecure, "insecure", false, "wss://: accept any certificate, such as a self-signed one, without checking it")
+	fs.StringVar(&c.caFile, "ca", "", "wss://: trust the certificates in this PEM `file` (such as the one wskit serve -tls-self-signed prints)")
 	fs.BoolVar(&c.json, "json", false, "print the result as JSON instead of a table")
 	fs.BoolVar(&c.progress, "progress", false, "show progress on stderr even when it is not a terminal")
 	rest, err := fs.parse(args)
@@ -119,7 +126,8 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchConfig, erro
 		return c, errors.New("-publishers must be at least 1")
 	}
 	c.load.URL, c.load.Scenario, c.load.Size = url, load.Scenario(scenario), int(size)
-	return c, nil
+	c.load.TLS, err = clientTLS(c.insecure, c.caFile)
+	return c, err
 }
 
 // runBench runs wskit bench and returns the exit code.

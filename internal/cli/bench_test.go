@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -49,6 +50,10 @@ func TestParseBenchFlags(t *testing.T) {
 		{args: []string{"-src", "127.0.0.300"}, err: "source address"},
 		{args: []string{"-size", "2GiB"}, err: "over 1GiB"},
 		{args: []string{"-size", "lots"}, err: "size"},
+		{args: []string{"-insecure", "wss://h:1/x"}, want: func(c benchConfig) bool {
+			return c.load.URL == "wss://h:1/x" && c.load.TLS != nil && c.load.TLS.InsecureSkipVerify
+		}},
+		{args: []string{"-ca", "/nonexistent/ca.pem", "wss://h:1/x"}, err: "ca.pem"},
 	}
 	for _, tt := range tests {
 		c, err := parseBenchFlags(tt.args, io.Discard, io.Discard)
@@ -134,4 +139,69 @@ func TestBench(t *testing.T) {
 			t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
 		}
 	})
+}
+
+// TestBenchTLS runs wskit bench -verify over wss:// against wskit serve
+// -tls-self-signed on each engine, trusting the printed certificate with
+// -ca, then with -insecure; without either every connection fails its
+// handshake.
+func TestBenchTLS(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the load generator needs epoll")
+	}
+	for _, engine := range engines() {
+		t.Run(engine, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var serveErr syncBuffer
+			exit := make(chan int, 1)
+			go func() {
+				exit <- runServe(ctx, []string{"-addr", "127.0.0.1:0", "-engine", engine, "-tls-self-signed"}, io.Discard, &serveErr)
+			}()
+			var addr string
+			waitFor(t, "the listen address", func() bool {
+				addr = listenAddr(serveErr.String())
+				return addr != ""
+			})
+			log := serveErr.String()
+			start := strings.Index(log, "-----BEGIN CERTIFICATE-----")
+			end := strings.Index(log, "-----END CERTIFICATE-----")
+			if start < 0 || end < 0 {
+				t.Fatalf("no certificate in the log:\n%s", log)
+			}
+			caFile := filepath.Join(t.TempDir(), "ca.pem")
+			os.WriteFile(caFile, []byte(log[start:end+len("-----END CERTIFICATE-----")]+"\n"), 0o600)
+			url := "wss://localhost:" + strings.TrimPrefix(addr, "127.0.0.1:")
+			for _, tc := range []struct {
+				trust []string
+				path  string
+				args  []string
+			}{
+				{[]string{"-ca", caFile}, "/events", []string{"-scenario", "pipeline", "-p", "4", "-size", "20KiB"}},
+				{[]string{"-ca", caFile}, "/echo", []string{"-scenario", "churn"}},
+				{[]string{"-insecure"}, "/raw", nil},
+			} {
+				var stdout, stderr syncBuffer
+				args := append([]string{"bench", "-verify", "-c", "6", "-d", "200ms", "-json"}, tc.trust...)
+				args = append(append(args, tc.args...), url+tc.path)
+				code := run(ctx, args, nil, &stdout, &stderr)
+				var res load.Result
+				if err := json.Unmarshal([]byte(stdout.String()), &res); err != nil {
+					t.Fatalf("%v: exit %d, output %q: %v\nstderr: %s", args, code, stdout.String(), err, stderr.String())
+				}
+				if code != 0 || len(res.Errors) != 0 || res.Messages == 0 || !res.Verified || !strings.HasPrefix(res.TLS, "TLS 1.3") {
+					t.Errorf("%v: exit %d, %+v\nstderr: %s", args, code, res, stderr.String())
+				}
+			}
+			var stdout, stderr syncBuffer
+			code := run(ctx, []string{"bench", "-c", "2", "-d", "100ms", url + "/echo"}, nil, &stdout, &stderr)
+			if code != 1 || !strings.Contains(stdout.String(), "handshake 2, first: TLS handshake: tls: failed to verify certificate") {
+				t.Errorf("without -ca: exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+			}
+			cancel()
+			if code := <-exit; code != 0 {
+				t.Errorf("serve exit %d:\n%s", code, serveErr.String())
+			}
+		})
+	}
 }

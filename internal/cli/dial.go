@@ -3,8 +3,6 @@ package cli
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -543,18 +540,9 @@ func dial(ctx context.Context, c dialConfig) (*wskit.Session, error) {
 		o.Extensions = []codec.Extension{&codec.PerMessageDeflate{}}
 	}
 	do := &wskit.DialOptions{Options: o, Header: c.header, HTTP2: c.http2}
-	if c.insecure || c.caFile != "" {
-		do.TLSConfig = &tls.Config{InsecureSkipVerify: c.insecure}
-		if c.caFile != "" {
-			pem, err := os.ReadFile(c.caFile)
-			if err != nil {
-				return nil, err
-			}
-			do.TLSConfig.RootCAs = x509.NewCertPool()
-			if !do.TLSConfig.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("-ca %s: no PEM certificate in it", c.caFile)
-			}
-		}
+	var err error
+	if do.TLSConfig, err = clientTLS(c.insecure, c.caFile); err != nil {
+		return nil, err
 	}
 	return wskit.Dial(ctx, c.url, do)
 }

@@ -49,6 +49,8 @@ type serveConfig struct {
 	logFormat  string // text or json
 	ext        *Extension
 	broker     wskit.Broker // the Extension's, once started
+	// metrics is the address of /debug/vars (see metrics.go), or "".
+	metrics string
 }
 
 // options returns the server's Options for c.
@@ -114,6 +116,7 @@ func parseServeFlagsWith(args []string, stdout, stderr io.Writer, ext *Extension
 	fs.StringVar(&c.tlsKey, "tls-key", "", "the private key, in this PEM `file`, of -tls-cert")
 	fs.BoolVar(&c.selfSigned, "tls-self-signed", false, "serve TLS with a certificate made at start for localhost, 127.0.0.1 and ::1 (printed with its fingerprint)")
 	fs.BoolVar(&c.http2, "http2", false, "serve HTTP/2 too (h2 by ALPN with TLS, h2c without), and WebSockets over it (RFC 8441): browsers then open wss:// sessions as streams of the connection they hold")
+	fs.StringVar(&c.metrics, "metrics", "", "serve /debug/vars (the server's counters, expvar) on this `address`, apart from -addr; wskit-exporter turns it into Prometheus metrics")
 	fs.Var((*levelValue)(&c.logLevel), "log-level", "log records of this `level` and above: debug (every session open and close, every refused upgrade), info (start, stop, refusals summed up every 10s), warn (sessions that ended with an error) or error")
 	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "log `format`: text (key=value) or json (one object per line)")
 	if ext != nil && ext.Flags != nil {
@@ -201,7 +204,17 @@ func runServeWith(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	log.Info("listening", "addr", ln.Addr().String(), "page", pageURL(ln.Addr(), opts.TLSConfig != nil), "engine", srv.ResolvedEngine(),
 		"max_message", formatSize(c.maxMessage), "ping", c.ping, "timeout", c.timeout, "deflate", c.deflate,
 		"chat_replay", c.chatReplay, "http2", c.http2)
-	err = serve(ctx, srv, ln, c.chatOptions(), log)
+	var started []func(*wskit.Server, *wskit.Hub)
+	if c.metrics != "" {
+		mln, err := net.Listen("tcp", c.metrics)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintf(stderr, "wskit serve: -metrics: %v\n", err)
+			return 1
+		}
+		started = append(started, func(srv *wskit.Server, chat *wskit.Hub) { serveMetrics(ctx, mln, srv, chat, log) })
+	}
+	err = serve(ctx, srv, ln, c.chatOptions(), log, started...)
 	logs.refusals.flush()
 	if err != nil {
 		log.Error("serve failed", "err", err)
@@ -261,14 +274,18 @@ func validEngine(name string) bool {
 }
 
 // serve runs the demo routes of srv on ln until ctx ends, then shuts
-// down: sessions get 1001 Going Away.
-func serve(ctx context.Context, srv *wskit.Server, ln net.Listener, chatOpts wskit.HubOptions, log *slog.Logger) error {
+// down: sessions get 1001 Going Away. Each of started runs with the server
+// and the chat hub before Serve.
+func serve(ctx context.Context, srv *wskit.Server, ln net.Listener, chatOpts wskit.HubOptions, log *slog.Logger, started ...func(*wskit.Server, *wskit.Hub)) error {
 	chat, err := wskit.NewHub(chatOpts)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	defer chat.Close()
+	for _, f := range started {
+		f(srv, chat)
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln, newMux(srv, chat, log)) }()
 	select {

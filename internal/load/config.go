@@ -1,6 +1,7 @@
 package load
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -43,12 +44,12 @@ var ErrUnsupported = errors.New("load: the load generator needs Linux (epoll); n
 
 // Config describes a run.
 type Config struct {
-	// URL is the target, ws://host:port/path. wss is not supported.
+	// URL is the target, ws://host:port/path or wss://host:port/path.
 	// tcp://host:port runs echo, pipeline or idle against a raw TCP echo
 	// server, with the same payloads and no framing: the ceiling that a
 	// WebSocket server is compared with.
 	URL string
-	// URLs are further targets, ws:// as URL: connections are dealt over
+	// URLs are further targets, ws:// or wss:// as URL: connections are dealt over
 	// URL and these in turn, and so are Broadcast's publishers, so that
 	// the subscribers of one run may span the servers of a cluster.
 	URLs     []string
@@ -97,6 +98,13 @@ type Config struct {
 	// DrainTimeout bounds the wait for the replies still in flight at the
 	// end, and for Idle's wake-up; 0 means 5 s.
 	DrainTimeout time.Duration
+	// TLS configures the client side of wss:// targets: RootCAs, or
+	// InsecureSkipVerify to accept any certificate. nil means the system's
+	// roots. ServerName defaults to each URL's host. The load tool speaks
+	// TLS 1.3 only (see tls_linux.go), offers http/1.1 by ALPN and resumes
+	// no session, so that every connection costs the server a full
+	// handshake.
+	TLS *tls.Config
 	// Progress, when set, is called every ProgressInterval (0: 250 ms)
 	// while the run goes on, from a goroutine of Run's.
 	Progress         func(Progress)
@@ -175,8 +183,8 @@ func (c Config) withDefaults() (Config, error) {
 		if err != nil {
 			return c, fmt.Errorf("load: %w", err)
 		}
-		if u.Scheme != "ws" || u.Host == "" {
-			return c, fmt.Errorf("load: further URL %q: want ws://host:port/path", t)
+		if (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return c, fmt.Errorf("load: further URL %q: want ws:// or wss://host:port/path", t)
 		}
 	}
 	u, err := url.Parse(c.URL)
@@ -190,8 +198,8 @@ func (c Config) withDefaults() (Config, error) {
 	case u.Scheme == "tcp" && (c.Scenario == Echo || c.Scenario == Pipeline || c.Scenario == Idle):
 	case u.Scheme == "tcp":
 		return c, fmt.Errorf("load: tcp:// (raw echo, no WebSocket) serves echo, pipeline and idle, not %s", c.Scenario)
-	case u.Scheme != "ws":
-		return c, fmt.Errorf("load: URL %q: want ws://host:port/path (wss is not supported), or tcp://host:port for a raw echo", c.URL)
+	case u.Scheme != "ws" && u.Scheme != "wss":
+		return c, fmt.Errorf("load: URL %q: want ws:// or wss://host:port/path, or tcp://host:port for a raw echo", c.URL)
 	}
 	if u.Host == "" {
 		return c, fmt.Errorf("load: URL %q has no host", c.URL)

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/tlsrec"
 )
 
 // connState is where a connection is in its life.
@@ -54,10 +55,19 @@ type conn struct {
 	hs       []byte // a response head split across reads
 	rd       frameReader
 	got      int // tcp://: bytes of the next reply received so far
+	// wss: the record layer once the handshake is done, and sealed records
+	// the socket has not taken yet (from soff on).
+	tls    *tlsrec.RecordLayer
+	sealed *[]byte
+	soff   int
 }
 
 // dial opens a socket for c and starts connecting it.
 func (l *loop) dial(c *conn, now int64) {
+	if l.r.secure[c.tgt] {
+		l.dialTLS(c, now)
+		return
+	}
 	fd, err := unix.Socket(l.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		l.fail(c, errConnect, func() string { return "socket: " + err.Error() })
@@ -193,6 +203,15 @@ func (l *loop) input(c *conn, p []byte, now int64) bool {
 		}
 		return l.flush(c)
 	}
+	if c.tls != nil {
+		return l.tlsInput(c, p, now)
+	}
+	return l.frames(c, p, now) && l.flush(c)
+}
+
+// frames handles the plaintext p read from c at now: the response head,
+// then frames. The caller flushes c.
+func (l *loop) frames(c *conn, p []byte, now int64) bool {
 	if c.state == stUpgrading {
 		var ok bool
 		if p, ok = l.upgrade(c, p, now); !ok {
@@ -219,23 +238,7 @@ func (l *loop) input(c *conn, p []byte, now int64) bool {
 			}
 		}
 	}
-	return l.flush(c)
-}
-
-// rawMismatch checks p, bytes of a raw echo that begin got bytes into a
-// reply, against the replies expected, want after want, and returns the
-// index in p of the first byte that differs, or -1.
-func rawMismatch(want []byte, got int, p []byte) int {
-	pos := got % len(want)
-	for done := 0; done < len(p); {
-		k := min(len(p)-done, len(want)-pos)
-		if i := mismatch(p[done:done+k], want[pos:pos+k]); i >= 0 {
-			return done + i
-		}
-		done += k
-		pos = 0
-	}
-	return -1
+	return true
 }
 
 // upgrade takes the response head from p and returns the bytes after it.
@@ -428,6 +431,9 @@ func (l *loop) control(c *conn, op frame.Opcode, payload []byte) {
 // and reports whether c is still open. Control frames go between data
 // frames, never inside one.
 func (l *loop) flush(c *conn) bool {
+	if c.tls != nil {
+		return l.flushTLS(c)
+	}
 	const (
 		ctl = iota
 		data
@@ -513,6 +519,7 @@ func (l *loop) drop(c *conn) {
 	l.inflight -= int(c.n)
 	c.n, c.head, c.owed, c.pend, c.woff, c.ctlLen, c.ctlOff = 0, 0, 0, 0, 0, 0, 0
 	c.hs, c.got = nil, 0
+	c.dropTLS()
 	if c.role == rolePublisher {
 		l.pubq, l.pubOff = l.pubq[:0], 0
 	}

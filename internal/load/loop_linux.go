@@ -5,6 +5,7 @@ package load
 import (
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -98,6 +99,14 @@ type loop struct {
 	pubq     []byte
 	pubOff   int
 	pubFrame []byte // a message as sent, stamp to be filled in
+
+	// wss: records sealed for one write; the handshakes finished on their
+	// goroutines, for the loop to take (hsSpare is the slice taken last).
+	sbuf       []byte
+	hsMu       sync.Mutex
+	hsDone     []handshakeResult
+	hsSpare    []handshakeResult
+	tlsVersion string
 
 	hist      Histogram
 	win, tot  counts
@@ -210,6 +219,9 @@ func (l *loop) step() {
 		if ev.Fd < 0 {
 			var b [8]byte
 			unix.Read(l.evfd, b[:])
+			if l.r.keys != nil {
+				l.handshaken()
+			}
 			continue
 		}
 		c := &l.conns[ev.Fd]
@@ -457,7 +469,11 @@ func (l *loop) closeAll() {
 			continue
 		}
 		if c.state == stOpen && c.woff == 0 && c.ctlOff == 0 && (c.role != rolePublisher || l.pubOff == 0) && !l.r.raw {
-			unix.Write(c.fd, l.r.closeFrame)
+			if c.tls != nil {
+				l.closeTLS(c)
+			} else {
+				unix.Write(c.fd, l.r.closeFrame)
+			}
 		}
 		l.drop(c)
 		c.state = stDead

@@ -179,6 +179,22 @@ func mismatch(p, want []byte) int {
 	return -1
 }
 
+// rawMismatch checks p, bytes of a raw echo that begin got bytes into a
+// reply, against the replies expected, want after want, and returns the
+// index in p of the first byte that differs, or -1.
+func rawMismatch(want []byte, got int, p []byte) int {
+	pos := got % len(want)
+	for done := 0; done < len(p); {
+		k := min(len(p)-done, len(want)-pos)
+		if i := mismatch(p[done:done+k], want[pos:pos+k]); i >= 0 {
+			return done + i
+		}
+		done += k
+		pos = 0
+	}
+	return -1
+}
+
 // end finishes a frame whose payload has all been seen.
 func (r *frameReader) end() event {
 	r.inFrame = false

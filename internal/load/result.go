@@ -22,6 +22,9 @@ type Result struct {
 	Seconds  float64  `json:"seconds"`   // the measured window
 	Sources  int      `json:"sources"`   // local addresses connected from; 0: the system's choice
 	Complete bool     `json:"completed"` // false when the run was cut short
+	// TLS is the protocol and cipher suite of wss:// connections, such as
+	// "TLS 1.3, TLS_AES_128_GCM_SHA256"; empty over ws://.
+	TLS string `json:"tls,omitempty"`
 	// Verified says that every reply was checked byte for byte against
 	// the message sent (Config.Verify).
 	Verified bool `json:"verified"`
@@ -125,6 +128,9 @@ func (r *Result) WriteText(w io.Writer) error {
 		from += ", every reply checked byte for byte"
 	}
 	row("load", "%s, %s, %d loops%s", what, secondsText(r.Seconds), r.Loops, from)
+	if r.TLS != "" {
+		row("tls", "%s, a full handshake per connection", r.TLS)
+	}
 	cut := map[bool]string{true: "", false: " (run cut short)"}[r.Complete]
 	if r.Scenario == Churn {
 		row("connections", "%d cycles at once%s", r.Conns, cut)

@@ -4,6 +4,7 @@ package load
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/tlsrec"
 	"github.com/wskit/wskit/poller"
 )
 
@@ -41,6 +43,15 @@ type run struct {
 	closeFrame   []byte
 	limit        int64  // the longest message accepted from the server
 	want         []byte // what every reply must carry, under Config.Verify
+
+	// wss (see tls_linux.go): which targets are, their client
+	// configurations, the key log they share, and the handshakes' goroutines.
+	secure   []bool
+	tlsCfgs  []*tls.Config
+	keys     *tlsrec.KeyLog
+	hsCtx    context.Context
+	hsCancel context.CancelFunc
+	hsWG     sync.WaitGroup
 }
 
 // Run runs cfg's scenario until its duration has passed or ctx ends (then
@@ -88,6 +99,7 @@ func newRun(ctx context.Context, cfg Config) (*run, error) {
 	poller.RaiseFileLimit() // best effort: dials that hit the limit are counted
 
 	r := &run{cfg: cfg, targets: targets, reqs: reqs, key: newMaskKey(), total: cfg.Conns, limit: int64(cfg.Size)}
+	r.setupTLS(append([]string{cfg.URL}, cfg.URLs...))
 	payload := echoPayload(cfg.Size)
 	r.out, r.frameLen = prepareFrames(payload, r.key, cfg.Pipeline)
 	if r.raw = u.Scheme == "tcp"; r.raw {
@@ -126,6 +138,9 @@ func resolve(ctx context.Context, u *url.URL) (netip.AddrPort, error) {
 	host, port := u.Hostname(), u.Port()
 	if port == "" {
 		port = "80"
+		if u.Scheme == "wss" {
+			port = "443"
+		}
 	}
 	p, err := strconv.ParseUint(port, 10, 16)
 	if err != nil {
@@ -313,6 +328,7 @@ func (r *run) execute(ctx context.Context) (*Result, error) {
 	finish := func() {
 		r.setPhase(phaseDone)
 		r.wg.Wait()
+		r.endHandshakes()
 	}
 
 	// Open the connections.
@@ -440,6 +456,9 @@ func (r *run) collect(res *Result, window time.Duration) *Result {
 		wakeFirst, wakeLast int64
 	)
 	for i, l := range r.loops {
+		if res.TLS == "" {
+			res.TLS = l.tlsVersion
+		}
 		hist.Merge(&l.hist)
 		errs.merge(&l.errs)
 		win.msgs += l.win.msgs

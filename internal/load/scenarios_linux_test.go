@@ -4,6 +4,7 @@ package load
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -31,9 +32,16 @@ type testServer struct {
 }
 
 func startServer(t *testing.T, engine wskit.Engine) *testServer {
+	return startServerTLS(t, engine, nil)
+}
+
+// startServerTLS starts a testServer that serves wss:// with cfg, or
+// ws:// when cfg is nil.
+func startServerTLS(t *testing.T, engine wskit.Engine, cfg *tls.Config) *testServer {
 	t.Helper()
 	opts := wskit.DefaultOptions()
 	opts.Engine = engine
+	opts.TLSConfig = cfg
 	opts.Loops = 2
 	opts.Logger = slog.New(slog.DiscardHandler)
 	srv, err := wskit.NewServer(opts)
@@ -80,6 +88,9 @@ func startServer(t *testing.T, engine wskit.Engine) *testServer {
 		}
 	})
 	ts.url = "ws://" + ln.Addr().String()
+	if cfg != nil {
+		ts.url = "wss://" + ln.Addr().String()
+	}
 	return ts
 }
 

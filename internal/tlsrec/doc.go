@@ -18,6 +18,12 @@
 //     tls.ConnectionState reports, and the connection goes on without
 //     crypto/tls.
 //
+// A client does the same from the other end (the load tool does, for its
+// wss:// connections): ClientRandom on the first bytes it wrote, CountSealed
+// on what it wrote and read (nothing under the application secrets, when
+// its reader stops at the server's Finished), and a RecordLayer in the
+// Client role, which skips the session tickets that arrive afterwards.
+//
 // A RecordLayer decrypts records in place in the caller's input and
 // buffers only a record cut by the end of the input, in a pooled buffer
 // given back once the record is delivered; it seals records into the

@@ -14,6 +14,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wskit/wskit/codec"
@@ -54,6 +55,18 @@ type Config struct {
 	WriteTimeout   time.Duration // bound on one write and on a blocked send; 0 none
 	MaxQueue       int           // unflushed output bytes before Policy applies; 0 no bound
 	Policy         Policy
+	Meter          *Meter // counts queue events, when set
+}
+
+// Meter counts the queue events of the Conns that share it, atomically.
+type Meter struct {
+	// QueueFull counts sends that found MaxQueue bytes waiting: under
+	// Block they waited, under the other policies they closed the
+	// connection.
+	QueueFull atomic.Uint64
+	// QueueTimeouts counts sends that waited WriteTimeout for room in vain
+	// (ErrQueueTimeout).
+	QueueTimeouts atomic.Uint64
 }
 
 // Conn is one WebSocket connection over a net.Conn.
@@ -726,6 +739,7 @@ func (c *Conn) WriteClose(code frame.CloseCode, reason string) error {
 // admit makes room for n more bytes of output under the queue bound, or
 // applies the policy. c.mu is held on entry and on return.
 func (c *Conn) admit(n int) error {
+	counted := false
 	for {
 		if c.werr != nil || c.released || c.closed {
 			return c.deadErr()
@@ -740,6 +754,10 @@ func (c *Conn) admit(n int) error {
 			}
 			return nil
 		}
+		if m := c.cfg.Meter; m != nil && !counted {
+			counted = true
+			m.QueueFull.Add(1)
+		}
 		switch c.cfg.Policy {
 		case CloseTryAgain, ClosePolicy:
 			code := frame.CloseTryAgainLater
@@ -753,6 +771,9 @@ func (c *Conn) admit(n int) error {
 			return ErrQueueFull
 		}
 		if err := c.waitDrained(); err != nil {
+			if m := c.cfg.Meter; m != nil {
+				m.QueueTimeouts.Add(1)
+			}
 			return err
 		}
 	}

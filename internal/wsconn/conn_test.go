@@ -603,3 +603,52 @@ func TestCloseEchoNotLostBehindPendingWrite(t *testing.T) {
 		t.Errorf("the pending write = %v", err)
 	}
 }
+
+// stuckConn is a connection whose writes block, past any deadline, until
+// it is closed.
+type stuckConn struct {
+	net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *stuckConn) Write(p []byte) (int, error) {
+	<-c.closed
+	return 0, net.ErrClosed
+}
+
+func (c *stuckConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// The Meter counts a send that found the queue full, and one that waited
+// for room in vain.
+func TestQueueMeter(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	nc := &stuckConn{Conn: a, closed: make(chan struct{})}
+	var m Meter
+	cfg := serverConfig()
+	cfg.WriteTimeout = 100 * time.Millisecond
+	cfg.MaxQueue = 1024
+	cfg.Meter = &m
+	c := New(nc, nil, cfg)
+	defer c.Close()
+	msg := make([]byte, 800)
+	go c.WriteMessage(frame.OpBinary, 0, msg)
+	waitFlushing(t, c)
+	if err := c.WriteMessage(frame.OpBinary, 0, msg); err != nil {
+		t.Fatal(err)
+	}
+	if m.QueueFull.Load() != 0 {
+		t.Fatalf("QueueFull = %d before the queue was full", m.QueueFull.Load())
+	}
+	if err := c.WriteMessage(frame.OpBinary, 0, msg); !errors.Is(err, ErrQueueTimeout) {
+		t.Fatalf("third write = %v, want ErrQueueTimeout", err)
+	}
+	if full, timeouts := m.QueueFull.Load(), m.QueueTimeouts.Load(); full != 1 || timeouts != 1 {
+		t.Errorf("QueueFull %d, QueueTimeouts %d; want 1 and 1", full, timeouts)
+	}
+	nc.Close()
+}

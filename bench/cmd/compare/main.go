@@ -1,5 +1,5 @@
-// Command compare runs the comparisons the README shows, keeps their raw
-// data under results/ and writes the README's tables and chart from it:
+// Command compare runs the comparisons docs/performance.md shows, keeps their raw
+// data under results/ and writes that page's tables and chart from it:
 //
 //	cd bench && go run ./cmd/compare                 # every suite, 3 runs: about an hour
 //	cd bench && go run ./cmd/compare -report         # only rewrite the tables from results/
@@ -12,7 +12,7 @@
 //	        with 1000 connections × 64 B, echo with 100 × 16 KiB, idle with 19 000
 //	        connections (server RSS per connection), churn (handshakes/s); tcp, the
 //	        ceiling, runs all but churn. Raw data: results/comparison.json (every
-//	        wskit bench result); README section "comparison" and results/comparison.svg.
+//	        wskit bench result); docs/performance.md section "comparison" and results/comparison.svg.
 //	e2e     BenchmarkE2E (server in a child process, 1 and 1000 connections, 64 B and
 //	        16 KiB, closed loop and 32 in flight): results/e2e/run-N.txt; section "e2e".
 //	fanout  BenchmarkFanout (10 000 subscribers in a child process):
@@ -97,7 +97,7 @@ var scenarios = []scenario{
 // goSuite is a suite of go test benchmarks whose cases name a server
 // (impl=X), run once per run with the servers in that run's order.
 type goSuite struct {
-	name    string   // results/NAME/, the README section NAME
+	name    string   // results/NAME/, the section NAME of docs/performance.md
 	bench   string   // -bench
 	args    []string // further go test flags
 	implEnv string   // the variable that orders the servers
@@ -153,10 +153,10 @@ func main() {
 	dur := flag.Duration("d", 10*time.Second, "measured time of each case of the load suite")
 	benchtime := flag.String("benchtime", "", "go test -benchtime for the other suites (default: each suite's own)")
 	seed := flag.Uint64("seed", 0, "seed of the servers' order in each run; 0 draws one")
-	readme := flag.String("readme", "../README.md", "README whose generated sections get the tables")
+	readme := flag.String("readme", "../docs/performance.md", "the page whose generated sections get the tables")
 	results := flag.String("results", "results", "directory of the raw data and the chart")
 	dry := flag.Bool("dry", false, "print the tables; write nothing")
-	onlyReport := flag.Bool("report", false, "measure nothing: rewrite the README's tables and the chart from the raw data in -results")
+	onlyReport := flag.Bool("report", false, "measure nothing: rewrite the tables of docs/performance.md and the chart from the raw data in -results")
 	flag.Parse()
 	if *seed == 0 {
 		*seed = rand.Uint64()
@@ -388,7 +388,7 @@ func (c *comparer) reportLoad() (string, error) {
 			return "", err
 		}
 	}
-	return "![Bar chart of the comparison](bench/results/comparison.svg)\n\n" + cmp.Table(), nil
+	return "![Bar chart of the comparison](../bench/results/comparison.svg)\n\n" + cmp.Table(), nil
 }
 
 func (c *comparer) suiteDir(s goSuite) string { return filepath.Join(c.results, s.name) }

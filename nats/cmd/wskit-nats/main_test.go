@@ -15,7 +15,7 @@ import (
 	"github.com/wskit/wskit/internal/wstest"
 )
 
-// The README's three terminals, in one process: three wskit-nats serve,
+// The three terminals of docs/broadcast.md, in one process: three wskit-nats serve,
 // each with an embedded nats-server routed to the others, chat together;
 // a member that comes back with ?after= gets what it missed.
 func TestThreeNodeChat(t *testing.T) {
