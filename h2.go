@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wskit/wskit/codec"
+	"github.com/wskit/wskit/internal/wsconn"
 )
 
 // WebSockets over HTTP/2 (RFC 8441). A browser that holds an HTTP/2
@@ -210,6 +211,14 @@ func (s *h2Stream) Close() error {
 	s.tmu.Unlock()
 	return nil
 }
+
+var _ wsconn.GracefulCloser = (*h2Stream)(nil)
+
+// ClosesGracefully marks the stream as a wsconn.GracefulCloser: the
+// response ends with END_STREAM after all that was written, so a session
+// that failed on a violation closes at once, without lingering for the
+// client's end of the request.
+func (s *h2Stream) ClosesGracefully() {}
 
 func (s *h2Stream) LocalAddr() net.Addr  { return s.local }
 func (s *h2Stream) RemoteAddr() net.Addr { return s.remote }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wskit/wskit/bench/internal/harness"
 	"github.com/wskit/wskit/bench/internal/servers"
+	_ "github.com/wskit/wskit/xconnect" // for the -http2 variants
 )
 
 var zooSizes = []int{64, 16 << 10}

@@ -111,7 +111,7 @@ func Run(ctx context.Context, url string, c Case, timeout time.Duration) Result 
 	if timeout <= 0 {
 		timeout = c.limit
 	}
-	return runCase(ctx, url, c, timeout)
+	return runCase(ctx, url, c, timeout, dial)
 }
 
 // RunAll runs, one after another, the cases whose ID filter accepts (all of

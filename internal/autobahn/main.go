@@ -21,6 +21,7 @@ import (
 //	autobahn -url ws://127.0.0.1:9001/ [-cases 1.*,6.4.*] [-exclude 9.*] [-timeout 30s] [-v]
 //	autobahn -url ws://127.0.0.1:9001/ -exclude '12.*,13.*' -expect OK=298,INFORMATIONAL=3
 //	autobahn -url wss://localhost:9001/ -ca cert.pem -exclude '12.*,13.*' -expect OK=298,INFORMATIONAL=3
+//	autobahn -http2 -url ws://127.0.0.1:9001/ -exclude '12.*,13.*' -expect OK=298,INFORMATIONAL=3
 //
 // -expect lists the count of each verdict, VERDICT=N separated by commas;
 // a verdict it leaves out must not occur. A server that stops negotiating
@@ -44,6 +45,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	verbose := fs.Bool("v", false, "print the detail of every case, not only of those that are not OK")
 	list := fs.Bool("list", false, "list the cases and exit")
 	expectFlag := fs.String("expect", "", "the count of each verdict, such as OK=298,INFORMATIONAL=3; a verdict left out must not occur")
+	overHTTP2 := fs.Bool("http2", false, "run each case as an RFC 8441 stream of one cleartext HTTP/2 connection (h2c), not over a TCP connection of its own")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -70,6 +72,13 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
+	run := Run
+	var h2 *HTTP2
+	if *overHTTP2 {
+		h2 = NewHTTP2()
+		defer h2.Close()
+		run = h2.Run
+	}
 	const row = "%-8s %-13s %-16s %-5s %9s  %s\n"
 	fmt.Fprintf(stdout, row, "CASE", "RESULT", "CLOSE", "CODE", "TIME", "DETAIL")
 	var rs []Result
@@ -77,7 +86,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if !filter(c.ID) || ctx.Err() != nil {
 			continue
 		}
-		r := Run(ctx, *url, c, *timeout)
+		r := run(ctx, *url, c, *timeout)
 		rs = append(rs, r)
 		code := "-"
 		if r.CloseCode != 0 {
@@ -89,6 +98,9 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		ms := fmt.Sprintf("%.1fms", float64(r.Duration)/float64(time.Millisecond))
 		fmt.Fprintf(stdout, row, r.ID, r.Behavior, r.Close, code, ms, detail)
+	}
+	if h2 != nil {
+		fmt.Fprintf(stdout, "%d cases as streams of %d HTTP/2 connection(s)\n", len(rs), h2.Conns())
 	}
 	sum := Summarize(rs)
 	fmt.Fprintln(stdout, SummaryLine(sum))

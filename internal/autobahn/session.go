@@ -107,8 +107,12 @@ type session struct {
 	onLost        func()                            // runs after the standard judging
 }
 
-// runCase dials, runs one case and judges it.
-func runCase(ctx context.Context, url string, c Case, limit time.Duration) Result {
+// dialFunc opens a case's connection and completes the opening handshake:
+// dial over TCP, HTTP2.dial as an HTTP/2 stream.
+type dialFunc func(ctx context.Context, url string, offers []deflateOffer) (conn net.Conn, rest []byte, pmd *deflateParams, err error)
+
+// runCase dials with dial, runs one case and judges it.
+func runCase(ctx context.Context, url string, c Case, limit time.Duration, dial dialFunc) Result {
 	r := Result{ID: c.ID, Description: c.Description}
 	t0 := time.Now()
 	hctx, cancel := context.WithTimeout(ctx, min(openHandshakeTimeout, limit))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -250,9 +251,10 @@ func formatReasons(byReason map[string]int) string {
 	return b.String()
 }
 
-// logOpen logs a session's open, at DEBUG.
+// logOpen logs a session's open, at DEBUG, with the protocol its request
+// came over: HTTP/1.1 for an upgrade, HTTP/2.0 for a stream (RFC 8441).
 func logOpen(log *slog.Logger, r requestInfo, attrs ...any) {
-	log.Debug("session open", append([]any{"remote", r.remote, "path", r.path}, attrs...)...)
+	log.Debug("session open", append([]any{"remote", r.remote, "path", r.path, "proto", r.proto}, attrs...)...)
 }
 
 // logClose logs a session's close: at DEBUG, or at WARN when it ended with
@@ -270,13 +272,15 @@ func logClose(log *slog.Logger, r requestInfo, code int, reason string, err erro
 }
 
 // requestInfo is what the log says of a session's request.
-type requestInfo struct{ remote, path string }
+type requestInfo struct{ remote, path, proto string }
+
+// newRequestInfo returns what the log says of r.
+func newRequestInfo(r *http.Request) requestInfo {
+	return requestInfo{remote: r.RemoteAddr, path: r.URL.Path, proto: r.Proto}
+}
 
 // sessionRequest returns what the log says of s's request.
-func sessionRequest(s *wskit.Session) requestInfo {
-	r := s.Request()
-	return requestInfo{remote: r.RemoteAddr, path: r.URL.Path}
-}
+func sessionRequest(s *wskit.Session) requestInfo { return newRequestInfo(s.Request()) }
 
 // peerWentAway reports whether err says only that the peer closed or lost
 // the connection without a close frame: a tab closed, a network gone.

@@ -508,7 +508,7 @@ func logged(log *slog.Logger, handler func(*wskit.Session)) func(*wskit.Session)
 // loggedRaw wraps a raw session's handler to log its open and close.
 func loggedRaw(log *slog.Logger, handler func(*wsraw.Session)) func(*wsraw.Session) {
 	return func(s *wsraw.Session) {
-		r := requestInfo{remote: s.Request().RemoteAddr, path: s.Request().URL.Path}
+		r := newRequestInfo(s.Request())
 		logOpen(log, r, "subprotocol", s.Subprotocol(), "raw", true)
 		handler(s)
 		reason, ok := s.CloseReason()

@@ -1092,7 +1092,7 @@ func TestServeHTTP2(t *testing.T) {
 					ctx, cancel := context.WithCancel(context.Background())
 					defer cancel()
 					var stderr syncBuffer
-					args := []string{"-addr", "127.0.0.1:0", "-engine", engine}
+					args := []string{"-addr", "127.0.0.1:0", "-engine", engine, "-log-level", "debug"}
 					if tls {
 						args = append(args, "-tls-self-signed")
 					}
@@ -1122,11 +1122,19 @@ func TestServeHTTP2(t *testing.T) {
 						if !on && code == 0 {
 							t.Errorf("dial -http2 %s succeeded against a server without -http2", path)
 						}
+						if on {
+							waitFor(t, "the HTTP/2 session's open in the log", func() bool {
+								return countOpens(stderr.String(), path, "HTTP/2.0") == 1
+							})
+						}
 						out.Reset()
 						errOut.Reset()
 						if code := runDial(ctx, []string{"-insecure", "-send", "over h1", "-count", "1", base + path}, strings.NewReader(""), &out, &errOut); code != 0 || out.String() != "over h1\n" {
 							t.Errorf("dial %s over HTTP/1.1: exit %d, stdout %q, stderr %s", path, code, out.String(), errOut.String())
 						}
+						waitFor(t, "the HTTP/1.1 session's open in the log", func() bool {
+							return countOpens(stderr.String(), path, "HTTP/1.1") == 1
+						})
 					}
 					cancel()
 					if code := <-exit; code != 0 {
@@ -1136,4 +1144,16 @@ func TestServeHTTP2(t *testing.T) {
 			}
 		}
 	}
+}
+
+// countOpens counts the session opens to path over proto in a log of
+// wskit serve.
+func countOpens(log, path, proto string) int {
+	n := 0
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, `msg="session open"`) && strings.Contains(line, " path="+path+" ") && strings.Contains(line, " proto="+proto) {
+			n++
+		}
+	}
+	return n
 }

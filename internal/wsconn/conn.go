@@ -452,6 +452,9 @@ func (c *Conn) receive(in []byte) (ev codec.Event, n int, ok bool, err error) {
 // code; so it ends our side of the stream, and reads and drops input until
 // the peer closes too, for at most lingerTime.
 func (c *Conn) linger() {
+	if _, ok := c.nc.(GracefulCloser); ok {
+		return
+	}
 	d := lingerTime
 	if t := c.cfg.Codec.Timeout; t > 0 && t < d {
 		d = t
@@ -486,6 +489,20 @@ func (c *Conn) linger() {
 
 // lingerTime bounds linger.
 const lingerTime = 2 * time.Second
+
+// A GracefulCloser is a connection whose Close cannot lose what was
+// written before it, however much input is left unread, so that linger
+// has nothing to protect: an HTTP/2 stream, which ends with END_STREAM
+// after the last DATA frame (a RST_STREAM that may follow, for the
+// unread request, drops only what the peer is still sending). Such a
+// stream cannot end its output alone, as a TCP connection's CloseWrite
+// does; lingering there would wait for the peer to end its side first,
+// while a peer that follows RFC 6455 §7.1.1 waits for the server to close
+// first.
+type GracefulCloser interface {
+	net.Conn
+	ClosesGracefully()
+}
 
 // readError maps the end of the input: a finished close handshake is
 // ErrClosed, anything else the transport's error.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -257,6 +258,53 @@ func TestNextViolationLingerBounded(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("Next returned after %v, want about Timeout (100ms)", d)
+	}
+}
+
+// gracefulConn is a GracefulCloser over a net.Pipe that counts its reads.
+type gracefulConn struct {
+	net.Conn
+	reads atomic.Int32
+}
+
+func (g *gracefulConn) Read(p []byte) (int, error) {
+	g.reads.Add(1)
+	return g.Conn.Read(p)
+}
+
+func (g *gracefulConn) ClosesGracefully() {}
+
+// After a violation on a GracefulCloser (an HTTP/2 stream) Next returns
+// once the close frame is out, without reading on: the stream can end
+// with nothing lost, and a peer that waits for the server to close first
+// would otherwise wait for the linger to pass.
+func TestNextViolationGracefulCloserDoesNotLinger(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	g := &gracefulConn{Conn: a}
+	cfg := serverConfig()
+	cfg.Codec.Timeout = time.Hour
+	c := New(g, nil, cfg)
+	defer c.Close()
+	p := &peer{t: t, nc: b, role: codec.Client, frames: make(chan rxFrame, 16), out: make(chan []byte, 4)}
+	go func() {
+		for b := range p.out {
+			if _, err := p.nc.Write(b); err != nil {
+				return
+			}
+		}
+	}()
+	defer close(p.out)
+	p.startReading()
+	p.write(frame.Header{Fin: true, Op: frame.OpText}, []byte("unmasked"), false)
+	if _, err := nextEvent(t, c); !errors.As(err, new(*frame.ProtocolError)) {
+		t.Fatalf("Next = %v, want a *frame.ProtocolError", err)
+	}
+	if f := p.next(); f.h.Op != frame.OpClose {
+		t.Fatalf("got %v, want the close frame reporting the violation", f.h.Op)
+	}
+	if n := g.reads.Load(); n != 1 {
+		t.Errorf("%d reads, want 1: Next read on after the violation", n)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"os"
 
 	"github.com/wskit/wskit/bench/internal/servers"
+	_ "github.com/wskit/wskit/xconnect" // the -http2 variants need extended CONNECT
 )
 
 func main() { os.Exit(servers.Main(os.Args[1:])) }

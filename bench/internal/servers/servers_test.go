@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	_ "github.com/wskit/wskit/xconnect" // for the -http2 variants
 )
 
 // TestEcho checks every WebSocket server of the zoo with gorilla's client:

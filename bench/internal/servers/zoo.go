@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,8 @@ var Variants = []string{
 	"wskit-poll-events-deflate-nocontext",
 	"wskit-poll-events-chain",
 	"wskit-std-chain",
+	"wskit-std-http2",
+	"wskit-poll-events-http2",
 }
 
 // Deflate reports whether impl accepts permessage-deflate (RFC 7692) when
@@ -146,6 +149,10 @@ func Start(impl string, ln net.Listener) (*Server, error) {
 		err = s.startWskit(ln, wskit.EnginePoll, true, false, deflate)
 	case "wskit-std-deflate", "wskit-std-deflate-nocontext":
 		err = s.startWskit(ln, wskit.EngineStd, false, false, deflate)
+	case "wskit-std-http2":
+		err = s.startWskitHTTP2(ln, wskit.EngineStd, false)
+	case "wskit-poll-events-http2":
+		err = s.startWskitHTTP2(ln, wskit.EnginePoll, true)
 	case "gorilla":
 		s.startGorilla(ln, gorillaPooled, false)
 	case "gorilla-readmessage":
@@ -193,6 +200,36 @@ func (s *Server) startWskit(ln net.Listener, engine wskit.Engine, events, block 
 	if deflate != nil {
 		opts.Extensions = []codec.Extension{deflate}
 	}
+	return s.serveWskit(ln, opts, events)
+}
+
+// MaxStreams is the number of concurrent streams the -http2 variants allow
+// on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS), each stream
+// a session: net/http's default is 250.
+const MaxStreams = 1000
+
+// startWskitHTTP2 is startWskit with Options.HTTP2: WebSockets over
+// cleartext HTTP/2 (h2c, RFC 8441) beside HTTP/1.1 upgrades, MaxStreams
+// of them on a connection. The program must have enabled net/http's
+// extended CONNECT (import github.com/wskit/wskit/xconnect in its main
+// package, as cmd/h2mux and cmd/benchserver do).
+func (s *Server) startWskitHTTP2(ln net.Listener, engine wskit.Engine, events bool) error {
+	if !strings.Contains(os.Getenv("GODEBUG"), "http2xconnect=1") {
+		ln.Close()
+		return fmt.Errorf("servers: %s needs net/http's extended CONNECT: import github.com/wskit/wskit/xconnect in package main", s.Impl)
+	}
+	opts := wskit.DefaultOptions()
+	opts.Engine = engine
+	opts.HTTP2 = true
+	opts.ConfigureHTTP = func(hs *http.Server) {
+		hs.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: MaxStreams}
+	}
+	return s.serveWskit(ln, opts, events)
+}
+
+// serveWskit serves the echo route with opts: as Events or as a default
+// session ranging over Messages.
+func (s *Server) serveWskit(ln net.Listener, opts wskit.Options, events bool) error {
 	srv, err := wskit.NewServer(opts)
 	if err != nil {
 		return err
