@@ -612,6 +612,37 @@ func (s *Session) Send(t MessageType, p []byte) error {
 	return s.sent(s.out().WriteMessage(t, 0, p))
 }
 
+// SendContext is Send bounded by ctx, for a peer that may stop reading.
+// When ctx ends while the send waits for room in the outgoing queue, the
+// message is not sent, SendContext returns ctx's error and the session goes
+// on. When ctx ends while SendContext is writing, the write is cut: part of
+// the message may have gone out, so the session cannot go on. The
+// connection is closed and the session ends with 1006, with ctx's error as
+// its Err; SendContext returns ctx's error. A message queued behind
+// another goroutine's write in progress is accepted and not bounded by
+// ctx, as with Send (Options.Timeout bounds that write).
+//
+// An Events session on the poll engine never waits to send: the loop
+// writes for it, and a full queue refuses the send (ErrQueueFull) or
+// closes the session, per Options.QueuePolicy. SendContext there only
+// refuses to send once ctx has ended.
+func (s *Session) SendContext(ctx context.Context, t MessageType, p []byte) error {
+	if !t.IsData() || t == frame.OpContinuation {
+		return fmt.Errorf("wskit: SendContext takes Text or Binary, not %v", t)
+	}
+	if s.lc != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return s.sent(s.lc.WriteMessage(t, 0, p))
+	}
+	err := s.c.WriteMessageContext(ctx, t, 0, p)
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return err
+	}
+	return s.sent(err)
+}
+
 // SendText sends a text message. The string must be valid UTF-8: the peer
 // closes the session (1007) otherwise.
 func (s *Session) SendText(text string) error {

@@ -104,6 +104,27 @@ type Conn struct {
 	encErr   error         // an extension panicked encoding: the close (1011) it caused
 	closed   bool          // the net.Conn is closed
 	released bool
+	cutter   *cutter // the write in progress belongs to a WriteMessageContext
+	cutErr   error   // its context ended: the write deadline was set in the past
+}
+
+// cutter lets a WriteMessageContext cut its write when its context ends.
+type cutter struct {
+	c   *Conn
+	ctx context.Context
+}
+
+// cut makes the write in progress fail at once, if it is still the one
+// the cutter was made for.
+func (w *cutter) cut() {
+	c := w.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cutter != w || !c.flushing {
+		return
+	}
+	c.cutErr = w.ctx.Err()
+	c.nc.SetWriteDeadline(time.Unix(1, 0))
 }
 
 // segment is output shared with other connections (see QueueShared), to be
@@ -461,7 +482,7 @@ func (c *Conn) linger() {
 	}
 	c.mu.Lock()
 	for c.flushing && c.werr == nil {
-		if c.waitDrained() != nil {
+		if c.waitDrained(nil) != nil {
 			break
 		}
 	}
@@ -582,7 +603,7 @@ func (c *Conn) armTimers() error {
 	// than it reads is pushed back instead of growing what the connection
 	// holds or the work it makes.
 	for c.flushing && (c.Queued() >= ReadPause || c.proto.Replies() > 0) && c.werr == nil && !c.closed && !c.released {
-		c.waitDrained() // past the write timeout the writer's deadline ends it
+		c.waitDrained(nil) // past the write timeout the writer's deadline ends it
 	}
 	c.rmu.Lock()
 	if c.pinned {
@@ -652,7 +673,7 @@ func (c *Conn) queueReplies() {
 // WriteMessage sends a data message.
 func (c *Conn) WriteMessage(op frame.Opcode, rsv byte, p []byte) error {
 	c.mu.Lock()
-	if err := c.admit(c.proto.MessageSize(len(p))); err != nil {
+	if err := c.admit(nil, c.proto.MessageSize(len(p))); err != nil {
 		c.mu.Unlock()
 		return err
 	}
@@ -668,6 +689,49 @@ func (c *Conn) WriteMessage(op frame.Opcode, rsv byte, p []byte) error {
 		return closedErr(err)
 	}
 	return c.flushLocked()
+}
+
+// WriteMessageContext is WriteMessage bounded by ctx. A wait for room in
+// the queue ends with ctx's error, the message not sent. If ctx ends while
+// this call writes, the write is cut, and as part of a frame may have gone
+// out the connection is dead: ctx's error becomes its write error. A
+// message only queued behind another sender's write is not bounded by ctx.
+func (c *Conn) WriteMessageContext(ctx context.Context, op frame.Opcode, rsv byte, p []byte) error {
+	done := ctx.Done()
+	if done == nil {
+		return c.WriteMessage(op, rsv, p)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if err := c.admit(done, c.proto.MessageSize(len(p))); err != nil {
+		c.mu.Unlock()
+		if err == errDone {
+			return ctx.Err()
+		}
+		return err
+	}
+	c.fillFirst()
+	var err error
+	*c.out, err = c.proto.AppendMessage(*c.out, op, rsv, p)
+	if err != nil {
+		if c.encodeFailed(err) {
+			c.flushLocked()
+			return err
+		}
+		c.mu.Unlock()
+		return closedErr(err)
+	}
+	if c.flushing || c.werr != nil {
+		return c.flushLocked() // another sender writes it
+	}
+	w := &cutter{c: c, ctx: ctx}
+	c.cutter = w
+	stop := context.AfterFunc(ctx, w.cut)
+	err = c.flushLocked()
+	stop()
+	return err
 }
 
 // encodeFailed closes the connection with 1011 when an extension panicked
@@ -698,7 +762,7 @@ func (c *Conn) EncodeErr() error {
 // WriteFrame sends one frame exactly as given (only masking follows the role).
 func (c *Conn) WriteFrame(h frame.Header, p []byte) error {
 	c.mu.Lock()
-	if err := c.admit(frame.MaxHeaderSize + len(p)); err != nil {
+	if err := c.admit(nil, frame.MaxHeaderSize+len(p)); err != nil {
 		c.mu.Unlock()
 		return err
 	}
@@ -721,7 +785,7 @@ func (c *Conn) WriteFrame(h frame.Header, p []byte) error {
 // WritePing sends a ping.
 func (c *Conn) WritePing(p []byte) error {
 	c.mu.Lock()
-	if err := c.admit(frame.MaxHeaderSize + len(p)); err != nil {
+	if err := c.admit(nil, frame.MaxHeaderSize+len(p)); err != nil {
 		c.mu.Unlock()
 		return err
 	}
@@ -739,8 +803,9 @@ func (c *Conn) WritePing(p []byte) error {
 func (c *Conn) WriteClose(code frame.CloseCode, reason string) error {
 	c.mu.Lock()
 	if c.werr != nil || c.released || c.closed {
+		err := c.deadErr()
 		c.mu.Unlock()
-		return c.deadErr()
+		return err
 	}
 	c.fillFirst()
 	out, err := c.proto.AppendClose(c.outBuf(), code, reason)
@@ -754,8 +819,9 @@ func (c *Conn) WriteClose(code frame.CloseCode, reason string) error {
 }
 
 // admit makes room for n more bytes of output under the queue bound, or
-// applies the policy. c.mu is held on entry and on return.
-func (c *Conn) admit(n int) error {
+// applies the policy; a wait for room also ends when done is closed.
+// c.mu is held on entry and on return.
+func (c *Conn) admit(done <-chan struct{}, n int) error {
 	counted := false
 	for {
 		if c.werr != nil || c.released || c.closed {
@@ -787,8 +853,8 @@ func (c *Conn) admit(n int) error {
 			}
 			return ErrQueueFull
 		}
-		if err := c.waitDrained(); err != nil {
-			if m := c.cfg.Meter; m != nil {
+		if err := c.waitDrained(done); err != nil {
+			if m := c.cfg.Meter; m != nil && err == ErrQueueTimeout {
 				m.QueueTimeouts.Add(1)
 			}
 			return err
@@ -796,9 +862,10 @@ func (c *Conn) admit(n int) error {
 	}
 }
 
-// waitDrained blocks until the writer finishes its round or the write
-// timeout passes. c.mu is held on entry and on return.
-func (c *Conn) waitDrained() error {
+// waitDrained blocks until the writer finishes its round, the write
+// timeout passes, or done (which may be nil) is closed, which it reports as
+// errDone. c.mu is held on entry and on return.
+func (c *Conn) waitDrained(done <-chan struct{}) error {
 	if c.drained == nil {
 		c.drained = make(chan struct{})
 	}
@@ -817,8 +884,14 @@ func (c *Conn) waitDrained() error {
 	case <-expired:
 		c.mu.Lock()
 		return ErrQueueTimeout
+	case <-done:
+		c.mu.Lock()
+		return errDone
 	}
 }
+
+// errDone is what waitDrained returns when its done channel is closed.
+var errDone = errors.New("wskit: the wait was cancelled")
 
 // closedErr reports a send after our close frame as ErrClosed.
 func closedErr(err error) error {
@@ -882,6 +955,15 @@ func (c *Conn) flushRounds() error {
 			err = c.writeSegments(*buf, segs.s)
 		}
 		c.mu.Lock()
+		if c.cutErr != nil {
+			if err != nil {
+				err = c.cutErr // the deadline in the past was the cutter's
+			} else {
+				// The cut came as the write completed: undo it.
+				c.nc.SetWriteDeadline(c.wdl)
+				c.cutErr, c.cutter = nil, nil
+			}
+		}
 		if segs != nil {
 			c.shared -= segs.release()
 		}
@@ -897,6 +979,7 @@ func (c *Conn) flushRounds() error {
 		}
 	}
 	c.flushing = false
+	c.cutter = nil
 	if c.released {
 		bufpool.Put(c.out)
 		c.out = nil
@@ -1010,7 +1093,7 @@ func (c *Conn) Close() error {
 	// Output being written (such as the echo of the peer's close, queued
 	// behind a send) goes out first, within the write timeout.
 	for c.flushing && c.werr == nil && !c.closed {
-		if c.waitDrained() != nil {
+		if c.waitDrained(nil) != nil {
 			break
 		}
 	}
