@@ -643,6 +643,26 @@ func (s *Session) SendContext(ctx context.Context, t MessageType, p []byte) erro
 	return s.sent(err)
 }
 
+// SetCompression turns permessage-deflate on or off for the messages sent
+// after it returns, as gorilla's EnableWriteCompression does: off, say,
+// before sending an image that is compressed already. On, a message is
+// compressed when the extension's Threshold and CompressIf approve it, so
+// the three compose: the options set the policy for every session, and
+// SetCompression overrides it for one. Compression is on when the session
+// opens. With sends from several goroutines, a message follows the setting
+// in force when it is encoded. It does nothing when permessage-deflate was
+// not negotiated; Hub broadcasts, encoded once for every member, do not
+// follow it.
+func (s *Session) SetCompression(on bool) {
+	if s.lc != nil {
+		s.lc.pe.Lock()
+		s.lc.proto.SetCompression(on)
+		s.lc.pe.Unlock()
+		return
+	}
+	s.c.SetCompression(on)
+}
+
 // SendText sends a text message. The string must be valid UTF-8: the peer
 // closes the session (1007) otherwise.
 func (s *Session) SendText(text string) error {

@@ -413,6 +413,7 @@ type pipeline struct {
 	in      [2]*[]byte // decoded message buffers; in[0] is lent to the caller
 	scratch [2]*[]byte // encoded message buffers, held during AppendMessage
 	done    bool       // released: the Transforms may not be used
+	skip    byte       // RSV bits of extensions that encode nothing (SetCompression)
 }
 
 // decode undoes the extensions whose bits are set, in the reverse of
@@ -463,6 +464,9 @@ func (pl *pipeline) encode(op frame.Opcode, p []byte) ([]byte, byte, error) {
 	cur := 1 // the scratch buffer holding p; p is the caller's at first
 	for i := range pl.ns {
 		n := &pl.ns[i]
+		if n.Rsv&pl.skip != 0 {
+			continue
+		}
 		buf := getBuf(&pl.scratch[1-cur], 0)
 		out, bits, err := encodeOne(n, buf, op, p)
 		if err != nil {

@@ -425,6 +425,22 @@ func (p *Protocol) countOut(c *Counters, op frame.Opcode, n, wire int) {
 	}
 }
 
+// SetCompression turns permessage-deflate on or off for the messages
+// AppendMessage encodes from now on, as gorilla's EnableWriteCompression
+// does; on, a message is compressed when the extension's Threshold and
+// CompressIf approve it. Other extensions still encode every message. It
+// does nothing when permessage-deflate was not negotiated. Compression is
+// on at first.
+func (p *Protocol) SetCompression(on bool) {
+	if p.ext == nil {
+		return
+	}
+	p.ext.skip = 0
+	if !on {
+		p.ext.skip = deflateBit(p.ext.ns)
+	}
+}
+
 // ReadRoom is Decoder.Room for the frame being received: free space to read
 // the rest of a large cut frame into and hand to Receive without a copy;
 // nil when there is no such frame or the connection is closed.

@@ -751,6 +751,14 @@ func (c *Conn) encodeFailed(err error) bool {
 	return true
 }
 
+// SetCompression is codec.Protocol.SetCompression, for the messages sent
+// after it returns.
+func (c *Conn) SetCompression(on bool) {
+	c.mu.Lock()
+	c.proto.SetCompression(on)
+	c.mu.Unlock()
+}
+
 // EncodeErr returns the panic of an extension that made the connection
 // close with 1011, if one did.
 func (c *Conn) EncodeErr() error {
