@@ -29,6 +29,7 @@ func (s *Session) CloseNow() error {
 	s.stopOnce.Do(func() { close(s.stop) })
 	s.c.Abort()
 	s.mu.Lock()
+	s.abandonStream()
 	s.wakeReader() // the reader's read fails, and it ends the session
 	s.mu.Unlock()
 	<-s.done
@@ -83,6 +84,7 @@ func (s *Session) CloseRead() {
 	s.mu.Unlock()
 	s.stopOnce.Do(func() { close(s.stop) })
 	s.mu.Lock()
+	s.abandonStream()
 	s.wakeReader()
 	s.mu.Unlock()
 }

@@ -189,8 +189,12 @@ type receiver struct {
 	queuedBytes   int
 	heldCopy      *[]byte // buffer of the queued message returned last
 	stopped       bool
-	readClosed    bool // CloseRead: data messages are dropped
-	ctlEvents     bool // pings and pongs go to the handler as messages (Events.Run)
+	readClosed    bool          // CloseRead: data messages are dropped
+	ctlEvents     bool          // pings and pongs go to the handler as messages (Events.Run)
+	handover      chan struct{} // closed when the background reader gives the read side to Reader
+	dropping      bool          // the fragments of an abandoned streamed message are dropped
+
+	stream messageReader // Reader's, under rmu
 
 	releaseOnce sync.Once
 }
@@ -206,6 +210,7 @@ const (
 	readerNone       reader = iota
 	readerReceiver          // a Receive reads directly
 	readerBackground        // the session's goroutine reads
+	readerStream            // a Reader's message is being read, between its Reads
 )
 
 type queued struct {
@@ -309,9 +314,25 @@ func (s *Session) readLoop() {
 func (s *Session) readBackground() bool {
 	for {
 		ev, err := s.c.Next()
+		if errors.Is(err, wsconn.ErrInterrupted) {
+			s.mu.Lock()
+			if s.handover != nil {
+				// Reader takes the read side over.
+				s.reader = readerNone
+				close(s.handover)
+				s.handover = nil
+				s.mu.Unlock()
+				return false
+			}
+			s.mu.Unlock()
+			continue
+		}
 		if err != nil {
 			s.finish(err)
 			return false
+		}
+		if s.dropping && s.skipDropped(ev) {
+			continue
 		}
 		m := Message{Type: ev.Op, Payload: ev.Payload}
 		if ev.Kind != codec.EventMessage {
@@ -325,6 +346,10 @@ func (s *Session) readBackground() bool {
 			// Lent without a copy: nothing is read while the handler holds
 			// it, and its next Receive reads for itself.
 			s.reader = readerNone
+			if s.handover != nil {
+				close(s.handover)
+				s.handover = nil
+			}
 			s.startHold()
 			s.mu.Unlock()
 			return true
@@ -465,6 +490,9 @@ func (s *Session) Receive(ctx context.Context) (Message, error) {
 
 // receive waits for a message.
 func (s *Session) receive(ctx context.Context) (Message, error) {
+	if s.stream.open || s.stream.whole0 {
+		s.dropStream()
+	}
 	cancel := ctx.Done() // nil when ctx cannot be cancelled
 	s.mu.Lock()
 	s.releaseHeld()
@@ -519,6 +547,9 @@ func (s *Session) readDirect() (Message, error) {
 		if err != nil {
 			s.finish(err)
 			return Message{}, s.closeError()
+		}
+		if s.dropping && s.skipDropped(ev) {
+			continue
 		}
 		m := Message{Type: ev.Op, Payload: ev.Payload}
 		if ev.Kind != codec.EventMessage {
@@ -736,6 +767,7 @@ func (s *Session) closeWith(code CloseCode, reason string, cause error) error {
 	s.mu.Unlock()
 	s.stopOnce.Do(func() { close(s.stop) })
 	s.mu.Lock()
+	s.abandonStream()
 	s.wakeReader() // someone must read the peer's close
 	s.mu.Unlock()
 	// A close already sent or a dead connection ends the session anyway.

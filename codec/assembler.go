@@ -13,10 +13,11 @@ var (
 	ErrNotData                = &frame.ProtocolError{Code: frame.CloseProtocolError, Reason: "control frame given to the assembler"}
 )
 
-// Message is a data message: whole, or in raw mode one fragment of it.
+// Message is a data message: whole, or in raw or stream mode one fragment
+// of it.
 type Message struct {
 	Op      frame.Opcode // OpText or OpBinary; in raw mode the frame's own opcode, OpContinuation included
-	Fin     bool         // always true unless in raw mode
+	Fin     bool         // always true unless in raw or stream mode
 	Rsv     byte         // RSV bits of the message's first frame
 	Payload []byte       // borrowed: valid until the next call on the Assembler or its Decoder
 }
@@ -32,12 +33,18 @@ type Message struct {
 // are joined in a pooled buffer, handed back on the next call.
 //
 // In raw mode every fragment is returned as it comes, with the same checks.
+// In stream mode so is every fragment of a message whose first frame comes
+// while Stream is set and has no RSV bits, with the message's opcode: a
+// reader consumes a message of any size one frame at a time. A message an
+// extension transformed is still joined, to be decoded whole.
 type Assembler struct {
 	MaxMessageSize int64 // 0 means DefaultMaxMessageSize, < 0 no limit
 	Raw            bool
+	Stream         bool
 
 	op      frame.Opcode // opcode of the unfinished message, 0 between messages
 	rsv     byte
+	stream  bool // the unfinished message is returned frame by frame
 	utf8    frame.UTF8Validator
 	size    int64   // bytes of the unfinished message, in finished frames
 	checked int     // bytes of the current cut frame already checked by Check
@@ -75,13 +82,16 @@ func (a *Assembler) Push(f frame.Frame) (m Message, ok bool, err error) {
 	}
 	a.checked = 0
 	a.size += int64(len(f.Payload))
-	op, rsv := a.op, a.rsv
+	op, rsv, stream := a.op, a.rsv, a.stream
 	if f.Fin {
-		a.op, a.rsv, a.size = 0, 0, 0
+		a.op, a.rsv, a.size, a.stream = 0, 0, 0, false
 		a.utf8.Reset()
 	}
 	if a.Raw {
 		return Message{Op: f.Op, Fin: f.Fin, Rsv: f.Rsv, Payload: f.Payload}, true, nil
+	}
+	if stream {
+		return Message{Op: op, Fin: f.Fin, Rsv: rsv, Payload: f.Payload}, true, nil
 	}
 	if f.Fin && a.buf == nil {
 		return Message{Op: op, Fin: true, Rsv: rsv, Payload: f.Payload}, true, nil
@@ -143,6 +153,7 @@ func (a *Assembler) begin(h frame.Header) error {
 	}
 	if a.op == 0 {
 		a.op, a.rsv = h.Op, h.Rsv
+		a.stream = a.Stream && h.Rsv == 0
 	}
 	return nil
 }

@@ -154,3 +154,42 @@ func TestAssemblerLimitDoesNotOverflow(t *testing.T) {
 	h := frame.Header{Op: frame.OpContinuation, Fin: true, Length: 1<<63 - 1}
 	wantCode(t, a.Check(h, nil), frame.CloseMessageTooBig)
 }
+
+// In stream mode each fragment comes out as it goes in, with the message's
+// opcode, and the checks of whole messages still hold across fragments.
+func TestAssemblerStream(t *testing.T) {
+	frag := func(op frame.Opcode, fin bool, p string) frame.Frame {
+		return frame.Frame{Header: frame.Header{Op: op, Fin: fin, Length: int64(len(p))}, Payload: []byte(p)}
+	}
+	a := Assembler{Stream: true, MaxMessageSize: 10}
+	// "é" is split across the first two fragments.
+	in := []frame.Frame{frag(frame.OpText, false, "ab\xc3"), frag(frame.OpContinuation, false, "\xa9c"), frag(frame.OpContinuation, true, "")}
+	var got []Message
+	for _, f := range in {
+		m, ok, err := a.Push(f)
+		if err != nil || !ok {
+			t.Fatalf("Push(%q) = %v, %v", f.Payload, ok, err)
+		}
+		got = append(got, m)
+	}
+	for i, m := range got {
+		if m.Op != frame.OpText || m.Fin != (i == 2) || string(m.Payload) != string(in[i].Payload) {
+			t.Errorf("fragment %d = %+v, want text %q fin %v", i, m, in[i].Payload, i == 2)
+		}
+	}
+	if _, _, err := a.Push(frag(frame.OpBinary, false, "123456")); err != nil {
+		t.Fatal(err)
+	}
+	var pe *frame.ProtocolError
+	if _, _, err := a.Push(frag(frame.OpContinuation, true, "12345")); !errors.As(err, &pe) || pe.Code != frame.CloseMessageTooBig {
+		t.Errorf("11 bytes past a limit of 10: %v, want 1009", err)
+	}
+
+	a = Assembler{Stream: true}
+	if _, _, err := a.Push(frag(frame.OpText, false, "ok")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Push(frag(frame.OpContinuation, true, "\xff")); err != ErrInvalidUTF8 {
+		t.Errorf("invalid UTF-8 in a later fragment: %v, want ErrInvalidUTF8", err)
+	}
+}

@@ -74,7 +74,7 @@ const (
 type Event struct {
 	Kind    EventKind
 	Op      frame.Opcode // EventMessage: the message's opcode (the frame's in raw mode)
-	Fin     bool         // EventMessage in raw mode: the frame ends its message
+	Fin     bool         // EventMessage in raw or stream mode: the frame ends its message; else true
 	Rsv     byte         // EventMessage: RSV bits of the first frame
 	Payload []byte
 	Code    frame.CloseCode // EventClose: the peer's code, CloseNoStatus when it sent none
@@ -244,7 +244,7 @@ func (p *Protocol) countIn(c *Counters, m Message, wire int) {
 		p.inMessage(op, len(m.Payload), fin)
 		return
 	}
-	p.inMessage(m.Op, len(m.Payload), true)
+	p.inMessage(m.Op, len(m.Payload), m.Fin)
 	if p.deflate != 0 {
 		c.In.DeflateWire.Add(uint64(wire))
 		c.In.DeflatePlain.Add(uint64(len(m.Payload)))
@@ -424,6 +424,13 @@ func (p *Protocol) countOut(c *Counters, op frame.Opcode, n, wire int) {
 		c.Out.DeflateWire.Add(uint64(wire))
 	}
 }
+
+// SetStreaming sets whether the messages that start from now on are
+// returned frame by frame (see Assembler.Stream): each EventMessage then
+// holds one fragment, in order, the last with Fin set. The limits and the
+// UTF-8 check apply as to whole messages. A message whose first frame has
+// RSV bits (one an extension compressed) still comes whole.
+func (p *Protocol) SetStreaming(on bool) { p.asm.Stream = on }
 
 // SetCompression turns permessage-deflate on or off for the messages
 // AppendMessage encodes from now on, as gorilla's EnableWriteCompression

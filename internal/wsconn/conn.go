@@ -106,6 +106,10 @@ type Conn struct {
 	released bool
 	cutter   *cutter // the write in progress belongs to a WriteMessageContext
 	cutErr   error   // its context ended: the write deadline was set in the past
+
+	// A message being sent in fragments (BeginStream): other data waits.
+	streaming  bool
+	streamDone chan struct{} // closed when it ends
 }
 
 // cutter lets a WriteMessageContext cut its write when its context ends.
@@ -281,7 +285,7 @@ func (c *Conn) Protocol() *codec.Protocol { return c.proto }
 // fillFirst hands over what the Source holds before a message of the
 // caller's, so that output keeps the order in which it was given.
 func (c *Conn) fillFirst() {
-	if c.refill && c.source != nil {
+	if c.refill && c.source != nil && !c.streaming {
 		c.refill = false
 		c.source.Fill()
 	}
@@ -673,6 +677,10 @@ func (c *Conn) queueReplies() {
 // WriteMessage sends a data message.
 func (c *Conn) WriteMessage(op frame.Opcode, rsv byte, p []byte) error {
 	c.mu.Lock()
+	if err := c.waitStream(nil); err != nil {
+		c.mu.Unlock()
+		return err
+	}
 	if err := c.admit(nil, c.proto.MessageSize(len(p))); err != nil {
 		c.mu.Unlock()
 		return err
@@ -705,7 +713,11 @@ func (c *Conn) WriteMessageContext(ctx context.Context, op frame.Opcode, rsv byt
 		return err
 	}
 	c.mu.Lock()
-	if err := c.admit(done, c.proto.MessageSize(len(p))); err != nil {
+	err := c.waitStream(done)
+	if err == nil {
+		err = c.admit(done, c.proto.MessageSize(len(p)))
+	}
+	if err != nil {
 		c.mu.Unlock()
 		if err == errDone {
 			return ctx.Err()
@@ -713,7 +725,6 @@ func (c *Conn) WriteMessageContext(ctx context.Context, op frame.Opcode, rsv byt
 		return err
 	}
 	c.fillFirst()
-	var err error
 	*c.out, err = c.proto.AppendMessage(*c.out, op, rsv, p)
 	if err != nil {
 		if c.encodeFailed(err) {
@@ -732,6 +743,110 @@ func (c *Conn) WriteMessageContext(ctx context.Context, op frame.Opcode, rsv byt
 	err = c.flushLocked()
 	stop()
 	return err
+}
+
+// BeginStream makes c's data output the caller's until EndStream, for a
+// message sent in fragments with WriteFragment: other data messages and
+// frames wait, Fill is held back, and control frames still go out. It waits
+// for another stream to end, or for done (see waitDrained).
+func (c *Conn) BeginStream(done <-chan struct{}) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.waitStream(done); err != nil {
+		return err
+	}
+	if c.werr != nil || c.released || c.closed {
+		return c.deadErr()
+	}
+	c.fillFirst()
+	c.streaming = true
+	c.streamDone = make(chan struct{})
+	return nil
+}
+
+// EndStream ends what BeginStream began, and writes what was held back.
+func (c *Conn) EndStream() error {
+	c.mu.Lock()
+	c.endStreamLocked()
+	return c.flushLocked()
+}
+
+func (c *Conn) endStreamLocked() {
+	if c.streaming {
+		c.streaming = false
+		close(c.streamDone)
+		c.streamDone = nil
+	}
+}
+
+// waitStream waits while another sender's stream is open. c.mu is held on
+// entry and on return.
+func (c *Conn) waitStream(done <-chan struct{}) error {
+	for c.streaming {
+		if c.werr != nil || c.released || c.closed {
+			return c.deadErr()
+		}
+		ch := c.streamDone
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-done:
+			c.mu.Lock()
+			return errDone
+		}
+		c.mu.Lock()
+	}
+	return nil
+}
+
+// WriteFragment sends one data frame of the stream BeginStream opened,
+// bounded by ctx as WriteMessageContext is.
+func (c *Conn) WriteFragment(ctx context.Context, h frame.Header, p []byte) error {
+	done := ctx.Done()
+	if done != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	if err := c.admit(done, frame.MaxHeaderSize+len(p)); err != nil {
+		c.mu.Unlock()
+		if err == errDone {
+			return ctx.Err()
+		}
+		return err
+	}
+	var err error
+	*c.out, err = c.proto.AppendFrame(*c.out, h, p)
+	if err != nil {
+		c.mu.Unlock()
+		return closedErr(err)
+	}
+	if done == nil || c.flushing || c.werr != nil {
+		return c.flushLocked()
+	}
+	w := &cutter{c: c, ctx: ctx}
+	c.cutter = w
+	stop := context.AfterFunc(ctx, w.cut)
+	err = c.flushLocked()
+	stop()
+	return err
+}
+
+// SetStreaming is codec.Protocol.SetStreaming, for the messages Next
+// returns. Only the goroutine calling Next may call it.
+func (c *Conn) SetStreaming(on bool) {
+	c.mu.Lock()
+	c.proto.SetStreaming(on)
+	c.mu.Unlock()
+}
+
+// ClearInterrupt drops an Interrupt that no Next has taken.
+func (c *Conn) ClearInterrupt() {
+	c.mu.Lock()
+	c.intr = false
+	c.readGen++
+	c.mu.Unlock()
 }
 
 // encodeFailed closes the connection with 1011 when an extension panicked
@@ -770,6 +885,12 @@ func (c *Conn) EncodeErr() error {
 // WriteFrame sends one frame exactly as given (only masking follows the role).
 func (c *Conn) WriteFrame(h frame.Header, p []byte) error {
 	c.mu.Lock()
+	if h.Op.IsData() {
+		if err := c.waitStream(nil); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+	}
 	if err := c.admit(nil, frame.MaxHeaderSize+len(p)); err != nil {
 		c.mu.Unlock()
 		return err
@@ -941,7 +1062,7 @@ func (c *Conn) flushRounds() error {
 		if c.proto.Replies() > 0 {
 			*c.out = c.proto.AppendReplies(c.outBuf())
 		}
-		if c.refill && c.source != nil && c.segs == nil && (c.out == nil || len(*c.out) == 0) {
+		if c.refill && c.source != nil && !c.streaming && c.segs == nil && (c.out == nil || len(*c.out) == 0) {
 			c.refill = false
 			c.source.Fill()
 		}
@@ -1120,6 +1241,7 @@ func (c *Conn) closeLocked() error {
 		return nil
 	}
 	c.closed = true
+	c.endStreamLocked()
 	if !c.flushing {
 		c.dropSegments()
 	}
