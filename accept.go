@@ -43,6 +43,7 @@ type Refusal struct {
 // Refuse returns a Refusal with status and body.
 func Refuse(status int, body string) *Refusal { return &Refusal{Status: status, Body: body} }
 
+// Error reports the status and body the refusal answers with.
 func (r *Refusal) Error() string {
 	return fmt.Sprintf("wskit: upgrade refused with %d: %s", r.status(), r.Body)
 }
@@ -128,6 +129,7 @@ type Key[T any] struct{ name string }
 // NewKey returns a new key; name is for String only.
 func NewKey[T any](name string) *Key[T] { return &Key[T]{name: name} }
 
+// String returns the key's name, as given to NewKey.
 func (k *Key[T]) String() string { return "wskit.Key(" + k.name + ")" }
 
 // ValueHolder is what holds per-session values: a *Session, or the

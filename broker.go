@@ -67,8 +67,8 @@ type BrokerMessage struct {
 	// numbers a stream's messages, not a topic's). 0 means the broker
 	// numbers nothing (core NATS).
 	Seq     uint64
-	Type    MessageType
-	Payload []byte
+	Type    MessageType // Text or Binary, as published
+	Payload []byte      // the message, owned by the receiver
 }
 
 // ErrBrokerUnavailable is wrapped by the errors a Broker returns while it

@@ -85,6 +85,8 @@ type HandshakeError struct {
 	Body       string      // the start of the response body, 512 bytes at most
 }
 
+// Error reports the status the server answered with, and where a
+// redirect pointed.
 func (e *HandshakeError) Error() string {
 	msg := fmt.Sprintf("wskit: handshake failed: expected status 101 but was %d %s", e.StatusCode, e.Reason)
 	if isRedirect(e.StatusCode) {

@@ -36,7 +36,7 @@ type CloseReason = frame.CloseReason
 // ended the session, nil after a completed close handshake.
 type CloseError struct {
 	CloseReason
-	Err error
+	Err error // what ended the session; nil after a completed close handshake
 }
 
 // Error says that the session is closed, and why.

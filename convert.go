@@ -38,10 +38,13 @@ type DecodeError struct {
 	Err     error        // the converter's error
 }
 
+// Error names the message's type and size, the type asked for, and the
+// converter's error.
 func (e *DecodeError) Error() string {
 	return fmt.Sprintf("wskit: %s message of %d bytes does not decode into %v: %v", e.Message.Type, len(e.Message.Payload), e.Type, e.Err)
 }
 
+// Unwrap returns the converter's error.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // SendValue encodes v with the session's Converter and sends it (Ktor's

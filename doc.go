@@ -10,9 +10,9 @@
 //
 // # From Ktor
 //
-//	install(WebSockets) { pingPeriod = 15.seconds }   srv, _ := wskit.NewServer(opts) // opts := wskit.DefaultOptions(); opts.PingPeriod = 15*time.Second
+//	install(WebSockets) { pingPeriod = 15.seconds }   srv, _ := wskit.NewServer(wskit.Options{PingPeriod: 15 * time.Second})
 //	webSocket("/echo") { … }                         mux.Handle("/echo", srv.WebSocket(func(s *wskit.Session) { … }))
-//	webSocket("/chat", protocol = "chat") { … }       srv.WebSocket(handler, "chat")
+//	webSocket("/chat", protocol = "chat") { … }       srv.WebSocket(handler, wskit.Protocols("chat"))
 //	webSocketRaw("/raw") { … }                        srv.WebSocketRaw(func(s *wsraw.Session) { … })
 //	for (frame in incoming) { … }                     for m := range s.Messages() { … }
 //	incoming.receive()                                s.Receive(ctx)
@@ -43,6 +43,17 @@
 //   - the connection just ended: 1006 Abnormal Closure, never sent.
 //
 // Context is cancelled and Done is closed when the session ends.
+// CloseNow cuts the connection without the handshake (1006), and CloseRead
+// drops what comes for a session that only sends.
+//
+// # Large messages, deadlines and tunnels
+//
+// Receive and Send move whole messages. Reader and Writer stream one
+// message in pieces, so that a message of any size within MaxMessageSize
+// is held a frame at a time. SendContext bounds one send by a context, and
+// NetConn turns a session into a net.Conn with deadlines, to carry another
+// protocol. SetCompression chooses, at send time, whether
+// permessage-deflate compresses the messages that follow.
 //
 // # Extensions
 //

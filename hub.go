@@ -39,6 +39,7 @@ const (
 	OverflowClosePolicy
 )
 
+// String returns the policy's name, such as "suspend".
 func (o Overflow) String() string {
 	switch o {
 	case OverflowSuspend:
@@ -105,7 +106,7 @@ type HubOptions struct {
 	// delivers to its own subscribers. Topic names the hub there; a
 	// Topics set names its hubs Topic followed by their name.
 	Broker Broker
-	Topic  string
+	Topic  string // the hub's name on the Broker
 	// Stamp, when set, makes what subscribers receive of each message:
 	// it appends it to dst from the message's sequence and payload p,
 	// once per message on each node (the result is framed once, as p
@@ -1411,7 +1412,7 @@ func (h *Hub) PublishValue(ctx context.Context, v any) error {
 // also counted in the server's Stats (Stats.Hubs), on the sessions' side,
 // whatever hub it was.
 type HubStats struct {
-	Subscribers int
+	Subscribers int // subscribed now
 	// Published counts the messages published; with a Broker, those the
 	// broker delivered and the hub fanned out on this node.
 	Published    uint64

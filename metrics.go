@@ -149,15 +149,15 @@ type LoopStats = poller.LoopStats
 // (Events sessions on its loops, default and raw ones on goroutines over
 // its connections).
 type SessionStats struct {
-	Std, Poll SessionKinds
+	Std, Poll SessionKinds // by the engine they run on
 }
 
 // SessionKinds counts sessions by kind: default sessions (Server.WebSocket,
 // Server.Upgrade), raw ones (Server.WebSocketRaw) and Events sessions
-// (Server.Handle, Server.UpgradeEvents). Raw sessions of UpgradeRaw, which
+// (Server.WebSocketEvents, Server.UpgradeEvents). Raw sessions of UpgradeRaw, which
 // the server does not track, are not counted.
 type SessionKinds struct {
-	Default, Raw, Events SessionCount
+	Default, Raw, Events SessionCount // by kind
 }
 
 // SessionCount counts sessions of one kind.
@@ -239,7 +239,7 @@ type TrafficStats struct {
 
 // MessageStats counts data messages of one type.
 type MessageStats struct {
-	Messages uint64
+	Messages uint64 // whole messages
 	Bytes    uint64 // payload bytes
 }
 
@@ -248,8 +248,8 @@ type MessageStats struct {
 // on the wire). Other counts every other code (application codes such as
 // 4000 among them).
 type CloseCodes struct {
-	Codes [16]uint64
-	Other uint64
+	Codes [16]uint64 // codes 1000 to 1015
+	Other uint64     // any other code
 }
 
 // Code returns the count of code (Other's for codes outside 1000-1015).

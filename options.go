@@ -25,6 +25,7 @@ const (
 	QueueClosePolicy
 )
 
+// String returns the policy's name, such as "block".
 func (p QueuePolicy) String() string {
 	switch p {
 	case QueueBlock:
@@ -208,6 +209,7 @@ const (
 	EnginePoll
 )
 
+// String returns the engine's name: "auto", "std" or "poll".
 func (e Engine) String() string {
 	switch e {
 	case EngineAuto:

@@ -30,8 +30,8 @@ const (
 // until the next Receive (or the next step of Messages) and must not be kept
 // longer; Clone and Text copy it.
 type Message struct {
-	Type    MessageType
-	Payload []byte
+	Type    MessageType // Text or Binary
+	Payload []byte      // borrowed, see above
 }
 
 // Text returns the payload as a string (a copy).

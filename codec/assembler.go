@@ -39,8 +39,8 @@ type Message struct {
 // extension transformed is still joined, to be decoded whole.
 type Assembler struct {
 	MaxMessageSize int64 // 0 means DefaultMaxMessageSize, < 0 no limit
-	Raw            bool
-	Stream         bool
+	Raw            bool  // every fragment as it comes, with its own opcode
+	Stream         bool  // every fragment of the messages that start now, with the message's opcode
 
 	op      frame.Opcode // opcode of the unfinished message, 0 between messages
 	rsv     byte

@@ -19,9 +19,9 @@ import (
 // is appended for the transport to write (a transport whose connection
 // fails may not write it all).
 type Counters struct {
-	In  Direction
+	In  Direction        // what peers sent
 	_   cpu.CacheLinePad // In is the reader's, Out the senders': apart
-	Out Direction
+	Out Direction        // what was sent to peers
 	// PongTimeouts counts keepalive pings left unanswered past
 	// Config.Timeout (the connection then fails with ErrPongTimeout).
 	PongTimeouts atomic.Uint64
@@ -40,13 +40,13 @@ type Direction struct {
 	// raw mode, at its final frame; its bytes as each frame passes). The
 	// bytes are the application's: after permessage-deflate inflated a
 	// message received, before it compresses one sent.
-	Messages [2]atomic.Uint64
-	Bytes    [2]atomic.Uint64
+	Messages [2]atomic.Uint64 // whole data messages, by type
+	Bytes    [2]atomic.Uint64 // their payload bytes, by type
 	// Pings and Pongs count control frames; Close counts close frames by
 	// code: Close[i] counts code 1000+i for i < 16 (1005 stands for a close
 	// frame without a code), and Close[16] every other code.
 	Pings, Pongs atomic.Uint64
-	Close        [17]atomic.Uint64
+	Close        [17]atomic.Uint64 // by code, as above
 	// DeflateWire and DeflatePlain count, on connections that negotiated
 	// permessage-deflate, the payload bytes of data messages as they are
 	// on the wire and as the application has them (compressed or not).
@@ -116,9 +116,9 @@ func deflateBit(ns []Negotiated) byte {
 // to Counters in batches rather than with an atomic add each (see
 // Protocol.SetTally). [0] counts text, [1] binary.
 type Tally struct {
-	InFrames, OutFrames     uint64
-	InMessages, OutMessages [2]uint64
-	InBytes, OutBytes       [2]uint64
+	InFrames, OutFrames     uint64    // as Direction.Frames
+	InMessages, OutMessages [2]uint64 // as Direction.Messages
+	InBytes, OutBytes       [2]uint64 // as Direction.Bytes
 }
 
 // AddTo adds t to c, atomically, and zeroes t.

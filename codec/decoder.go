@@ -22,8 +22,8 @@ var (
 // returns the same error forever: the stream cannot be resynchronised.
 type Decoder struct {
 	MaxFrameSize int64 // largest accepted payload; 0 means DefaultMaxFrameSize, < 0 no limit
-	Role         Role
-	AllowedRsv   byte // RSV bits claimed by negotiated extensions (frame.RSV1…)
+	Role         Role  // which end decodes: a server requires masked frames, a client unmasked
+	AllowedRsv   byte  // RSV bits claimed by negotiated extensions (frame.RSV1…)
 
 	inFrame bool // hdr is complete, payload is not
 	hdrN    int8 // bytes in hdrBuf while a header is cut

@@ -12,7 +12,7 @@ import (
 // which is seeded from the operating system and costs no system call per
 // frame, so keys are unpredictable as RFC 6455 §5.3 requires.
 type Encoder struct {
-	Role Role
+	Role Role // a Client masks every frame
 	// FragmentSize splits messages longer than it into frames of at most
 	// that many payload bytes; 0 never splits.
 	FragmentSize int

@@ -13,8 +13,8 @@ import (
 // Param is one parameter of an extension offer or response. Value is "" for
 // a parameter given bare, without "=".
 type Param struct {
-	Name  string
-	Value string
+	Name  string // a token, such as server_max_window_bits
+	Value string // "" when given bare
 }
 
 // ExtensionOffer is one element of a Sec-WebSocket-Extensions list (RFC 6455
@@ -22,8 +22,8 @@ type Param struct {
 // the same extension several times with different parameters, in order of
 // preference; a server answers with one element per extension it accepts.
 type ExtensionOffer struct {
-	Name   string
-	Params []Param
+	Name   string  // the extension's token, such as permessage-deflate
+	Params []Param // in the order given
 }
 
 // Param returns the value of the parameter name and whether it is present.
@@ -242,10 +242,10 @@ type Transform interface {
 
 // Negotiated is an extension in use on a connection.
 type Negotiated struct {
-	Name      string
-	Rsv       byte
+	Name      string         // the extension's token
+	Rsv       byte           // the RSV bit it claims
 	Response  ExtensionOffer // the element of the server's response
-	Transform Transform
+	Transform Transform      // what encodes and decodes its messages on this connection
 }
 
 // CheckExtensions reports a configuration error: a nil extension, a name

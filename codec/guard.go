@@ -18,6 +18,7 @@ type PanicError struct {
 	Stack []byte // the stack of the goroutine that panicked, where it did
 }
 
+// Error names what panicked and the value it panicked with.
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("wskit: %s panicked: %v", e.Func, e.Value)
 }

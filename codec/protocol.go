@@ -11,7 +11,7 @@ import (
 
 // Config sets up a Protocol.
 type Config struct {
-	Role           Role
+	Role           Role  // which end the Protocol speaks for
 	MaxFrameSize   int64 // 0 means DefaultMaxFrameSize, < 0 no limit
 	MaxMessageSize int64 // 0 means DefaultMaxMessageSize, < 0 no limit
 	// AllowedRsv are RSV bits allowed beyond those of Extensions: a message
@@ -40,12 +40,13 @@ type Config struct {
 type State uint8
 
 const (
-	StateOpen          State = iota
-	StateCloseSent           // our close is out, the peer's has not come
-	StateCloseReceived       // the peer's close came and is not answered (raw mode only)
-	StateClosed              // handshake done or connection failed: close the TCP connection
+	StateOpen          State = iota // data flows both ways
+	StateCloseSent                  // our close is out, the peer's has not come
+	StateCloseReceived              // the peer's close came and is not answered (raw mode only)
+	StateClosed                     // handshake done or connection failed: close the TCP connection
 )
 
+// String returns the state's name, such as "close sent".
 func (s State) String() string {
 	switch s {
 	case StateOpen:
@@ -63,20 +64,20 @@ type EventKind uint8
 
 const (
 	EventMessage EventKind = iota + 1 // a data message (or raw fragment)
-	EventPing
-	EventPong
-	EventClose
+	EventPing                         // a ping; the Protocol has queued its pong (not in raw mode)
+	EventPong                         // a pong
+	EventClose                        // the peer's close frame: Code and Reason
 )
 
 // Event is something the peer sent. Payload and Reason are borrowed: valid
 // until the next call on the Protocol and as long as the input bytes given
 // to Receive are not reused.
 type Event struct {
-	Kind    EventKind
-	Op      frame.Opcode // EventMessage: the message's opcode (the frame's in raw mode)
-	Fin     bool         // EventMessage in raw or stream mode: the frame ends its message; else true
-	Rsv     byte         // EventMessage: RSV bits of the first frame
-	Payload []byte
+	Kind    EventKind       // what the peer sent
+	Op      frame.Opcode    // EventMessage: the message's opcode (the frame's in raw mode)
+	Fin     bool            // EventMessage in raw or stream mode: the frame ends its message; else true
+	Rsv     byte            // EventMessage: RSV bits of the first frame
+	Payload []byte          // the message, fragment or control payload
 	Code    frame.CloseCode // EventClose: the peer's code, CloseNoStatus when it sent none
 	Reason  []byte          // EventClose: the peer's reason
 }

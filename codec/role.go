@@ -5,10 +5,11 @@ package codec
 type Role uint8
 
 const (
-	Server Role = iota
-	Client
+	Server Role = iota // sends unmasked frames, requires masked ones
+	Client             // masks every frame it sends
 )
 
+// String returns "server" or "client".
 func (r Role) String() string {
 	if r == Client {
 		return "client"

@@ -34,7 +34,7 @@ type SharedKey struct {
 // Sharing encodes messages once for every connection with the same Key.
 // The zero value encodes plain server frames.
 type Sharing struct {
-	Key SharedKey
+	Key SharedKey // equal for connections that can share encoded bytes
 	ts  [3]SharedTransform
 }
 

@@ -6,8 +6,8 @@ import "fmt"
 // what the peer sent. Code is the close code to answer with; Reason says what
 // was wrong in words short enough to go into that close frame.
 type ProtocolError struct {
-	Code   CloseCode
-	Reason string
+	Code   CloseCode      // the close code to answer with
+	Reason string         // what was wrong, short enough for a close frame
 	kind   *ProtocolError // the sentinel this error details, for errors.Is
 }
 
@@ -23,6 +23,7 @@ func (e *ProtocolError) detail(format string, args ...any) *ProtocolError {
 	return d
 }
 
+// Error returns the reason and the close code.
 func (e *ProtocolError) Error() string {
 	return "wskit: " + e.Reason + " (" + e.Code.String() + ")"
 }

@@ -17,19 +17,19 @@ const (
 
 // Header is a frame header (RFC 6455 §5.2).
 type Header struct {
-	Fin    bool
-	Rsv    byte // any of RSV1, RSV2, RSV3
-	Op     Opcode
-	Masked bool
-	Mask   [4]byte
-	Length int64 // payload length; never negative in a parsed header
+	Fin    bool    // the frame ends its message
+	Rsv    byte    // any of RSV1, RSV2, RSV3
+	Op     Opcode  // the frame's opcode
+	Masked bool    // the payload is masked with Mask
+	Mask   [4]byte // the masking key, when Masked
+	Length int64   // payload length; never negative in a parsed header
 }
 
 // Frame is a header and its payload. A parsed frame's payload usually points
 // into the bytes it was parsed from.
 type Frame struct {
 	Header
-	Payload []byte
+	Payload []byte // Length bytes
 }
 
 // Size returns the number of bytes AppendHeader writes for h.
