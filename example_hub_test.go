@@ -17,7 +17,7 @@ import (
 // OverflowCloseTryAgain, so these callbacks may run on the poll engine's
 // event loop; a member that stops reading is closed with 1013.
 func ExampleHub() {
-	srv, err := wskit.NewServer(wskit.DefaultOptions())
+	srv, err := wskit.NewServer(wskit.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func ExampleHub() {
 // Replay, and with a Broker that keeps history (NATS JetStream) the client
 // may come back to any server.
 func ExampleHub_SubscribeAfter() {
-	srv, err := wskit.NewServer(wskit.DefaultOptions())
+	srv, err := wskit.NewServer(wskit.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}

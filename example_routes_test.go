@@ -35,7 +35,7 @@ type userCtxKey struct{}
 // value: the session sees the room from the path and the user the
 // middleware put in the context, on either engine.
 func ExampleServer_WebSocketEvents_middleware() {
-	srv, err := wskit.NewServer(wskit.DefaultOptions())
+	srv, err := wskit.NewServer(wskit.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func ExampleServer_WebSocketEvents_middleware() {
 // choosing, and attaches the user to the session as a typed value that
 // every callback reads.
 func ExampleOnAccept() {
-	srv, err := wskit.NewServer(wskit.DefaultOptions())
+	srv, err := wskit.NewServer(wskit.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func ExampleOnAccept() {
 // Upgrade takes a request over from inside an ordinary handler, gorilla's
 // way; the fields the handler set go out in the 101.
 func ExampleServer_Upgrade() {
-	srv, err := wskit.NewServer(wskit.DefaultOptions())
+	srv, err := wskit.NewServer(wskit.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}

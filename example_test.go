@@ -13,7 +13,7 @@ import (
 
 // An echo route on a Go 1.22 mux pattern, and a client that dials it.
 func ExampleServer_WebSocket() {
-	srv, err := wskit.NewServer(wskit.DefaultOptions())
+	srv, err := wskit.NewServer(wskit.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func ExampleServer_WebSocket() {
 
 // Browser-style callbacks: OnOpen, OnMessage, OnError, OnClose.
 func ExampleEvents() {
-	srv, err := wskit.NewServer(wskit.DefaultOptions())
+	srv, err := wskit.NewServer(wskit.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
