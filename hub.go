@@ -1240,7 +1240,7 @@ func (h *Hub) offer(sub *subscription, m *hubMsg, seq uint64, room bool, floor u
 	}
 	load := sub.load()
 	fits := sub.fits(load, m.size)
-	if size == 0 && fits && !sub.paused && out.Queued() < sub.s.opts.MaxQueue {
+	if size == 0 && fits && !sub.paused && !out.Holding() && out.Queued() < sub.s.opts.MaxQueue {
 		// The connection takes it at once; the loop or the session's writer
 		// writes it with whatever else is queued.
 		sub.next, sub.end = seq+1, seq+1
@@ -1280,7 +1280,7 @@ func (h *Hub) offer(sub *subscription, m *hubMsg, seq uint64, room bool, floor u
 			sub.s.countHub(hubDroppedOldest)
 			return 0, false
 		}
-		if sub.next == sub.end && !sub.paused && out.Queued() < sub.s.opts.MaxQueue {
+		if sub.next == sub.end && !sub.paused && !out.Holding() && out.Queued() < sub.s.opts.MaxQueue {
 			sub.next, sub.end = seq+1, seq+1
 			sub.handOver(m)
 			out.Refill()

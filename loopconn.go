@@ -534,6 +534,9 @@ func (lc *loopConn) QueueShared(b *[]byte, r wsconn.Releaser, size int) error {
 	return sendErr(lc.pe.CommitShared(b, r, size))
 }
 
+// Holding implements sessionConn: the loop streams no message.
+func (lc *loopConn) Holding() bool { return false }
+
 // SharedSize returns the memory that shared output queued on the connection
 // keeps alive; the output is locked.
 func (lc *loopConn) SharedSize() int { return lc.pe.SharedSize() }

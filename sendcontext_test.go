@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,10 +89,17 @@ func TestSendContextQueueWait(t *testing.T) {
 	routes := func(srv *wskit.Server) http.Handler {
 		return srv.WebSocket(func(s *wskit.Session) {
 			p := make([]byte, 1<<20)
+			var sent atomic.Int64
 			go func() { // stuck writing, until the session ends
 				for s.SendBinary(p) == nil {
+					sent.Add(1)
 				}
 			}()
+			// Once the sends stop returning, the writer is stuck, and a
+			// send finds the queue behind it.
+			for last := int64(-1); sent.Load() != last; time.Sleep(200 * time.Millisecond) {
+				last = sent.Load()
+			}
 			var err error
 			for err == nil { // until a send has to wait for room
 				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)

@@ -145,6 +145,7 @@ type sessionConn interface {
 	Unlock()
 	Refill()
 	Queued() int
+	Holding() bool // a message is being streamed: nothing may go in between
 	QueueShared(b *[]byte, r wsconn.Releaser, size int) error
 	SharedSize() int
 	AppendMessage(op frame.Opcode, p []byte) error

@@ -260,6 +260,10 @@ func (c *Conn) Queued() int {
 	return n
 }
 
+// Holding reports whether a message is being streamed (BeginStream), so
+// that no other data may be queued until it ends. c is locked.
+func (c *Conn) Holding() bool { return c.streaming }
+
 // SharedSize returns the memory that shared output keeps alive, waiting or
 // being written: the sizes given to QueueShared, until the bytes are
 // released. c is locked.
