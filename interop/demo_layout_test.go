@@ -94,6 +94,7 @@ func TestChromiumDemoLayout(t *testing.T) {
 			p.check(fmt.Sprintf("the page at %d×%d", v.width, v.height), problems)
 		})
 	}
+	stopLivePanel(t, ctx, srv)
 	if err := closeBrowser(); err != nil {
 		t.Fatalf("close the browser: %v", err)
 	}
@@ -107,7 +108,7 @@ const demoLayoutJS = `(() => {
 		return { top: b.top, bottom: b.bottom, left: b.left, right: b.right };
 	};
 	const boxes = {};
-	for (const el of document.querySelectorAll("section, input, button, .log, #status, #chat-status")) {
+	for (const el of document.querySelectorAll("section, input, button, .log, canvas, #status, #chat-status, #stats-status")) {
 		boxes[el.id || el.className] = box(el);
 	}
 	return {
