@@ -118,8 +118,8 @@ func feedRunning() bool {
 	}
 }
 
-// TestStatsRoute watches /stats on each engine while a client echoes
-// messages of known size through /echo: every snapshot parses; its time
+// TestStatsRoute watches /stats on each engine while a client echoes text
+// and binary messages of known size through /echo: every snapshot parses; its time
 // moves on; the totals never go back and end at least at what was sent
 // and echoed; each rate times its period is the rise of its total since
 // the previous snapshot; and the sessions, RSS and goroutines are there.
@@ -136,14 +136,22 @@ func testStatsRoute(t *testing.T, engine string) {
 
 	const rounds, size = 200, 100
 	payload := strings.Repeat("x", size)
-	for range rounds {
-		if err := echo.SendText(payload); err != nil {
-			t.Fatal(err)
-		}
-		if m := receive(t, echo); m.Text() != payload {
-			t.Fatalf("/echo sent back %q", m.Payload)
+	// Text and binary in turn: both count.
+	exchange := func() {
+		for i := range rounds {
+			typ := wskit.Text
+			if i%2 == 1 {
+				typ = wskit.Binary
+			}
+			if err := echo.Send(typ, []byte(payload)); err != nil {
+				t.Fatal(err)
+			}
+			if m := receive(t, echo); m.Type != typ || string(m.Payload) != payload {
+				t.Fatalf("/echo sent back %v %q", m.Type, m.Payload)
+			}
 		}
 	}
+	exchange()
 
 	var prev statsSnapshot
 	var rated bool
@@ -182,11 +190,7 @@ func testStatsRoute(t *testing.T, engine string) {
 			t.Fatalf("after %d snapshots: %+v; want %d messages of %d bytes each way, and rates", i, snap, rounds, size)
 		}
 		if i == 2 {
-			// More traffic, now that a few snapshots have passed.
-			for range rounds {
-				echo.SendText(payload)
-				receive(t, echo)
-			}
+			exchange() // more, now that a few snapshots have passed
 		}
 	}
 }
