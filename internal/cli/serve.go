@@ -284,11 +284,13 @@ func serve(ctx context.Context, srv *wskit.Server, ln net.Listener, chatOpts wsk
 		return err
 	}
 	defer chat.Close()
+	feed := newStatsFeed(srv, statsPeriod)
+	defer feed.Close() // after the shutdown: its ticker stops
 	for _, f := range started {
 		f(srv, chat)
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln, newMux(srv, chat, log)) }()
+	go func() { served <- srv.Serve(ln, newMux(srv, chat, feed, log)) }()
 	select {
 	case err := <-served:
 		return err
@@ -307,8 +309,9 @@ func serve(ctx context.Context, srv *wskit.Server, ln net.Listener, chatOpts wsk
 }
 
 // newMux returns the demo routes: /echo, /events, /raw, /hello, /chat (on
-// the chat hub), /chat/{room} (rooms of chat's options) and the page at /.
-func newMux(srv *wskit.Server, chat *wskit.Hub, log *slog.Logger) http.Handler {
+// the chat hub), /chat/{room} (rooms of chat's options), /stats (the
+// snapshots of feed) and the page at /.
+func newMux(srv *wskit.Server, chat *wskit.Hub, feed *statsFeed, log *slog.Logger) http.Handler {
 	ro := chat.Options()
 	if ro.Broker != nil {
 		ro.Topic = "room." // each room is the topic "room.<name>"
@@ -324,6 +327,7 @@ func newMux(srv *wskit.Server, chat *wskit.Hub, log *slog.Logger) http.Handler {
 	mux.Handle("/chat/{room}", srv.Handle(chatEvents(chat, rooms, log), wskit.OnAccept(acceptRoom)))
 	mux.Handle("/hello", srv.WebSocket(logged(log, hello)))
 	mux.Handle("/raw", srv.WebSocketRaw(loggedRaw(log, rawEcho)))
+	mux.Handle("/stats", srv.Handle(feed.events(log)))
 	page := indexHTML
 	if ro.Stamp != nil {
 		// The page reads the sequences and asks for what it missed.

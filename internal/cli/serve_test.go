@@ -59,7 +59,7 @@ func newTestServer(t *testing.T) (*httptest.Server, *syncBuffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(newMux(srv, chat, log))
+	ts := httptest.NewServer(newMux(srv, chat, newTestFeed(t, srv), log))
 	t.Cleanup(func() {
 		ts.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -601,7 +601,7 @@ func testHandshakeSizeLimit(t *testing.T, engine string) {
 		t.Fatal(err)
 	}
 	defer chat.Close()
-	go srv.Serve(ln, newMux(srv, chat, log))
+	go srv.Serve(ln, newMux(srv, chat, newTestFeed(t, srv), log))
 	defer srv.Shutdown(context.Background())
 	maxHandshake := opts.MaxHandshakeSize
 	t.Run("slow client", func(t *testing.T) {
@@ -681,7 +681,7 @@ func startChat(t *testing.T, engine string, args ...string) *chatServer {
 	}
 	cs.addr = ln.Addr().String()
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln, newMux(srv, cs.hub, log)) }()
+	go func() { served <- srv.Serve(ln, newMux(srv, cs.hub, newTestFeed(t, srv), log)) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
