@@ -290,6 +290,25 @@
 //	go run ./cmd/idle -n 10000 -per 5000 -runs 3 -echo 1024 \
 //		-impl wskit-poll-events,wskit-poll-events-deflate,wskit-poll-events-deflate-nocontext
 //
+// The TLS variants (-tls) get clients that make a TLS 1.3 handshake first;
+// -json prints one JSON object per measurement:
+//
+//	go run ./cmd/idle -impl wskit-poll-events-tls,nbio-tls -n 19000 -echo 16384
+//
+// cmd/tlscompare measures every server of its -impls over wss:// (its -tls
+// variant) beside ws://, in one run, each case against a fresh process:
+// idle RSS per connection after a 16 KiB echo (cmd/idle, 19 000
+// connections), server CPU per message with 1000 connections × 1 KiB
+// (wskit bench -pid) and handshakes/s (wskit bench -scenario churn). The
+// order of the servers rotates by one place per run; every figure is
+// divided by plain wskit-poll-events's from the same run. Raw data goes to
+// results/tls/tls.json, the table and the check of issue 16's targets to
+// docs/performance.md's tls section:
+//
+//	go run ./cmd/tlscompare                          # 3 runs, about half an hour on 2 CPUs
+//	go run ./cmd/tlscompare -report                  # rewrite the table from results/tls/
+//	go run ./cmd/tlscompare -runs 1 -d 3s -n 2000 -dry
+//
 // cmd/ratios prints BenchmarkE2E, BenchmarkFanout or BenchmarkEcho results
 // as medians of per-run ratios with their range, the same arithmetic as
 // cmd/compare's tables (see above).
