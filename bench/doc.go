@@ -92,6 +92,29 @@
 // WebSocket server gets the same client: prepared masked frames, replies
 // counted from their headers. How each peer is used, and after which of its
 // docs, is said in internal/servers.
+//
+// Over TLS (the -tls variants, internal/servers.TLSVariants: wss:// with a
+// self-signed ECDSA P-256 certificate made when the server starts, the
+// default crypto/tls configuration otherwise), each peer is set up as its
+// documentation shows:
+//
+//   - gorilla-tls: gorilla's Upgrader runs in a net/http handler and its
+//     docs say nothing of TLS on the server, which is net/http's:
+//     http.Server.ServeTLS with the certificate in TLSConfig, crypto/tls on
+//     the connection's goroutine.
+//   - gws-tls: gws's Server.RunTLS (its examples/wss) wraps the listener in
+//     tls.NewListener with ALPN http/1.1 and accepts on it; the same
+//     listener under net/http and the Upgrader, as the plain gws runs.
+//   - nbio-tls, nbio-sync-tls: nbhttp.Config's AddrsTLS and TLSConfig, as
+//     nbio's README (websocket-tls-server) and its autobahn server do:
+//     nbio's fork of crypto/tls (lesismal/llib/std/crypto/tls) on its loops.
+//   - wskit-poll-events-tls: Options.TLSConfig with the plain listener;
+//     crypto/tls shakes hands off the loop, then the loop runs the TLS 1.3
+//     record layer (no goroutine, no buffer per idle connection).
+//   - wskit-std-tls: Options.TLSConfig on EngineStd: crypto/tls, a
+//     goroutine per connection. wskit-poll-session-tls: a default session
+//     on the poll engine, served through net/http over crypto/tls.
+//
 // Reported: msgs/s; server-µs/msg, the server process's utime+stime (from
 // /proc/PID/stat, 10 ms ticks) per message; client-µs/msg, this process's;
 // server-allocs/msg and server-B/msg, from the server's runtime.MemStats.
@@ -133,7 +156,8 @@
 // -deflate variants negotiate what their names say and echo compressed
 // messages to cmd/idle's client), TestServerProcess and TestReplyCounter,
 // all in well under a second, and internal/servers' TestEcho (every
-// WebSocket server, through gorilla's client: text and binary, pings,
+// WebSocket server, the -tls variants over wss:// (TLS 1.3, ECDSA P-256
+// checked), through gorilla's client: text and binary, pings,
 // a burst of 32, the close handshake, no goroutine left after Close).
 //
 // # Fan-out, subscribers in their own process
@@ -265,6 +289,25 @@
 //
 //	go run ./cmd/idle -n 10000 -per 5000 -runs 3 -echo 1024 \
 //		-impl wskit-poll-events,wskit-poll-events-deflate,wskit-poll-events-deflate-nocontext
+//
+// The TLS variants (-tls) get clients that make a TLS 1.3 handshake first;
+// -json prints one JSON object per measurement:
+//
+//	go run ./cmd/idle -impl wskit-poll-events-tls,nbio-tls -n 19000 -echo 16384
+//
+// cmd/tlscompare measures every server of its -impls over wss:// (its -tls
+// variant) beside ws://, in one run, each case against a fresh process:
+// idle RSS per connection after a 16 KiB echo (cmd/idle, 19 000
+// connections), server CPU per message with 1000 connections × 1 KiB
+// (wskit bench -pid) and handshakes/s (wskit bench -scenario churn). The
+// order of the servers rotates by one place per run; every figure is
+// divided by plain wskit-poll-events's from the same run. Raw data goes to
+// results/tls/tls.json, the table and the check of issue 16's targets to
+// docs/performance.md's tls section:
+//
+//	go run ./cmd/tlscompare                          # 3 runs, about half an hour on 2 CPUs
+//	go run ./cmd/tlscompare -report                  # rewrite the table from results/tls/
+//	go run ./cmd/tlscompare -runs 1 -d 3s -n 2000 -dry
 //
 // cmd/ratios prints BenchmarkE2E, BenchmarkFanout or BenchmarkEcho results
 // as medians of per-run ratios with their range, the same arithmetic as

@@ -33,7 +33,8 @@ var demoViewports = []demoViewport{
 // above the other. The intro names every endpoint, /events too.
 //
 // At each size it opens a session to /echo, sends a text and the same text
-// as binary, joins the chat and says something, then takes a screenshot,
+// as binary, joins the chat and says something, waits for a few snapshots
+// on the live panel, then takes a screenshot,
 // saved in the test's temporary directory (logged with -v). With
 // WSKIT_DEMO_SCREENSHOTS=DIR they are copied to DIR too, with demo.png, the
 // desktop's at three quarters of its size, which is the README's picture,
@@ -73,6 +74,7 @@ func TestChromiumDemoLayout(t *testing.T) {
 				chromedp.SendKeys(chromedp.ID("chat-input"), "hi, everyone"),
 				chromedp.Click(chromedp.ID("chat-send")))
 			p.waitFor("the chat text", `wskitChat.received.length >= 2`)
+			p.waitFor("a few snapshots on the live panel", `wskitStats.samples.length >= 3 && wskitStats.draws > 0`)
 			p.do("scroll to the top", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0), undefined`))
 			for _, pr := range p.layout().check(v) {
 				problems = append(problems, "with messages: "+pr)
@@ -94,6 +96,7 @@ func TestChromiumDemoLayout(t *testing.T) {
 			p.check(fmt.Sprintf("the page at %d×%d", v.width, v.height), problems)
 		})
 	}
+	stopLivePanel(t, ctx, srv)
 	if err := closeBrowser(); err != nil {
 		t.Fatalf("close the browser: %v", err)
 	}
@@ -107,7 +110,7 @@ const demoLayoutJS = `(() => {
 		return { top: b.top, bottom: b.bottom, left: b.left, right: b.right };
 	};
 	const boxes = {};
-	for (const el of document.querySelectorAll("section, input, button, .log, #status, #chat-status")) {
+	for (const el of document.querySelectorAll("section, input, button, .log, canvas, #status, #chat-status, #stats-status")) {
 		boxes[el.id || el.className] = box(el);
 	}
 	return {
@@ -166,7 +169,7 @@ func (l *demoLayout) check(v demoViewport) []string {
 			problems = append(problems, fmt.Sprintf("#%s spans %.0f to %.0f px, beyond the viewport's width of %d", id, b.Left, b.Right, l.InnerWidth))
 		}
 	}
-	for _, route := range []string{"/echo", "/events", "/hello", "/raw", "/chat"} {
+	for _, route := range []string{"/echo", "/events", "/hello", "/raw", "/chat", "/stats"} {
 		if !strings.Contains(l.Intro, route) {
 			problems = append(problems, fmt.Sprintf("the intro does not name %s: %q", route, l.Intro))
 		}

@@ -76,6 +76,7 @@ func testDemoPage(t *testing.T, chromium, bin, engine string) {
 
 	// Close the browser first: Chromium keeps a spare connection that never
 	// sends a request, which the shutdown would wait for before it cut it.
+	stopLivePanel(t, ctx, srv)
 	if err := closeBrowser(); err != nil {
 		t.Fatalf("close the browser: %v", err)
 	}
@@ -870,6 +871,7 @@ func TestDemoDeflate(t *testing.T) {
 				})
 			}
 			// Close the browser before the servers: see testDemoPage.
+			stopLivePanel(t, ctx, on, off)
 			if err := closeBrowser(); err != nil {
 				t.Fatalf("close the browser: %v", err)
 			}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -47,6 +48,9 @@ type Extension struct {
 	// chat hubs (nil for none) and a function that stops it, called once
 	// the server has shut down.
 	Start func(ctx context.Context, log *slog.Logger) (wskit.Broker, func(), error)
+	// Metrics, when set, returns the handler serve -metrics runs at
+	// /metrics, beside /debug/vars, for the server and its chat hub.
+	Metrics func(srv *wskit.Server, chat *wskit.Hub) http.Handler
 }
 
 // Main runs the command line with the process's arguments, until SIGINT or

@@ -17,9 +17,9 @@ import (
 // so that the counters are not served to the demo's visitors. expvar shows
 // the server's Stats as "wskit" (the name Server.PublishExpvar would give
 // them), the chat hub's as "wskit_chat", and Go's memstats and cmdline.
-// Prometheus metrics come from wskit-exporter, in the module
-// github.com/wskit/wskit/prometheus, which reads this page: the wskit
-// module itself links no metrics library.
+// Prometheus metrics at /metrics come with the wskit command of the module
+// github.com/wskit/wskit/prometheus, or from its wskit-exporter, which
+// reads this page: the wskit module itself links no metrics library.
 
 // served holds what the published variables read: the server and hub of
 // the serve running, since expvar's names are taken once per process.
@@ -47,15 +47,21 @@ func publishVars() {
 	})
 }
 
-// serveMetrics serves /debug/vars on ln for srv and chat until ctx ends.
-func serveMetrics(ctx context.Context, ln net.Listener, srv *wskit.Server, chat *wskit.Hub, log *slog.Logger) {
+// serveMetrics serves /debug/vars on ln for srv and chat until ctx ends,
+// and /metrics with metrics' handler, when there is one.
+func serveMetrics(ctx context.Context, ln net.Listener, srv *wskit.Server, chat *wskit.Hub, metrics func(*wskit.Server, *wskit.Hub) http.Handler, log *slog.Logger) {
 	publishVars()
 	served.srv.Store(srv)
 	served.chat.Store(chat)
 	mux := http.NewServeMux()
 	mux.Handle("GET /debug/vars", expvar.Handler())
+	paths := "/debug/vars"
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics(srv, chat))
+		paths += ",/metrics"
+	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	log.Info("metrics", "addr", ln.Addr().String(), "path", "/debug/vars")
+	log.Info("metrics", "addr", ln.Addr().String(), "path", paths)
 	go hs.Serve(ln)
 	go func() {
 		<-ctx.Done()

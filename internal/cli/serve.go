@@ -116,7 +116,7 @@ func parseServeFlagsWith(args []string, stdout, stderr io.Writer, ext *Extension
 	fs.StringVar(&c.tlsKey, "tls-key", "", "the private key, in this PEM `file`, of -tls-cert")
 	fs.BoolVar(&c.selfSigned, "tls-self-signed", false, "serve TLS with a certificate made at start for localhost, 127.0.0.1 and ::1 (printed with its fingerprint)")
 	fs.BoolVar(&c.http2, "http2", false, "serve HTTP/2 too (h2 by ALPN with TLS, h2c without), and WebSockets over it (RFC 8441): browsers then open wss:// sessions as streams of the connection they hold")
-	fs.StringVar(&c.metrics, "metrics", "", "serve /debug/vars (the server's counters, expvar) on this `address`, apart from -addr; wskit-exporter turns it into Prometheus metrics")
+	fs.StringVar(&c.metrics, "metrics", "", "serve /debug/vars (the server's counters, expvar) on this `address`, apart from -addr, and /metrics where built with Prometheus (wskit-prometheus)")
 	fs.Var((*levelValue)(&c.logLevel), "log-level", "log records of this `level` and above: debug (every session open and close, every refused upgrade), info (start, stop, refusals summed up every 10s), warn (sessions that ended with an error) or error")
 	fs.StringVar(&c.logFormat, "log-format", c.logFormat, "log `format`: text (key=value) or json (one object per line)")
 	if ext != nil && ext.Flags != nil {
@@ -212,7 +212,11 @@ func runServeWith(ctx context.Context, args []string, stdout, stderr io.Writer, 
 			fmt.Fprintf(stderr, "wskit serve: -metrics: %v\n", err)
 			return 1
 		}
-		started = append(started, func(srv *wskit.Server, chat *wskit.Hub) { serveMetrics(ctx, mln, srv, chat, log) })
+		var metrics func(*wskit.Server, *wskit.Hub) http.Handler
+		if ext != nil {
+			metrics = ext.Metrics
+		}
+		started = append(started, func(srv *wskit.Server, chat *wskit.Hub) { serveMetrics(ctx, mln, srv, chat, metrics, log) })
 	}
 	err = serve(ctx, srv, ln, c.chatOptions(), log, started...)
 	logs.refusals.flush()
@@ -283,11 +287,13 @@ func serve(ctx context.Context, srv *wskit.Server, ln net.Listener, chatOpts wsk
 		return err
 	}
 	defer chat.Close()
+	feed := newStatsFeed(srv, statsPeriod)
+	defer feed.Close() // after the shutdown: its ticker stops
 	for _, f := range started {
 		f(srv, chat)
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln, newMux(srv, chat, log)) }()
+	go func() { served <- srv.Serve(ln, newMux(srv, chat, feed, log)) }()
 	select {
 	case err := <-served:
 		return err
@@ -306,8 +312,9 @@ func serve(ctx context.Context, srv *wskit.Server, ln net.Listener, chatOpts wsk
 }
 
 // newMux returns the demo routes: /echo, /events, /raw, /hello, /chat (on
-// the chat hub), /chat/{room} (rooms of chat's options) and the page at /.
-func newMux(srv *wskit.Server, chat *wskit.Hub, log *slog.Logger) http.Handler {
+// the chat hub), /chat/{room} (rooms of chat's options), /stats (the
+// snapshots of feed) and the page at /.
+func newMux(srv *wskit.Server, chat *wskit.Hub, feed *statsFeed, log *slog.Logger) http.Handler {
 	ro := chat.Options()
 	if ro.Broker != nil {
 		ro.Topic = "room." // each room is the topic "room.<name>"
@@ -323,6 +330,7 @@ func newMux(srv *wskit.Server, chat *wskit.Hub, log *slog.Logger) http.Handler {
 	mux.Handle("/chat/{room}", srv.WebSocketEvents(chatEvents(chat, rooms, log), wskit.OnAccept(acceptRoom)))
 	mux.Handle("/hello", srv.WebSocket(logged(log, hello)))
 	mux.Handle("/raw", srv.WebSocketRaw(loggedRaw(log, rawEcho)))
+	mux.Handle("/stats", srv.WebSocketEvents(feed.events(log)))
 	page := indexHTML
 	if ro.Stamp != nil {
 		// The page reads the sequences and asks for what it missed.

@@ -21,6 +21,7 @@ import (
 	"github.com/wskit/wskit"
 	"github.com/wskit/wskit/frame"
 	"github.com/wskit/wskit/internal/bufpool"
+	"github.com/wskit/wskit/internal/race"
 	"github.com/wskit/wskit/internal/wstest"
 	"github.com/wskit/wskit/poller"
 )
@@ -58,7 +59,7 @@ func newTestServer(t *testing.T) (*httptest.Server, *syncBuffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(newMux(srv, chat, log))
+	ts := httptest.NewServer(newMux(srv, chat, newTestFeed(t, srv), log))
 	t.Cleanup(func() {
 		ts.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -600,7 +601,7 @@ func testHandshakeSizeLimit(t *testing.T, engine string) {
 		t.Fatal(err)
 	}
 	defer chat.Close()
-	go srv.Serve(ln, newMux(srv, chat, log))
+	go srv.Serve(ln, newMux(srv, chat, newTestFeed(t, srv), log))
 	defer srv.Shutdown(context.Background())
 	maxHandshake := opts.MaxHandshakeSize
 	t.Run("slow client", func(t *testing.T) {
@@ -680,7 +681,7 @@ func startChat(t *testing.T, engine string, args ...string) *chatServer {
 	}
 	cs.addr = ln.Addr().String()
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln, newMux(srv, cs.hub, log)) }()
+	go func() { served <- srv.Serve(ln, newMux(srv, cs.hub, newTestFeed(t, srv), log)) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -738,7 +739,13 @@ func (cs *chatServer) sessionLogs(msg string) int {
 // binary messages are ignored; joins and leaves are logged.
 func TestChat(t *testing.T) {
 	for _, engine := range engines() {
-		for _, tc := range []struct{ members, each int }{{2, 100}, {1000, 1}} {
+		// Every member gets every text: members² deliveries, which the race
+		// detector makes slow enough on a busy machine to need fewer.
+		many := 1000
+		if race.Enabled {
+			many = 600
+		}
+		for _, tc := range []struct{ members, each int }{{2, 100}, {many, 1}} {
 			t.Run(fmt.Sprintf("%s/%d", engine, tc.members), func(t *testing.T) {
 				testChat(t, engine, tc.members, tc.each)
 			})

@@ -32,7 +32,10 @@
 // again, so that the server's second round of allocations reuses memory
 // the first round freed, as in a server that has been running a while. -runs
 // repeats the whole set, servers in turn, and prints the median of each
-// column:
+// column. The TLS variants of the zoo (-tls) get clients that make a TLS 1.3
+// handshake first (crypto/tls, any certificate accepted) and speak
+// WebSocket over it. -json prints one JSON object per measurement instead
+// of the table:
 //
 //	go run ./cmd/idle -n 10000 -per 5000 -runs 3 -echo 1024 \
 //		-impl gorilla-deflate,wskit-poll-events-deflate,wskit-poll-events-deflate-nocontext
@@ -40,6 +43,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -85,6 +90,7 @@ func main() {
 	echo := flag.Int("echo", 0, "after the handshake, send one message of this many bytes of JSON-like text on each connection and read its echo (0: none)")
 	runs := flag.Int("runs", 1, "measure every implementation this many times, in turn, and print the medians")
 	churn := flag.Bool("churn", false, "have the clients open (and echo on) all connections, close them, and open them again: the server's memory then holds what a long-running one reuses")
+	jsonOut := flag.Bool("json", false, "print one JSON object per measurement on stdout instead of the table")
 	flag.Parse()
 
 	exe, err := os.Executable()
@@ -104,12 +110,18 @@ func main() {
 			}
 			row := r.perConn()
 			rows[impl] = append(rows[impl], row)
+			if *jsonOut {
+				if err := json.NewEncoder(os.Stdout).Encode(r.record(impl, run, *echo)); err != nil {
+					fatal(err)
+				}
+				continue
+			}
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.1f\t%s\t%.1f\t%s\t\n",
 				impl, run, r.conns, r.sockets, mib(r.rss0), mib(r.rss1), formatRow(row), r.connect.Seconds(), r.negotiated)
 			tw.Flush()
 		}
 	}
-	if *runs > 1 {
+	if *runs > 1 && !*jsonOut {
 		fmt.Fprintf(tw, "\nmedian of %d runs\t"+strings.Repeat("\t", len(columns)-1)+"\t\n", *runs)
 		fmt.Fprintln(tw, "impl\t"+strings.Join(columns, "\t")+"\t")
 		for _, impl := range names {
@@ -137,6 +149,34 @@ func (r result) perConn() []float64 {
 		perConn(int64(r.st1.HeapObjects)-int64(r.st0.HeapObjects), r.conns),
 		perConn(int64(r.st1.Stacks)-int64(r.st0.Stacks), r.conns),
 		perConn(int64(r.st1.Goroutines)-int64(r.st0.Goroutines), r.conns),
+	}
+}
+
+// record is a measurement as -json prints it.
+type record struct {
+	Impl             string  `json:"impl"`
+	Run              int     `json:"run"`
+	Conns            int     `json:"conns"`
+	Sockets          int     `json:"sockets"`
+	Echo             int     `json:"echo_bytes"`
+	RSSBefore        int64   `json:"rss_before_bytes"`
+	RSSAfter         int64   `json:"rss_after_bytes"`
+	RSSPerConn       float64 `json:"rss_per_conn_bytes"`
+	RSSFreedPerConn  float64 `json:"rss_freed_per_conn_bytes"`
+	HeapPerConn      float64 `json:"heap_per_conn_bytes"`
+	StacksPerConn    float64 `json:"stacks_per_conn_bytes"`
+	GoroutinesPerCon float64 `json:"goroutines_per_conn"`
+	ConnectSeconds   float64 `json:"connect_s"`
+	Negotiated       string  `json:"negotiated"`
+}
+
+func (r result) record(impl string, run, echo int) record {
+	row := r.perConn()
+	return record{
+		Impl: impl, Run: run, Conns: r.conns, Sockets: r.sockets, Echo: echo,
+		RSSBefore: r.rss0, RSSAfter: r.rss1,
+		RSSPerConn: row[0], RSSFreedPerConn: row[1], HeapPerConn: row[2], StacksPerConn: row[3], GoroutinesPerCon: row[4],
+		ConnectSeconds: r.connect.Seconds(), Negotiated: r.negotiated,
 	}
 }
 
@@ -216,7 +256,7 @@ func measure(exe, impl string, n, per, echo int, churn bool, quiet time.Duration
 	for i := 0; n > 0; i++ {
 		k := min(n, per)
 		n -= k
-		c, err := startClient(exe, srv.Addr, fmt.Sprintf("127.0.0.%d", i+2), k, servers.Deflate(impl), echo, churn)
+		c, err := startClient(exe, srv.Addr, fmt.Sprintf("127.0.0.%d", i+2), k, servers.Deflate(impl), servers.IsTLS(impl), echo, churn)
 		if err != nil {
 			return r, err
 		}
@@ -333,10 +373,13 @@ type client struct {
 	negotiated string      // after ready: the server's extensions response
 }
 
-func startClient(exe, addr, src string, n int, deflate bool, echo int, churn bool) (*client, error) {
+func startClient(exe, addr, src string, n int, deflate, useTLS bool, echo int, churn bool) (*client, error) {
 	argv := []string{exe, "-addr", addr, "-src", src, "-n", strconv.Itoa(n), "-echo", strconv.Itoa(echo)}
 	if deflate {
 		argv = append(argv, "-deflate")
+	}
+	if useTLS {
+		argv = append(argv, "-tls")
 	}
 	if churn {
 		argv = append(argv, "-churn")
@@ -393,7 +436,8 @@ func (c *client) stop() {
 	}
 }
 
-// clientMain opens -n connections from -src, upgrades each (offering
+// clientMain opens -n connections from -src (with -tls, each makes a TLS
+// 1.3 handshake first, accepting any certificate), upgrades each (offering
 // permessage-deflate with -deflate), echoes one message of -echo bytes on
 // each when asked, prints "ready" (followed by a tab and the server's
 // extensions response with -deflate) and holds them until the end of stdin.
@@ -408,6 +452,7 @@ func clientMain(args []string) int {
 	deflate := fs.Bool("deflate", false, "offer permessage-deflate and require it")
 	echo := fs.Int("echo", 0, "bytes of one message to echo on each connection after the handshake (0: none)")
 	churn := fs.Bool("churn", false, "open (and echo on) the connections, close them all, and do it again")
+	useTLS := fs.Bool("tls", false, "make a TLS 1.3 handshake on each connection before the upgrade")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -449,6 +494,17 @@ func clientMain(args []string) int {
 					nc, err := d.Dial("tcp", *addr)
 					if err == nil {
 						nc.SetDeadline(time.Now().Add(30 * time.Second))
+						if *useTLS {
+							tc := tls.Client(nc, &tls.Config{
+								InsecureSkipVerify: true, // the server's certificate is self-signed
+								MinVersion:         tls.VersionTLS13,
+								NextProtos:         []string{"http/1.1"},
+							})
+							err = tc.Handshake()
+							nc = tc
+						}
+					}
+					if err == nil {
 						err = upgrade(nc, *addr, *deflate, msg, &negotiated)
 						if err == nil {
 							err = nc.SetDeadline(time.Time{})

@@ -95,6 +95,14 @@ func (s *Server) startGorilla(ln net.Listener, mode gorillaMode, compress bool) 
 		}
 	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if s.tls != nil {
+		// ServeTLS, as net/http documents, with the certificate in
+		// TLSConfig: crypto/tls on the connection's goroutine.
+		hs.TLSConfig = s.tls
+		go func() { s.done <- hs.ServeTLS(ln, "", "") }()
+		s.stop = hs.Close
+		return
+	}
 	go func() { s.done <- hs.Serve(ln) }()
 	s.stop = hs.Close
 }

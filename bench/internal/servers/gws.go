@@ -1,6 +1,7 @@
 package servers
 
 import (
+	"crypto/tls"
 	"net"
 	"net/http"
 	"time"
@@ -60,6 +61,13 @@ func (s *Server) startGws(ln net.Listener, parallel bool) {
 		}
 		go c.ReadLoop()
 	})
+	if s.tls != nil {
+		// The listener gws's Server.RunTLS makes: tls.NewListener with
+		// ALPN http/1.1.
+		cfg := s.tls.Clone()
+		cfg.NextProtos = []string{"http/1.1"}
+		ln = tls.NewListener(ln, cfg)
+	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { s.done <- hs.Serve(ln) }()
 	s.stop = func() error {

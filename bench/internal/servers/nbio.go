@@ -1,6 +1,8 @@
 package servers
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"net"
 	"net/http"
@@ -8,6 +10,7 @@ import (
 	"runtime"
 	"time"
 
+	ltls "github.com/lesismal/llib/std/crypto/tls"
 	"github.com/lesismal/nbio/logging"
 	"github.com/lesismal/nbio/nbhttp"
 	nbws "github.com/lesismal/nbio/nbhttp/websocket"
@@ -59,6 +62,17 @@ func (s *Server) startNbio(ln net.Listener, sync bool) error {
 	if sync {
 		conf.ServerExecutor = func(f func()) { f() }
 	}
+	if s.tls != nil {
+		// nbio's own TLS (its fork of crypto/tls, lesismal/llib), on its
+		// loops: AddrsTLS and TLSConfig, as nbio's examples and autobahn
+		// server set them.
+		cert, err := nbioCert(s)
+		if err != nil {
+			return err
+		}
+		conf.AddrsTLS, conf.Addrs = conf.Addrs, nil
+		conf.TLSConfig = &ltls.Config{Certificates: []ltls.Certificate{cert}}
+	}
 	eng := nbhttp.NewEngine(conf)
 	if err := eng.Start(); err != nil {
 		return err
@@ -69,4 +83,16 @@ func (s *Server) startNbio(ln net.Listener, sync bool) error {
 		return nil
 	}
 	return nil
+}
+
+// nbioCert is s's certificate for nbio's TLS, through PEM as nbio's
+// examples load theirs.
+func nbioCert(s *Server) (ltls.Certificate, error) {
+	key, err := x509.MarshalPKCS8PrivateKey(s.cert.TLS.PrivateKey)
+	if err != nil {
+		return ltls.Certificate{}, err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.cert.TLS.Certificate[0]})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})
+	return ltls.X509KeyPair(certPEM, keyPEM)
 }

@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	rpprof "runtime/pprof"
+	"slices"
 	"syscall"
 )
 
@@ -84,7 +85,7 @@ func debugHandler() http.Handler {
 // re-executing their own binary.
 func Main(args []string) int {
 	fs := flag.NewFlagSet("benchserver", flag.ContinueOnError)
-	impl := fs.String("impl", "wskit-poll-events", "implementation: "+fmt.Sprint(append(Names[:len(Names):len(Names)], Variants...)))
+	impl := fs.String("impl", "wskit-poll-events", "implementation: "+fmt.Sprint(slices.Concat(Names, Variants, TLSVariants)))
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	debug := fs.String("debug", "127.0.0.1:0", "debug listener address (/debug/stats, /debug/pprof/)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")

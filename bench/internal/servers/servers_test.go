@@ -3,6 +3,9 @@ package servers
 import (
 	"bytes"
 	"cmp"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -16,14 +19,15 @@ import (
 	_ "github.com/wskit/wskit/xconnect" // for the -http2 variants
 )
 
-// TestEcho checks every WebSocket server of the zoo with gorilla's client:
+// TestEcho checks every WebSocket server of the zoo, the TLS variants over
+// wss:// (TLS 1.3, the server's ECDSA P-256 certificate trusted), with gorilla's client:
 // text and binary messages of 64 B and 16 KiB come back whole with their
 // type, a ping gets a pong with its payload, 32 distinct messages sent
 // back to back all come back, in order unless the server is unordered, a
 // close frame gets a close reply, and
 // once Close returns the server leaves no goroutine behind.
 func TestEcho(t *testing.T) {
-	for _, impl := range append(Names[:len(Names):len(Names)], Variants...) {
+	for _, impl := range slices.Concat(Names, Variants, TLSVariants) {
 		if IsRaw(impl) {
 			continue
 		}
@@ -40,8 +44,12 @@ func TestEcho(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			d := &websocket.Dialer{TLSClientConfig: srv.ClientTLS}
 			for range 2 {
-				checkConn(t, "ws://"+ln.Addr().String()+URI, unordered[impl])
+				c := checkConn(t, d, Scheme(impl)+"://"+ln.Addr().String()+URI, unordered[strings.TrimSuffix(impl, "-tls")])
+				if IsTLS(impl) {
+					checkTLS(t, c)
+				}
 			}
 			if err := srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 				t.Errorf("Close: %v", err)
@@ -65,9 +73,9 @@ var unordered = map[string]bool{"gws": true}
 
 // checkConn runs the checks of TestEcho on one connection to url; the
 // burst's replies may come in any order if unordered.
-func checkConn(t *testing.T, url string, unordered bool) {
+func checkConn(t *testing.T, d *websocket.Dialer, url string, unordered bool) *websocket.Conn {
 	t.Helper()
-	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+	c, _, err := d.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,5 +153,27 @@ func checkConn(t *testing.T, url string, unordered bool) {
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
 		t.Errorf("after a close frame: %v; want a close reply with code 1000", err)
+	}
+	return c
+}
+
+// checkTLS checks that c went over TLS 1.3 to a server presenting an
+// ECDSA P-256 certificate.
+func checkTLS(t *testing.T, c *websocket.Conn) {
+	t.Helper()
+	tc, ok := c.NetConn().(*tls.Conn)
+	if !ok {
+		t.Fatalf("the connection is a %T, not TLS", c.NetConn())
+	}
+	st := tc.ConnectionState()
+	if st.Version != tls.VersionTLS13 {
+		t.Errorf("TLS version %s, want TLS 1.3", tls.VersionName(st.Version))
+	}
+	if len(st.PeerCertificates) == 0 {
+		t.Fatal("no peer certificate")
+	}
+	key, ok := st.PeerCertificates[0].PublicKey.(*ecdsa.PublicKey)
+	if !ok || key.Curve != elliptic.P256() {
+		t.Errorf("the server's key is a %T, want ECDSA P-256", st.PeerCertificates[0].PublicKey)
 	}
 }

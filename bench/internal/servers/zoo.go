@@ -6,16 +6,19 @@ package servers
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/wskit/wskit"
 	"github.com/wskit/wskit/codec"
+	"github.com/wskit/wskit/internal/selfsign"
 	"github.com/wskit/wskit/poller"
 )
 
@@ -64,6 +67,40 @@ var Variants = []string{
 	"wskit-poll-events-http2",
 }
 
+// TLSVariants serve wss://, each the server of its name without -tls set
+// up for TLS as its library documents (see the package doc of bench), with
+// a self-signed ECDSA P-256 certificate made when it starts:
+//
+//	gorilla-tls             net/http's Server.ServeTLS: crypto/tls, a goroutine per connection
+//	gws-tls                 tls.NewListener, as gws's Server.RunTLS does, under net/http
+//	nbio-tls, nbio-sync-tls nbhttp's AddrsTLS and TLSConfig: nbio's fork of crypto/tls on its loops
+//	wskit-std-tls           Options.TLSConfig: crypto/tls, a goroutine per connection
+//	wskit-poll-events-tls   Options.TLSConfig: handshake off the loop, TLS 1.3 records on the loop
+//	wskit-poll-session-tls  Options.TLSConfig: a default session, served through net/http over crypto/tls
+var TLSVariants = []string{
+	"gorilla-tls",
+	"gws-tls",
+	"nbio-tls",
+	"nbio-sync-tls",
+	"wskit-std-tls",
+	"wskit-poll-events-tls",
+	"wskit-poll-session-tls",
+}
+
+// IsTLS reports whether impl serves wss://.
+func IsTLS(impl string) bool { return strings.HasSuffix(impl, "-tls") }
+
+// Scheme is the URL scheme a client of impl dials: tcp, ws or wss.
+func Scheme(impl string) string {
+	switch {
+	case IsRaw(impl):
+		return "tcp"
+	case IsTLS(impl):
+		return "wss"
+	}
+	return "ws"
+}
+
 // Deflate reports whether impl accepts permessage-deflate (RFC 7692) when
 // a client offers it: the -deflate variants, whose names say how. They
 // compress what they echo to a client that negotiated it.
@@ -99,14 +136,19 @@ func Known(impl string) bool {
 			return true
 		}
 	}
-	return false
+	return slices.Contains(TLSVariants, impl)
 }
 
 // Server is a running echo server.
 type Server struct {
 	Impl string
-	stop func() error
-	done chan error
+	// ClientTLS, for a TLS variant, is a client configuration that trusts
+	// the server's certificate; nil otherwise.
+	ClientTLS *tls.Config
+	tls       *tls.Config // the server's, nil for plain TCP
+	cert      *selfsign.Cert
+	stop      func() error
+	done      chan error
 }
 
 // Close stops the server and the connections it holds.
@@ -127,6 +169,19 @@ func (s *Server) Close() error {
 func Start(impl string, ln net.Listener) (*Server, error) {
 	s := &Server{Impl: impl, done: make(chan error, 1)}
 	var err error
+	if IsTLS(impl) {
+		if !slices.Contains(TLSVariants, impl) {
+			ln.Close()
+			return nil, fmt.Errorf("servers: unknown implementation %q", impl)
+		}
+		if s.cert, err = selfsign.New(); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		s.tls = s.cert.ServerConfig()
+		s.ClientTLS = s.cert.ClientConfig()
+		impl = strings.TrimSuffix(impl, "-tls")
+	}
 	var deflate *codec.PerMessageDeflate
 	switch {
 	case strings.HasSuffix(impl, "-deflate"):
@@ -197,6 +252,7 @@ func (s *Server) startWskit(ln net.Listener, engine wskit.Engine, events, block 
 	opts := wskit.DefaultOptions()
 	opts.Engine = engine
 	opts.BlockingLoops = block
+	opts.TLSConfig = s.tls
 	if deflate != nil {
 		opts.Extensions = []codec.Extension{deflate}
 	}
