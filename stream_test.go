@@ -434,3 +434,52 @@ func TestStreamOnLoopRefused(t *testing.T) {
 		})
 	}
 }
+
+// Close while a streamed message is half read: the session's goroutine
+// reads on past it to the peer's answer, and the reader says the rest was
+// dropped. On a client, against a server on each engine.
+func TestStreamCloseWhileReading(t *testing.T) {
+	checkGoroutines(t)
+	routes := func(srv *wskit.Server) http.Handler {
+		return srv.WebSocket(func(s *wskit.Session) {
+			w, err := s.Writer(context.Background(), wskit.Binary)
+			if err != nil {
+				return
+			}
+			p := make([]byte, 1000)
+			for w.Write(p); ; w.Write(p) { // until the client's close ends the session
+				select {
+				case <-s.Done():
+					w.Close()
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+		})
+	}
+	for _, tg := range eachEngine(t, testOptions(), routes) {
+		t.Run(tg.name, func(t *testing.T) {
+			s := dial(t, tg.url, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			_, r, err := s.Reader(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(r, make([]byte, 100<<10)); err != nil {
+				t.Fatal(err)
+			}
+			closed := make(chan error, 1)
+			go func() { closed <- s.Close(4000, "enough") }()
+			if err := await(t, closed, "Close while a message is half read"); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if e := endOf(s); e.reason.Code != 4000 {
+				t.Errorf("the session ended with %v, want 4000", e.reason)
+			}
+			if _, err := io.Copy(io.Discard, r); !errors.Is(err, wskit.ErrMessageDropped) {
+				t.Errorf("reading on after Close = %v, want ErrMessageDropped", err)
+			}
+		})
+	}
+}
