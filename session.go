@@ -78,8 +78,10 @@ var (
 // queue of Options.IncomingQueue bytes; when that is full, reading pauses,
 // which pushes back on the peer.
 //
-// Sends are safe from any goroutine. Receive and Messages are for one
-// goroutine: each call releases the message the previous one returned.
+// Sends are safe from any goroutine; while a Writer streams a message, the
+// others wait for it. Receive, Reader and Messages are for one goroutine:
+// each call releases the message the previous one returned, or drops what
+// is left of it.
 type Session struct {
 	lc       *loopConn // poll engine event sessions
 	opts     *Options
