@@ -652,6 +652,15 @@ func (h *Hub) recoverFromBroker(ctx context.Context, sub *subscription, after ui
 	}
 	out := sub.out
 	out.Lock()
+	// Not between the fragments of a message a Writer is sending.
+	if err := out.WaitHolding(ctx.Done()); err != nil {
+		out.Unlock()
+		h.Unsubscribe(sub.s)
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		return false, err
+	}
 	defer out.Unlock()
 	if sub.gone {
 		return false, ErrClosed

@@ -537,6 +537,9 @@ func (lc *loopConn) QueueShared(b *[]byte, r wsconn.Releaser, size int) error {
 // Holding implements sessionConn: the loop streams no message.
 func (lc *loopConn) Holding() bool { return false }
 
+// WaitHolding implements sessionConn.
+func (lc *loopConn) WaitHolding(<-chan struct{}) error { return nil }
+
 // SharedSize returns the memory that shared output queued on the connection
 // keeps alive; the output is locked.
 func (lc *loopConn) SharedSize() int { return lc.pe.SharedSize() }

@@ -148,6 +148,9 @@ type sessionConn interface {
 	Refill()
 	Queued() int
 	Holding() bool // a message is being streamed: nothing may go in between
+	// WaitHolding waits, the output locked on entry and on return, until
+	// no message is being streamed, or done is closed (it returns an error).
+	WaitHolding(done <-chan struct{}) error
 	QueueShared(b *[]byte, r wsconn.Releaser, size int) error
 	SharedSize() int
 	AppendMessage(op frame.Opcode, p []byte) error

@@ -264,6 +264,10 @@ func (c *Conn) Queued() int {
 // that no other data may be queued until it ends. c is locked.
 func (c *Conn) Holding() bool { return c.streaming }
 
+// WaitHolding waits until no message is being streamed, or done is closed
+// (it then returns an error). c is locked on entry and on return.
+func (c *Conn) WaitHolding(done <-chan struct{}) error { return c.waitStream(done) }
+
 // SharedSize returns the memory that shared output keeps alive, waiting or
 // being written: the sizes given to QueueShared, until the bytes are
 // released. c is locked.
