@@ -521,3 +521,71 @@ var (
 	_ = sort.Ints
 	_ atomic.Int64
 )
+
+// TestUpgradeRawTracked: a raw session of UpgradeRaw counts among the
+// server's sessions and in Stats until its CloseNow, and Shutdown sends it
+// 1001 as it does a route's, on both engines.
+func TestUpgradeRawTracked(t *testing.T) {
+	for _, engine := range []Engine{EngineStd, EnginePoll} {
+		t.Run(engine.String(), func(t *testing.T) {
+			opts := ptOptions()
+			opts.Engine = engine
+			srv, err := NewServer(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			closed := make(chan struct{})
+			mux := http.NewServeMux()
+			mux.HandleFunc("/raw", func(w http.ResponseWriter, r *http.Request) {
+				s, err := srv.UpgradeRaw(w, r)
+				if err != nil {
+					t.Errorf("UpgradeRaw: %v", err)
+					return
+				}
+				go func() {
+					ptEchoRaw(s)
+					s.CloseNow()
+					s.CloseNow() // a second call changes nothing
+					close(closed)
+				}()
+			})
+			ln := ptListen(t, 0, 0)
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(ln, mux) }()
+			addr := ln.Addr().String()
+			ptReady(t, addr)
+
+			p := ptDial(t, addr, "/raw")
+			p.mustEcho(frame.OpText, []byte("hi"))
+			raw := func() SessionCount {
+				st := srv.Stats().Sessions
+				if engine == EnginePoll {
+					return st.Poll.Raw
+				}
+				return st.Std.Raw
+			}
+			if n, c := srv.Sessions(), raw(); n != 1 || c.Open != 1 || c.Total != 1 {
+				t.Errorf("open: Sessions() = %d, Stats raw = %+v; want 1 and {1 1}", n, c)
+			}
+
+			ctx, cancel := context.WithTimeout(context.Background(), ptWait)
+			defer cancel()
+			shut := make(chan error, 1)
+			go func() { shut <- srv.Shutdown(ctx) }()
+			if code, _ := p.mustReadClose(); code != CloseGoingAway {
+				t.Errorf("Shutdown sent %v, want 1001", code)
+			}
+			p.mustWrite(ptCloseFrame(CloseGoingAway, ""))
+			ptAwait(t, closed, "the handler's CloseNow")
+			if err := <-shut; err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			if err := <-served; !errors.Is(err, ErrServerClosed) {
+				t.Errorf("Serve returned %v", err)
+			}
+			if n, c := srv.Sessions(), raw(); n != 0 || c.Open != 0 || c.Total != 1 {
+				t.Errorf("closed: Sessions() = %d, Stats raw = %+v; want 0 and {0 1}", n, c)
+			}
+		})
+	}
+}

@@ -162,7 +162,7 @@ func (rt *route) serveConn(u *upgraded) {
 	sh := srv.pickShard()
 	if rt.kind == routeRaw {
 		c := wsconn.New(u.nc, u.buffered, srv.connConfig(codec.Server, true, sh))
-		rs := &rawSession{Session: newRawSession(c, u.r, u.protocol, false), c: c}
+		rs := &rawSession{Session: newRawSession(c, u.r, u.protocol, false, nil), c: c}
 		if srv.track(rs) {
 			sh.opened(u.onPoll, routeRaw)
 			defer sh.closed(u.onPoll, routeRaw)
@@ -217,8 +217,8 @@ func (srv *Server) runRaw(rs *rawSession, handler func(*wsraw.Session)) {
 }
 
 // newRawSession makes the raw session of an upgraded connection.
-func newRawSession(c *wsconn.Conn, r *http.Request, protocol string, owned bool) *wsraw.Session {
-	return rawhook.NewSession(c, r, protocol, owned).(*wsraw.Session)
+func newRawSession(c *wsconn.Conn, r *http.Request, protocol string, owned bool, onClose func()) *wsraw.Session {
+	return rawhook.NewSession(c, r, protocol, owned, onClose).(*wsraw.Session)
 }
 
 type rawSession struct {

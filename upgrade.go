@@ -60,8 +60,9 @@ func (srv *Server) ownedSession(u *upgraded, r *http.Request) (*Session, error) 
 	return s, nil
 }
 
-// UpgradeRaw is Upgrade for a raw session (see wsraw). Close it when done,
-// which returns its buffers. Over HTTP/2, as with Upgrade, the handler
+// UpgradeRaw is Upgrade for a raw session (see wsraw). CloseNow it when
+// done, which returns its buffers: until then it counts in Sessions and
+// Stats, and Shutdown sends it 1001 and waits for it as for a route's. Over HTTP/2, as with Upgrade, the handler
 // must not return before the session ends.
 func (srv *Server) UpgradeRaw(w http.ResponseWriter, r *http.Request, opts ...RouteOption) (*wsraw.Session, error) {
 	u, err := srv.upgradeNow(w, r, routeRaw, opts)
@@ -74,8 +75,26 @@ func (srv *Server) UpgradeRaw(w http.ResponseWriter, r *http.Request, opts ...Ro
 			return nil, fmt.Errorf("wskit: writing the 101: %w", err)
 		}
 	}
-	c := wsconn.New(u.nc, u.buffered, srv.connConfig(codec.Server, true, srv.pickShard()))
-	return newRawSession(c, r.WithContext(context.WithoutCancel(r.Context())), u.protocol, true), nil
+	sh := srv.pickShard()
+	c := wsconn.New(u.nc, u.buffered, srv.connConfig(codec.Server, true, sh))
+	// Shutdown sends it 1001 and Stats count it, as a route's raw session;
+	// it leaves both at its CloseNow.
+	var tracked *rawSession
+	s := newRawSession(c, r.WithContext(context.WithoutCancel(r.Context())), u.protocol, true, func() {
+		if tracked != nil {
+			srv.untrack(tracked)
+			sh.closed(u.onPoll, routeRaw)
+		}
+	})
+	rs := &rawSession{Session: s, c: c}
+	if !srv.track(rs) {
+		rs.goingAway()
+		s.CloseNow()
+		return nil, ErrServerClosed
+	}
+	tracked = rs
+	sh.opened(u.onPoll, routeRaw)
+	return s, nil
 }
 
 // UpgradeEvents takes a request over from inside any handler and runs the

@@ -31,7 +31,8 @@ type Session struct {
 	req      *http.Request
 	protocol string
 	err      error
-	owned    bool // the caller runs it: its buffers go back at Close
+	owned    bool   // the caller runs it: its buffers go back at Close
+	onClose  func() // for owned sessions, called at the first CloseNow
 	// For owned sessions: readIdle, reading, or closed (then whoever
 	// leaves the connection last releases it).
 	state atomic.Int32
@@ -44,8 +45,8 @@ const (
 )
 
 func init() {
-	rawhook.NewSession = func(c *wsconn.Conn, req *http.Request, protocol string, owned bool) any {
-		return &Session{c: c, req: req, protocol: protocol, owned: owned}
+	rawhook.NewSession = func(c *wsconn.Conn, req *http.Request, protocol string, owned bool, onClose func()) any {
+		return &Session{c: c, req: req, protocol: protocol, owned: owned, onClose: onClose}
 	}
 }
 
@@ -137,8 +138,17 @@ func (s *Session) CloseReason() (r frame.CloseReason, ok bool) {
 // progress returns.
 func (s *Session) CloseNow() error {
 	err := s.c.Close()
-	if s.owned && s.state.Swap(closed) == readIdle {
+	if !s.owned {
+		return err
+	}
+	switch s.state.Swap(closed) {
+	case closed:
+		return err
+	case readIdle:
 		s.c.Release()
+	}
+	if s.onClose != nil {
+		s.onClose()
 	}
 	return err
 }

@@ -12,5 +12,6 @@ import (
 
 // NewSession makes a *wsraw.Session on c, an upgraded connection whose
 // protocol is in raw mode; owned says that no route handler runs it, so
-// that its buffers go back when it is closed. Package wsraw sets it.
-var NewSession func(c *wsconn.Conn, req *http.Request, protocol string, owned bool) any
+// that its buffers go back when it is closed, and onClose, when not nil,
+// is called once then. Package wsraw sets it.
+var NewSession func(c *wsconn.Conn, req *http.Request, protocol string, owned bool, onClose func()) any
