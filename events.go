@@ -64,10 +64,11 @@ func (ev Events) serve(s *Session) {
 		s.ctlEvents = true // pings and pongs come in order with the messages
 		s.mu.Unlock()
 	}
+	s.onEvents = true // Receive from a callback would wait for itself
 	if ev.OnOpen != nil {
 		ev.OnOpen(s)
 	}
-	for m := range s.Messages() {
+	for m := range s.messages() {
 		ev.deliver(s, m)
 	}
 }

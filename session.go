@@ -91,6 +91,7 @@ type Session struct {
 
 	*lifecycle          // made when first needed on event sessions of the poll engine
 	*receiver           // nil for event sessions on the poll engine
+	onEvents   bool     // Events callbacks take the messages (set before OnOpen)
 	ctl        *control // under mu; made by the first Ping, OnPing or OnPong
 
 	// Under the output lock (sessionConn.Lock): the hubs s is subscribed
@@ -205,8 +206,10 @@ type receiver struct {
 	releaseOnce sync.Once
 }
 
-// ErrNotReceiving is returned by Receive on a session whose messages go to
-// Events.OnMessage on the poll engine's loop.
+// ErrNotReceiving is returned by Receive and Reader on a session whose
+// messages go to Events.OnMessage, on either engine (on the std engine,
+// such a call from a callback would wait for itself); Messages yields
+// nothing there.
 var ErrNotReceiving = errors.New("wskit: this session's messages go to its OnMessage callback")
 
 // reader says which goroutine owns the read side.
@@ -486,7 +489,7 @@ func (s *Session) finish(err error) {
 // that cannot be cancelled, such as context.Background(), Receive reads on
 // the caller's goroutine, which saves a goroutine switch per message.
 func (s *Session) Receive(ctx context.Context) (Message, error) {
-	if s.receiver == nil {
+	if s.receiver == nil || s.onEvents {
 		return Message{}, ErrNotReceiving
 	}
 	s.rmu.Lock()
@@ -625,6 +628,14 @@ func (s *Session) releaseHeld() {
 // session does; each message's payload is borrowed until the next step.
 // Check Err or CloseReason afterwards for how it ended.
 func (s *Session) Messages() iter.Seq[Message] {
+	if s.onEvents {
+		return func(func(Message) bool) {}
+	}
+	return s.messages()
+}
+
+// messages is Messages for the session's own use.
+func (s *Session) messages() iter.Seq[Message] {
 	return func(yield func(Message) bool) {
 		if s.receiver == nil {
 			return

@@ -37,7 +37,7 @@ var errStreamOnLoop = errors.New("wskit: an Events session on the poll engine ca
 // While a message is being read, the peer's pings are answered as Read
 // reads, not in between; so read it to its end without long pauses.
 func (s *Session) Reader(ctx context.Context) (MessageType, io.Reader, error) {
-	if s.receiver == nil {
+	if s.receiver == nil || s.onEvents {
 		return 0, nil, ErrNotReceiving
 	}
 	s.rmu.Lock()

@@ -483,3 +483,46 @@ func TestStreamCloseWhileReading(t *testing.T) {
 		})
 	}
 }
+
+// An Events callback that calls Receive, Reader or Messages is told the
+// messages are its own, on both engines: on the std engine the call used
+// to wait for itself, the callback's goroutine being the one that reads.
+func TestEventsReceiveRefused(t *testing.T) {
+	checkGoroutines(t)
+	type result struct {
+		rerr, serr error
+		yielded    bool
+	}
+	results := make(chan result, 2)
+	routes := func(srv *wskit.Server) http.Handler {
+		return srv.WebSocketEvents(wskit.Events{OnMessage: func(s *wskit.Session, m wskit.Message) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			var r result
+			_, r.rerr = s.Receive(ctx)
+			_, _, r.serr = s.Reader(ctx)
+			for range s.Messages() {
+				r.yielded = true
+			}
+			results <- r
+			s.Send(m.Type, m.Payload)
+		}})
+	}
+	for _, tg := range eachEngine(t, testOptions(), routes) {
+		t.Run(tg.name, func(t *testing.T) {
+			c := dial(t, tg.url, nil)
+			if err := c.SendText("hi"); err != nil {
+				t.Fatal(err)
+			}
+			r := await(t, results, "OnMessage")
+			if !errors.Is(r.rerr, wskit.ErrNotReceiving) || !errors.Is(r.serr, wskit.ErrNotReceiving) || r.yielded {
+				t.Errorf("in OnMessage: Receive %v, Reader %v, Messages yielded %v; want ErrNotReceiving twice and nothing", r.rerr, r.serr, r.yielded)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if m, err := c.Receive(ctx); err != nil || m.Text() != "hi" {
+				t.Errorf("echo: %q, %v", m.Text(), err)
+			}
+		})
+	}
+}
