@@ -27,6 +27,7 @@ const (
 	JetStream
 )
 
+// String returns the mode's name, as ParseMode takes it.
 func (m Mode) String() string {
 	switch m {
 	case Core:
@@ -51,6 +52,7 @@ func ParseMode(name string) (Mode, error) {
 // Options configure a Broker. The zero value uses core NATS on subjects
 // under "wskit".
 type Options struct {
+	// Mode is Core (the zero value) or JetStream.
 	Mode Mode
 	// Prefix is the first token of every subject: a topic goes to
 	// Prefix.<topic>, its name escaped into one token. "" means "wskit".
@@ -131,8 +133,8 @@ type Broker struct {
 
 // Stats are a Broker's counters.
 type Stats struct {
-	Mode      Mode
-	Connected bool
+	Mode      Mode // the broker's
+	Connected bool // to NATS now
 	// Topics is the number of topics this node follows.
 	Topics        int
 	Published     uint64 // messages published
