@@ -81,26 +81,24 @@ type Session struct {
 	lc       *loopConn // poll engine event sessions
 	opts     *Options
 	req      *http.Request
-	resp     *http.Response // a client's: the server's answer to the handshake
 	protocol string
 
 	*lifecycle // made when first needed on event sessions of the poll engine
 	*receiver  // nil for event sessions on the poll engine
 
 	// Under the output lock (sessionConn.Lock): the hubs s is subscribed
-	// to, and whether it has left them for good.
-	hubSubs  []*subscription
-	hubsOver bool
+	// to, and (hubsOver, below) whether it has left them for good.
+	hubSubs []*subscription
 
-	mu      sync.Mutex
-	vals    *valueSet // under mu
-	client  bool
-	owned   bool   // the caller runs it (Dial, Server.Upgrade): Close releases its buffers
-	onEnd   func() // run once the session has ended, when set
-	engine  Engine
-	ended   bool
-	failed  bool // event sessions, on the loop: input is dropped after a violation or timeout
-	counted bool // event sessions: counted in the poll engine's sessions
+	mu       sync.Mutex
+	vals     *valueSet // under mu
+	client   bool
+	owned    bool // the caller runs it (Dial, Server.Upgrade): Close releases its buffers
+	engine   Engine
+	ended    bool
+	failed   bool // event sessions, on the loop: input is dropped after a violation or timeout
+	counted  bool // event sessions: counted in the poll engine's sessions
+	hubsOver bool // under the output lock, beside the others to save a word
 
 	// Under mu; final once ended is set (and before done is closed). Until
 	// then err holds the cause recorded for the end, if any, which takes
@@ -109,7 +107,8 @@ type Session struct {
 	err    error
 }
 
-// lifecycle is how a session's end is observed.
+// lifecycle is how a session's end is observed. ctx is made when first
+// asked for.
 type lifecycle struct {
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -159,12 +158,13 @@ func (s *Session) wsconn() *wsconn.Conn {
 // a net.Conn transport.
 type receiver struct {
 	c     *wsconn.Conn
-	meter *shard // the server's counters; nil on a client
+	meter *shard         // the server's counters; nil on a client
+	kept  *keptRequest   // on the poll engine's server side: req is nil
+	resp  *http.Response // a client's: the server's answer to the handshake
+	onEnd func()         // run once the session has ended, when set
 
-	notify   chan struct{} // tells a waiting receiver that a message came
-	grace    *time.Timer   // wakes it when the handler holds a message too long
-	stop     chan struct{} // closed by Close: no more messages are wanted
-	stopOnce sync.Once
+	notify chan struct{} // wakes a waiting receiver: a message came, or Close; made by the first to wait
+	grace  *time.Timer   // wakes it when the handler holds a message too long
 
 	rmu sync.Mutex // serialises receivers
 
@@ -223,20 +223,11 @@ func queuedCost(n int) int { return bufpool.Cap(n) + queuedOverhead }
 const holdGrace = 100 * time.Millisecond
 
 func newSession(c *wsconn.Conn, opts *Options, req *http.Request, protocol string, client bool) *Session {
-	parent := context.Background()
-	if req != nil && !client {
-		parent = req.Context()
-	}
 	s := &Session{
 		opts: opts, req: req, protocol: protocol, client: client, owned: client,
 		lifecycle: &lifecycle{done: make(chan struct{})},
-		receiver: &receiver{
-			c:      c,
-			notify: make(chan struct{}, 1),
-			stop:   make(chan struct{}),
-		},
+		receiver:  &receiver{c: c},
 	}
-	s.ctx, s.cancel = context.WithCancel(parent)
 	// Nobody reads until the handler receives; if it does not within
 	// holdGrace, the session's own goroutine starts reading.
 	s.mu.Lock() // the timer's goroutine reads grace under the lock
@@ -346,10 +337,7 @@ func (s *Session) pass(m Message) bool {
 		}
 		room := s.room
 		s.mu.Unlock()
-		select {
-		case <-room:
-		case <-s.stop:
-		}
+		<-room // closed by take, or by Close
 		s.mu.Lock()
 		if s.stopped {
 			return false
@@ -432,7 +420,12 @@ func (s *Session) finish(err error) {
 	s.mu.Unlock()
 	s.leaveHubs()
 	close(s.done)
-	s.cancel() // after done: whoever sees the context end sees the reason
+	s.mu.Lock()
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel() // after done: whoever sees the context end sees the reason
+	}
 	if s.onEnd != nil {
 		s.onEnd()
 	}
@@ -465,18 +458,35 @@ func (s *Session) receive(ctx context.Context) (Message, error) {
 	if s.reader == readerNone && !s.ended && !s.stopped && cancel == nil {
 		s.reader = readerReceiver
 		s.mu.Unlock()
+		if err := s.c.WaitInput(); err != nil { // idle here, not in readDirect
+			s.finish(err)
+			return Message{}, s.closeError()
+		}
 		return s.readDirect()
 	}
+	return s.receiveWait(ctx)
+}
+
+// receiveWait is receive once the message must come from the session's
+// own reader: it waits for it. s.mu is held; it unlocks it. It is apart
+// from receive, whose frame is on the stack of every idle session, to keep
+// that frame small.
+//
+//go:noinline
+func (s *Session) receiveWait(ctx context.Context) (Message, error) {
+	cancel := ctx.Done()
 	if s.reader == readerNone && !s.ended {
 		s.wakeReader()
 	}
-	for {
+	if s.notify == nil {
+		s.notify = make(chan struct{}, 1)
+	}
+	for !s.stopped {
 		s.waiting = true
 		s.mu.Unlock()
 		select {
 		case <-s.notify:
 		case <-s.done:
-		case <-s.stop:
 		case <-cancel:
 		}
 		s.mu.Lock()
@@ -650,9 +660,11 @@ func (s *Session) closeWith(code CloseCode, reason string, cause error) error {
 	}
 	s.stopped = true
 	s.dropQueue()
-	s.mu.Unlock()
-	s.stopOnce.Do(func() { close(s.stop) })
-	s.mu.Lock()
+	s.signal() // a waiting receiver returns
+	if s.room != nil {
+		close(s.room) // a reader waiting for room drops its message
+		s.room = nil
+	}
 	s.wakeReader() // someone must read the peer's close
 	s.mu.Unlock()
 	// A close already sent or a dead connection ends the session anyway.
@@ -689,21 +701,32 @@ func (s *Session) Done() <-chan struct{} {
 // Context returns a context cancelled when the session ends. On a server it
 // derives from the upgrade request's context and carries its values.
 func (s *Session) Context() context.Context {
-	if s.lc == nil {
-		return s.ctx
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lifecycle == nil {
 		s.lifecycle = &lifecycle{}
 	}
 	if s.ctx == nil {
-		s.ctx, s.cancel = context.WithCancel(s.lc.requestContext())
+		s.ctx, s.cancel = context.WithCancel(s.requestContext())
 		if s.ended {
 			s.cancel()
 		}
 	}
 	return s.ctx
+}
+
+// requestContext returns the context of the request that opened the
+// session, which the session's own derives from.
+func (s *Session) requestContext() context.Context {
+	switch {
+	case s.lc != nil:
+		return s.lc.requestContext()
+	case s.receiver != nil && s.kept != nil:
+		return s.kept.context(s)
+	case s.req != nil && !s.client:
+		return s.req.Context()
+	}
+	return context.Background()
 }
 
 // over reports whether the session has ended, with its reason and error.
@@ -746,14 +769,17 @@ func (s *Session) Err() error {
 // context with the values middleware put there. On a client it is the
 // request that was sent. Do not read its body.
 //
-// An Events session on the poll engine keeps only the request's head (and
-// what the chain added): each call parses it again into a new Request, so
-// keep what you need rather than call it for each message.
+// A session on the poll engine keeps only the request's head (and what the
+// chain added): each call parses it again into a new Request, so keep what
+// you need rather than call it for each message.
 func (s *Session) Request() *http.Request {
-	if s.lc == nil {
-		return s.req
+	switch {
+	case s.lc != nil:
+		return s.lc.request()
+	case s.receiver != nil && s.kept != nil:
+		return s.kept.request(s)
 	}
-	return s.lc.request()
+	return s.req
 }
 
 // values implements ValueHolder.
@@ -770,7 +796,12 @@ func (s *Session) values(create bool) *valueSet {
 // session opened by Dial: its status, header fields (Set-Cookie among them,
 // see http.Response.Cookies), TLS state, and the request in Request. Its
 // body is empty. On a server's session it is nil.
-func (s *Session) Response() *http.Response { return s.resp }
+func (s *Session) Response() *http.Response {
+	if s.receiver == nil {
+		return nil
+	}
+	return s.resp
+}
 
 // Engine returns the transport the session runs on: EngineStd or
 // EnginePoll on a server; EngineAuto on a client.

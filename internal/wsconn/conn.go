@@ -375,6 +375,31 @@ func (c *Conn) Next() (codec.Event, error) {
 	}
 }
 
+// WaitInput returns once Next would find input (or the end of the stream)
+// without waiting, running the protocol's timers meanwhile, and holds no
+// read buffer while it waits. A session that waits here rather than in
+// Next is parked with a shallow stack, which then stays at its smallest.
+// It returns the error that ends reading, as Next would. Only the
+// goroutine calling Next may call it.
+func (c *Conn) WaitInput() error {
+	for c.raw != nil && c.r == c.w {
+		if err := c.armTimers(); err != nil {
+			return err
+		}
+		c.rmu.Lock()
+		if !c.pinned && c.rbuf != nil {
+			bufpool.Put(c.rbuf)
+			c.rbuf = nil
+			c.r, c.w = 0, 0
+		}
+		c.rmu.Unlock()
+		if err := c.raw.wait(); !errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil // input, or an error that Next reports
+		}
+	}
+	return nil
+}
+
 // read reads what has come into the read buffer. Where the connection
 // lets it wait for input without a buffer (see rawReader), the buffer is
 // taken only once bytes are there: a session waiting for its peer holds
