@@ -493,12 +493,15 @@ func rawEcho(s *wsraw.Session) {
 // logged wraps a default session's handler to log its open and close.
 func logged(log *slog.Logger, handler func(*wskit.Session)) func(*wskit.Session) {
 	return func(s *wskit.Session) {
-		r := sessionRequest(s)
-		logOpen(log, r, "subprotocol", s.Subprotocol())
+		// The request is read only to log: on the poll engine Request
+		// parses the head again, which an idle session need not pay for.
+		if log.Enabled(context.Background(), slog.LevelDebug) {
+			logOpen(log, sessionRequest(s), "subprotocol", s.Subprotocol())
+		}
 		handler(s)
 		s.Close(wskit.CloseNormal, "") // a no-op when the session has ended
 		reason, _ := s.CloseReason()
-		logClose(log, r, int(reason.Code), reason.Reason, s.Err())
+		logClose(log, sessionRequest(s), int(reason.Code), reason.Reason, s.Err())
 	}
 }
 
