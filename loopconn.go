@@ -24,7 +24,7 @@ type loopConn struct {
 	proto codec.Protocol // guarded by c's lock
 	pe    *poller.Conn
 	rt    *route
-	head  string        // the request head, parsed again if Session.Request is called
+	head  string        // the request head (see compactHead), parsed again by Session.Request
 	extra *requestExtra // what the head does not tell, when there is any
 	tls   *tlsLayer     // the record layer, over TLS
 }
@@ -387,7 +387,7 @@ func (lc *loopConn) setCause(err error) {
 // request parses the head again for Session.Request, with what the chain
 // added.
 func (lc *loopConn) request() *http.Request {
-	r, err := parseHead([]byte(lc.head), lc.pe.RemoteAddr())
+	r, err := parseHead(expandHead(nil, lc.head), lc.pe.RemoteAddr())
 	if err != nil {
 		return nil
 	}

@@ -320,7 +320,7 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 	c.SetTimer(time.Time{})
 	pe.shard(c).accepted.Add(1)
 	if rt.kind == routeEvents {
-		newLoopConn(pe, c, rt, loopOpen{head: string(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: pathValues(r, true)})
+		newLoopConn(pe, c, rt, loopOpen{head: compactHead(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: pathValues(r, true)})
 		return
 	}
 	// Default and raw sessions block in their handlers: a goroutine drives
@@ -346,7 +346,7 @@ func (pe *pollEngine) startSession(c *poller.Conn, rt *route, head, rest []byte,
 		u.buffered = append([]byte(nil), rest...)
 	}
 	u.unsent = writeAccepted(c, key, protocol, exts)
-	u.kept = &keptRequest{head: string(head), paths: paths, pe: pe}
+	u.kept = &keptRequest{head: compactHead(head), paths: paths, pe: pe}
 	u.nc = c.Detach()
 	rt.start(u)
 }
@@ -372,14 +372,14 @@ func writeAccepted(c *poller.Conn, key, protocol string, exts []codec.Negotiated
 // request that opened it: its head, which Session.Request parses again,
 // and its path values.
 type keptRequest struct {
-	head  string
+	head  string   // see compactHead
 	paths []string // name, value, …
 	pe    *pollEngine
 }
 
 // request parses the head again for Session.Request.
 func (k *keptRequest) request(s *Session) *http.Request {
-	r, err := parseHead([]byte(k.head), s.RemoteAddr())
+	r, err := parseHead(expandHead(nil, k.head), s.RemoteAddr())
 	if err != nil {
 		return nil
 	}
@@ -432,7 +432,7 @@ func (pe *pollEngine) quickUpgrade(c *poller.Conn, head, rest []byte) bool {
 		pe.startSession(c, rt, head, rest, key, protocol, exts, pathValues(&q.r, true))
 		return true
 	}
-	newLoopConn(pe, c, rt, loopOpen{head: string(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: pathValues(&q.r, true)})
+	newLoopConn(pe, c, rt, loopOpen{head: compactHead(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: pathValues(&q.r, true)})
 	return true
 }
 
@@ -528,7 +528,7 @@ func (pe *pollEngine) attach(u *upgraded, rt *route) {
 }
 
 // keptHead writes r's request line and header as the chain left them, for
-// Session.Request to parse again.
+// Session.Request to parse again, in the compact form sessions keep.
 func keptHead(r *http.Request) string {
 	buf := bufpool.Get(1024)
 	b := bytes.NewBuffer(*buf)
@@ -540,7 +540,7 @@ func keptHead(r *http.Request) string {
 	b.WriteString("\r\n")
 	r.Header.Write(b)
 	b.WriteString("\r\n")
-	head := b.String() // of the exact size, where a Builder keeps its slack
+	head := compactHead(b.Bytes())
 	*buf = b.Bytes()[:0]
 	bufpool.Put(buf)
 	return head
