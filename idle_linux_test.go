@@ -71,8 +71,9 @@ func TestIdleMemoryPerConnection(t *testing.T) {
 			if perConn > float64(tc.heap) {
 				t.Errorf("%.0f bytes of heap per idle connection, more than %d", perConn, tc.heap)
 			}
-			// Timers' goroutines may be passing through: allow 1%.
-			if want := tc.goroutines * m; g1-g0 < want || g1-g0 > want+m/100 {
+			// Goroutines of handshakes and timers may be passing through
+			// either count: allow 2%.
+			if want := tc.goroutines * m; g1-g0 < want-m/50 || g1-g0 > want+m/50 {
 				t.Errorf("%d goroutines more for %d idle connections, want %d", g1-g0, m, want)
 			}
 		})

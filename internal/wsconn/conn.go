@@ -375,8 +375,8 @@ func (c *Conn) Next() (codec.Event, error) {
 	}
 }
 
-// WaitInput returns once Next would find input (or the end of the stream)
-// without waiting, running the protocol's timers meanwhile, and holds no
+// WaitInput waits for input and reads what has come, running the
+// protocol's timers meanwhile, as Next does between frames, and holds no
 // read buffer while it waits. A session that waits here rather than in
 // Next is parked with a shallow stack, which then stays at its smallest.
 // It returns the error that ends reading, as Next would. Only the
@@ -386,15 +386,14 @@ func (c *Conn) WaitInput() error {
 		if err := c.armTimers(); err != nil {
 			return err
 		}
-		c.rmu.Lock()
-		if !c.pinned && c.rbuf != nil {
-			bufpool.Put(c.rbuf)
-			c.rbuf = nil
-			c.r, c.w = 0, 0
-		}
-		c.rmu.Unlock()
-		if err := c.raw.wait(); !errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil // input, or an error that Next reports
+		c.r, c.w = 0, 0
+		n, err := c.read()
+		c.w = n
+		if err != nil && n == 0 {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue // a timer is due, or a sender changed the state
+			}
+			return c.readError(err)
 		}
 	}
 	return nil

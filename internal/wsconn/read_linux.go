@@ -6,20 +6,17 @@ import (
 	"io"
 	"os"
 	"syscall"
-	"unsafe"
 )
 
 // rawReader reads through the connection's RawConn, which waits for input
 // with no buffer: the Conn's read buffer is taken only when a read finds
 // bytes. Its function value is made once, so that a read allocates nothing.
 type rawReader struct {
-	c      *Conn
-	rc     syscall.RawConn
-	fn     func(fd uintptr) bool
-	peekFn func(fd uintptr) bool
-	n      int
-	err    error
-	one    [1]byte // what peek reads into
+	c   *Conn
+	rc  syscall.RawConn
+	fn  func(fd uintptr) bool
+	n   int
+	err error
 }
 
 // newRawReader returns a rawReader for c's connection, or nil when it has
@@ -34,21 +31,9 @@ func newRawReader(c *Conn) *rawReader {
 		return nil
 	}
 	r := &rawReader{c: c, rc: rc}
-	r.fn, r.peekFn = r.try, r.peek
+	r.fn = r.try
 	return r
 }
-
-// peek reports whether a read would not wait: input, the end of the
-// stream or an error is there. It reads nothing.
-func (r *rawReader) peek(fd uintptr) bool {
-	_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&r.one[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	return errno != syscall.EAGAIN
-}
-
-// wait returns once a read would not wait, or the connection's read
-// deadline has passed (os.ErrDeadlineExceeded), or it is closed.
-func (r *rawReader) wait() error { return r.rc.Read(r.peekFn) }
 
 // try reads once; false means nothing was there, so wait for input.
 func (r *rawReader) try(fd uintptr) bool {

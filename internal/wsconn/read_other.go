@@ -8,5 +8,3 @@ type rawReader struct{}
 func newRawReader(c *Conn) *rawReader { return nil }
 
 func (r *rawReader) read() (int, error) { panic("unreachable") }
-
-func (r *rawReader) wait() error { panic("unreachable") }
