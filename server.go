@@ -190,9 +190,16 @@ func (rt *route) start(u *upgraded) {
 }
 
 // runSession runs the handler of s, a tracked default session, until it
-// has ended.
+// has ended. It is runHandler and the end of serveConn in one frame: its
+// goroutine idles under it.
 func (rt *route) runSession(s *Session, onPoll bool) {
-	runHandler(s, rt.session)
+	defer rt.untrack(s, onPoll)
+	defer s.endHandler()
+	rt.session(s)
+}
+
+// untrack forgets s, a default session of rt that has ended.
+func (rt *route) untrack(s *Session, onPoll bool) {
 	rt.srv.untrack(s)
 	s.meter.closed(onPoll, rt.kind)
 }

@@ -387,7 +387,8 @@ func (c *Conn) WaitInput() error {
 			return err
 		}
 		c.r, c.w = 0, 0
-		n, err := c.read()
+		c.dropReadBuf() // as read does, one frame less deep
+		n, err := c.raw.read()
 		c.w = n
 		if err != nil && n == 0 {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
