@@ -25,8 +25,12 @@ func (s *Session) CloseNow() error {
 	}
 	s.stopped = true
 	s.dropQueue()
+	s.signal() // a waiting receiver returns
+	if s.room != nil {
+		close(s.room) // a reader waiting for room drops its message
+		s.room = nil
+	}
 	s.mu.Unlock()
-	s.stopOnce.Do(func() { close(s.stop) })
 	s.c.Abort()
 	s.mu.Lock()
 	s.abandonStream()
@@ -49,7 +53,9 @@ func (s *Session) CloseNow() error {
 // dropped.
 func (s *Session) CloseRead() {
 	if s.lc != nil {
-		s.lc.readClosed.Store(true)
+		s.lc.pe.Lock() // the loop reads it under this lock
+		s.readClosed = true
+		s.lc.pe.Unlock()
 		return
 	}
 	s.mu.Lock()
@@ -81,9 +87,7 @@ func (s *Session) CloseRead() {
 		return
 	}
 	s.stopped = true
-	s.mu.Unlock()
-	s.stopOnce.Do(func() { close(s.stop) })
-	s.mu.Lock()
+	s.signal()
 	s.abandonStream()
 	s.wakeReader()
 	s.mu.Unlock()

@@ -55,7 +55,7 @@ func (ev Events) Run(s *Session) {
 func (ev Events) serve(s *Session) {
 	defer func() {
 		if v := recover(); v != nil {
-			logPanic(s.opts, s.req, v)
+			logPanic(s.opts, s.Request(), v)
 			s.closeWith(CloseInternalError, "internal error", ErrHandlerPanic)
 		}
 	}()

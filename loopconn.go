@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/wskit/wskit/codec"
@@ -25,11 +24,9 @@ type loopConn struct {
 	proto codec.Protocol // guarded by c's lock
 	pe    *poller.Conn
 	rt    *route
-	head  string        // the request head, parsed again if Session.Request is called
+	head  string        // the request head (see compactHead), parsed again by Session.Request
 	extra *requestExtra // what the head does not tell, when there is any
 	tls   *tlsLayer     // the record layer, over TLS
-
-	readClosed atomic.Bool // Session.CloseRead: messages are dropped
 }
 
 // requestExtra is what Session.Request gives besides the head: what the
@@ -124,6 +121,7 @@ func (lc *loopConn) receive(in []byte, t *codec.Tally) {
 			lc.proto.SetTally(t)
 		}
 		ev, n, ok, err := lc.proto.Receive(in)
+		drop := lc.s.readClosed
 		in = in[n:]
 		if k := lc.proto.Replies(); k > 0 {
 			c.Commit(lc.proto.AppendReplies(c.Buffer(k)))
@@ -137,7 +135,7 @@ func (lc *loopConn) receive(in []byte, t *codec.Tally) {
 		if ok && ev.Kind != codec.EventMessage && ev.Kind != codec.EventClose {
 			lc.control(ev)
 		}
-		if ok && ev.Kind == codec.EventMessage && !lc.readClosed.Load() {
+		if ok && ev.Kind == codec.EventMessage && !drop {
 			lc.dispatch(job{kind: jobMessage, m: Message{Type: ev.Op, Payload: ev.Payload}})
 			if c.ReadPaused() && len(in) > 0 {
 				// The workers' queue is full: the rest waits, and the
@@ -440,7 +438,7 @@ func (lc *loopConn) setCause(err error) {
 // request parses the head again for Session.Request, with what the chain
 // added and the TLS state.
 func (lc *loopConn) request() *http.Request {
-	r, err := parseHead([]byte(lc.head), lc.pe.RemoteAddr())
+	r, err := parseHead(expandHead(nil, lc.head), lc.pe.RemoteAddr())
 	if err != nil {
 		return nil
 	}

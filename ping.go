@@ -35,6 +35,12 @@ type pingWait struct {
 // control returns s's control state, making it if create is set. s.mu is
 // held.
 func (s *Session) controlLocked(create bool) *control {
+	if s.lifecycle == nil {
+		if !create {
+			return nil
+		}
+		s.lifecycle = &lifecycle{}
+	}
 	if s.ctl == nil && create {
 		s.ctl = new(control)
 	}
@@ -98,7 +104,7 @@ func (s *Session) Ping(ctx context.Context) (time.Duration, error) {
 func (s *Session) forgetPing(w *pingWait) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ctl := s.ctl
+	ctl := s.controlLocked(false)
 	for i, x := range ctl.waiting {
 		if x == w {
 			ctl.waiting = append(ctl.waiting[:i], ctl.waiting[i+1:]...)
@@ -147,7 +153,7 @@ func (s *Session) OnPong(f func(payload []byte)) {
 // hook panicked; the session is then closing with 1011.
 func (s *Session) received(ev codec.Event) bool {
 	s.mu.Lock()
-	ctl := s.ctl
+	ctl := s.controlLocked(false)
 	if ctl == nil {
 		s.mu.Unlock()
 		return true
@@ -249,7 +255,7 @@ func (lc *loopConn) control(ev codec.Event) {
 	s := &lc.s
 	s.mu.Lock()
 	hooked := false
-	if ctl := s.ctl; ctl != nil {
+	if ctl := s.controlLocked(false); ctl != nil {
 		if ev.Kind == codec.EventPong {
 			ctl.answer(ev.Payload, time.Now())
 		}
@@ -274,7 +280,7 @@ func (lc *loopConn) runControl(m Message) {
 	evs := &lc.rt.events
 	s.mu.Lock()
 	var hook func([]byte)
-	if ctl := s.ctl; ctl != nil {
+	if ctl := s.controlLocked(false); ctl != nil {
 		hook = ctl.onPing
 		if m.Type == frame.OpPong {
 			hook = ctl.onPong

@@ -320,26 +320,84 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 	c.SetTimer(time.Time{})
 	pe.shard(c).accepted.Add(1)
 	if rt.kind == routeEvents {
-		newLoopConn(pe, c, rt, loopOpen{head: string(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: pathValues(r, true)})
+		newLoopConn(pe, c, rt, loopOpen{head: compactHead(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: pathValues(r, true)})
 		return
 	}
 	// Default and raw sessions block in their handlers: a goroutine drives
 	// each, reading and writing through the loop's readiness.
+	if rt.kind == routeSession {
+		pe.startSession(c, rt, head, rest, key, protocol, exts, pathValues(r, true))
+		return
+	}
 	u := &upgraded{r: r.WithContext(pe.requestContext(c)), key: key, protocol: protocol, exts: exts, poll: pe, onPoll: true}
 	u.buffered = append([]byte(nil), rest...)
+	u.writeAccept = true
 	u.nc = c.Detach()
-	go func() {
-		if err := writeAccept(u.nc, key, protocol, exts, nil, pe.srv.opts.HandshakeTimeout); err != nil {
-			codec.ReleaseExtensions(exts)
-			u.nc.Close()
-			return
-		}
-		rt.serveConn(u)
-	}()
+	go rt.serveConn(u)
 }
 
-// quickUpgrade opens an Events session from a head of the common form
-// without allocating more than the session itself, or hands a head of that
+// startSession opens a default session on c for an upgrade the loop
+// accepted. The 101 goes out and the session is made here, so that its
+// goroutine starts parked for input with a small stack (see route.start);
+// it keeps the head rather than a parsed request.
+func (pe *pollEngine) startSession(c *poller.Conn, rt *route, head, rest []byte, key, protocol string, exts []codec.Negotiated, paths []string) {
+	u := &upgraded{key: key, protocol: protocol, exts: exts, poll: pe, onPoll: true}
+	if len(rest) > 0 {
+		u.buffered = append([]byte(nil), rest...)
+	}
+	u.unsent = writeAccepted(c, key, protocol, exts)
+	u.kept = &keptRequest{head: compactHead(head), paths: paths, pe: pe}
+	u.nc = c.Detach()
+	rt.start(u)
+}
+
+// writeAccepted writes the 101 of an upgrade from the loop, which owns c's
+// descriptor, without waiting: it returns what the socket did not take
+// (nothing unless the peer's window is full already), for the session's
+// goroutine to write.
+func writeAccepted(c *poller.Conn, key, protocol string, exts []codec.Negotiated) []byte {
+	buf := bufpool.Get(256 + len(protocol) + 256*len(exts))
+	b := appendAccept(*buf, key, protocol, exts, nil)
+	n := writeNow(c.Fd(), b)
+	var rest []byte
+	if n < len(b) {
+		rest = append(rest, b[n:]...)
+	}
+	*buf = b[:0]
+	bufpool.Put(buf)
+	return rest
+}
+
+// keptRequest is what a default session on the poll engine keeps of the
+// request that opened it: its head, which Session.Request parses again,
+// and its path values.
+type keptRequest struct {
+	head  string   // see compactHead
+	paths []string // name, value, …
+	pe    *pollEngine
+}
+
+// request parses the head again for Session.Request.
+func (k *keptRequest) request(s *Session) *http.Request {
+	r, err := parseHead(expandHead(nil, k.head), s.RemoteAddr())
+	if err != nil {
+		return nil
+	}
+	r = r.WithContext(k.context(s))
+	for i := 0; i+1 < len(k.paths); i += 2 {
+		r.SetPathValue(k.paths[i], k.paths[i+1])
+	}
+	return r
+}
+
+// context returns the request's context, with the values net/http sets.
+func (k *keptRequest) context(s *Session) context.Context {
+	ctx := context.WithValue(context.Background(), http.ServerContextKey, k.pe.hs)
+	return context.WithValue(ctx, http.LocalAddrContextKey, s.LocalAddr())
+}
+
+// quickUpgrade opens an Events or default session from a head of the
+// common form without allocating more than the session itself, or hands a head of that
 // form that is not for the loop to net/http; it reports false when the
 // head needs the full path.
 func (pe *pollEngine) quickUpgrade(c *poller.Conn, head, rest []byte) bool {
@@ -356,7 +414,7 @@ func (pe *pollEngine) quickUpgrade(c *poller.Conn, head, rest []byte) bool {
 		pe.toHTTP(c, head, rest) // a plain request: net/http's
 		return true
 	}
-	if rt.kind != routeEvents || !headerHasToken(q.h, "Upgrade", "websocket") {
+	if (rt.kind != routeEvents && rt.kind != routeSession) || !headerHasToken(q.h, "Upgrade", "websocket") {
 		return false
 	}
 	key, protocol, herr := pe.srv.checkUpgrade(&q.r, rt.cfg.protocols)
@@ -370,7 +428,11 @@ func (pe *pollEngine) quickUpgrade(c *poller.Conn, head, rest []byte) bool {
 	}
 	c.SetTimer(time.Time{})
 	pe.shard(c).accepted.Add(1)
-	newLoopConn(pe, c, rt, loopOpen{head: string(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: pathValues(&q.r, true)})
+	if rt.kind == routeSession {
+		pe.startSession(c, rt, head, rest, key, protocol, exts, pathValues(&q.r, true))
+		return true
+	}
+	newLoopConn(pe, c, rt, loopOpen{head: compactHead(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: pathValues(&q.r, true)})
 	return true
 }
 
@@ -466,7 +528,7 @@ func (pe *pollEngine) attach(u *upgraded, rt *route) {
 }
 
 // keptHead writes r's request line and header as the chain left them, for
-// Session.Request to parse again.
+// Session.Request to parse again, in the compact form sessions keep.
 func keptHead(r *http.Request) string {
 	buf := bufpool.Get(1024)
 	b := bytes.NewBuffer(*buf)
@@ -478,7 +540,7 @@ func keptHead(r *http.Request) string {
 	b.WriteString("\r\n")
 	r.Header.Write(b)
 	b.WriteString("\r\n")
-	head := b.String() // of the exact size, where a Builder keeps its slack
+	head := compactHead(b.Bytes())
 	*buf = b.Bytes()[:0]
 	bufpool.Put(buf)
 	return head

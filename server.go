@@ -153,42 +153,118 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// values, not its cancellation, which net/http brings when ServeHTTP
 	// returns.
 	u.r = r.WithContext(context.WithoutCancel(r.Context()))
-	go rt.serveConn(u)
+	rt.start(u)
 }
 
-// serveConn runs a session on an upgraded connection, until it ends.
-func (rt *route) serveConn(u *upgraded) {
-	srv := rt.srv
-	sh := srv.pickShard()
-	if rt.kind == routeRaw {
-		c := wsconn.New(u.nc, u.buffered, srv.connConfig(codec.Server, true, sh))
-		rs := &rawSession{Session: newRawSession(c, u.r, u.protocol, false, nil), c: c}
-		if srv.track(rs) {
-			sh.opened(u.onPoll, routeRaw)
-			defer sh.closed(u.onPoll, routeRaw)
-			defer srv.untrack(rs)
-			srv.runRaw(rs, rt.raw)
-		} else {
-			rs.goingAway()
-		}
-		c.Close()
-		c.Release()
+// start runs the session of u on a goroutine of its own. A default
+// session is made here, on the caller's goroutine, which must not block:
+// the new goroutine then only runs the handler, and one whose handler waits
+// for a message parks with a stack that never grew past the smallest
+// (the runtime cannot shrink it back to that once it has).
+func (rt *route) start(u *upgraded) {
+	if rt.kind != routeSession || u.writeAccept {
+		go rt.serveConn(u)
 		return
 	}
-	s := srv.newServerSession(u, sh)
-	if !srv.track(s) {
-		s.Close(CloseGoingAway, "server shutting down")
-		s.releaseBuffers()
+	sh := rt.srv.pickShard()
+	s := rt.srv.newServerSession(u, sh)
+	if !rt.srv.track(s) {
+		go func() {
+			s.Close(CloseGoingAway, "server shutting down")
+			s.releaseBuffers()
+		}()
 		return
 	}
 	sh.opened(u.onPoll, rt.kind)
-	defer sh.closed(u.onPoll, rt.kind)
-	defer srv.untrack(s)
+	if len(u.unsent) > 0 {
+		go func() {
+			if t := rt.srv.opts.HandshakeTimeout; t > 0 {
+				u.nc.SetWriteDeadline(time.Now().Add(t))
+			}
+			if _, err := u.nc.Write(u.unsent); err != nil {
+				s.out().Abort()
+			}
+			u.nc.SetWriteDeadline(time.Time{})
+			rt.runSession(s, u.onPoll)
+		}()
+		return
+	}
+	go rt.runSession(s, u.onPoll)
+}
+
+// runSession runs the handler of s, a tracked default session, until it
+// has ended. It is runHandler and the end of serveConn in one frame: its
+// goroutine idles under it.
+func (rt *route) runSession(s *Session, onPoll bool) {
+	defer rt.untrack(s, onPoll)
+	defer s.endHandler()
+	rt.session(s)
+}
+
+// untrack forgets s, a default session of rt that has ended.
+func (rt *route) untrack(s *Session, onPoll bool) {
+	rt.srv.untrack(s)
+	s.meter.closed(onPoll, rt.kind)
+}
+
+// serveConn runs a session on an upgraded connection, until it ends,
+// writing the 101 first when u says so.
+func (rt *route) serveConn(u *upgraded) {
+	if u.writeAccept {
+		if err := writeAccept(u.nc, u.key, u.protocol, u.exts, nil, rt.srv.opts.HandshakeTimeout); err != nil {
+			codec.ReleaseExtensions(u.exts)
+			u.nc.Close()
+			return
+		}
+	}
+	if rt.kind == routeRaw {
+		rt.serveRaw(u)
+		return
+	}
+	s := rt.openSession(u)
+	if s == nil {
+		return
+	}
 	handler := rt.session
 	if rt.kind == routeEvents {
 		handler = rt.events.Run
 	}
 	runHandler(s, handler)
+	rt.srv.untrack(s)
+	s.meter.closed(u.onPoll, rt.kind)
+}
+
+// openSession makes and tracks the default session of u, counted in a
+// shard of the server; nil when the server is shutting down.
+func (rt *route) openSession(u *upgraded) *Session {
+	srv := rt.srv
+	sh := srv.pickShard()
+	s := srv.newServerSession(u, sh)
+	if !srv.track(s) {
+		s.Close(CloseGoingAway, "server shutting down")
+		s.releaseBuffers()
+		return nil
+	}
+	sh.opened(u.onPoll, rt.kind)
+	return s
+}
+
+// serveRaw runs a raw session on u until it ends.
+func (rt *route) serveRaw(u *upgraded) {
+	srv := rt.srv
+	sh := srv.pickShard()
+	c := wsconn.New(u.nc, u.buffered, srv.connConfig(codec.Server, true, sh))
+	rs := &rawSession{Session: newRawSession(c, u.r, u.protocol, false, nil), c: c}
+	if srv.track(rs) {
+		sh.opened(u.onPoll, routeRaw)
+		defer sh.closed(u.onPoll, routeRaw)
+		defer srv.untrack(rs)
+		srv.runRaw(rs, rt.raw)
+	} else {
+		rs.goingAway()
+	}
+	c.Close()
+	c.Release()
 }
 
 // newServerSession makes the default session of an upgraded connection,
@@ -197,6 +273,7 @@ func (srv *Server) newServerSession(u *upgraded, sh *shard) *Session {
 	cfg := srv.connConfig(codec.Server, false, sh)
 	cfg.Codec.Extensions = u.exts
 	s := newSession(wsconn.New(u.nc, u.buffered, cfg), &srv.opts, u.r, u.protocol, false)
+	s.kept = u.kept
 	s.meter = sh
 	s.engine = EngineStd
 	if u.onPoll {
@@ -242,16 +319,20 @@ func (s *Session) kill() { s.out().Abort() }
 // runHandler runs a default session's handler and closes the session after
 // it: 1000 when it returns, 1011 when it panics.
 func runHandler(s *Session, handler func(*Session)) {
-	defer s.releaseBuffers()
-	defer func() {
-		if v := recover(); v != nil {
-			logPanic(s.opts, s.req, v)
-			s.closeWith(CloseInternalError, "internal error", ErrHandlerPanic)
-			return
-		}
-		s.Close(CloseNormal, "")
-	}()
+	defer s.endHandler()
 	handler(s)
+}
+
+// endHandler closes the session once its handler has returned or
+// panicked, and returns its buffers.
+func (s *Session) endHandler() {
+	if v := recover(); v != nil {
+		logPanic(s.opts, s.Request(), v)
+		s.closeWith(CloseInternalError, "internal error", ErrHandlerPanic)
+	} else {
+		s.Close(CloseNormal, "")
+	}
+	s.releaseBuffers()
 }
 
 // logPanic logs v, recovered from a session's handler or callback; call it
@@ -301,6 +382,10 @@ type upgraded struct {
 	poll     *pollEngine // the poll engine whose loop nc can go back to, if any
 	onPoll   bool        // nc comes from a poll engine (over TLS, it stays on a goroutine)
 	h2       bool        // nc is an HTTP/2 stream, answered already: it ends with the handler
+
+	writeAccept bool         // the session's goroutine writes the 101 first
+	unsent      []byte       // the end of a 101 the loop could not write at once
+	kept        *keptRequest // on the poll engine, the head kept for r
 }
 
 // accept carries out the server's side of an opening handshake on a

@@ -86,28 +86,27 @@ type Session struct {
 	lc       *loopConn // poll engine event sessions
 	opts     *Options
 	req      *http.Request
-	resp     *http.Response // a client's: the server's answer to the handshake
 	protocol string
 
-	*lifecycle          // made when first needed on event sessions of the poll engine
-	*receiver           // nil for event sessions on the poll engine
-	onEvents   bool     // Events callbacks take the messages (set before OnOpen)
-	ctl        *control // under mu; made by the first Ping, OnPing or OnPong
+	*lifecycle // made when first needed on event sessions of the poll engine
+	*receiver  // nil for event sessions on the poll engine
 
 	// Under the output lock (sessionConn.Lock): the hubs s is subscribed
-	// to, and whether it has left them for good.
-	hubSubs  []*subscription
-	hubsOver bool
+	// to, and (hubsOver, below) whether it has left them for good.
+	hubSubs []*subscription
 
-	mu      sync.Mutex
-	vals    *valueSet // under mu
-	client  bool
-	owned   bool   // the caller runs it (Dial, Server.Upgrade): Close releases its buffers
-	onEnd   func() // run once the session has ended, when set
-	engine  Engine
-	ended   bool
-	failed  bool // event sessions, on the loop: input is dropped after a violation or timeout
-	counted bool // event sessions: counted in the poll engine's sessions
+	mu       sync.Mutex
+	vals     *valueSet // under mu
+	client   bool
+	owned    bool // the caller runs it (Dial, Server.Upgrade): Close releases its buffers
+	engine   Engine
+	ended    bool
+	failed   bool // event sessions, on the loop: input is dropped after a violation or timeout
+	counted  bool // event sessions: counted in the poll engine's sessions
+	hubsOver bool // under the output lock, beside the others to save a word
+	// readClosed: CloseRead was called, and data messages are dropped.
+	// Under mu, or on the loop under the connection's lock.
+	readClosed bool
 
 	// Under mu; final once ended is set (and before done is closed). Until
 	// then err holds the cause recorded for the end, if any, which takes
@@ -116,11 +115,13 @@ type Session struct {
 	err    error
 }
 
-// lifecycle is how a session's end is observed.
+// lifecycle is how a session's end is observed. ctx is made when first
+// asked for.
 type lifecycle struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the connection has ended
+	ctl    *control      // under mu; made by the first Ping, OnPing or OnPong
 }
 
 // out returns the transport that sends.
@@ -170,12 +171,13 @@ func (s *Session) wsconn() *wsconn.Conn {
 // a net.Conn transport.
 type receiver struct {
 	c     *wsconn.Conn
-	meter *shard // the server's counters; nil on a client
+	meter *shard         // the server's counters; nil on a client
+	kept  *keptRequest   // on the poll engine's server side: req is nil
+	resp  *http.Response // a client's: the server's answer to the handshake
+	onEnd func()         // run once the session has ended, when set
 
-	notify   chan struct{} // tells a waiting receiver that a message came
-	grace    *time.Timer   // wakes it when the handler holds a message too long
-	stop     chan struct{} // closed by Close: no more messages are wanted
-	stopOnce sync.Once
+	notify chan struct{} // wakes a waiting receiver: a message came, or Close; made by the first to wait
+	grace  *time.Timer   // wakes it when the handler holds a message too long
 
 	rmu sync.Mutex // serialises receivers
 
@@ -196,12 +198,12 @@ type receiver struct {
 	queuedBytes   int
 	heldCopy      *[]byte // buffer of the queued message returned last
 	stopped       bool
-	readClosed    bool          // CloseRead: data messages are dropped
+	onEvents      bool          // Events callbacks take the messages (set before OnOpen)
 	ctlEvents     bool          // pings and pongs go to the handler as messages (Events.Run)
 	handover      chan struct{} // closed when the background reader gives the read side to Reader
 	dropping      bool          // the fragments of an abandoned streamed message are dropped
 
-	stream messageReader // Reader's, under rmu
+	stream *messageReader // Reader's, under rmu; made by the first
 
 	releaseOnce sync.Once
 }
@@ -243,20 +245,11 @@ func queuedCost(n int) int { return bufpool.Cap(n) + queuedOverhead }
 const holdGrace = 100 * time.Millisecond
 
 func newSession(c *wsconn.Conn, opts *Options, req *http.Request, protocol string, client bool) *Session {
-	parent := context.Background()
-	if req != nil && !client {
-		parent = req.Context()
-	}
 	s := &Session{
 		opts: opts, req: req, protocol: protocol, client: client, owned: client,
 		lifecycle: &lifecycle{done: make(chan struct{})},
-		receiver: &receiver{
-			c:      c,
-			notify: make(chan struct{}, 1),
-			stop:   make(chan struct{}),
-		},
+		receiver:  &receiver{c: c},
 	}
-	s.ctx, s.cancel = context.WithCancel(parent)
 	// Nobody reads until the handler receives; if it does not within
 	// holdGrace, the session's own goroutine starts reading.
 	s.mu.Lock() // the timer's goroutine reads grace under the lock
@@ -390,10 +383,7 @@ func (s *Session) pass(m Message) bool {
 		}
 		room := s.room
 		s.mu.Unlock()
-		select {
-		case <-room:
-		case <-s.stop:
-		}
+		<-room // closed by take, or by Close
 		s.mu.Lock()
 		if s.stopped {
 			return false
@@ -476,7 +466,12 @@ func (s *Session) finish(err error) {
 	s.mu.Unlock()
 	s.leaveHubs()
 	close(s.done)
-	s.cancel() // after done: whoever sees the context end sees the reason
+	s.mu.Lock()
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel() // after done: whoever sees the context end sees the reason
+	}
 	if s.onEnd != nil {
 		s.onEnd()
 	}
@@ -499,7 +494,7 @@ func (s *Session) Receive(ctx context.Context) (Message, error) {
 
 // receive waits for a message.
 func (s *Session) receive(ctx context.Context) (Message, error) {
-	if s.stream.open || s.stream.whole0 {
+	if s.stream != nil && (s.stream.open || s.stream.whole0) {
 		s.dropStream()
 	}
 	cancel := ctx.Done() // nil when ctx cannot be cancelled
@@ -512,18 +507,35 @@ func (s *Session) receive(ctx context.Context) (Message, error) {
 	if s.reader == readerNone && !s.ended && !s.stopped && cancel == nil {
 		s.reader = readerReceiver
 		s.mu.Unlock()
+		if err := s.c.WaitInput(); err != nil { // idle here, not in readDirect
+			s.finish(err)
+			return Message{}, s.closeError()
+		}
 		return s.readDirect()
 	}
+	return s.receiveWait(ctx)
+}
+
+// receiveWait is receive once the message must come from the session's
+// own reader: it waits for it. s.mu is held; it unlocks it. It is apart
+// from receive, whose frame is on the stack of every idle session, to keep
+// that frame small.
+//
+//go:noinline
+func (s *Session) receiveWait(ctx context.Context) (Message, error) {
+	cancel := ctx.Done()
 	if s.reader == readerNone && !s.ended {
 		s.wakeReader()
 	}
-	for {
+	if s.notify == nil {
+		s.notify = make(chan struct{}, 1)
+	}
+	for !s.stopped {
 		s.waiting = true
 		s.mu.Unlock()
 		select {
 		case <-s.notify:
 		case <-s.done:
-		case <-s.stop:
 		case <-cancel:
 		}
 		s.mu.Lock()
@@ -628,7 +640,7 @@ func (s *Session) releaseHeld() {
 // session does; each message's payload is borrowed until the next step.
 // Check Err or CloseReason afterwards for how it ended.
 func (s *Session) Messages() iter.Seq[Message] {
-	if s.onEvents {
+	if s.receiver != nil && s.onEvents {
 		return func(func(Message) bool) {}
 	}
 	return s.messages()
@@ -781,9 +793,11 @@ func (s *Session) closeWith(code CloseCode, reason string, cause error) error {
 	}
 	s.stopped = true
 	s.dropQueue()
-	s.mu.Unlock()
-	s.stopOnce.Do(func() { close(s.stop) })
-	s.mu.Lock()
+	s.signal() // a waiting receiver returns
+	if s.room != nil {
+		close(s.room) // a reader waiting for room drops its message
+		s.room = nil
+	}
 	s.abandonStream()
 	s.wakeReader() // someone must read the peer's close
 	s.mu.Unlock()
@@ -821,21 +835,32 @@ func (s *Session) Done() <-chan struct{} {
 // Context returns a context cancelled when the session ends. On a server it
 // derives from the upgrade request's context and carries its values.
 func (s *Session) Context() context.Context {
-	if s.lc == nil {
-		return s.ctx
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lifecycle == nil {
 		s.lifecycle = &lifecycle{}
 	}
 	if s.ctx == nil {
-		s.ctx, s.cancel = context.WithCancel(s.lc.requestContext())
+		s.ctx, s.cancel = context.WithCancel(s.requestContext())
 		if s.ended {
 			s.cancel()
 		}
 	}
 	return s.ctx
+}
+
+// requestContext returns the context of the request that opened the
+// session, which the session's own derives from.
+func (s *Session) requestContext() context.Context {
+	switch {
+	case s.lc != nil:
+		return s.lc.requestContext()
+	case s.receiver != nil && s.kept != nil:
+		return s.kept.context(s)
+	case s.req != nil && !s.client:
+		return s.req.Context()
+	}
+	return context.Background()
 }
 
 // over reports whether the session has ended, with its reason and error.
@@ -879,15 +904,17 @@ func (s *Session) Err() error {
 // connection's state (TLS). On a client it is the request that was sent.
 // Do not read its body.
 //
-// An Events session on the poll engine keeps only the request's head (and
-// what the chain added, and the TLS state): each call parses it again into
-// a new Request, so keep what you need rather than call it for each
-// message.
+// A session on the poll engine keeps only the request's head (and what the
+// chain added, and the TLS state): each call parses it again into a new
+// Request, so keep what you need rather than call it for each message.
 func (s *Session) Request() *http.Request {
-	if s.lc == nil {
-		return s.req
+	switch {
+	case s.lc != nil:
+		return s.lc.request()
+	case s.receiver != nil && s.kept != nil:
+		return s.kept.request(s)
 	}
-	return s.lc.request()
+	return s.req
 }
 
 // values implements ValueHolder.
@@ -904,7 +931,12 @@ func (s *Session) values(create bool) *valueSet {
 // session opened by Dial: its status, header fields (Set-Cookie among them,
 // see http.Response.Cookies), TLS state, and the request in Request. Its
 // body is empty. On a server's session it is nil.
-func (s *Session) Response() *http.Response { return s.resp }
+func (s *Session) Response() *http.Response {
+	if s.receiver == nil {
+		return nil
+	}
+	return s.resp
+}
 
 // Engine returns the transport the session runs on: EngineStd or
 // EnginePoll on a server; EngineAuto on a client.

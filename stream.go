@@ -76,7 +76,7 @@ func (s *Session) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	}
 	if m, ok := s.take(); ok {
 		s.mu.Unlock()
-		r := &s.stream
+		r := s.streamReader()
 		r.whole.Reset(m.Payload)
 		r.s, r.ctx, r.left, r.whole0 = s, ctx, nil, true
 		return m.Type, r, nil
@@ -89,7 +89,7 @@ func (s *Session) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		r := &s.stream
+		r := s.streamReader()
 		r.whole.Reset(m.Payload)
 		r.s, r.ctx, r.left, r.whole0 = s, ctx, nil, true
 		return m.Type, r, nil
@@ -106,12 +106,21 @@ func (s *Session) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 		s.mu.Unlock()
 		return 0, nil, err
 	}
-	r := &s.stream
+	r := s.streamReader()
 	r.s, r.ctx, r.whole0 = s, ctx, false
 	r.left, r.fin = ev.Payload, ev.Fin
 	r.open = true
 	s.streamEnd(r)
 	return ev.Op, r, nil
+}
+
+// streamReader returns the session's message reader, made by the first
+// Reader: a session that never streams does not carry one. s.rmu is held.
+func (s *Session) streamReader() *messageReader {
+	if s.stream == nil {
+		s.stream = new(messageReader)
+	}
+	return s.stream
 }
 
 // nextFragment reads until a data event comes, on the goroutine that owns
@@ -161,7 +170,10 @@ func (s *Session) streamEnd(r *messageReader) {
 // dropStream drops what is left of a streamed message before the next
 // message is received. s.rmu is held.
 func (s *Session) dropStream() {
-	r := &s.stream
+	r := s.stream
+	if r == nil {
+		return
+	}
 	if r.whole0 {
 		r.whole0 = false
 		r.whole.Reset(nil)
@@ -233,11 +245,8 @@ type messageReader struct {
 }
 
 func (r *messageReader) Read(p []byte) (int, error) {
-	if r.whole0 {
-		return r.whole.Read(p)
-	}
 	s := r.s
-	for len(r.left) == 0 {
+	for !r.whole0 && len(r.left) == 0 {
 		if !r.open || r.fin {
 			if r.open {
 				return 0, io.EOF
@@ -274,6 +283,21 @@ func (r *messageReader) Read(p []byte) (int, error) {
 		}
 		r.left, r.fin = ev.Payload, ev.Fin
 		s.streamEnd(r)
+	}
+	// The bytes are borrowed: Close, CloseNow and CloseRead set stopped
+	// under s.mu before they give the buffers back.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		r.left, r.open = nil, false
+		if r.whole0 {
+			r.whole0 = false
+			r.whole.Reset(nil)
+		}
+		return 0, ErrMessageDropped
+	}
+	if r.whole0 {
+		return r.whole.Read(p)
 	}
 	n := copy(p, r.left)
 	r.left = r.left[n:]

@@ -504,13 +504,32 @@ func rawEcho(s *wsraw.Session) {
 // logged wraps a default session's handler to log its open and close.
 func logged(log *slog.Logger, handler func(*wskit.Session)) func(*wskit.Session) {
 	return func(s *wskit.Session) {
-		r := sessionRequest(s)
-		logOpen(log, r, "subprotocol", s.Subprotocol())
+		logSessionOpen(log, s)
 		handler(s)
-		s.Close(wskit.CloseNormal, "") // a no-op when the session has ended
-		reason, _ := s.CloseReason()
-		logClose(log, r, int(reason.Code), reason.Reason, s.Err())
+		logSessionClose(log, s)
 	}
+}
+
+// logSessionOpen logs a default session's open. The request is read only
+// to log: on the poll engine Request parses the head again, which an idle
+// session need not pay for. It and logSessionClose are apart from logged,
+// so that the frame under an idle handler stays small.
+//
+//go:noinline
+func logSessionOpen(log *slog.Logger, s *wskit.Session) {
+	if log.Enabled(context.Background(), slog.LevelDebug) {
+		logOpen(log, sessionRequest(s), "subprotocol", s.Subprotocol())
+	}
+}
+
+// logSessionClose closes a default session whose handler has returned and
+// logs its close.
+//
+//go:noinline
+func logSessionClose(log *slog.Logger, s *wskit.Session) {
+	s.Close(wskit.CloseNormal, "") // a no-op when the session has ended
+	reason, _ := s.CloseReason()
+	logClose(log, sessionRequest(s), int(reason.Code), reason.Reason, s.Err())
 }
 
 // loggedRaw wraps a raw session's handler to log its open and close.

@@ -413,6 +413,31 @@ func (c *Conn) Next() (codec.Event, error) {
 	}
 }
 
+// WaitInput waits for input and reads what has come, running the
+// protocol's timers meanwhile, as Next does between frames, and holds no
+// read buffer while it waits. A session that waits here rather than in
+// Next is parked with a shallow stack, which then stays at its smallest.
+// It returns the error that ends reading, as Next would. Only the
+// goroutine calling Next may call it.
+func (c *Conn) WaitInput() error {
+	for c.raw != nil && c.r == c.w {
+		if err := c.armTimers(); err != nil {
+			return err
+		}
+		c.r, c.w = 0, 0
+		c.dropReadBuf() // as read does, one frame less deep
+		n, err := c.raw.read()
+		c.w = n
+		if err != nil && n == 0 {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue // a timer is due, or a sender changed the state
+			}
+			return c.readError(err)
+		}
+	}
+	return nil
+}
+
 // read reads what has come into the read buffer. Where the connection
 // lets it wait for input without a buffer (see rawReader), the buffer is
 // taken only once bytes are there: a session waiting for its peer holds

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/wskit/wskit"
 	"github.com/wskit/wskit/codec"
+	"github.com/wskit/wskit/internal/cli"
 	"github.com/wskit/wskit/internal/selfsign"
 	"github.com/wskit/wskit/poller"
 )
@@ -65,6 +67,9 @@ var Variants = []string{
 	"wskit-std-chain",
 	"wskit-std-http2",
 	"wskit-poll-events-http2",
+	"wskit-serve-poll",
+	"wskit-serve-std",
+	"wskit-serve-poll-deflate",
 }
 
 // TLSVariants serve wss://, each the server of its name without -tls set
@@ -208,6 +213,8 @@ func Start(impl string, ln net.Listener) (*Server, error) {
 		err = s.startWskitHTTP2(ln, wskit.EngineStd, false)
 	case "wskit-poll-events-http2":
 		err = s.startWskitHTTP2(ln, wskit.EnginePoll, true)
+	case "wskit-serve-poll", "wskit-serve-std", "wskit-serve-poll-deflate":
+		err = s.startServe(ln, strings.TrimSuffix(strings.TrimPrefix(impl, "wskit-serve-"), "-deflate"))
 	case "gorilla":
 		s.startGorilla(ln, gorillaPooled, false)
 	case "gorilla-readmessage":
@@ -361,6 +368,37 @@ func (s *Server) startWskitChain(ln net.Listener, engine wskit.Engine) error {
 		return srv.Shutdown(ctx)
 	}
 	return nil
+}
+
+// startServe runs wskit serve with its default flags but -engine, whose
+// /echo is a default session behind its logging: what a user who tries
+// the command gets. It serves on ln's address, which it closes first. It
+// accepts permessage-deflate (-deflate is on by default); the -deflate
+// variant's clients offer it, as browsers do.
+func (s *Server) startServe(ln net.Listener, engine string) error {
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		args := []string{"serve", "-addr", addr, "-engine", engine, "-log-level", "warn"}
+		if code := cli.Run(ctx, args, nil, io.Discard, os.Stderr, nil); code != 0 {
+			s.done <- fmt.Errorf("servers: wskit serve exited with %d", code)
+			return
+		}
+		s.done <- nil
+	}()
+	s.stop = func() error { cancel(); return nil }
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			return err
+		}
+	}
 }
 
 // tcpEcho writes back every byte it reads, on the poller's loop.
