@@ -55,6 +55,9 @@ func (b *bodyReader) pump() {
 	buf := (*p)[:cap(*p)]
 	for {
 		n, err := b.body.Read(buf)
+		if err != nil && err != io.EOF {
+			err = streamGone{err}
+		}
 		select {
 		case b.in <- h2Chunk{buf[:n], err}:
 		case <-b.done:
@@ -165,3 +168,12 @@ func (b *bodyReader) stop() bool {
 	b.start()
 	return true
 }
+
+// streamGone is the error of a stream that ended without END_STREAM: the
+// peer reset it (a browser closing its tab cancels its streams) or the
+// connection under it was lost. To the session the peer went away in the
+// middle, as when a TCP connection is cut: it matches io.ErrUnexpectedEOF.
+type streamGone struct{ err error }
+
+func (e streamGone) Error() string   { return "wskit: the HTTP/2 stream ended: " + e.err.Error() }
+func (e streamGone) Unwrap() []error { return []error{e.err, io.ErrUnexpectedEOF} }
