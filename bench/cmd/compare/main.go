@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/wskit/wskit/bench/internal/fanout"
+	"github.com/wskit/wskit/bench/internal/harness"
 	"github.com/wskit/wskit/bench/internal/report"
 	"github.com/wskit/wskit/bench/internal/servers"
 	"github.com/wskit/wskit/internal/load"
@@ -575,40 +576,16 @@ func (c *comparer) build() error {
 
 // measure starts impl as its own process and runs one case against it.
 func (c *comparer) measure(impl string, s scenario) (*load.Result, error) {
-	srv := exec.Command(filepath.Join(c.bin, "benchserver"), "-impl", impl, "-addr", "127.0.0.1:0")
-	stdin, err := srv.StdinPipe()
+	addr, pid, stop, err := harness.StartBenchserver(c.bin, impl)
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := srv.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	srv.Stderr = os.Stderr
-	if err := srv.Start(); err != nil {
-		return nil, err
-	}
-	defer func() {
-		stdin.Close() // benchserver stops at the end of its input
-		done := make(chan error, 1)
-		go func() { done <- srv.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			srv.Process.Kill()
-			<-done
-		}
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		return nil, fmt.Errorf("benchserver did not start: %w", err)
-	}
-	addr, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+	defer stop()
 	url := "ws://" + addr + servers.URI
 	if servers.IsRaw(impl) {
 		url = "tcp://" + addr
 	}
-	args := append([]string{"bench", "-json", "-verify", "-url", url, "-pid", fmt.Sprint(srv.Process.Pid), "-d", c.dur.String()}, s.args...)
+	args := append([]string{"bench", "-json", "-verify", "-url", url, "-pid", fmt.Sprint(pid), "-d", c.dur.String()}, s.args...)
 	ctx, cancel := context.WithTimeout(context.Background(), c.dur+2*time.Minute)
 	defer cancel()
 	var out, errOut bytes.Buffer

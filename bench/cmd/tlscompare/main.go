@@ -28,7 +28,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -44,6 +43,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wskit/wskit/bench/internal/harness"
 	"github.com/wskit/wskit/bench/internal/report"
 	"github.com/wskit/wskit/bench/internal/servers"
 	"github.com/wskit/wskit/internal/load"
@@ -263,37 +263,13 @@ func (t *tlsCompare) measureCase(scen, srv string) ([]sample, error) {
 
 // bench starts srv and runs wskit bench against it with args.
 func (t *tlsCompare) bench(srv string, args ...string) (*load.Result, error) {
-	cmd := exec.Command(filepath.Join(t.bin, "benchserver"), "-impl", srv, "-addr", "127.0.0.1:0")
-	stdin, err := cmd.StdinPipe()
+	addr, pid, stop, err := harness.StartBenchserver(t.bin, srv)
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	defer func() {
-		stdin.Close() // benchserver stops at the end of its input
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		return nil, fmt.Errorf("benchserver did not start: %w", err)
-	}
-	addr, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+	defer stop()
 	argv := []string{"bench", "-json", "-verify", "-url", servers.Scheme(srv) + "://" + addr + servers.URI,
-		"-pid", fmt.Sprint(cmd.Process.Pid), "-d", t.dur.String()}
+		"-pid", fmt.Sprint(pid), "-d", t.dur.String()}
 	if servers.IsTLS(srv) {
 		argv = append(argv, "-insecure") // the certificate is made when the server starts
 	}

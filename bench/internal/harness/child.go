@@ -181,3 +181,40 @@ func countCPUs(list string) (int, error) {
 	}
 	return n, nil
 }
+
+// StartBenchserver runs the benchserver binary in dir serving impl on a
+// loopback port, and returns its address, its process id and a function
+// that stops it (closing its input, and killing it after 10 s).
+func StartBenchserver(dir, impl string) (addr string, pid int, stop func(), err error) {
+	cmd := exec.Command(filepath.Join(dir, "benchserver"), "-impl", impl, "-addr", "127.0.0.1:0")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return "", 0, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", 0, nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", 0, nil, err
+	}
+	stop = func() {
+		stdin.Close() // benchserver stops at the end of its input
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		stop()
+		return "", 0, nil, fmt.Errorf("benchserver did not start: %w", err)
+	}
+	addr, _, _ = strings.Cut(strings.TrimSpace(line), " ")
+	return addr, cmd.Process.Pid, stop, nil
+}
