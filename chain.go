@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"hash/maphash"
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wskit/wskit/internal/bufpool"
@@ -40,6 +43,53 @@ type chainWriter struct {
 	status   int
 	body     *[]byte
 	hijacked bool
+	live     chainCancel // the context's cancellation while the chain runs
+	parsed   parsedHead  // the request as parsed, to tell whether the chain changed it
+}
+
+// parsedHead is what a request parsed from a head holds that keptHead
+// writes out again: a route that finds its request so can keep the head
+// itself, as a bare route does, rather than one written from the request.
+type parsedHead struct {
+	method, host string
+	url          url.URL
+	header       uint64 // headerSum
+}
+
+func parsedHeadOf(r *http.Request) parsedHead {
+	return parsedHead{method: r.Method, host: r.Host, url: *r.URL, header: headerSum(r.Header)}
+}
+
+// headerSeed keys headerSum, so that no header can be made to collide with
+// another.
+var headerSeed = maphash.MakeSeed()
+
+// headerSum returns a hash of h's fields, names, values and their order
+// under each name, independent of the map's order.
+func headerSum(h http.Header) uint64 {
+	var sum uint64
+	var mh maphash.Hash
+	mh.SetSeed(headerSeed)
+	for k, vs := range h {
+		for i, v := range vs {
+			mh.Reset()
+			mh.WriteString(k)
+			mh.WriteByte(0)
+			mh.WriteString(v)
+			mh.WriteByte(byte(i))
+			mh.WriteByte(byte(i >> 8))
+			sum += mh.Sum64()
+		}
+		sum += uint64(len(vs)) << 48
+	}
+	return sum + uint64(len(h))
+}
+
+// unchanged reports whether r, as the chain passed it on, has the head the
+// connection sent.
+func (w *chainWriter) unchanged(r *http.Request) bool {
+	p := &w.parsed
+	return r.Method == p.method && r.Host == p.host && r.URL != nil && *r.URL == p.url && headerSum(r.Header) == p.header
 }
 
 // runChain runs pe's handler for r, whose head and following bytes are
@@ -50,7 +100,9 @@ func (pe *pollEngine) runChain(nc net.Conn, r *http.Request, in []byte, headLen 
 }
 
 func (w *chainWriter) serve(r *http.Request) {
+	w.parsed = parsedHeadOf(r)
 	ctx := &chainContext{hs: w.pe.hs, nc: w.nc}
+	ctx.state.Store(&w.live)
 	defer ctx.cancel()
 	r = r.WithContext(ctx)
 	if v, stack := w.run(r); v != nil {
@@ -155,12 +207,21 @@ func (w *chainWriter) Flush() {}
 // Hijack implements http.Hijacker: the connection, with the bytes that
 // followed the head still to be read from it.
 func (w *chainWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	pc, err := w.hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	return pc, bufio.NewReadWriter(bufio.NewReaderSize(pc, 16), bufio.NewWriterSize(pc, 16)), nil
+}
+
+// hijack is Hijack for a route reached with w itself, which reads nothing
+// through a bufio.Reader.
+func (w *chainWriter) hijack() (*prefixConn, error) {
 	if w.hijacked {
-		return nil, nil, http.ErrHijacked
+		return nil, http.ErrHijacked
 	}
 	w.hijacked = true
-	pc := &prefixConn{Conn: w.nc, prefix: w.in[w.headLen:], pe: w.pe}
-	return pc, bufio.NewReadWriter(bufio.NewReaderSize(pc, 16), bufio.NewWriterSize(pc, 16)), nil
+	return &prefixConn{Conn: w.nc, prefix: w.in[w.headLen:], pe: w.pe, chain: w}, nil
 }
 
 // SetReadDeadline is for http.ResponseController.
@@ -172,35 +233,51 @@ func (w *chainWriter) SetWriteDeadline(t time.Time) error { return w.nc.SetWrite
 // chainContext is the context of a request whose chain the poll engine
 // runs: the values net/http gives a request's context (the server, the
 // local address, found when asked) and its cancellation when the handler
-// returns, in one small allocation, since an Events session keeps it. It
-// is its own mark: a route that sees it as the request's context knows the
-// chain added nothing (see keptContext).
+// returns. An Events session keeps it when the chain adds to it, so it is
+// small: the state of its cancellation lives with the chainWriter while
+// the chain runs, and is one shared value once it has returned. It is its
+// own mark: a route that sees it as the request's context knows the chain
+// added nothing (see keptContext).
 type chainContext struct {
-	hs   *http.Server
-	nc   net.Conn
+	hs    *http.Server
+	nc    net.Conn
+	state atomic.Pointer[chainCancel]
+}
+
+// chainCancel is the cancellation of a chainContext.
+type chainCancel struct {
 	mu   sync.Mutex
 	done chan struct{}
 	err  error
 }
 
+// chainEnded is the state of every chainContext whose chain has returned.
+var chainEnded = func() *chainCancel {
+	c := &chainCancel{done: make(chan struct{}), err: context.Canceled}
+	close(c.done)
+	return c
+}()
+
 func (c *chainContext) Deadline() (time.Time, bool) { return time.Time{}, false }
 
 func (c *chainContext) Done() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done == nil {
-		c.done = make(chan struct{})
-		if c.err != nil {
-			close(c.done)
+	st := c.state.Load()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.done == nil {
+		st.done = make(chan struct{})
+		if st.err != nil {
+			close(st.done)
 		}
 	}
-	return c.done
+	return st.done
 }
 
 func (c *chainContext) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
+	st := c.state.Load()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.err
 }
 
 func (c *chainContext) Value(key any) any {
@@ -216,22 +293,24 @@ func (c *chainContext) Value(key any) any {
 }
 
 func (c *chainContext) cancel() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err == nil {
-		c.err = context.Canceled
-		if c.done != nil {
-			close(c.done)
+	st := c.state.Load()
+	st.mu.Lock()
+	if st.err == nil {
+		st.err = context.Canceled
+		if st.done != nil {
+			close(st.done)
 		}
 	}
+	st.mu.Unlock()
+	c.state.Store(chainEnded)
 }
 
 type chainContextKey struct{}
 
 // keptContext returns the context of r as the chain left it, for an Events
-// session on the loop to keep: nil when the chain added nothing to the
-// context it was given, which the engine's own then stands for (it
-// carries the same values) at no cost.
+// session on the loop to keep (requestExtra drops its cancellation): nil
+// when the chain added nothing to the context it was given, which the
+// engine's own then stands for (it carries the same values) at no cost.
 func keptContext(r *http.Request) context.Context {
 	ctx := r.Context()
 	switch mark := ctx.Value(chainContextKey{}).(type) {
@@ -244,7 +323,7 @@ func keptContext(r *http.Request) context.Context {
 			return nil
 		}
 	}
-	return context.WithoutCancel(ctx)
+	return ctx
 }
 
 // upgradeCandidate reports whether r may end at a WebSocket route: the

@@ -241,6 +241,13 @@ func (o *Options) hookPanicked(r *http.Request, err error, why refusal) *handsha
 // the fields of extra (set by the handler chain or an accept hook) but
 // those the handshake owns and those a 101 may not carry.
 func appendAccept(b []byte, key, protocol string, exts []codec.Negotiated, extra http.Header) []byte {
+	b = appendAcceptStart(b, key, protocol, exts)
+	b = appendFields(b, extra)
+	return append(b, "\r\n\r\n"...)
+}
+
+// appendAcceptStart appends the 101 response up to its own last field.
+func appendAcceptStart(b []byte, key, protocol string, exts []codec.Negotiated) []byte {
 	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = acceptKey(b, key)
 	if protocol != "" {
@@ -251,6 +258,12 @@ func appendAccept(b []byte, key, protocol string, exts []codec.Negotiated, extra
 		b = append(b, "\r\nSec-WebSocket-Extensions: "...)
 		b = codec.ResponseHeader(b, exts)
 	}
+	return b
+}
+
+// appendFields appends the fields of extra a 101 may carry, each after a
+// CRLF.
+func appendFields(b []byte, extra http.Header) []byte {
 	for name, values := range extra {
 		if !isToken(name) || reservedIn101(name) {
 			continue
@@ -262,7 +275,7 @@ func appendAccept(b []byte, key, protocol string, exts []codec.Negotiated, extra
 			b = appendFieldValue(b, v)
 		}
 	}
-	return append(b, "\r\n\r\n"...)
+	return b
 }
 
 // reservedIn101 reports whether a response field is the handshake's own or

@@ -30,11 +30,18 @@ type loopConn struct {
 }
 
 // requestExtra is what Session.Request gives besides the head: what the
-// handler chain added.
+// handler chain added. When the chain added to the request's context, it
+// is that context without its cancellation (as context.WithoutCancel, in
+// the same allocation).
 type requestExtra struct {
 	ctx   context.Context // nil: the engine's request context
-	paths []string        // path values: name, value, …
+	paths string          // path values (see packPaths)
 }
+
+func (x *requestExtra) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (x *requestExtra) Done() <-chan struct{}       { return nil }
+func (x *requestExtra) Err() error                  { return nil }
+func (x *requestExtra) Value(key any) any           { return x.ctx.Value(key) }
 
 // loopOpen is what an Events session on the loop opens with.
 type loopOpen struct {
@@ -42,9 +49,9 @@ type loopOpen struct {
 	key, protocol string
 	exts          []codec.Negotiated
 	rest          []byte          // read past the head
-	header        http.Header     // fields for the 101, from the handler chain
+	fields        string          // fields for the 101 from the handler chain (see appendFields)
 	ctx           context.Context // the chain's, if it went through one
-	paths         []string
+	paths         string          // see packPaths
 	vals          *valueSet
 	tls           *tlsLayer // over TLS: the record layer, already the connection's Sealer
 }
@@ -64,7 +71,7 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
 	if op.tls != nil {
 		op.tls.lc = lc
 	}
-	if op.ctx != nil || len(op.paths) > 0 {
+	if op.ctx != nil || op.paths != "" {
 		lc.extra = &requestExtra{ctx: op.ctx, paths: op.paths}
 	}
 	sh := e.shard(c)
@@ -76,8 +83,9 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
 	c.Context = lc
 	// The 101 goes out at the end of this loop iteration, before any frame.
 	c.Lock()
-	b := c.Buffer(256 + len(op.protocol) + 256*len(op.exts))
-	c.Commit(appendAccept(b, op.key, op.protocol, op.exts, op.header))
+	b := c.Buffer(256 + len(op.protocol) + 256*len(op.exts) + len(op.fields))
+	b = appendAcceptStart(b, op.key, op.protocol, op.exts)
+	c.Commit(append(append(b, op.fields...), "\r\n\r\n"...))
 	c.Unlock()
 	if !e.open() {
 		lc.close(CloseGoingAway, "server shutting down")
@@ -448,8 +456,8 @@ func (lc *loopConn) request() *http.Request {
 		r.TLS = &state
 	}
 	if x := lc.extra; x != nil {
-		for i := 0; i+1 < len(x.paths); i += 2 {
-			r.SetPathValue(x.paths[i], x.paths[i+1])
+		for name, value := range unpackPaths(x.paths) {
+			r.SetPathValue(name, value)
 		}
 	}
 	return r
@@ -459,7 +467,7 @@ func (lc *loopConn) request() *http.Request {
 // chain's, or the engine's own.
 func (lc *loopConn) requestContext() context.Context {
 	if lc.extra != nil && lc.extra.ctx != nil {
-		return lc.extra.ctx
+		return lc.extra
 	}
 	return lc.engine().requestContext(lc.pe)
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"iter"
 	"net"
 	"net/http"
@@ -320,7 +321,7 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 	c.SetTimer(time.Time{})
 	pe.shard(c).accepted.Add(1)
 	if rt.kind == routeEvents {
-		newLoopConn(pe, c, rt, loopOpen{head: compactHead(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: pathValues(r, true)})
+		newLoopConn(pe, c, rt, loopOpen{head: compactHead(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: packPaths(r)})
 		return
 	}
 	// Default and raw sessions block in their handlers: a goroutine drives
@@ -432,7 +433,7 @@ func (pe *pollEngine) quickUpgrade(c *poller.Conn, head, rest []byte) bool {
 		pe.startSession(c, rt, head, rest, key, protocol, exts, pathValues(&q.r, true))
 		return true
 	}
-	newLoopConn(pe, c, rt, loopOpen{head: compactHead(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: pathValues(&q.r, true)})
+	newLoopConn(pe, c, rt, loopOpen{head: compactHead(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: packPaths(&q.r)})
 	return true
 }
 
@@ -482,6 +483,59 @@ func pathValues(r *http.Request, clone bool) []string {
 	return pv
 }
 
+// packPaths returns the path values of r in one string, as an Events
+// session keeps them: each name and value preceded by its length (a
+// uvarint), or "" when there are none.
+func packPaths(r *http.Request) string {
+	var buf [64]byte
+	b := buf[:0]
+	for name := range wildcards(r.Pattern) {
+		v := r.PathValue(name)
+		b = binary.AppendUvarint(b, uint64(len(name)))
+		b = append(b, name...)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	return string(b)
+}
+
+// unpackPaths yields the names and values packPaths packed.
+func unpackPaths(p string) iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		next := func() (string, bool) {
+			var n uint64
+			k := 0
+			for shift := 0; ; shift += 7 {
+				if k == len(p) || shift > 63 {
+					return "", false
+				}
+				c := p[k]
+				k++
+				n |= uint64(c&0x7f) << shift
+				if c < 0x80 {
+					break
+				}
+			}
+			if uint64(len(p)-k) < n {
+				return "", false
+			}
+			s := p[k : k+int(n)]
+			p = p[k+int(n):]
+			return s, true
+		}
+		for p != "" {
+			name, ok := next()
+			if !ok {
+				return
+			}
+			value, ok := next()
+			if !ok || !yield(name, value) {
+				return
+			}
+		}
+	}
+}
+
 // wildcards yields the names of a ServeMux pattern's wildcards.
 func wildcards(pattern string) iter.Seq[string] {
 	return func(yield func(string) bool) {
@@ -510,13 +564,22 @@ func wildcards(pattern string) iter.Seq[string] {
 // did.
 func (pe *pollEngine) attach(u *upgraded, rt *route) {
 	pc := u.nc.(*prefixConn)
+	var head string
+	if pc.chain != nil && pc.chain.unchanged(u.r) {
+		head = compactHead(pc.chain.in[:pc.chain.headLen]) // as a bare route keeps it
+	} else {
+		head = keptHead(u.r)
+	}
 	op := loopOpen{
-		head: keptHead(u.r), key: u.key, protocol: u.protocol, exts: u.exts,
+		head: head, key: u.key, protocol: u.protocol, exts: u.exts,
 		rest: append(append([]byte(nil), u.buffered...), pc.prefix...),
-		ctx:  keptContext(u.r), paths: pathValues(u.r, false), vals: u.vals,
+		ctx:  keptContext(u.r), paths: packPaths(u.r), vals: u.vals,
 	}
 	if len(u.header) > 0 {
-		op.header = u.header.Clone()
+		// Written out now: the chain may change its header once the
+		// route has returned, while the loop writes the 101.
+		var buf [256]byte
+		op.fields = string(appendFields(buf[:0], u.header))
 	}
 	ok := poller.Attach(pc.Conn, func(c *poller.Conn) { newLoopConn(pe, c, rt, op) }, func() {
 		codec.ReleaseExtensions(op.exts)
@@ -630,6 +693,7 @@ type prefixConn struct {
 	prefix []byte
 	pe     *pollEngine
 	replay *chainWriter         // a response the chain made, for net/http to write
+	chain  *chainWriter         // the chain that hijacked the connection
 	tls    *tls.ConnectionState // Conn is a *tls.Conn the engine shook hands on
 	wrote  bool                 // the first write was looked at
 }

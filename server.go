@@ -428,7 +428,17 @@ func (srv *Server) accept(w http.ResponseWriter, r *http.Request, kind routeKind
 		}
 		return u, nil
 	}
-	nc, rw, err := http.NewResponseController(w).Hijack()
+	var nc net.Conn
+	var buffered []byte
+	var err error
+	if cw, ok := w.(*chainWriter); ok {
+		nc, err = cw.hijack()
+	} else {
+		var rw *bufio.ReadWriter
+		if nc, rw, err = http.NewResponseController(w).Hijack(); err == nil {
+			buffered = peekBuffered(rw.Reader)
+		}
+	}
 	if err != nil {
 		codec.ReleaseExtensions(exts)
 		herr = refuse(refusedOther, http.StatusInternalServerError, "wskit: the connection cannot be taken over: "+err.Error())
@@ -439,7 +449,7 @@ func (srv *Server) accept(w http.ResponseWriter, r *http.Request, kind routeKind
 	sh.accepted.Add(1)
 	nc = unwrapMetered(nc)
 	nc.SetDeadline(time.Time{}) // drop the HTTP server's deadlines
-	u := &upgraded{nc: nc, buffered: peekBuffered(rw.Reader), r: r, key: key, protocol: protocol, exts: exts, header: w.Header()}
+	u := &upgraded{nc: nc, buffered: buffered, r: r, key: key, protocol: protocol, exts: exts, header: w.Header()}
 	if hs != nil {
 		u.vals = hs.vals
 	}

@@ -276,7 +276,7 @@ func (pe *pollEngine) loopUpgrade(head, rest []byte, remote net.Addr, state *tls
 	if herr != nil {
 		return nil, loopOpen{}, false // net/http sends the same refusal
 	}
-	return rt, loopOpen{head: compactHead(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: pathValues(r, false)}, true
+	return rt, loopOpen{head: compactHead(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: packPaths(r)}, true
 }
 
 // recordConn is the transport under crypto/tls during a handshake on the
