@@ -8,7 +8,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"net/url"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -52,25 +51,41 @@ type chainWriter struct {
 // itself, as a bare route does, rather than one written from the request.
 type parsedHead struct {
 	method, host string
-	url          url.URL
-	header       uint64 // headerSum
+	sum          uint64 // headSum
 }
 
 func parsedHeadOf(r *http.Request) parsedHead {
-	return parsedHead{method: r.Method, host: r.Host, url: *r.URL, header: headerSum(r.Header)}
+	return parsedHead{method: r.Method, host: r.Host, sum: headSum(r)}
 }
 
-// headerSeed keys headerSum, so that no header can be made to collide with
+// headSeed keys headSum, so that no request can be made to collide with
 // another.
-var headerSeed = maphash.MakeSeed()
+var headSeed = maphash.MakeSeed()
 
-// headerSum returns a hash of h's fields, names, values and their order
-// under each name, independent of the map's order.
-func headerSum(h http.Header) uint64 {
-	var sum uint64
+// headSum returns a hash of r's URL and header fields (names, values and
+// their order under each name, independent of the map's order).
+func headSum(r *http.Request) uint64 {
 	var mh maphash.Hash
-	mh.SetSeed(headerSeed)
-	for k, vs := range h {
+	mh.SetSeed(headSeed)
+	if u := r.URL; u != nil {
+		for _, s := range [...]string{u.Scheme, u.Opaque, u.Host, u.Path, u.RawPath, u.RawQuery, u.Fragment, u.RawFragment} {
+			mh.WriteString(s)
+			mh.WriteByte(0)
+		}
+		var flags byte
+		if u.User != nil {
+			flags |= 1
+		}
+		if u.OmitHost {
+			flags |= 2
+		}
+		if u.ForceQuery {
+			flags |= 4
+		}
+		mh.WriteByte(flags)
+	}
+	sum := mh.Sum64()
+	for k, vs := range r.Header {
 		for i, v := range vs {
 			mh.Reset()
 			mh.WriteString(k)
@@ -82,14 +97,14 @@ func headerSum(h http.Header) uint64 {
 		}
 		sum += uint64(len(vs)) << 48
 	}
-	return sum + uint64(len(h))
+	return sum + uint64(len(r.Header))
 }
 
 // unchanged reports whether r, as the chain passed it on, has the head the
 // connection sent.
 func (w *chainWriter) unchanged(r *http.Request) bool {
 	p := &w.parsed
-	return r.Method == p.method && r.Host == p.host && r.URL != nil && *r.URL == p.url && headerSum(r.Header) == p.header
+	return r.Method == p.method && r.Host == p.host && r.URL != nil && r.URL.User == nil && headSum(r) == p.sum
 }
 
 // runChain runs pe's handler for r, whose head and following bytes are

@@ -589,3 +589,75 @@ func TestUpgradeRawTracked(t *testing.T) {
 		})
 	}
 }
+
+// TestRouteChainChangesTheHead has middleware change the request's header,
+// URL or host, or leave them: an Events session on the poll engine sees the
+// request as the chain passed it on, and its context without the chain's
+// cancellation.
+func TestRouteChainChangesTheHead(t *testing.T) {
+	type change struct {
+		name   string
+		shape  func(r *http.Request)
+		header string // the X-Tag the session sees
+		path   string
+	}
+	changes := []change{
+		{"none", func(r *http.Request) {}, "a", "/events/lobby"},
+		{"header set", func(r *http.Request) { r.Header.Set("X-Tag", "b") }, "b", "/events/lobby"},
+		{"header value", func(r *http.Request) { r.Header["X-Tag"][0] = "c" }, "c", "/events/lobby"},
+		{"header added", func(r *http.Request) { r.Header.Add("X-Other", "d") }, "a", "/events/lobby"},
+		{"header deleted", func(r *http.Request) { r.Header.Del("X-Tag") }, "", "/events/lobby"},
+		{"path", func(r *http.Request) { r.URL.Path = "/events/elsewhere" }, "a", "/events/elsewhere"},
+		{"host", func(r *http.Request) { r.Host = "example.com" }, "a", "/events/lobby"},
+	}
+	type saw struct {
+		tag, other, path, host, key, room string
+		user                              any
+		ctxErr                            error
+	}
+	got := make(chan saw, 1)
+	var shape atomic.Pointer[change]
+	opts := ptOptions()
+	_, addr := ptStart(t, opts, nil, func(srv *Server) http.Handler {
+		mux := http.NewServeMux()
+		route := srv.WebSocketEvents(Events{
+			OnOpen: func(s *Session) {
+				r := s.Request()
+				ptPut(got, saw{
+					tag: r.Header.Get("X-Tag"), other: r.Header.Get("X-Other"), path: r.URL.Path, host: r.Host,
+					key: r.Header.Get("Sec-WebSocket-Key"), room: r.PathValue("room"),
+					user: r.Context().Value(ctxKey("user")), ctxErr: r.Context().Err(),
+				})
+			},
+			OnMessage: ptEcho,
+		})
+		mux.Handle("GET /events/{room}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r = r.WithContext(context.WithValue(r.Context(), ctxKey("user"), "ada"))
+			shape.Load().shape(r)
+			route.ServeHTTP(w, r)
+		}))
+		return mux
+	})
+	for i := range changes {
+		c := &changes[i]
+		shape.Store(c)
+		p := ptDial(t, addr, "/events/lobby", "X-Tag: a")
+		s := ptAwait(t, got, "the session")
+		wantHost := addr
+		if c.name == "host" {
+			wantHost = "example.com"
+		}
+		wantOther := ""
+		if c.name == "header added" {
+			wantOther = "d"
+		}
+		if s.tag != c.header || s.other != wantOther || s.path != c.path || s.host != wantHost ||
+			s.key == "" || s.room != "lobby" || s.user != "ada" || s.ctxErr != nil {
+			t.Errorf("%s: the session saw %+v", c.name, s)
+		}
+		p.mustEcho(frame.OpText, []byte(c.name))
+		if err := p.closeHandshake(CloseNormal, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
