@@ -2,6 +2,7 @@ package wskit
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"hash/maphash"
@@ -9,11 +10,13 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/wskit/wskit/internal/bufpool"
+	"github.com/wskit/wskit/poller"
 )
 
 // The poll engine runs the application's handler for an upgrade request
@@ -108,18 +111,36 @@ func (w *chainWriter) unchanged(r *http.Request) bool {
 }
 
 // runChain runs pe's handler for r, whose head and following bytes are
-// in, on a goroutine of its own.
-func (pe *pollEngine) runChain(nc net.Conn, r *http.Request, in []byte, headLen int) {
-	w := &chainWriter{pe: pe, nc: nc, in: in, headLen: headLen}
-	go w.serve(r)
+// in, on a goroutine of its own, detaching c from its loop. ctx is r's
+// context when chainRequest made r, or nil.
+func (pe *pollEngine) runChain(c *poller.Conn, r *http.Request, ctx *chainContext, in []byte, headLen int) {
+	c.SetTimer(time.Time{})
+	w := &chainWriter{pe: pe, nc: c.Detach(), in: in, headLen: headLen}
+	if ctx == nil {
+		ctx = &chainContext{hs: pe.hs, c: c}
+		r = r.WithContext(ctx)
+	}
+	ctx.state.Store(&w.live)
+	go w.serve(r, ctx)
 }
 
-func (w *chainWriter) serve(r *http.Request) {
+// quickChain runs the handler chain for an upgrade request of the common
+// form (see parseQuick), made by chainRequest, and reports whether it did.
+func (pe *pollEngine) quickChain(c *poller.Conn, head, rest []byte) bool {
+	in := make([]byte, 0, len(head)+len(rest))
+	in = append(append(in, head...), rest...)
+	ctx := &chainContext{hs: pe.hs, c: c}
+	r := chainRequest(ctx, in[:len(head)], c.RemoteAddr())
+	if r == nil || !upgradeCandidate(r) {
+		return false
+	}
+	pe.runChain(c, r, ctx, in, len(head))
+	return true
+}
+
+func (w *chainWriter) serve(r *http.Request, ctx *chainContext) {
 	w.parsed = parsedHeadOf(r)
-	ctx := &chainContext{hs: w.pe.hs, nc: w.nc}
-	ctx.state.Store(&w.live)
 	defer ctx.cancel()
-	r = r.WithContext(ctx)
 	if v, stack := w.run(r); v != nil {
 		// As net/http: the panic is logged and the connection dropped.
 		if v != http.ErrAbortHandler {
@@ -255,7 +276,7 @@ func (w *chainWriter) SetWriteDeadline(t time.Time) error { return w.nc.SetWrite
 // added nothing (see keptContext).
 type chainContext struct {
 	hs    *http.Server
-	nc    net.Conn
+	c     *poller.Conn
 	state atomic.Pointer[chainCancel]
 }
 
@@ -300,7 +321,7 @@ func (c *chainContext) Value(key any) any {
 	case http.ServerContextKey:
 		return c.hs
 	case http.LocalAddrContextKey:
-		return c.nc.LocalAddr()
+		return c.c.LocalAddr()
 	case chainContextKey{}:
 		return c
 	}
@@ -347,4 +368,138 @@ func keptContext(r *http.Request) context.Context {
 func upgradeCandidate(r *http.Request) bool {
 	return r.Method == http.MethodGet && r.ContentLength == 0 && len(r.TransferEncoding) == 0 &&
 		headerHasToken(r.Header, "Upgrade", "websocket") && r.Header.Get("Expect") == ""
+}
+
+// chainRequest makes the request of a head of the common form (see
+// parseQuick) for the handler chain, with ctx as its context, as
+// http.ReadRequest would parse it but in fewer allocations: its strings
+// point into head, which must not change, and the request is made with its
+// context rather than copied into it. It returns nil for a head that it
+// does not take (continuation lines, a body, an unusual target), which
+// http.ReadRequest then parses.
+func chainRequest(ctx context.Context, head []byte, remote net.Addr) *http.Request {
+	line, rest, ok := bytes.Cut(head, crlf)
+	if !ok || !bytes.HasPrefix(line, []byte("GET /")) || !bytes.HasSuffix(line, []byte(" HTTP/1.1")) {
+		return nil
+	}
+	target := unsafeString(line[len("GET ") : len(line)-len(" HTTP/1.1")])
+	// url.Parse, which NewRequestWithContext calls, reads such a target as
+	// url.ParseRequestURI does.
+	if strings.HasPrefix(target, "//") || strings.ContainsAny(target, " #") {
+		return nil
+	}
+	r, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil
+	}
+	n := bytes.Count(rest, crlf) - 2 // the fields but Host
+	if n > 8 {
+		r.Header = make(http.Header, n) // a map of up to 8 grows once at most
+	}
+	h := r.Header
+	strs := make([]string, max(n, 0))
+	hosts := 0
+	for {
+		line, rest, ok = bytes.Cut(rest, crlf)
+		if !ok {
+			return nil
+		}
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok || !isToken(unsafeString(name)) || !validFieldValue(value) {
+			return nil
+		}
+		v := unsafeString(bytes.Trim(value, " \t"))
+		key := canonicalKey(name)
+		if key == "Host" {
+			r.Host = v
+			hosts++
+			continue
+		}
+		if vv := h[key]; vv == nil && len(strs) > 0 {
+			vv, strs = strs[:1:1], strs[1:]
+			vv[0] = v
+			h[key] = vv
+		} else {
+			h[key] = append(vv, v)
+		}
+	}
+	if hosts != 1 || !validHost(r.Host) || h["Content-Length"] != nil || h["Transfer-Encoding"] != nil {
+		return nil
+	}
+	if p := h["Pragma"]; len(p) > 0 && p[0] == "no-cache" && h["Cache-Control"] == nil {
+		h["Cache-Control"] = []string{"no-cache"}
+	}
+	r.Close = hasCloseToken(h["Connection"])
+	r.Body = http.NoBody
+	r.RequestURI = target
+	r.RemoteAddr = remote.String()
+	return r
+}
+
+// canonicalFields are the canonical forms of the field names that upgrade
+// requests most often carry in another case.
+var canonicalFields = [...]string{
+	"Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions", "Sec-Websocket-Protocol",
+}
+
+// canonicalKey returns the canonical form of a field name, a token: name
+// itself when it has that form already, which then must not change.
+func canonicalKey(name []byte) string {
+	upper := true
+	canonical := true
+	for _, c := range name {
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			canonical = false
+			break
+		}
+		upper = c == '-'
+	}
+	if canonical {
+		return unsafeString(name)
+	}
+	for _, k := range canonicalFields {
+		if len(k) == len(name) && bytes.EqualFold(name, []byte(k)) {
+			return k
+		}
+	}
+	return http.CanonicalHeaderKey(string(name))
+}
+
+// hasCloseToken reports whether Connection field values hold "close", as
+// net/http reads them for Request.Close.
+func hasCloseToken(vs []string) bool {
+	for _, v := range vs {
+		for v != "" {
+			var el string
+			el, v, _ = strings.Cut(v, ",")
+			el = strings.Trim(el, " \t")
+			if len(el) == len("close") && asciiEqualFold(el, "close") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// asciiEqualFold is strings.EqualFold for ASCII only.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

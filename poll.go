@@ -283,8 +283,13 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 		pe.toHTTP(c, head, rest) // net/http applies the limit as std does
 		return
 	}
-	if pe.quickUpgrade(c, head, rest) {
+	switch pe.quickUpgrade(c, head, rest) {
+	case quickDone:
 		return
+	case quickChain:
+		if pe.quickChain(c, head, rest) {
+			return
+		}
 	}
 	r, err := parseHead(head, c.RemoteAddr())
 	if err != nil {
@@ -306,7 +311,7 @@ func (pe *pollEngine) handshake(c *poller.Conn, head, rest []byte) {
 		c.SetTimer(time.Time{})
 		in := make([]byte, 0, len(head)+len(rest))
 		in = append(append(in, head...), rest...)
-		pe.runChain(c.Detach(), r, in, len(head))
+		pe.runChain(c, r, nil, in, len(head))
 		return
 	}
 	key, protocol, herr := pe.srv.checkUpgrade(r, rt.cfg.protocols)
@@ -397,26 +402,34 @@ func (k *keptRequest) context(s *Session) context.Context {
 	return context.WithValue(ctx, http.LocalAddrContextKey, s.LocalAddr())
 }
 
+// quickOutcome is what quickUpgrade did with a head.
+type quickOutcome uint8
+
+const (
+	quickDone  quickOutcome = iota // answered, or handed to net/http
+	quickFull                      // the head needs the full path
+	quickChain                     // an upgrade of the common form for the handler chain
+)
+
 // quickUpgrade opens an Events or default session from a head of the
-// common form without allocating more than the session itself, or hands a head of that
-// form that is not for the loop to net/http; it reports false when the
-// head needs the full path.
-func (pe *pollEngine) quickUpgrade(c *poller.Conn, head, rest []byte) bool {
+// common form without allocating more than the session itself, or hands a
+// head of that form that is not for the loop to net/http.
+func (pe *pollEngine) quickUpgrade(c *poller.Conn, head, rest []byte) quickOutcome {
 	q := parseQuick(head)
 	if q == nil {
-		return false
+		return quickFull
 	}
 	defer releaseQuick(q)
 	rt := pe.route(&q.r)
 	if rt == nil || rt.hooked() {
 		if headerHasToken(q.h, "Upgrade", "websocket") {
-			return false // through a chain: the full path
+			return quickChain
 		}
 		pe.toHTTP(c, head, rest) // a plain request: net/http's
-		return true
+		return quickDone
 	}
 	if (rt.kind != routeEvents && rt.kind != routeSession) || !headerHasToken(q.h, "Upgrade", "websocket") {
-		return false
+		return quickFull
 	}
 	key, protocol, herr := pe.srv.checkUpgrade(&q.r, rt.cfg.protocols)
 	var exts []codec.Negotiated
@@ -425,16 +438,16 @@ func (pe *pollEngine) quickUpgrade(c *poller.Conn, head, rest []byte) bool {
 	}
 	if herr != nil {
 		pe.toHTTP(c, head, rest) // net/http sends the same refusal
-		return true
+		return quickDone
 	}
 	c.SetTimer(time.Time{})
 	pe.shard(c).accepted.Add(1)
 	if rt.kind == routeSession {
 		pe.startSession(c, rt, head, rest, key, protocol, exts, pathValues(&q.r, true))
-		return true
+		return quickDone
 	}
 	newLoopConn(pe, c, rt, loopOpen{head: compactHead(head), key: key, protocol: protocol, exts: exts, rest: rest, paths: packPaths(&q.r)})
-	return true
+	return quickDone
 }
 
 // route returns the server's route that the handler gives r, if r reaches

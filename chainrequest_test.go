@@ -1,0 +1,94 @@
+package wskit
+
+import (
+	"context"
+	"math/rand/v2"
+	"net"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestChainRequestIsReadRequests checks that chainRequest makes the
+// request http.ReadRequest parses, for heads it takes, and that it takes
+// the common ones.
+func TestChainRequestIsReadRequests(t *testing.T) {
+	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}
+	check := func(head string) bool {
+		t.Helper()
+		ctx := context.Background()
+		got := chainRequest(ctx, []byte(head), remote)
+		want, err := parseHead([]byte(head), remote)
+		if got == nil {
+			return false
+		}
+		if err != nil {
+			t.Errorf("%q: ReadRequest: %v, chainRequest took it", head, err)
+			return true
+		}
+		want = want.WithContext(ctx)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%q:\ngot  %#v\nwant %#v", head, got, want)
+		}
+		return true
+	}
+	common := []string{
+		"GET /echo HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+		"GET /echo?token=bench HTTP/1.1\r\nHost: 127.0.0.1:80\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-key: k\r\n\r\n",
+		"GET /e? HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\nX-A: 1\r\nx-a: 2\r\nX-a:  3 \t\r\n\r\n",
+		"GET /e?a?b? HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\nCache-Control: max-age=0\r\nConnection: Upgrade, CLOSE\r\n\r\n",
+		"GET /rooms/a!b(c)*'[x]{y}$&+,;=@:~ HTTP/1.1\r\nHost: a\r\nConnection: keep-alive ,close \r\nX-Empty:\r\n\r\n",
+		"GET /e HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X-Many: v\r\nX-Other-Field: w\r\nAccept-Language: en\r\n", 6) + "\r\n",
+		"GET /e HTTP/1.1\r\nHost: a\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) \xc3\xa9\r\nConnection: cloſe\r\n\r\n",
+	}
+	for _, head := range common {
+		if !check(head) {
+			t.Errorf("%q: not taken", head)
+		}
+	}
+	refused := []string{
+		"GET /e HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+		"GET /e HTTP/1.1\r\n\r\n",
+		"GET /e HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+		"GET /e HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"GET /e HTTP/1.1\r\nHost: a\r\nX: 1\r\n  folded\r\n\r\n",
+		"GET /e HTTP/1.1\r\nHost: a\r\nX : 1\r\n\r\n",
+		"GET //e HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /e#f HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /e f HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /e HTTP/1.0\r\nHost: a\r\n\r\n",
+		"POST /e HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET http://a/e HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /e HTTP/1.1\r\nHost: a b\r\n\r\n",
+		"GET /e HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n",
+	}
+	for _, head := range refused {
+		if check(head) {
+			t.Errorf("%q: taken", head)
+		}
+	}
+	// Random heads built from pieces: whatever chainRequest takes must be
+	// ReadRequest's request.
+	targets := []string{"/", "/e", "/e?", "/e?a=1&b", "/a/../b", "/%41", "/a;b", "/é", "/a?b#c", "/a b", "//x", "/a?x y"}
+	names := []string{"Host", "host", "HOST", "X-A", "x-a", "Sec-WebSocket-Key", "sec-websocket-key", "Connection", "Pragma", "Cache-Control", "Content-Length", "X_B", "X A", "", "Host "}
+	values := []string{"", "v", " v ", "\tv\t", "close", "no-cache", "keep-alive, close", "a\x7fb", "é", "a,b"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	taken := 0
+	for range 20000 {
+		var b strings.Builder
+		b.WriteString("GET " + targets[rng.IntN(len(targets))] + " HTTP/1.1\r\n")
+		if rng.IntN(4) > 0 {
+			b.WriteString("Host: example.com\r\n")
+		}
+		for range rng.IntN(12) {
+			b.WriteString(names[rng.IntN(len(names))] + ":" + values[rng.IntN(len(values))] + "\r\n")
+		}
+		b.WriteString("\r\n")
+		if check(b.String()) {
+			taken++
+		}
+	}
+	if taken < 1000 {
+		t.Errorf("chainRequest took %d random heads", taken)
+	}
+}
