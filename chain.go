@@ -45,6 +45,8 @@ type chainWriter struct {
 	status   int
 	body     *[]byte
 	hijacked bool
+	r        *http.Request // for serve
+	ctx      *chainContext
 	live     chainCancel // the context's cancellation while the chain runs
 	parsed   parsedHead  // the request as parsed, to tell whether the chain changed it
 }
@@ -121,7 +123,8 @@ func (pe *pollEngine) runChain(c *poller.Conn, r *http.Request, ctx *chainContex
 		r = r.WithContext(ctx)
 	}
 	ctx.state.Store(&w.live)
-	go w.serve(r, ctx)
+	w.r, w.ctx = r, ctx
+	go w.serve()
 }
 
 // quickChain runs the handler chain for an upgrade request of the common
@@ -138,7 +141,9 @@ func (pe *pollEngine) quickChain(c *poller.Conn, head, rest []byte) bool {
 	return true
 }
 
-func (w *chainWriter) serve(r *http.Request, ctx *chainContext) {
+func (w *chainWriter) serve() {
+	r, ctx := w.r, w.ctx
+	w.r, w.ctx = nil, nil
 	w.parsed = parsedHeadOf(r)
 	defer ctx.cancel()
 	if v, stack := w.run(r); v != nil {
@@ -394,10 +399,9 @@ func chainRequest(ctx context.Context, head []byte, remote net.Addr) *http.Reque
 	}
 	n := bytes.Count(rest, crlf) - 2 // the fields but Host
 	if n > 8 {
-		r.Header = make(http.Header, n) // a map of up to 8 grows once at most
+		r.Header = make(http.Header, n) // past 8 fields, the map would grow as it fills
 	}
 	h := r.Header
-	strs := make([]string, max(n, 0))
 	hosts := 0
 	for {
 		line, rest, ok = bytes.Cut(rest, crlf)
@@ -418,13 +422,10 @@ func chainRequest(ctx context.Context, head []byte, remote net.Addr) *http.Reque
 			hosts++
 			continue
 		}
-		if vv := h[key]; vv == nil && len(strs) > 0 {
-			vv, strs = strs[:1:1], strs[1:]
-			vv[0] = v
-			h[key] = vv
-		} else {
-			h[key] = append(vv, v)
-		}
+		// A slice each rather than ReadRequest's one for all: 16 B objects,
+		// a size that no session keeps, so that this garbage leaves no
+		// span partly used beside what sessions keep.
+		h[key] = append(h[key], v)
 	}
 	if hosts != 1 || !validHost(r.Host) || h["Content-Length"] != nil || h["Transfer-Encoding"] != nil {
 		return nil

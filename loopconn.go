@@ -35,7 +35,7 @@ type loopConn struct {
 // the same allocation).
 type requestExtra struct {
 	ctx   context.Context // nil: the engine's request context
-	paths string          // path values (see packPaths)
+	paths *string         // path values (see packPaths), if any
 }
 
 func (x *requestExtra) Deadline() (time.Time, bool) { return time.Time{}, false }
@@ -72,7 +72,10 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
 		op.tls.lc = lc
 	}
 	if op.ctx != nil || op.paths != "" {
-		lc.extra = &requestExtra{ctx: op.ctx, paths: op.paths}
+		lc.extra = &requestExtra{ctx: op.ctx}
+		if paths := op.paths; paths != "" {
+			lc.extra.paths = &paths
+		}
 	}
 	sh := e.shard(c)
 	cfg := e.codecConfig()
@@ -455,8 +458,8 @@ func (lc *loopConn) request() *http.Request {
 		state := lc.tls.state // the caller's to change
 		r.TLS = &state
 	}
-	if x := lc.extra; x != nil {
-		for name, value := range unpackPaths(x.paths) {
+	if x := lc.extra; x != nil && x.paths != nil {
+		for name, value := range unpackPaths(*x.paths) {
 			r.SetPathValue(name, value)
 		}
 	}

@@ -583,25 +583,34 @@ func (pe *pollEngine) attach(u *upgraded, rt *route) {
 	} else {
 		head = keptHead(u.r)
 	}
-	op := loopOpen{
+	a := &attaching{pe: pe, rt: rt, op: loopOpen{
 		head: head, key: u.key, protocol: u.protocol, exts: u.exts,
 		rest: append(append([]byte(nil), u.buffered...), pc.prefix...),
 		ctx:  keptContext(u.r), paths: packPaths(u.r), vals: u.vals,
-	}
+	}}
 	if len(u.header) > 0 {
 		// Written out now: the chain may change its header once the
 		// route has returned, while the loop writes the 101.
 		var buf [256]byte
-		op.fields = string(appendFields(buf[:0], u.header))
+		a.op.fields = string(appendFields(buf[:0], u.header))
 	}
-	ok := poller.Attach(pc.Conn, func(c *poller.Conn) { newLoopConn(pe, c, rt, op) }, func() {
-		codec.ReleaseExtensions(op.exts)
-	})
-	if !ok {
-		codec.ReleaseExtensions(op.exts)
+	if !poller.Attach(pc.Conn, a.open, a.dropped) {
+		a.dropped()
 		pc.Close()
 	}
 }
+
+// attaching is an Events session on its way back to the loop: one
+// allocation, and the functions given to poller.Attach are 16 B each.
+type attaching struct {
+	pe *pollEngine
+	rt *route
+	op loopOpen
+}
+
+func (a *attaching) open(c *poller.Conn) { newLoopConn(a.pe, c, a.rt, a.op) }
+
+func (a *attaching) dropped() { codec.ReleaseExtensions(a.op.exts) }
 
 // keptHead writes r's request line and header as the chain left them, for
 // Session.Request to parse again, in the compact form sessions keep.
