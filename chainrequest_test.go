@@ -4,6 +4,8 @@ import (
 	"context"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -90,5 +92,33 @@ func TestChainRequestIsReadRequests(t *testing.T) {
 	}
 	if taken < 1000 {
 		t.Errorf("chainRequest took %d random heads", taken)
+	}
+}
+
+// TestPackPaths checks that path values come back from their packed form
+// as ServeMux gave them: empty, long, and with any bytes.
+func TestPackPaths(t *testing.T) {
+	mux := http.NewServeMux()
+	var got []string
+	mux.HandleFunc("GET /a/{x}/{y}/{rest...}", func(w http.ResponseWriter, r *http.Request) {
+		got = nil
+		for name, value := range unpackPaths(packPaths(r)) {
+			got = append(got, name, value)
+		}
+	})
+	long := strings.Repeat("é", 200)
+	for _, path := range []string{"/a/1/2/3", "/a/%00/" + long + "/", "/a/x%2Fy/%20/b/c"} {
+		r, err := http.NewRequest(http.MethodGet, path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux.ServeHTTP(nil, r)
+		want := []string{"x", r.PathValue("x"), "y", r.PathValue("y"), "rest", r.PathValue("rest")}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: got %q, want %q", path, got, want)
+		}
+	}
+	if p := packPaths(httptest.NewRequest(http.MethodGet, "/", nil)); p != "" {
+		t.Errorf("no pattern: packed %q", p)
 	}
 }
