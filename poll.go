@@ -513,8 +513,9 @@ func packPaths(r *http.Request) string {
 }
 
 // unpackPaths yields the names and values packPaths packed.
-func unpackPaths(p string) iter.Seq2[string, string] {
+func unpackPaths(packed string) iter.Seq2[string, string] {
 	return func(yield func(string, string) bool) {
+		p := packed
 		next := func() (string, bool) {
 			var n uint64
 			k := 0
