@@ -154,7 +154,7 @@ func main() {
 	dur := flag.Duration("d", 10*time.Second, "measured time of each case of the load suite")
 	benchtime := flag.String("benchtime", "", "go test -benchtime for the other suites (default: each suite's own)")
 	seed := flag.Uint64("seed", 0, "seed of the servers' order in each run; 0 draws one")
-	readme := flag.String("readme", "../docs/performance.md", "the page whose generated sections get the tables")
+	readme := flag.String("readme", "../docs/performance.md", "the page whose generated sections get the tables; a section whose markers are on another page of its directory goes there")
 	results := flag.String("results", "results", "directory of the raw data and the chart")
 	dry := flag.Bool("dry", false, "print the tables; write nothing")
 	onlyReport := flag.Bool("report", false, "measure nothing: rewrite the tables of docs/performance.md and the chart from the raw data in -results")
@@ -240,21 +240,60 @@ func (c *comparer) main(suites []string, onlyReport bool) error {
 		}
 		return nil
 	}
-	doc, err := os.ReadFile(c.readme)
+	return c.writeSections(suites, sections)
+}
+
+// writeSections puts each suite's tables in the page that holds its
+// markers: -readme, or another page of its directory (the fan-out tables
+// sit with the broadcast docs).
+func (c *comparer) writeSections(suites []string, sections map[string]string) error {
+	pages, err := filepath.Glob(filepath.Join(filepath.Dir(c.readme), "*.md"))
 	if err != nil {
 		return err
 	}
-	updated := string(doc)
+	pages = append([]string{c.readme}, slices.DeleteFunc(pages, func(p string) bool { return p == c.readme })...)
+	docs := map[string]string{}
+	var changed []string
 	for _, s := range suites {
 		name := s
 		if s == "load" {
 			name = "comparison"
 		}
-		if updated, err = report.ReplaceSection(updated, name, sections[s]); err != nil {
-			return fmt.Errorf("%s: %w", c.readme, err)
+		begin, _ := report.SectionMarkers(name)
+		page := ""
+		for _, p := range pages {
+			doc, ok := docs[p]
+			if !ok {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				doc = string(b)
+				docs[p] = doc
+			}
+			if strings.Contains(doc, begin) {
+				page = p
+				break
+			}
+		}
+		if page == "" {
+			return fmt.Errorf("section %s: no page in %s holds its markers", name, filepath.Dir(c.readme))
+		}
+		updated, err := report.ReplaceSection(docs[page], name, sections[s])
+		if err != nil {
+			return fmt.Errorf("%s: %w", page, err)
+		}
+		docs[page] = updated
+		if !slices.Contains(changed, page) {
+			changed = append(changed, page)
 		}
 	}
-	return os.WriteFile(c.readme, []byte(updated), 0o644)
+	for _, p := range changed {
+		if err := os.WriteFile(p, []byte(docs[p]), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func suite(name string) goSuite {

@@ -58,22 +58,29 @@ func TestReportFromRawData(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	readme := filepath.Join(dir, "README.md")
-	var doc strings.Builder
-	for _, name := range []string{"comparison", "fanout"} {
+	// The fan-out tables sit on another page of the same directory.
+	readme := filepath.Join(dir, "performance.md")
+	other := filepath.Join(dir, "broadcast.md")
+	for page, name := range map[string]string{readme: "comparison", other: "fanout"} {
 		begin, end := report.SectionMarkers(name)
-		fmt.Fprintf(&doc, "## %s\n%s\nold\n%s\n", name, begin, end)
-	}
-	if err := os.WriteFile(readme, []byte(doc.String()), 0o644); err != nil {
-		t.Fatal(err)
+		if err := os.WriteFile(page, []byte(fmt.Sprintf("## %s\n%s\nold\n%s\n", name, begin, end)), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c := &comparer{readme: readme, results: results}
 	if err := c.main([]string{"load", "fanout"}, true); err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile(readme)
-	if err != nil {
-		t.Fatal(err)
+	var got []byte
+	for _, page := range []string{readme, other} {
+		b, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, b...)
+	}
+	if b, _ := os.ReadFile(other); !strings.Contains(string(b), "| gorilla-hub (reference) |") {
+		t.Errorf("the fan-out tables did not go to the page with their markers:\n%s", b)
 	}
 	for _, want := range []string{
 		"Measured 2026-12-01 on 2 × test CPU.",
