@@ -25,15 +25,24 @@ type loopConn struct {
 	pe    *poller.Conn
 	rt    *route
 	head  string        // the request head (see compactHead), parsed again by Session.Request
-	extra *requestExtra // what the head does not tell, when there is any
-	tls   *tlsLayer     // the record layer, over TLS
+	extra *requestExtra // what the head does not tell, when there is any, and the TLS layer
 }
 
 // requestExtra is what Session.Request gives besides the head: what the
-// handler chain added.
+// handler chain added, and the TLS connection's state. It holds the record
+// layer too, which most connections do not have either.
 type requestExtra struct {
 	ctx   context.Context // nil: the engine's request context
 	paths []string        // path values: name, value, …
+	tls   *tlsLayer       // the record layer, over TLS
+}
+
+// tls returns lc's record layer, or nil when lc is not over TLS.
+func (lc *loopConn) tls() *tlsLayer {
+	if x := lc.extra; x != nil {
+		return x.tls
+	}
+	return nil
 }
 
 // loopOpen is what an Events session on the loop opens with.
@@ -60,18 +69,15 @@ func (lc *loopConn) jobs() *jobQueue {
 }
 
 func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
-	lc := &loopConn{pe: c, rt: rt, head: op.head, tls: op.tls}
+	lc := &loopConn{pe: c, rt: rt, head: op.head}
 	if op.tls != nil {
 		op.tls.lc = lc
 	}
-	if op.ctx != nil || len(op.paths) > 0 {
-		lc.extra = &requestExtra{ctx: op.ctx, paths: op.paths}
+	if op.ctx != nil || len(op.paths) > 0 || op.tls != nil {
+		lc.extra = &requestExtra{ctx: op.ctx, paths: op.paths, tls: op.tls}
 	}
 	sh := e.shard(c)
-	cfg := e.codecConfig()
-	cfg.Extensions = op.exts
-	cfg.Counters = &sh.proto
-	lc.proto.Init(cfg)
+	lc.proto.InitShared(&e.codec[c.Loop()], op.exts)
 	lc.s = Session{lc: lc, opts: &e.srv.opts, protocol: op.protocol, engine: EnginePoll, vals: op.vals}
 	c.Context = lc
 	// The 101 goes out at the end of this loop iteration, before any frame.
@@ -165,9 +171,10 @@ func (lc *loopConn) onRecords(in []byte) {
 		return // the connection is closing: what follows is dropped
 	}
 	c := lc.pe
-	rec := &lc.tls.rec
+	tl := lc.tls()
+	rec := &tl.rec
 	c.Lock()
-	lc.tls.activity()
+	tl.activity()
 	c.Unlock()
 	for len(in) > 0 && !lc.s.failed {
 		c.Lock() // senders seal under it: the record layer is one state
@@ -260,8 +267,8 @@ func (lc *loopConn) onTimer() {
 	c := lc.pe
 	c.Lock()
 	now := time.Now()
-	if lc.tls != nil {
-		lc.tls.tick(now.UnixNano())
+	if tl := lc.tls(); tl != nil {
+		tl.tick(now.UnixNano())
 	}
 	out, err := lc.proto.Tick(now, c.Buffer(32))
 	c.Commit(out)
@@ -296,7 +303,7 @@ func (lc *loopConn) updateTimerLocked() {
 	default:
 		at = d.UnixNano()
 	}
-	if t := lc.tls; t != nil && !t.shed && (at == 0 || t.checkAt < at) {
+	if t := lc.tls(); t != nil && !t.shed && (at == 0 || t.checkAt < at) {
 		at = t.checkAt
 	}
 	if at == 0 {
@@ -334,8 +341,8 @@ func (lc *loopConn) onClose(err error) {
 	lc.s.leaveHubs()
 	lc.pe.Lock() // a sender may be in the Protocol's sending side
 	rerr := lc.proto.Release()
-	if lc.tls != nil {
-		lc.tls.rec.Release()
+	if tl := lc.tls(); tl != nil {
+		tl.rec.Release()
 	}
 	lc.pe.Unlock()
 	logIfPanic(&lc.s, rerr, "ignored at the end of the session")
@@ -443,8 +450,8 @@ func (lc *loopConn) request() *http.Request {
 		return nil
 	}
 	r = r.WithContext(lc.requestContext())
-	if lc.tls != nil {
-		state := lc.tls.state // the caller's to change
+	if tl := lc.tls(); tl != nil {
+		state := tl.state // the caller's to change
 		r.TLS = &state
 	}
 	if x := lc.extra; x != nil {
