@@ -687,7 +687,9 @@ func (l *loop) event(c *Conn, ev uint32) {
 		c.mu.Lock()
 		if c.waitOut {
 			c.waitOut = false
-			c.stalled = 0
+			if c.q != nil {
+				c.q.stalled = 0
+			}
 			if l.e.cfg.LevelTriggered {
 				l.ctl(unix.EPOLL_CTL_MOD, c.fd, unix.EPOLLIN|unix.EPOLLRDHUP)
 			}
@@ -767,7 +769,7 @@ func (l *loop) read(c *Conn) {
 			err = os.NewSyscallError("read", err)
 		}
 		if c.lingering {
-			err = c.closeErr // the end the lingering close waited for
+			err = c.closeErr() // the end the lingering close waited for
 		}
 		l.closeConn(c, err)
 		return
@@ -783,12 +785,10 @@ func (l *loop) read(c *Conn) {
 func (l *loop) flushBeforeClose(c *Conn) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.queued == 0 || c.lingering || c.werr != nil {
+	if c.queued == 0 || c.lingering || c.werr() != nil {
 		return false
 	}
-	if !c.closing {
-		c.closing, c.closeErr = true, errEOF
-	}
+	c.startClose(errEOF)
 	l.markDirtyLocked(c)
 	return true
 }
@@ -851,15 +851,15 @@ func (l *loop) flushDirty() {
 		if c.queued > 0 && !c.waitOut {
 			c.flushLocked(&l.iov)
 		}
-		if c.refill && c.queued == 0 && !c.waitOut && !c.closing && c.werr == nil && l.filler != nil {
+		if c.refill && c.queued == 0 && !c.waitOut && !c.closing && c.werr() == nil && l.filler != nil {
 			c.refill = false
 			l.filler.Fill(c)
 			if c.queued > 0 {
 				c.flushLocked(&l.iov)
 			}
 		}
-		done := c.closing && (c.queued == 0 || c.werr != nil)
-		werr := c.werr
+		done := c.closing && (c.queued == 0 || c.werr() != nil)
+		werr := c.werr()
 		c.mu.Unlock()
 		if done {
 			l.finishClose(c, werr)
@@ -880,14 +880,14 @@ func (l *loop) finishClose(c *Conn, werr error) {
 		c.sealer = nil
 		c.mu.Unlock()
 	}
-	if werr == nil && c.linger > 0 && !c.lingering {
+	if werr == nil && c.end.linger > 0 && !c.lingering {
 		c.lingering = true
 		unix.Shutdown(c.fd, unix.SHUT_WR)
-		c.SetTimer(time.Now().Add(c.linger))
+		c.SetTimer(time.Now().Add(c.end.linger))
 		l.read(c)
 		return
 	}
-	l.closeConn(c, c.closeErr)
+	l.closeConn(c, c.closeErr())
 }
 
 // watchStall adds c to the connections whose output waits.
@@ -911,10 +911,13 @@ func (l *loop) checkStalls(now int64) {
 	for i, c := range l.checked {
 		l.checked[i] = nil
 		c.mu.Lock()
-		since := c.stalled
+		var since int64
+		if c.q != nil {
+			since = c.q.stalled
+		}
 		expired := since != 0 && !c.closed && now-since >= limit
 		if expired {
-			c.werr = ErrWriteTimeout
+			c.ending().werr = ErrWriteTimeout
 			c.dropOutput()
 		}
 		c.mu.Unlock()
@@ -951,7 +954,7 @@ func (l *loop) runTimers() {
 			signal(c.wready)
 			(*netConn)(c).rearm(now)
 		case c.lingering:
-			l.closeConn(c, c.closeErr)
+			l.closeConn(c, c.closeErr())
 		default:
 			c.dispatching.Store(true)
 			l.e.h.OnTimer(c)
