@@ -81,9 +81,12 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
 	lc.s = Session{lc: lc, opts: &e.srv.opts, protocol: op.protocol, engine: EnginePoll, vals: op.vals}
 	c.Context = lc
 	// The 101 goes out at the end of this loop iteration, before any frame.
+	// It is made here and queued in a buffer of its size, not in a chunk
+	// for more output: a burst of handshakes holds less meanwhile.
+	var room [512]byte
+	b := appendAccept(room[:0], op.key, op.protocol, op.exts, op.header)
 	c.Lock()
-	b := c.Buffer(256 + len(op.protocol) + 256*len(op.exts))
-	c.Commit(appendAccept(b, op.key, op.protocol, op.exts, op.header))
+	c.Commit(b)
 	c.Unlock()
 	if !e.open() {
 		lc.close(CloseGoingAway, "server shutting down")
