@@ -108,11 +108,11 @@ type Protocol struct {
 
 	// mark is when the running timer started: the last keepalive ping (or
 	// the first Tick) while open, the first Tick after our close while
-	// closing. marked is false until a Tick has set it.
+	// closing. marked is false until a Tick has set it. A keepalive ping
+	// carries its mark, which its pong must echo.
 	mark  time.Duration // since epoch
 	tally *Tally        // when set, where the commonest counts go first
 
-	pingSeq   uint32
 	closeCode frame.CloseCode
 	pongAt    uint16 // 1 + where the unsent pong starts in out; 0 when none
 	state     State
@@ -361,7 +361,7 @@ func (p *Protocol) control(f frame.Frame) (Event, error) {
 		}
 		return Event{Kind: EventPing, Payload: f.Payload}, nil
 	case frame.OpPong:
-		if p.awaiting && len(f.Payload) == 8 && binary.BigEndian.Uint64(f.Payload) == uint64(p.pingSeq) {
+		if p.awaiting && len(f.Payload) == 8 && binary.BigEndian.Uint64(f.Payload) == uint64(p.mark) {
 			p.awaiting = false
 		}
 		return Event{Kind: EventPong, Payload: f.Payload}, nil
@@ -673,16 +673,15 @@ func (p *Protocol) Tick(now time.Time, dst []byte) ([]byte, error) {
 			break
 		}
 		if now.Sub(epoch) >= p.mark+p.cfg.PingPeriod {
-			p.pingSeq++
+			p.mark = now.Sub(epoch)
 			var payload [8]byte
-			binary.BigEndian.PutUint64(payload[:], uint64(p.pingSeq))
+			binary.BigEndian.PutUint64(payload[:], uint64(p.mark))
 			dst = p.enc().AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpPing}, payload[:])
 			if c := p.cfg.Counters; c != nil {
 				p.outFrames(1)
 				c.Out.Pings.Add(1)
 			}
 			p.awaiting = true
-			p.mark = now.Sub(epoch)
 		}
 	}
 	return dst, nil
