@@ -325,7 +325,7 @@ func (lc *loopConn) onClose(err error) {
 	handshakeDone := lc.proto.State() == codec.StateClosed && perr == nil
 	lc.pe.Unlock()
 	lc.s.mu.Lock()
-	cause := lc.s.err
+	cause := lc.s.cause()
 	lc.s.mu.Unlock()
 	switch {
 	case cause != nil:
@@ -352,15 +352,14 @@ func (lc *loopConn) onClose(err error) {
 	s := &lc.s
 	s.mu.Lock()
 	s.ended = true
-	s.reason = CloseReason{Code: code, Reason: reason}
-	s.err = err
-	if s.lifecycle != nil {
-		if s.done != nil {
-			close(s.done)
-		}
-		if s.cancel != nil {
-			s.cancel()
-		}
+	l := s.life()
+	l.endReason = CloseReason{Code: code, Reason: reason}
+	l.endErr = err
+	if s.done != nil {
+		close(s.done)
+	}
+	if s.cancel != nil {
+		s.cancel()
 	}
 	s.mu.Unlock()
 	if s.counted {
@@ -386,11 +385,11 @@ func (lc *loopConn) run(j job) {
 	s := &lc.s
 	if j.kind == jobClose {
 		defer lc.recoverLate()
-		if s.err != nil && ev.OnError != nil {
-			ev.OnError(s, s.err)
+		if err := s.cause(); err != nil && ev.OnError != nil {
+			ev.OnError(s, err)
 		}
 		if ev.OnClose != nil {
-			ev.OnClose(s, s.reason)
+			ev.OnClose(s, s.finalReason())
 		}
 		return
 	}
@@ -433,15 +432,13 @@ func (lc *loopConn) recoverLate() {
 func (lc *loopConn) panicked() bool {
 	lc.s.mu.Lock()
 	defer lc.s.mu.Unlock()
-	return lc.s.err == ErrHandlerPanic
+	return lc.s.cause() == ErrHandlerPanic
 }
 
 // setCause makes err the session's error, unless one is set.
 func (lc *loopConn) setCause(err error) {
 	lc.s.mu.Lock()
-	if lc.s.err == nil && !lc.s.ended {
-		lc.s.err = err
-	}
+	lc.s.recordCause(err)
 	lc.s.mu.Unlock()
 }
 
