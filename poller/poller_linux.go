@@ -30,6 +30,7 @@ type Engine struct {
 	loops []*loop
 	next  atomic.Uint32
 	conns atomic.Int64
+	table connTable // the open connections, by descriptor
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -181,11 +182,11 @@ func (e *Engine) Each(fn func(c *Conn)) {
 		wg.Add(1)
 		l.post(task{kind: taskFunc, fn: func() {
 			defer wg.Done()
-			for _, c := range l.conns {
-				if c != nil && !c.closed {
+			l.e.table.each(l, func(c *Conn) {
+				if !c.closed {
 					fn(c)
 				}
-			}
+			})
 		}})
 	}
 	wg.Wait()
@@ -226,7 +227,6 @@ type loop struct {
 	raw    syscall.RawConn
 	buf    []byte
 	events []unix.EpollEvent
-	conns  []*Conn // by descriptor
 	lss    []*listener
 	n      int // open connections
 
@@ -376,11 +376,9 @@ func (l *loop) run() {
 			if fd == l.efd {
 				continue
 			}
-			if fd < len(l.conns) {
-				if c := l.conns[fd]; c != nil {
-					l.event(c, ev.Events)
-					continue
-				}
+			if c := l.e.table.get(fd); c != nil && c.l == l {
+				l.event(c, ev.Events)
+				continue
 			}
 			for _, ls := range l.lss {
 				if ls.fd == fd {
@@ -501,7 +499,7 @@ func (l *loop) runTasks() {
 			l.markDirtyLocked(t.c)
 			t.c.mu.Unlock()
 		case taskResume:
-			if t.c.l == l && l.conns[t.c.fd] == t.c {
+			if t.c.l == l && l.e.table.get(t.c.fd) == t.c {
 				l.read(t.c)
 			}
 		case taskFunc:
@@ -637,10 +635,7 @@ func (l *loop) add(fd int, peer peerAddr) {
 		unix.Close(fd)
 		return
 	}
-	for fd >= len(l.conns) {
-		l.conns = append(l.conns, make([]*Conn, max(len(l.conns), 64))...)
-	}
-	l.conns[fd] = c
+	l.e.table.set(fd, c)
 	l.n++
 	l.e.conns.Add(1)
 	l.stats.conns.Add(1)
@@ -977,7 +972,7 @@ func (l *loop) closeConn(c *Conn, err error) {
 	l.tmu.Lock()
 	l.wheel.set(&c.tm, 0)
 	l.tmu.Unlock()
-	l.conns[c.fd] = nil
+	l.e.table.set(c.fd, nil)
 	unix.Close(c.fd) // also leaves epoll
 	if c.unread != nil {
 		bufpool.Put(c.unread)
@@ -998,11 +993,7 @@ func (l *loop) shutdown() {
 	for _, ls := range l.lss {
 		l.unlisten(ls)
 	}
-	for _, c := range l.conns {
-		if c != nil {
-			l.closeConn(c, ErrClosed)
-		}
-	}
+	l.e.table.each(l, func(c *Conn) { l.closeConn(c, ErrClosed) })
 	l.release()
 }
 
