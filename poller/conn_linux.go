@@ -29,9 +29,8 @@ type Conn struct {
 
 	q      *outQueue // output, while there is some
 	queued int       // bytes not yet written
-	end    *ending   // once closing or output has failed
+	more   *connMore // made when first needed
 	unread *[]byte   // input handed back by Unread, delivered first on resuming
-	sealer Sealer    // turns output into what goes on the wire, when set
 	*detach
 
 	mu          sync.Mutex
@@ -52,43 +51,53 @@ type Conn struct {
 	detached  bool
 }
 
-// ending is what a connection holds once its end has begun.
-type ending struct {
-	werr     error // the write error that ended output
-	closeErr error // what OnClose reports after Close
+// connMore is what a connection holds only at times: the sealer of a TLS
+// connection, and what it keeps for its end once that has begun.
+type connMore struct {
+	sealer   Sealer // turns output into what goes on the wire, when set
+	werr     error  // the write error that ended output
+	closeErr error  // what OnClose reports after Close
 	linger   time.Duration
 }
 
-// ending returns c's end state, making it if c has none. c is locked, or
+// moreState returns c's connMore, making it if c has none. c is locked, or
 // on the loop.
-func (c *Conn) ending() *ending {
-	if c.end == nil {
-		c.end = new(ending)
+func (c *Conn) moreState() *connMore {
+	if c.more == nil {
+		c.more = new(connMore)
 	}
-	return c.end
+	return c.more
+}
+
+// sealer returns c's sealer, if it has one.
+func (c *Conn) sealer() Sealer {
+	if c.more == nil {
+		return nil
+	}
+	return c.more.sealer
 }
 
 // werr returns the write error that ended c's output, if any.
 func (c *Conn) werr() error {
-	if c.end == nil {
+	if c.more == nil {
 		return nil
 	}
-	return c.end.werr
+	return c.more.werr
 }
 
 // closeErr returns what OnClose reports after Close.
 func (c *Conn) closeErr() error {
-	if c.end == nil {
+	if c.more == nil {
 		return nil
 	}
-	return c.end.closeErr
+	return c.more.closeErr
 }
 
 // startClose marks c closing with err as its cause, unless it is already.
 func (c *Conn) startClose(err error) {
 	if !c.closing {
 		c.closing = true
-		c.ending().closeErr = err
+		c.moreState().closeErr = err
 	}
 }
 
@@ -459,7 +468,7 @@ func (c *Conn) flushLocked(iov *[]unix.Iovec) {
 		case err == unix.EINTR:
 		default:
 			werr := os.NewSyscallError("writev", err)
-			c.ending().werr = werr
+			c.moreState().werr = werr
 			c.dropOutput()
 			// The stream cannot be resumed: close, even if reading is
 			// paused and would never see the peer's end.
@@ -535,7 +544,9 @@ func (c *Conn) dropOutput() {
 // SetSealer makes s seal c's output from now on: what is queued is
 // written as it is. c is locked.
 func (c *Conn) SetSealer(s Sealer) {
-	c.sealer = s
+	if s != nil || c.more != nil {
+		c.moreState().sealer = s
+	}
 	if c.q != nil {
 		c.q.sealed = len(c.q.out)
 	}
@@ -544,7 +555,7 @@ func (c *Conn) SetSealer(s Sealer) {
 // SealOwed writes what the sealer owes the peer of its own, after the
 // output queued before. c is locked.
 func (c *Conn) SealOwed() {
-	if c.sealer != nil && c.sealer.Owed() {
+	if s := c.sealer(); s != nil && s.Owed() {
 		c.seal()
 		c.wrote()
 	}
@@ -554,23 +565,24 @@ func (c *Conn) SealOwed() {
 // Only sealed output is ever written, so a chunk sealed here has none of
 // its bytes written yet. c is locked.
 func (c *Conn) seal() {
-	if c.sealer == nil {
+	sl := c.sealer()
+	if sl == nil {
 		return
 	}
 	if q := c.q; q != nil {
 		for i := q.sealed; i < len(q.out); i++ {
 			k := q.out[i]
-			b := bufpool.Get(c.sealer.SealedSize(len(*k.b)))
-			*b = c.sealer.Seal((*b)[:0], *k.b)
+			b := bufpool.Get(sl.SealedSize(len(*k.b)))
+			*b = sl.Seal((*b)[:0], *k.b)
 			c.queued += len(*b) - len(*k.b)
 			c.release(k)
 			q.out[i] = chunk{b: b}
 		}
 		q.sealed = len(q.out)
 	}
-	if c.sealer.Owed() {
-		b := bufpool.Get(c.sealer.SealedSize(0))
-		*b = c.sealer.Seal((*b)[:0], nil)
+	if sl.Owed() {
+		b := bufpool.Get(sl.SealedSize(0))
+		*b = sl.Seal((*b)[:0], nil)
 		c.addChunk(chunk{b: b})
 		c.queued += len(*b)
 		c.q.sealed = len(c.q.out)
@@ -596,7 +608,7 @@ func (c *Conn) CloseWithError(err error, linger time.Duration) error {
 		err = ErrClosed
 	}
 	c.startClose(err)
-	c.end.linger = linger
+	c.more.linger = linger
 	if c.dispatching.Load() {
 		return nil // the loop looks after the handler call
 	}

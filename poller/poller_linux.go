@@ -867,18 +867,18 @@ func (l *loop) flushDirty() {
 // after shutting down its writing side and draining input for the linger
 // time.
 func (l *loop) finishClose(c *Conn, werr error) {
-	if werr == nil && c.sealer != nil && !c.lingering {
+	if sl := c.sealer(); werr == nil && sl != nil && !c.lingering {
 		c.mu.Lock()
-		if end := c.sealer.Close(nil); len(end) > 0 {
+		if end := sl.Close(nil); len(end) > 0 {
 			unix.Write(c.fd, end) // best effort: the stream ends anyway
 		}
-		c.sealer = nil
+		c.more.sealer = nil
 		c.mu.Unlock()
 	}
-	if werr == nil && c.end.linger > 0 && !c.lingering {
+	if werr == nil && c.more.linger > 0 && !c.lingering {
 		c.lingering = true
 		unix.Shutdown(c.fd, unix.SHUT_WR)
-		c.SetTimer(time.Now().Add(c.end.linger))
+		c.SetTimer(time.Now().Add(c.more.linger))
 		l.read(c)
 		return
 	}
@@ -912,7 +912,7 @@ func (l *loop) checkStalls(now int64) {
 		}
 		expired := since != 0 && !c.closed && now-since >= limit
 		if expired {
-			c.ending().werr = ErrWriteTimeout
+			c.moreState().werr = ErrWriteTimeout
 			c.dropOutput()
 		}
 		c.mu.Unlock()
