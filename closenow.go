@@ -20,9 +20,7 @@ func (s *Session) CloseNow() error {
 		return nil
 	}
 	s.mu.Lock()
-	if !s.ended && s.err == nil {
-		s.err = ErrClosed
-	}
+	s.recordCause(ErrClosed)
 	s.stopped = true
 	s.dropQueue()
 	s.signal() // a waiting receiver returns

@@ -44,11 +44,11 @@ type Events struct {
 func (ev Events) Run(s *Session) {
 	ev.serve(s)
 	<-s.Done()
-	if err := s.err; err != nil && ev.OnError != nil {
+	if err := s.cause(); err != nil && ev.OnError != nil {
 		ev.OnError(s, err)
 	}
 	if ev.OnClose != nil {
-		ev.OnClose(s, s.reason)
+		ev.OnClose(s, s.finalReason())
 	}
 }
 

@@ -1390,9 +1390,7 @@ func (h *Hub) disconnect(sub *subscription) {
 	}
 	s := sub.s
 	s.mu.Lock()
-	if s.err == nil && !s.ended {
-		s.err = ErrSlowSubscriber
-	}
+	s.recordCause(ErrSlowSubscriber)
 	s.mu.Unlock()
 	if s.lc != nil {
 		s.lc.WriteClose(code, reason)

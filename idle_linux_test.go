@@ -31,7 +31,7 @@ func TestIdleMemoryPerConnection(t *testing.T) {
 		heap       int // bytes per connection, at most
 		goroutines int // per connection
 	}{
-		{EnginePoll, "/events", 1000, 0},
+		{EnginePoll, "/events", 640, 0},
 		{EnginePoll, "/echo", 3100, 1},
 		{EngineStd, "/events", 3900, 1},
 		{EngineStd, "/echo", 3600, 1},

@@ -25,17 +25,26 @@ type loopConn struct {
 	pe    *poller.Conn
 	rt    *route
 	head  string        // the request head (see compactHead), parsed again by Session.Request
-	extra *requestExtra // what the head does not tell, when there is any
-	tls   *tlsLayer     // the record layer, over TLS
+	extra *requestExtra // what the head does not tell, when there is any, and the TLS layer
 }
 
 // requestExtra is what Session.Request gives besides the head: what the
-// handler chain added. When the chain added to the request's context, it
-// is that context without its cancellation (as context.WithoutCancel, in
-// the same allocation).
+// handler chain added, and the TLS connection's record layer, which most
+// connections do not have either. When the chain added to the request's
+// context, it is that context without its cancellation (as
+// context.WithoutCancel, in the same allocation).
 type requestExtra struct {
 	ctx   context.Context // nil: the engine's request context
 	paths *string         // path values (see packPaths), if any
+	tls   *tlsLayer       // the record layer, over TLS
+}
+
+// tls returns lc's record layer, or nil when lc is not over TLS.
+func (lc *loopConn) tls() *tlsLayer {
+	if x := lc.extra; x != nil {
+		return x.tls
+	}
+	return nil
 }
 
 func (x *requestExtra) Deadline() (time.Time, bool) { return time.Time{}, false }
@@ -67,28 +76,28 @@ func (lc *loopConn) jobs() *jobQueue {
 }
 
 func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
-	lc := &loopConn{pe: c, rt: rt, head: op.head, tls: op.tls}
+	lc := &loopConn{pe: c, rt: rt, head: op.head}
 	if op.tls != nil {
 		op.tls.lc = lc
 	}
-	if op.ctx != nil || op.paths != "" {
-		lc.extra = &requestExtra{ctx: op.ctx}
+	if op.ctx != nil || op.paths != "" || op.tls != nil {
+		lc.extra = &requestExtra{ctx: op.ctx, tls: op.tls}
 		if paths := op.paths; paths != "" {
 			lc.extra.paths = &paths
 		}
 	}
 	sh := e.shard(c)
-	cfg := e.codecConfig()
-	cfg.Extensions = op.exts
-	cfg.Counters = &sh.proto
-	lc.proto.Init(cfg)
+	lc.proto.InitShared(&e.codec[c.Loop()], op.exts)
 	lc.s = Session{lc: lc, opts: &e.srv.opts, protocol: op.protocol, engine: EnginePoll, vals: op.vals}
 	c.Context = lc
 	// The 101 goes out at the end of this loop iteration, before any frame.
+	// It is made here and queued in a buffer of its size, not in a chunk
+	// for more output: a burst of handshakes holds less meanwhile.
+	var room [512]byte
+	b := appendAcceptStart(room[:0], op.key, op.protocol, op.exts)
+	b = append(append(b, op.fields...), "\r\n\r\n"...)
 	c.Lock()
-	b := c.Buffer(256 + len(op.protocol) + 256*len(op.exts) + len(op.fields))
-	b = appendAcceptStart(b, op.key, op.protocol, op.exts)
-	c.Commit(append(append(b, op.fields...), "\r\n\r\n"...))
+	c.Commit(b)
 	c.Unlock()
 	if !e.open() {
 		lc.close(CloseGoingAway, "server shutting down")
@@ -176,9 +185,10 @@ func (lc *loopConn) onRecords(in []byte) {
 		return // the connection is closing: what follows is dropped
 	}
 	c := lc.pe
-	rec := &lc.tls.rec
+	tl := lc.tls()
+	rec := &tl.rec
 	c.Lock()
-	lc.tls.activity()
+	tl.activity()
 	c.Unlock()
 	for len(in) > 0 && !lc.s.failed {
 		c.Lock() // senders seal under it: the record layer is one state
@@ -271,8 +281,8 @@ func (lc *loopConn) onTimer() {
 	c := lc.pe
 	c.Lock()
 	now := time.Now()
-	if lc.tls != nil {
-		lc.tls.tick(now.UnixNano())
+	if tl := lc.tls(); tl != nil {
+		tl.tick(now.UnixNano())
 	}
 	out, err := lc.proto.Tick(now, c.Buffer(32))
 	c.Commit(out)
@@ -307,7 +317,7 @@ func (lc *loopConn) updateTimerLocked() {
 	default:
 		at = d.UnixNano()
 	}
-	if t := lc.tls; t != nil && !t.shed && (at == 0 || t.checkAt < at) {
+	if t := lc.tls(); t != nil && !t.shed && (at == 0 || t.checkAt < at) {
 		at = t.checkAt
 	}
 	if at == 0 {
@@ -326,7 +336,7 @@ func (lc *loopConn) onClose(err error) {
 	handshakeDone := lc.proto.State() == codec.StateClosed && perr == nil
 	lc.pe.Unlock()
 	lc.s.mu.Lock()
-	cause := lc.s.err
+	cause := lc.s.cause()
 	lc.s.mu.Unlock()
 	switch {
 	case cause != nil:
@@ -345,23 +355,22 @@ func (lc *loopConn) onClose(err error) {
 	lc.s.leaveHubs()
 	lc.pe.Lock() // a sender may be in the Protocol's sending side
 	rerr := lc.proto.Release()
-	if lc.tls != nil {
-		lc.tls.rec.Release()
+	if tl := lc.tls(); tl != nil {
+		tl.rec.Release()
 	}
 	lc.pe.Unlock()
 	logIfPanic(&lc.s, rerr, "ignored at the end of the session")
 	s := &lc.s
 	s.mu.Lock()
 	s.ended = true
-	s.reason = CloseReason{Code: code, Reason: reason}
-	s.err = err
-	if s.lifecycle != nil {
-		if s.done != nil {
-			close(s.done)
-		}
-		if s.cancel != nil {
-			s.cancel()
-		}
+	l := s.life()
+	l.endReason = CloseReason{Code: code, Reason: reason}
+	l.endErr = err
+	if s.done != nil {
+		close(s.done)
+	}
+	if s.cancel != nil {
+		s.cancel()
 	}
 	s.mu.Unlock()
 	if s.counted {
@@ -387,11 +396,11 @@ func (lc *loopConn) run(j job) {
 	s := &lc.s
 	if j.kind == jobClose {
 		defer lc.recoverLate()
-		if s.err != nil && ev.OnError != nil {
-			ev.OnError(s, s.err)
+		if err := s.cause(); err != nil && ev.OnError != nil {
+			ev.OnError(s, err)
 		}
 		if ev.OnClose != nil {
-			ev.OnClose(s, s.reason)
+			ev.OnClose(s, s.finalReason())
 		}
 		return
 	}
@@ -434,15 +443,13 @@ func (lc *loopConn) recoverLate() {
 func (lc *loopConn) panicked() bool {
 	lc.s.mu.Lock()
 	defer lc.s.mu.Unlock()
-	return lc.s.err == ErrHandlerPanic
+	return lc.s.cause() == ErrHandlerPanic
 }
 
 // setCause makes err the session's error, unless one is set.
 func (lc *loopConn) setCause(err error) {
 	lc.s.mu.Lock()
-	if lc.s.err == nil && !lc.s.ended {
-		lc.s.err = err
-	}
+	lc.s.recordCause(err)
 	lc.s.mu.Unlock()
 }
 
@@ -454,8 +461,8 @@ func (lc *loopConn) request() *http.Request {
 		return nil
 	}
 	r = r.WithContext(lc.requestContext())
-	if lc.tls != nil {
-		state := lc.tls.state // the caller's to change
+	if tl := lc.tls(); tl != nil {
+		state := tl.state // the caller's to change
 		r.TLS = &state
 	}
 	if x := lc.extra; x != nil && x.paths != nil {

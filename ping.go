@@ -219,9 +219,7 @@ func (s *Session) closeNowait(code CloseCode, reason string, cause error) {
 		return
 	}
 	s.mu.Lock()
-	if !s.ended && s.err == nil {
-		s.err = cause
-	}
+	s.recordCause(cause)
 	s.mu.Unlock()
 	s.c.WriteClose(code, reason)
 }

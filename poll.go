@@ -41,6 +41,9 @@ type pollEngine struct {
 	closing  bool
 
 	shards []shard // the counters of each loop (see Stats)
+	// codec is the protocol config of each loop's Events sessions, which
+	// count in its shard: they share it rather than each hold a copy.
+	codec []codec.Config
 }
 
 // shard returns the counters of c's loop.
@@ -105,6 +108,11 @@ func newPollEngine(srv *Server, h http.Handler, hs *http.Server, addr net.Addr) 
 	}
 	pe.eng = eng
 	pe.shards = make([]shard, eng.Loops())
+	pe.codec = make([]codec.Config, eng.Loops())
+	for i := range pe.codec {
+		pe.codec[i] = connConfig(&srv.opts, codec.Server, false).Codec
+		pe.codec[i].Counters = &pe.shards[i].proto
+	}
 	if srv.opts.Workers > 0 {
 		pe.workers = newWorkerPool(srv.opts.Workers)
 	}
@@ -142,7 +150,7 @@ func (pe *pollEngine) OnOpen(c *poller.Conn) {
 func (pe *pollEngine) OnData(c *poller.Conn, in []byte) {
 	switch st := c.Context.(type) {
 	case *loopConn:
-		if st.tls != nil {
+		if st.tls() != nil {
 			st.onRecords(in)
 			return
 		}
@@ -786,8 +794,3 @@ func (l *handoffListener) Close() error {
 }
 
 func (l *handoffListener) Addr() net.Addr { return l.addr }
-
-// connConfig for the poll engine's event sessions.
-func (pe *pollEngine) codecConfig() codec.Config {
-	return connConfig(&pe.srv.opts, codec.Server, false).Codec
-}

@@ -107,12 +107,6 @@ type Session struct {
 	// readClosed: CloseRead was called, and data messages are dropped.
 	// Under mu, or on the loop under the connection's lock.
 	readClosed bool
-
-	// Under mu; final once ended is set (and before done is closed). Until
-	// then err holds the cause recorded for the end, if any, which takes
-	// precedence over the transport's error.
-	reason CloseReason
-	err    error
 }
 
 // lifecycle is how a session's end is observed. ctx is made when first
@@ -122,6 +116,47 @@ type lifecycle struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the connection has ended
 	ctl    *control      // under mu; made by the first Ping, OnPing or OnPong
+
+	// Under mu; final once ended is set (and before done is closed). Until
+	// then endErr holds the cause recorded for the end, if any, which takes
+	// precedence over the transport's error. An event session on the poll
+	// engine makes its lifecycle for them when it ends or a cause comes.
+	endReason CloseReason
+	endErr    error
+}
+
+// life returns s's lifecycle, making it if s has none. s.mu is held.
+func (s *Session) life() *lifecycle {
+	if s.lifecycle == nil {
+		s.lifecycle = &lifecycle{}
+	}
+	return s.lifecycle
+}
+
+// cause returns the error recorded for the session's end: its cause until
+// it ends, then its error. s.mu is held, or the session has ended.
+func (s *Session) cause() error {
+	if s.lifecycle == nil {
+		return nil
+	}
+	return s.endErr
+}
+
+// finalReason returns the reason the session ended with. s.mu is held, or
+// the session has ended.
+func (s *Session) finalReason() CloseReason {
+	if s.lifecycle == nil {
+		return CloseReason{}
+	}
+	return s.endReason
+}
+
+// recordCause makes err the cause of the session's end, unless one is
+// recorded or the session has ended. s.mu is held.
+func (s *Session) recordCause(err error) {
+	if !s.ended && s.cause() == nil {
+		s.life().endErr = err
+	}
 }
 
 // out returns the transport that sends.
@@ -454,15 +489,15 @@ func (s *Session) finish(err error) {
 		err = eerr // our 1011 reported it
 	}
 	s.mu.Lock()
-	if s.err != nil {
-		err = s.err // the cause closeWith recorded
+	if cause := s.cause(); cause != nil {
+		err = cause // the cause closeWith recorded
 	}
 	code, reason = endReason(code, reason, ok, err)
 	logIfPanic(s, err, "the session was closed with 1011")
 	s.ended = true
 	s.grace.Stop()
-	s.err = err
-	s.reason = CloseReason{Code: code, Reason: reason}
+	s.endErr = err
+	s.endReason = CloseReason{Code: code, Reason: reason}
 	s.mu.Unlock()
 	s.leaveHubs()
 	close(s.done)
@@ -594,7 +629,7 @@ func (s *Session) readDirect() (Message, error) {
 }
 
 func (s *Session) closeError() error {
-	return &CloseError{CloseReason: s.reason, Err: s.err}
+	return &CloseError{CloseReason: s.finalReason(), Err: s.cause()}
 }
 
 // take returns the oldest message not yet received, if any. s.mu is held.
@@ -788,8 +823,8 @@ func (s *Session) closeWith(code CloseCode, reason string, cause error) error {
 		return err
 	}
 	s.mu.Lock()
-	if cause != nil && !s.ended && s.err == nil {
-		s.err = cause
+	if cause != nil {
+		s.recordCause(cause)
 	}
 	s.stopped = true
 	s.dropQueue()
@@ -807,8 +842,8 @@ func (s *Session) closeWith(code CloseCode, reason string, cause error) error {
 	if s.owned {
 		s.releaseBuffers()
 	}
-	if sent && errors.Is(s.err, ErrCloseTimeout) {
-		return s.err
+	if err := s.cause(); sent && errors.Is(err, ErrCloseTimeout) {
+		return err
 	}
 	return nil
 }
@@ -871,11 +906,11 @@ func (s *Session) over() (r CloseReason, err error, ok bool) {
 		if !s.ended {
 			return r, nil, false
 		}
-		return s.reason, s.err, true
+		return s.finalReason(), s.cause(), true
 	}
 	select {
 	case <-s.done:
-		return s.reason, s.err, true
+		return s.finalReason(), s.cause(), true
 	default:
 		return r, nil, false
 	}

@@ -70,7 +70,7 @@ func TestTLS(t *testing.T) {
 				onLoop := make(chan bool, 4)
 				mux.Handle("/events", srv.WebSocketEvents(Events{OnOpen: func(s *Session) {
 					ptPut(engines, s.Engine())
-					ptPut(onLoop, s.lc != nil && s.lc.tls != nil)
+					ptPut(onLoop, s.lc != nil && s.lc.tls() != nil)
 				}, OnMessage: ptEcho}))
 				mux.Handle("/echo", srv.WebSocket(func(s *Session) { ptPut(engines, s.Engine()); ptEchoSession(s) }))
 				mux.HandleFunc("/page", func(w http.ResponseWriter, r *http.Request) {
@@ -192,7 +192,7 @@ func TestTLSShedsWhenIdle(t *testing.T) {
 	shed := func() bool {
 		s.lc.pe.Lock()
 		defer s.lc.pe.Unlock()
-		return s.lc.tls.shed
+		return s.lc.tls().shed
 	}
 	for round := range 2 {
 		deadline := time.Now().Add(3 * time.Second)
@@ -330,7 +330,7 @@ func tlsLoopSessions(srv *Server) int {
 	var n atomic.Int64 // the loops count at once
 	for _, pe := range polls {
 		pe.eng.Each(func(c *poller.Conn) {
-			if lc := loopConnOf(c); lc != nil && lc.tls != nil {
+			if lc := loopConnOf(c); lc != nil && lc.tls() != nil {
 				n.Add(1)
 			}
 		})
@@ -357,7 +357,7 @@ func TestTLSSessionRequest(t *testing.T) {
 				}
 				seens := make(chan seen, 1)
 				look := func(s *Session) {
-					r, loop := s.Request(), s.lc != nil && s.lc.tls != nil
+					r, loop := s.Request(), s.lc != nil && s.lc.tls() != nil
 					if r.TLS != nil && loop {
 						r.TLS.ServerName = "changed" // elsewhere, each call returns the same request
 					}
@@ -472,7 +472,7 @@ func TestTLSConfigForClient(t *testing.T) {
 	}
 	onLoop := make(chan bool, 1)
 	addr := tlsStart(t, opts, func(srv *Server) http.Handler {
-		return srv.WebSocketEvents(Events{OnOpen: func(s *Session) { ptPut(onLoop, s.lc != nil && s.lc.tls != nil) }, OnMessage: ptEcho})
+		return srv.WebSocketEvents(Events{OnOpen: func(s *Session) { ptPut(onLoop, s.lc != nil && s.lc.tls() != nil) }, OnMessage: ptEcho})
 	})
 	cache := tls.NewLRUClientSessionCache(1)
 	for i := range 2 {

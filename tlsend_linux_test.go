@@ -82,7 +82,7 @@ func TestTLSEnd(t *testing.T) {
 				errs := make(chan error, 1)
 				addr := tlsStart(t, opts, func(srv *Server) http.Handler {
 					return srv.WebSocketEvents(Events{
-						OnOpen:    func(s *Session) { ptPut(onLoop, s.lc != nil && s.lc.tls != nil) },
+						OnOpen:    func(s *Session) { ptPut(onLoop, s.lc != nil && s.lc.tls() != nil) },
 						OnMessage: ptEcho,
 						OnClose: func(s *Session, r CloseReason) {
 							ptPut(errs, s.Err())

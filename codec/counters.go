@@ -84,7 +84,7 @@ func (d *Direction) control(op frame.Opcode, payload []byte) {
 
 // fragments returns the number of frames Encoder.AppendMessage makes of a
 // payload of n bytes.
-func (e *Encoder) fragments(n int) uint64 {
+func (e Encoder) fragments(n int) uint64 {
 	if e.FragmentSize <= 0 || n <= e.FragmentSize {
 		return 1
 	}
@@ -153,7 +153,7 @@ func (p *Protocol) inFrame() {
 		t.InFrames++
 		return
 	}
-	p.ctr.In.Frames.Add(1)
+	p.cfg.Counters.In.Frames.Add(1)
 }
 
 // inMessage counts a data message received, or the bytes of a raw frame
@@ -170,9 +170,9 @@ func (p *Protocol) inMessage(op frame.Opcode, n int, whole bool) {
 		}
 		return
 	}
-	p.ctr.In.Bytes[i].Add(uint64(n))
+	p.cfg.Counters.In.Bytes[i].Add(uint64(n))
 	if whole {
-		p.ctr.In.Messages[i].Add(1)
+		p.cfg.Counters.In.Messages[i].Add(1)
 	}
 }
 
@@ -182,7 +182,7 @@ func (p *Protocol) outFrames(n uint64) {
 		t.OutFrames += n
 		return
 	}
-	p.ctr.Out.Frames.Add(n)
+	p.cfg.Counters.Out.Frames.Add(n)
 }
 
 // outMessage is inMessage for a message sent.
@@ -198,8 +198,8 @@ func (p *Protocol) outMessage(op frame.Opcode, n int, whole bool) {
 		}
 		return
 	}
-	p.ctr.Out.Bytes[i].Add(uint64(n))
+	p.cfg.Counters.Out.Bytes[i].Add(uint64(n))
 	if whole {
-		p.ctr.Out.Messages[i].Add(1)
+		p.cfg.Counters.Out.Messages[i].Add(1)
 	}
 }

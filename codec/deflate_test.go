@@ -789,7 +789,7 @@ func TestDeflateThreshold(t *testing.T) {
 		msg := bytes.Repeat([]byte("a"), tt.size)
 		wire, _ := transfer(t, tt.from, tt.to, frame.OpText, msg)
 		if f := wireFrames(t, tt.from, wire); (f[0].h.Rsv == frame.RSV1) != tt.compressed {
-			t.Errorf("%v sending %d bytes: RSV %#x, compressed %v", tt.from.enc.Role, tt.size, f[0].h.Rsv, tt.compressed)
+			t.Errorf("%v sending %d bytes: RSV %#x, compressed %v", tt.from.cfg.Role, tt.size, f[0].h.Rsv, tt.compressed)
 		}
 	}
 }

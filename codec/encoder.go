@@ -20,7 +20,7 @@ type Encoder struct {
 
 // AppendFrame appends one frame with header h (its Length and mask are set
 // here) and payload p. The payload is copied, so p is never modified.
-func (e *Encoder) AppendFrame(dst []byte, h frame.Header, p []byte) []byte {
+func (e Encoder) AppendFrame(dst []byte, h frame.Header, p []byte) []byte {
 	h.Length = int64(len(p))
 	h.Masked = e.Role == Client
 	if h.Masked {
@@ -38,7 +38,7 @@ func (e *Encoder) AppendFrame(dst []byte, h frame.Header, p []byte) []byte {
 // AppendMessage appends a whole data message with opcode op (OpText or
 // OpBinary), splitting it into fragments when FragmentSize asks for it. rsv
 // goes on the first frame only, as extensions such as permessage-deflate need.
-func (e *Encoder) AppendMessage(dst []byte, op frame.Opcode, rsv byte, p []byte) []byte {
+func (e Encoder) AppendMessage(dst []byte, op frame.Opcode, rsv byte, p []byte) []byte {
 	if e.FragmentSize <= 0 || len(p) <= e.FragmentSize {
 		return e.AppendFrame(dst, frame.Header{Fin: true, Rsv: rsv, Op: op}, p)
 	}
@@ -58,7 +58,7 @@ func (e *Encoder) AppendMessage(dst []byte, op frame.Opcode, rsv byte, p []byte)
 
 // MessageSize returns the number of bytes AppendMessage writes for a payload
 // of n bytes, so callers can reserve room in one step.
-func (e *Encoder) MessageSize(n int) int {
+func (e Encoder) MessageSize(n int) int {
 	hdr := func(l int) int {
 		return frame.Header{Length: int64(l), Masked: e.Role == Client}.Size()
 	}

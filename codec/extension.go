@@ -414,6 +414,7 @@ type pipeline struct {
 	scratch [2]*[]byte // encoded message buffers, held during AppendMessage
 	done    bool       // released: the Transforms may not be used
 	skip    byte       // RSV bits of extensions that encode nothing (SetCompression)
+	sendErr error      // an extension panicked while encoding: nothing more is sent through it
 }
 
 // decode undoes the extensions whose bits are set, in the reverse of

@@ -370,7 +370,7 @@ func newPair(t *testing.T, server, client []Extension, cfg Config) (sp, cp *Prot
 }
 
 func peerRole(p *Protocol) Role {
-	if p.enc.Role == Client {
+	if p.cfg.Role == Client {
 		return Server
 	}
 	return Client

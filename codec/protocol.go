@@ -96,37 +96,51 @@ var (
 //
 // A Protocol is not safe for concurrent use; the transport serialises calls.
 type Protocol struct {
-	dec         Decoder
-	asm         Assembler
-	enc         Encoder
-	pingPeriod  time.Duration
-	timeout     time.Duration
+	cfg *Config
+	// in is the state of a frame or message being received, taken from a
+	// pool while one is and given back when it is done: a connection
+	// between messages holds none.
+	in          *inState
 	out         *[]byte // replies owed to the peer
 	ext         *pipeline
 	err         error
-	sendErr     error  // an extension panicked while encoding: nothing more is sent through it
 	closeReason string // with closeCode: the peer's once its close came, else ours
 
 	// mark is when the running timer started: the last keepalive ping (or
 	// the first Tick) while open, the first Tick after our close while
-	// closing. marked is false until a Tick has set it.
-	mark    time.Duration // since epoch
-	pingSeq uint64
-
-	ctr   *Counters // nil: nothing is counted
-	tally *Tally    // when set, where the commonest counts go first
+	// closing. marked is false until a Tick has set it. A keepalive ping
+	// carries its mark, which its pong must echo.
+	mark  time.Duration // since epoch
+	tally *Tally        // when set, where the commonest counts go first
 
 	closeCode frame.CloseCode
 	pongAt    uint16 // 1 + where the unsent pong starts in out; 0 when none
 	state     State
+	rsv       byte         // RSV bits allowed: the config's and the extensions'
 	deflate   byte         // permessage-deflate's RSV bit, when negotiated and counted
 	inOp      frame.Opcode // raw mode: the opcode of the message being received, for ctr
 	outOp     frame.Opcode // the opcode of the message AppendFrame is sending, for ctr
-	raw       bool
+	stream    bool         // SetStreaming
 	gotClose  bool
 	sentClose bool
 	marked    bool
 	awaiting  bool
+	released  bool
+}
+
+// inState is what a Protocol holds of a frame or message in progress.
+type inState struct {
+	dec Decoder
+	asm Assembler
+}
+
+var inStates bufpool.Pool[inState]
+
+// busy reports whether s holds anything: a cut frame, an unfinished
+// message, or the buffers of the last message delivered.
+func (s *inState) busy() bool {
+	return s.dec.inFrame || s.dec.hdrN != 0 || s.dec.lent != nil ||
+		s.asm.op != 0 || s.asm.buf != nil || s.asm.lent != nil
 }
 
 // epoch is the origin of Protocol's clock: durations since it keep the
@@ -143,18 +157,53 @@ func NewProtocol(cfg Config) *Protocol {
 // Init sets p up as NewProtocol does, for a Protocol embedded in another
 // value.
 func (p *Protocol) Init(cfg Config) {
-	*p = Protocol{raw: cfg.Raw, pingPeriod: cfg.PingPeriod, timeout: cfg.Timeout, ctr: cfg.Counters}
-	rsv := cfg.AllowedRsv
-	if len(cfg.Extensions) > 0 && !cfg.Raw {
-		p.ext = &pipeline{ns: cfg.Extensions}
-		rsv |= p.ext.rsvBits()
-		if p.ctr != nil {
-			p.deflate = deflateBit(cfg.Extensions)
+	c := cfg
+	p.InitShared(&c, cfg.Extensions)
+}
+
+// InitShared is Init with a Config that p keeps rather than copies, so that
+// the connections of a server can share one; it must not change while p is
+// in use. exts are the connection's negotiated extensions, in place of
+// cfg.Extensions.
+func (p *Protocol) InitShared(cfg *Config, exts []Negotiated) {
+	*p = Protocol{cfg: cfg, rsv: cfg.AllowedRsv}
+	if len(exts) > 0 && !cfg.Raw {
+		p.ext = &pipeline{ns: exts}
+		p.rsv |= p.ext.rsvBits()
+		if cfg.Counters != nil {
+			p.deflate = deflateBit(exts)
 		}
 	}
-	p.dec = Decoder{Role: cfg.Role, MaxFrameSize: cfg.MaxFrameSize, AllowedRsv: rsv}
-	p.asm = Assembler{MaxMessageSize: cfg.MaxMessageSize, Raw: cfg.Raw}
-	p.enc = Encoder{Role: cfg.Role, FragmentSize: cfg.FragmentSize}
+}
+
+// enc returns the encoder of p's frames.
+func (p *Protocol) enc() Encoder {
+	return Encoder{Role: p.cfg.Role, FragmentSize: p.cfg.FragmentSize}
+}
+
+// setUp readies st to receive with, as p's config says.
+func (p *Protocol) setUp(st *inState) {
+	c := p.cfg
+	st.dec = Decoder{Role: c.Role, MaxFrameSize: c.MaxFrameSize, AllowedRsv: p.rsv}
+	st.asm = Assembler{MaxMessageSize: c.MaxMessageSize, Raw: c.Raw, Stream: p.stream}
+}
+
+// keep gives p's state of a frame or message in progress back to the pool
+// once it holds nothing, or once p has failed.
+func (p *Protocol) keep() {
+	st := p.in
+	if st == nil || st.busy() && p.err == nil {
+		return
+	}
+	st.release()
+	p.in = nil
+	inStates.Put(st)
+}
+
+// release gives back the buffers s holds.
+func (s *inState) release() {
+	s.dec.Release()
+	s.asm.Release()
 }
 
 // Extensions returns the negotiated extensions (Config.Extensions unless in
@@ -183,6 +232,38 @@ func (p *Protocol) Receive(in []byte) (ev Event, n int, ok bool, err error) {
 	if p.ext != nil {
 		p.ext.returnIn()
 	}
+	if p.err != nil {
+		return ev, 0, false, p.err
+	}
+	if p.state == StateClosed {
+		return ev, len(in), false, nil
+	}
+	if p.released {
+		return ev, 0, false, p.fail(ErrReleased)
+	}
+	if st := p.in; st != nil {
+		ev, n, ok, err = p.receive(st, in)
+		p.keep()
+		return ev, n, ok, err
+	}
+	// Between messages, the state lives on the stack unless the input
+	// leaves a frame or message unfinished.
+	var local inState
+	p.setUp(&local)
+	ev, n, ok, err = p.receive(&local, in)
+	switch {
+	case !local.busy():
+	case p.err != nil:
+		local.release()
+	default:
+		p.in = inStates.Get()
+		*p.in = local
+	}
+	return ev, n, ok, err
+}
+
+// receive is Receive with st holding the frame and message in progress.
+func (p *Protocol) receive(st *inState, in []byte) (ev Event, n int, ok bool, err error) {
 	for {
 		if p.err != nil {
 			return ev, n, false, p.err
@@ -190,17 +271,17 @@ func (p *Protocol) Receive(in []byte) (ev Event, n int, ok bool, err error) {
 		if p.state == StateClosed {
 			return ev, len(in), false, nil
 		}
-		f, k, complete, err := p.dec.Next(in[n:])
+		f, k, complete, err := st.dec.Next(in[n:])
 		n += k
 		if err != nil {
 			return ev, n, false, p.fail(err)
 		}
-		if complete && p.ctr != nil {
+		if complete && p.cfg.Counters != nil {
 			p.inFrame()
 		}
 		if !complete {
-			if h, part, cut := p.dec.Partial(); cut && h.Op.IsData() && p.acceptsData() {
-				if err := p.asm.Check(h, part); err != nil {
+			if h, part, cut := st.dec.Partial(); cut && h.Op.IsData() && p.acceptsData() {
+				if err := st.asm.Check(h, part); err != nil {
 					return ev, n, false, p.fail(err)
 				}
 			}
@@ -216,7 +297,7 @@ func (p *Protocol) Receive(in []byte) (ev Event, n int, ok bool, err error) {
 		if !p.acceptsData() {
 			continue // the peer's data after a close is dropped
 		}
-		m, done, err := p.asm.Push(f)
+		m, done, err := st.asm.Push(f)
 		if err != nil {
 			return ev, n, false, p.fail(err)
 		}
@@ -227,7 +308,7 @@ func (p *Protocol) Receive(in []byte) (ev Event, n int, ok bool, err error) {
 					return ev, n, false, p.fail(err)
 				}
 			}
-			if c := p.ctr; c != nil {
+			if c := p.cfg.Counters; c != nil {
 				p.countIn(c, m, wire)
 			}
 			return Event{Kind: EventMessage, Op: m.Op, Fin: m.Fin, Rsv: m.Rsv, Payload: m.Payload}, n, true, nil
@@ -240,7 +321,7 @@ func (p *Protocol) acceptsData() bool { return p.state == StateOpen }
 // countIn counts a data message received (in raw mode, a data frame), whose
 // payload had wire bytes before the extensions.
 func (p *Protocol) countIn(c *Counters, m Message, wire int) {
-	if p.raw {
+	if p.cfg.Raw {
 		op, fin := dataFrame(&p.inOp, frame.Header{Fin: m.Fin, Op: m.Op})
 		p.inMessage(op, len(m.Payload), fin)
 		return
@@ -255,7 +336,7 @@ func (p *Protocol) countIn(c *Counters, m Message, wire int) {
 // decode runs the extensions on a message whose first frame carried RSV
 // bits, then checks text, which the Assembler could not.
 func (p *Protocol) decode(m Message) ([]byte, error) {
-	limit := p.asm.MaxMessageSize
+	limit := p.cfg.MaxMessageSize
 	if limit == 0 {
 		limit = DefaultMaxMessageSize
 	}
@@ -270,17 +351,17 @@ func (p *Protocol) decode(m Message) ([]byte, error) {
 }
 
 func (p *Protocol) control(f frame.Frame) (Event, error) {
-	if c := p.ctr; c != nil && f.Op != frame.OpClose {
+	if c := p.cfg.Counters; c != nil && f.Op != frame.OpClose {
 		c.In.control(f.Op, nil)
 	}
 	switch f.Op {
 	case frame.OpPing:
-		if !p.raw && (p.state == StateOpen || p.state == StateCloseSent) {
+		if !p.cfg.Raw && (p.state == StateOpen || p.state == StateCloseSent) {
 			p.reply(frame.OpPong, f.Payload)
 		}
 		return Event{Kind: EventPing, Payload: f.Payload}, nil
 	case frame.OpPong:
-		if p.awaiting && len(f.Payload) == 8 && binary.BigEndian.Uint64(f.Payload) == p.pingSeq {
+		if p.awaiting && len(f.Payload) == 8 && binary.BigEndian.Uint64(f.Payload) == uint64(p.mark) {
 			p.awaiting = false
 		}
 		return Event{Kind: EventPong, Payload: f.Payload}, nil
@@ -289,7 +370,7 @@ func (p *Protocol) control(f frame.Frame) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	if c := p.ctr; c != nil {
+	if c := p.cfg.Counters; c != nil {
 		c.In.Close[CloseIndex(code)].Add(1)
 	}
 	p.gotClose = true
@@ -297,7 +378,7 @@ func (p *Protocol) control(f frame.Frame) (Event, error) {
 	switch {
 	case p.state == StateCloseSent:
 		p.state = StateClosed
-	case p.raw:
+	case p.cfg.Raw:
 		p.state = StateCloseReceived
 	default:
 		// Echo the code (and reason) the peer sent; an empty close gets an empty one.
@@ -359,11 +440,11 @@ func (p *Protocol) reply(op frame.Opcode, payload []byte) {
 	case len(*p.out) < 1<<16-1:
 		p.pongAt = uint16(len(*p.out)) + 1
 	}
-	if c := p.ctr; c != nil && !replaced {
+	if c := p.cfg.Counters; c != nil && !replaced {
 		p.outFrames(1)
 		c.Out.control(op, payload)
 	}
-	*p.out = p.enc.AppendFrame(*p.out, frame.Header{Fin: true, Op: op}, payload)
+	*p.out = p.enc().AppendFrame(*p.out, frame.Header{Fin: true, Op: op}, payload)
 }
 
 // AppendReplies appends the frames the connection owes the peer to dst and
@@ -389,8 +470,8 @@ func (p *Protocol) AppendMessage(dst []byte, op frame.Opcode, rsv byte, payload 
 	if p.sentClose {
 		return dst, ErrCloseSent
 	}
-	if p.sendErr != nil {
-		return dst, p.sendErr
+	if p.ext != nil && p.ext.sendErr != nil {
+		return dst, p.ext.sendErr
 	}
 	if p.ext != nil && rsv == 0 {
 		out, bits, err := p.ext.encode(op, payload)
@@ -402,23 +483,23 @@ func (p *Protocol) AppendMessage(dst []byte, op frame.Opcode, rsv byte, payload 
 			}
 			return dst, err
 		}
-		dst = p.enc.AppendMessage(dst, op, bits, out)
+		dst = p.enc().AppendMessage(dst, op, bits, out)
 		p.ext.doneEncoding()
-		if c := p.ctr; c != nil {
+		if c := p.cfg.Counters; c != nil {
 			p.countOut(c, op, len(payload), len(out))
 		}
 		return dst, nil
 	}
-	if c := p.ctr; c != nil {
+	if c := p.cfg.Counters; c != nil {
 		p.countOut(c, op, len(payload), len(payload))
 	}
-	return p.enc.AppendMessage(dst, op, rsv, payload), nil
+	return p.enc().AppendMessage(dst, op, rsv, payload), nil
 }
 
 // countOut counts a data message sent whose payload of n bytes went out as
 // wire bytes.
 func (p *Protocol) countOut(c *Counters, op frame.Opcode, n, wire int) {
-	p.outFrames(p.enc.fragments(wire))
+	p.outFrames(p.enc().fragments(wire))
 	p.outMessage(op, n, true)
 	if p.deflate != 0 {
 		c.Out.DeflatePlain.Add(uint64(n))
@@ -431,7 +512,12 @@ func (p *Protocol) countOut(c *Counters, op frame.Opcode, n, wire int) {
 // holds one fragment, in order, the last with Fin set. The limits and the
 // UTF-8 check apply as to whole messages. A message whose first frame has
 // RSV bits (one an extension compressed) still comes whole.
-func (p *Protocol) SetStreaming(on bool) { p.asm.Stream = on }
+func (p *Protocol) SetStreaming(on bool) {
+	p.stream = on
+	if p.in != nil {
+		p.in.asm.Stream = on
+	}
+}
 
 // SetCompression turns permessage-deflate on or off for the messages
 // AppendMessage encodes from now on, as gorilla's EnableWriteCompression
@@ -453,15 +539,15 @@ func (p *Protocol) SetCompression(on bool) {
 // the rest of a large cut frame into and hand to Receive without a copy;
 // nil when there is no such frame or the connection is closed.
 func (p *Protocol) ReadRoom(least int) []byte {
-	if p.err != nil || p.state == StateClosed {
+	if p.err != nil || p.state == StateClosed || p.in == nil {
 		return nil
 	}
-	return p.dec.Room(least)
+	return p.in.dec.Room(least)
 }
 
 // MessageSize returns the number of bytes AppendMessage appends for a
 // payload of n bytes, so that a caller can reserve room in one step.
-func (p *Protocol) MessageSize(n int) int { return p.enc.MessageSize(n) }
+func (p *Protocol) MessageSize(n int) int { return p.enc().MessageSize(n) }
 
 // AppendFrame appends one frame exactly as given, unchecked (raw sessions
 // write this way); only masking follows the role. A close frame changes the
@@ -477,7 +563,7 @@ func (p *Protocol) AppendFrame(dst []byte, h frame.Header, payload []byte) ([]by
 		}
 		p.closeSent(code, string(reason))
 	}
-	if c := p.ctr; c != nil {
+	if c := p.cfg.Counters; c != nil {
 		p.outFrames(1)
 		if h.Op.IsControl() {
 			c.Out.control(h.Op, payload)
@@ -486,7 +572,7 @@ func (p *Protocol) AppendFrame(dst []byte, h frame.Header, payload []byte) ([]by
 			p.outMessage(op, len(payload), fin)
 		}
 	}
-	return p.enc.AppendFrame(dst, h, payload), nil
+	return p.enc().AppendFrame(dst, h, payload), nil
 }
 
 // AppendPing appends a ping with the given payload (at most 125 bytes).
@@ -494,11 +580,11 @@ func (p *Protocol) AppendPing(dst []byte, payload []byte) ([]byte, error) {
 	if len(payload) > frame.MaxControlPayload {
 		return dst, frame.ErrControlTooLong
 	}
-	if c := p.ctr; c != nil {
+	if c := p.cfg.Counters; c != nil {
 		p.outFrames(1)
 		c.Out.Pings.Add(1)
 	}
-	return p.enc.AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpPing}, payload), nil
+	return p.enc().AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpPing}, payload), nil
 }
 
 // AppendClose appends a close frame with code and reason and moves the
@@ -514,11 +600,11 @@ func (p *Protocol) AppendClose(dst []byte, code frame.CloseCode, reason string) 
 		return dst, err
 	}
 	p.closeSent(code, reason)
-	if c := p.ctr; c != nil {
+	if c := p.cfg.Counters; c != nil {
 		p.outFrames(1)
 		c.Out.Close[CloseIndex(code)].Add(1)
 	}
-	return p.enc.AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpClose}, payload), nil
+	return p.enc().AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpClose}, payload), nil
 }
 
 func (p *Protocol) closeSent(code frame.CloseCode, reason string) {
@@ -565,38 +651,37 @@ func (p *Protocol) Tick(now time.Time, dst []byte) ([]byte, error) {
 	}
 	switch p.state {
 	case StateCloseSent:
-		if p.timeout > 0 && now.Sub(epoch) >= p.mark+p.timeout {
+		if t := p.cfg.Timeout; t > 0 && now.Sub(epoch) >= p.mark+t {
 			p.state = StateClosed
 			p.err = ErrCloseTimeout
-			if c := p.ctr; c != nil {
+			if c := p.cfg.Counters; c != nil {
 				c.CloseTimeouts.Add(1)
 			}
 			return dst, p.err
 		}
 	case StateOpen:
-		if p.pingPeriod <= 0 {
+		if p.cfg.PingPeriod <= 0 {
 			break
 		}
 		if p.awaiting {
-			if p.timeout > 0 && now.Sub(epoch) >= p.mark+p.timeout {
-				if c := p.ctr; c != nil {
+			if t := p.cfg.Timeout; t > 0 && now.Sub(epoch) >= p.mark+t {
+				if c := p.cfg.Counters; c != nil {
 					c.PongTimeouts.Add(1)
 				}
 				return dst, p.fail(ErrPongTimeout)
 			}
 			break
 		}
-		if now.Sub(epoch) >= p.mark+p.pingPeriod {
-			p.pingSeq++
+		if now.Sub(epoch) >= p.mark+p.cfg.PingPeriod {
+			p.mark = now.Sub(epoch)
 			var payload [8]byte
-			binary.BigEndian.PutUint64(payload[:], p.pingSeq)
-			dst = p.enc.AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpPing}, payload[:])
-			if c := p.ctr; c != nil {
+			binary.BigEndian.PutUint64(payload[:], uint64(p.mark))
+			dst = p.enc().AppendFrame(dst, frame.Header{Fin: true, Op: frame.OpPing}, payload[:])
+			if c := p.cfg.Counters; c != nil {
 				p.outFrames(1)
 				c.Out.Pings.Add(1)
 			}
 			p.awaiting = true
-			p.mark = now.Sub(epoch)
 		}
 	}
 	return dst, nil
@@ -611,11 +696,11 @@ func (p *Protocol) Deadline() (t time.Time, ok bool) {
 	var wait time.Duration
 	switch {
 	case p.state == StateCloseSent:
-		wait = p.timeout
-	case p.state == StateOpen && p.pingPeriod > 0:
-		wait = p.pingPeriod
+		wait = p.cfg.Timeout
+	case p.state == StateOpen && p.cfg.PingPeriod > 0:
+		wait = p.cfg.PingPeriod
 		if p.awaiting {
-			wait = p.timeout
+			wait = p.cfg.Timeout
 		}
 	}
 	if wait <= 0 {
@@ -632,7 +717,10 @@ func (p *Protocol) Deadline() (t time.Time, ok bool) {
 // payload may also point into the input given to Receive, which the caller
 // owns). Give each non-nil buffer back with ReturnBuffer when done.
 func (p *Protocol) DetachMessage() (bufs [3]*[]byte) {
-	bufs = [3]*[]byte{p.dec.Detach(), p.asm.Detach()}
+	if st := p.in; st != nil {
+		bufs[0], bufs[1] = st.dec.Detach(), st.asm.Detach()
+		p.keep()
+	}
 	if p.ext != nil {
 		bufs[2] = p.ext.detachIn()
 	}
@@ -644,8 +732,11 @@ func (p *Protocol) DetachMessage() (bufs [3]*[]byte) {
 // call; a transport whose input has run out calls it, so that an idle
 // connection holds no buffer.
 func (p *Protocol) ReturnLent() {
-	bufpool.Put(p.dec.Detach())
-	bufpool.Put(p.asm.Detach())
+	if st := p.in; st != nil {
+		bufpool.Put(st.dec.Detach())
+		bufpool.Put(st.asm.Detach())
+		p.keep()
+	}
 	if p.ext != nil {
 		p.ext.returnIn()
 	}
@@ -658,15 +749,19 @@ func ReturnBuffer(b *[]byte) { bufpool.Put(b) }
 // is unknown, so no message may go through it again. The caller closes the
 // connection (1011).
 func (p *Protocol) failSend(err error) error {
-	p.sendErr = err
+	p.ext.sendErr = err
 	return err
 }
 
 // Release hands pooled buffers back. Call it once the connection has ended.
 // It returns a *PanicError when an extension's Release panicked.
 func (p *Protocol) Release() error {
-	p.dec.Release()
-	p.asm.Release()
+	if st := p.in; st != nil {
+		st.release()
+		p.in = nil
+		inStates.Put(st)
+	}
+	p.released = true
 	bufpool.Put(p.out)
 	p.out = nil
 	if p.ext != nil {

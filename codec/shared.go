@@ -43,10 +43,10 @@ type Sharing struct {
 // mask), in raw mode, or with an extension whose Transform is not a
 // SharedTransform.
 func (p *Protocol) Sharing() (Sharing, bool) {
-	if p.enc.Role == Client || p.raw {
+	if p.cfg.Role == Client || p.cfg.Raw {
 		return Sharing{}, false
 	}
-	s := Sharing{Key: SharedKey{fragment: p.enc.FragmentSize}}
+	s := Sharing{Key: SharedKey{fragment: p.cfg.FragmentSize}}
 	if p.ext != nil {
 		if len(p.ext.ns) > len(s.ts) {
 			return Sharing{}, false
@@ -94,7 +94,7 @@ func (s *Sharing) AppendMessage(dst []byte, op frame.Opcode, payload []byte, scr
 // op whose payload had n bytes, encoded by a Sharing into the frames b
 // and sent on p's connection (after SentShared).
 func (p *Protocol) CountShared(op frame.Opcode, n int, b []byte) {
-	c := p.ctr
+	c := p.cfg.Counters
 	if c == nil {
 		return
 	}

@@ -27,18 +27,10 @@ type Conn struct {
 	// Context is for the handler's own state; the poller does not touch it.
 	Context any
 
-	out      []chunk // output; the first chunk has sent bytes written
-	own      []chunk // c's own chunk list, while out is a pooled one
-	sent     int
-	queued   int   // bytes not yet written
-	shared   int   // memory kept alive by shared chunks, as CommitShared was told
-	werr     error // the write error that ended output
-	closeErr error // what OnClose reports after Close
-	stalled  int64 // when waitOut began, Unix ns, for Config.WriteTimeout
-	linger   time.Duration
-	unread   *[]byte // input handed back by Unread, delivered first on resuming
-	sealer   Sealer  // turns output into what goes on the wire, when set
-	sealed   int     // chunks at the front of out already sealed
+	q      *outQueue // output, while there is some
+	queued int       // bytes not yet written
+	more   *connMore // made when first needed
+	unread *[]byte   // input handed back by Unread, delivered first on resuming
 	*detach
 
 	mu          sync.Mutex
@@ -57,6 +49,56 @@ type Conn struct {
 	hup       bool // the peer's end or an error was signalled: read to EOF
 	outPaused bool // not read while its output drains (see loop.read)
 	detached  bool
+}
+
+// connMore is what a connection holds only at times: the sealer of a TLS
+// connection, and what it keeps for its end once that has begun.
+type connMore struct {
+	sealer   Sealer // turns output into what goes on the wire, when set
+	werr     error  // the write error that ended output
+	closeErr error  // what OnClose reports after Close
+	linger   time.Duration
+}
+
+// moreState returns c's connMore, making it if c has none. c is locked, or
+// on the loop.
+func (c *Conn) moreState() *connMore {
+	if c.more == nil {
+		c.more = new(connMore)
+	}
+	return c.more
+}
+
+// sealer returns c's sealer, if it has one.
+func (c *Conn) sealer() Sealer {
+	if c.more == nil {
+		return nil
+	}
+	return c.more.sealer
+}
+
+// werr returns the write error that ended c's output, if any.
+func (c *Conn) werr() error {
+	if c.more == nil {
+		return nil
+	}
+	return c.more.werr
+}
+
+// closeErr returns what OnClose reports after Close.
+func (c *Conn) closeErr() error {
+	if c.more == nil {
+		return nil
+	}
+	return c.more.closeErr
+}
+
+// startClose marks c closing with err as its cause, unless it is already.
+func (c *Conn) startClose(err error) {
+	if !c.closing {
+		c.closing = true
+		c.moreState().closeErr = err
+	}
 }
 
 // detach is the state of a detached connection: readiness signals and
@@ -139,10 +181,44 @@ type chunk struct {
 	size int
 }
 
+// outQueue is a connection's output, held only while it has some: taken
+// from a pool when output is queued, and given back once all of it is
+// written or dropped.
+type outQueue struct {
+	out     []chunk // the first chunk has sent bytes written
+	own     []chunk // the queue's own chunk list, while out is a pooled one
+	sent    int
+	shared  int   // memory kept alive by shared chunks, as CommitShared was told
+	sealed  int   // chunks at the front of out already sealed
+	stalled int64 // when waitOut began, Unix ns, for Config.WriteTimeout
+	first   [2]chunk
+}
+
+// outQueues keeps a queue's own chunk list (up to 16 chunks) for its next
+// connection: a burst of output then costs no allocation.
+var outQueues = bufpool.Pool[outQueue]{Reset: func(q *outQueue) {
+	list := q.out[:0]
+	*q = outQueue{}
+	if cap(list) <= 16 {
+		q.out = list
+	}
+}}
+
+// queue returns c's output queue, taking one if c has none. c is locked.
+func (c *Conn) queue() *outQueue {
+	if c.q == nil {
+		c.q = outQueues.Get()
+		if c.q.out == nil {
+			c.q.out = c.q.first[:0]
+		}
+	}
+	return c.q
+}
+
 // release gives the chunk's bytes back. c is locked.
 func (c *Conn) release(k chunk) {
 	if k.r != nil {
-		c.shared -= k.size
+		c.q.shared -= k.size
 		k.r.Release()
 	} else {
 		bufpool.Put(k.b)
@@ -150,35 +226,35 @@ func (c *Conn) release(k chunk) {
 }
 
 // pooledChunks is the length of the chunk lists lent to connections with
-// much output waiting, such as a burst of broadcast messages: a connection
+// much output waiting, such as a burst of broadcast messages: a queue
 // keeps a list of at most 16 chunks of its own.
 const pooledChunks = 64
 
 var chunkLists = sync.Pool{New: func() any { return new([pooledChunks]chunk) }}
 
 func (c *Conn) addChunk(k chunk) {
-	if n := len(c.out); n == cap(c.out) && n >= 8 && n < pooledChunks && c.own == nil {
+	q := c.queue()
+	if n := len(q.out); n == cap(q.out) && n >= 8 && n < pooledChunks && q.own == nil {
 		list := chunkLists.Get().(*[pooledChunks]chunk)
-		copy(list[:], c.out)
-		clear(c.out)
-		c.own, c.out = c.out[:0], list[:n]
+		copy(list[:], q.out)
+		clear(q.out)
+		q.own, q.out = q.out[:0], list[:n]
 	}
-	c.out = append(c.out, k)
+	q.out = append(q.out, k)
 }
 
-// dropChunkList gives back a pooled chunk list, or drops a list longer
-// than a connection keeps. c.out is empty.
-func (c *Conn) dropChunkList() {
-	if c.own != nil && cap(c.out) == pooledChunks {
-		list := (*[pooledChunks]chunk)(c.out[:pooledChunks])
+// dropQueue gives c's queue back, and a pooled chunk list with it. Its
+// list is empty. c is locked.
+func (c *Conn) dropQueue() {
+	q := c.q
+	if q.own != nil && cap(q.out) == pooledChunks {
+		list := (*[pooledChunks]chunk)(q.out[:pooledChunks])
 		clear(list[:])
 		chunkLists.Put(list)
-		c.out, c.own = c.own, nil
-		return
+		q.out, q.own = q.own, nil
 	}
-	if cap(c.out) > 16 {
-		c.out, c.own = nil, nil
-	}
+	c.q = nil
+	outQueues.Put(q)
 }
 
 // Releaser owns bytes queued with CommitShared.
@@ -205,10 +281,12 @@ const chunkSize = 4096
 // Buffer returns room for at least n bytes at the end of the output: a
 // slice of length 0 to append to and hand to Commit. c is locked.
 func (c *Conn) Buffer(n int) []byte {
-	if k := len(c.out); k > c.sealed && c.out[k-1].r == nil {
-		last := *c.out[k-1].b
-		if cap(last)-len(last) >= n {
-			return last[len(last):]
+	if q := c.q; q != nil {
+		if k := len(q.out); k > q.sealed && q.out[k-1].r == nil {
+			last := *q.out[k-1].b
+			if cap(last)-len(last) >= n {
+				return last[len(last):]
+			}
 		}
 	}
 	b := bufpool.Get(max(n, chunkSize))
@@ -223,24 +301,27 @@ func (c *Conn) Buffer(n int) []byte {
 // what the socket takes. c is locked. It returns the write error that ended
 // the connection's output, if any.
 func (c *Conn) Commit(b []byte) error {
-	if c.werr != nil || c.closed {
+	if c.werr() != nil || c.closed {
 		c.dropOutput() // including the chunk Buffer just took
 		return c.outErr()
 	}
+	q := c.q
 	if len(b) == 0 {
 		// Nothing to send: give back a chunk Buffer took for it.
-		if k := len(c.out); k > 0 && c.out[k-1].r == nil && len(*c.out[k-1].b) == 0 && (k > 1 || c.sent == 0) {
-			bufpool.Put(c.out[k-1].b)
-			c.out[k-1] = chunk{}
-			c.out = c.out[:k-1]
+		if q == nil {
+			return nil
+		}
+		if k := len(q.out); k > 0 && q.out[k-1].r == nil && len(*q.out[k-1].b) == 0 && (k > 1 || q.sent == 0) {
+			bufpool.Put(q.out[k-1].b)
+			q.out[k-1] = chunk{}
+			q.out = q.out[:k-1]
+		}
+		if len(q.out) == 0 {
+			c.dropQueue()
 		}
 		return nil
 	}
-	last := c.out[len(c.out)-1].b
-	end := len(*last)
-	if end < cap(*last) && unsafe.SliceData(b) == unsafe.SliceData((*last)[end:cap(*last)]) {
-		*last = (*last)[:end+len(b)]
-	} else {
+	if !q.extend(b) {
 		// b outgrew the room Buffer gave (or came from elsewhere): copy it.
 		nb := bufpool.Get(len(b))
 		*nb = append((*nb)[:0], b...)
@@ -251,6 +332,21 @@ func (c *Conn) Commit(b []byte) error {
 	return nil
 }
 
+// extend grows the last chunk over b, when b was appended in the room
+// Buffer gave there, and reports whether it did. q may be nil.
+func (q *outQueue) extend(b []byte) bool {
+	if q == nil || len(q.out) == 0 {
+		return false
+	}
+	last := q.out[len(q.out)-1].b
+	end := len(*last)
+	if end == cap(*last) || unsafe.SliceData(b) != unsafe.SliceData((*last)[end:cap(*last)]) {
+		return false
+	}
+	*last = (*last)[:end+len(b)]
+	return true
+}
+
 // CommitShared queues *b, bytes that r owns and that must not change until
 // r.Release, which is called once when they have been written or dropped
 // (at once if the connection's output has ended: then the error is
@@ -258,7 +354,7 @@ func (c *Conn) Commit(b []byte) error {
 // encode, which SharedSize counts until then. It does not write: the next
 // Commit does, or the loop after Fill. c is locked.
 func (c *Conn) CommitShared(b *[]byte, r Releaser, size int) error {
-	if c.werr != nil || c.closed {
+	if c.werr() != nil || c.closed {
 		r.Release()
 		return c.outErr()
 	}
@@ -268,7 +364,7 @@ func (c *Conn) CommitShared(b *[]byte, r Releaser, size int) error {
 	}
 	c.addChunk(chunk{b: b, r: r, size: size})
 	c.queued += len(*b)
-	c.shared += size
+	c.q.shared += size
 	return nil
 }
 
@@ -294,15 +390,15 @@ func (c *Conn) wrote() {
 		var iov [8]unix.Iovec
 		s := iov[:0]
 		c.flushLocked(&s)
-		if c.closing && (c.queued == 0 || c.werr != nil) {
+		if c.closing && (c.queued == 0 || c.werr() != nil) {
 			c.l.post(task{kind: taskFlush, c: c})
 		}
 	}
 }
 
 func (c *Conn) outErr() error {
-	if c.werr != nil {
-		return c.werr
+	if err := c.werr(); err != nil {
+		return err
 	}
 	return ErrClosed
 }
@@ -323,20 +419,25 @@ func (c *Conn) Queued() int { return c.queued }
 // SharedSize returns the memory that shared output queued on c keeps alive:
 // the sizes given to CommitShared, until the bytes are released. c is
 // locked.
-func (c *Conn) SharedSize() int { return c.shared }
+func (c *Conn) SharedSize() int {
+	if c.q == nil {
+		return 0
+	}
+	return c.q.shared
+}
 
 // flushLocked writes queued output until done or the socket is full.
 func (c *Conn) flushLocked(iov *[]unix.Iovec) {
 	c.seal()
-	for c.queued > 0 && c.werr == nil && !c.closed {
+	for c.queued > 0 && c.werr() == nil && !c.closed {
 		v := (*iov)[:0]
-		for i, k := range c.out {
+		for i, k := range c.q.out {
 			if len(v) == cap(v) {
 				break
 			}
 			p := *k.b
 			if i == 0 {
-				p = p[c.sent:]
+				p = p[c.q.sent:]
 			}
 			if len(p) > 0 {
 				v = append(v, unix.Iovec{Base: &p[0]})
@@ -356,8 +457,8 @@ func (c *Conn) flushLocked(iov *[]unix.Iovec) {
 		case err == unix.EAGAIN:
 			st.wAgain.Add(1)
 			c.waitOut = true
-			if c.stalled == 0 && c.l.e.cfg.WriteTimeout > 0 {
-				c.stalled = time.Now().UnixNano()
+			if q := c.q; q != nil && q.stalled == 0 && c.l.e.cfg.WriteTimeout > 0 {
+				q.stalled = time.Now().UnixNano()
 				c.l.watchStall(c)
 			}
 			if c.l.e.cfg.LevelTriggered && !c.detached {
@@ -366,13 +467,12 @@ func (c *Conn) flushLocked(iov *[]unix.Iovec) {
 			return
 		case err == unix.EINTR:
 		default:
-			c.werr = os.NewSyscallError("writev", err)
+			werr := os.NewSyscallError("writev", err)
+			c.moreState().werr = werr
 			c.dropOutput()
 			// The stream cannot be resumed: close, even if reading is
 			// paused and would never see the peer's end.
-			if !c.closing {
-				c.closing, c.closeErr = true, c.werr
-			}
+			c.startClose(werr)
 			return
 		}
 	}
@@ -396,58 +496,66 @@ func (c *Conn) consume(n int) {
 		c.outPaused = false
 		c.l.post(task{kind: taskResume, c: c}) // read what waited meanwhile
 	}
+	q := c.q
 	for n > 0 {
-		k := c.out[0]
-		left := len(*k.b) - c.sent
+		k := q.out[0]
+		left := len(*k.b) - q.sent
 		if n < left {
-			c.sent += n
+			q.sent += n
 			return
 		}
 		n -= left
-		c.sent = 0
+		q.sent = 0
 		c.release(k)
-		if c.sealed > 0 {
-			c.sealed--
+		if q.sealed > 0 {
+			q.sealed--
 		}
-		copy(c.out, c.out[1:])
-		c.out[len(c.out)-1] = chunk{}
-		c.out = c.out[:len(c.out)-1]
+		copy(q.out, q.out[1:])
+		q.out[len(q.out)-1] = chunk{}
+		q.out = q.out[:len(q.out)-1]
 	}
-	if c.queued == 0 && len(c.out) > 0 {
-		for i, k := range c.out {
+	if c.queued == 0 {
+		for i, k := range q.out {
 			c.release(k)
-			c.out[i] = chunk{}
+			q.out[i] = chunk{}
 		}
-		c.out = c.out[:0]
-		c.sent = 0
-		c.sealed = 0
+		q.out = q.out[:0]
 	}
-	if len(c.out) == 0 {
-		c.dropChunkList()
+	if len(q.out) == 0 {
+		c.dropQueue()
 	}
 }
 
+// dropOutput drops what is queued. c is locked.
 func (c *Conn) dropOutput() {
-	for _, k := range c.out {
+	c.queued = 0
+	q := c.q
+	if q == nil {
+		return
+	}
+	for _, k := range q.out {
 		c.release(k)
 	}
-	clear(c.out)
-	c.out = c.out[:0]
-	c.dropChunkList()
-	c.sent, c.queued, c.sealed = 0, 0, 0
+	clear(q.out)
+	q.out = q.out[:0]
+	c.dropQueue()
 }
 
 // SetSealer makes s seal c's output from now on: what is queued is
 // written as it is. c is locked.
 func (c *Conn) SetSealer(s Sealer) {
-	c.sealer = s
-	c.sealed = len(c.out)
+	if s != nil || c.more != nil {
+		c.moreState().sealer = s
+	}
+	if c.q != nil {
+		c.q.sealed = len(c.q.out)
+	}
 }
 
 // SealOwed writes what the sealer owes the peer of its own, after the
 // output queued before. c is locked.
 func (c *Conn) SealOwed() {
-	if c.sealer != nil && c.sealer.Owed() {
+	if s := c.sealer(); s != nil && s.Owed() {
 		c.seal()
 		c.wrote()
 	}
@@ -457,24 +565,27 @@ func (c *Conn) SealOwed() {
 // Only sealed output is ever written, so a chunk sealed here has none of
 // its bytes written yet. c is locked.
 func (c *Conn) seal() {
-	if c.sealer == nil {
+	sl := c.sealer()
+	if sl == nil {
 		return
 	}
-	for i := c.sealed; i < len(c.out); i++ {
-		k := c.out[i]
-		b := bufpool.Get(c.sealer.SealedSize(len(*k.b)))
-		*b = c.sealer.Seal((*b)[:0], *k.b)
-		c.queued += len(*b) - len(*k.b)
-		c.release(k)
-		c.out[i] = chunk{b: b}
+	if q := c.q; q != nil {
+		for i := q.sealed; i < len(q.out); i++ {
+			k := q.out[i]
+			b := bufpool.Get(sl.SealedSize(len(*k.b)))
+			*b = sl.Seal((*b)[:0], *k.b)
+			c.queued += len(*b) - len(*k.b)
+			c.release(k)
+			q.out[i] = chunk{b: b}
+		}
+		q.sealed = len(q.out)
 	}
-	c.sealed = len(c.out)
-	if c.sealer.Owed() {
-		b := bufpool.Get(c.sealer.SealedSize(0))
-		*b = c.sealer.Seal((*b)[:0], nil)
+	if sl.Owed() {
+		b := bufpool.Get(sl.SealedSize(0))
+		*b = sl.Seal((*b)[:0], nil)
 		c.addChunk(chunk{b: b})
 		c.queued += len(*b)
-		c.sealed = len(c.out)
+		c.q.sealed = len(c.q.out)
 	}
 }
 
@@ -493,10 +604,11 @@ func (c *Conn) CloseWithError(err error, linger time.Duration) error {
 	if c.closed || c.closing {
 		return nil
 	}
-	c.closing, c.closeErr, c.linger = true, err, linger
-	if c.closeErr == nil {
-		c.closeErr = ErrClosed
+	if err == nil {
+		err = ErrClosed
 	}
+	c.startClose(err)
+	c.more.linger = linger
 	if c.dispatching.Load() {
 		return nil // the loop looks after the handler call
 	}
@@ -737,7 +849,7 @@ func (nc *netConn) Close() error {
 		c.mu.Unlock()
 		return net.ErrClosed
 	}
-	c.closing, c.closeErr = true, ErrClosed
+	c.startClose(ErrClosed)
 	c.mu.Unlock()
 	signal(c.rready)
 	signal(c.wready)

@@ -30,6 +30,7 @@ type Engine struct {
 	loops []*loop
 	next  atomic.Uint32
 	conns atomic.Int64
+	table connTable // the open connections, by descriptor
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -181,11 +182,11 @@ func (e *Engine) Each(fn func(c *Conn)) {
 		wg.Add(1)
 		l.post(task{kind: taskFunc, fn: func() {
 			defer wg.Done()
-			for _, c := range l.conns {
-				if c != nil && !c.closed {
+			l.e.table.each(l, func(c *Conn) {
+				if !c.closed {
 					fn(c)
 				}
-			}
+			})
 		}})
 	}
 	wg.Wait()
@@ -226,7 +227,6 @@ type loop struct {
 	raw    syscall.RawConn
 	buf    []byte
 	events []unix.EpollEvent
-	conns  []*Conn // by descriptor
 	lss    []*listener
 	n      int // open connections
 
@@ -376,11 +376,9 @@ func (l *loop) run() {
 			if fd == l.efd {
 				continue
 			}
-			if fd < len(l.conns) {
-				if c := l.conns[fd]; c != nil {
-					l.event(c, ev.Events)
-					continue
-				}
+			if c := l.e.table.get(fd); c != nil && c.l == l {
+				l.event(c, ev.Events)
+				continue
 			}
 			for _, ls := range l.lss {
 				if ls.fd == fd {
@@ -501,7 +499,7 @@ func (l *loop) runTasks() {
 			l.markDirtyLocked(t.c)
 			t.c.mu.Unlock()
 		case taskResume:
-			if t.c.l == l && l.conns[t.c.fd] == t.c {
+			if t.c.l == l && l.e.table.get(t.c.fd) == t.c {
 				l.read(t.c)
 			}
 		case taskFunc:
@@ -637,10 +635,7 @@ func (l *loop) add(fd int, peer peerAddr) {
 		unix.Close(fd)
 		return
 	}
-	for fd >= len(l.conns) {
-		l.conns = append(l.conns, make([]*Conn, max(len(l.conns), 64))...)
-	}
-	l.conns[fd] = c
+	l.e.table.set(fd, c)
 	l.n++
 	l.e.conns.Add(1)
 	l.stats.conns.Add(1)
@@ -687,7 +682,9 @@ func (l *loop) event(c *Conn, ev uint32) {
 		c.mu.Lock()
 		if c.waitOut {
 			c.waitOut = false
-			c.stalled = 0
+			if c.q != nil {
+				c.q.stalled = 0
+			}
 			if l.e.cfg.LevelTriggered {
 				l.ctl(unix.EPOLL_CTL_MOD, c.fd, unix.EPOLLIN|unix.EPOLLRDHUP)
 			}
@@ -767,7 +764,7 @@ func (l *loop) read(c *Conn) {
 			err = os.NewSyscallError("read", err)
 		}
 		if c.lingering {
-			err = c.closeErr // the end the lingering close waited for
+			err = c.closeErr() // the end the lingering close waited for
 		}
 		l.closeConn(c, err)
 		return
@@ -783,12 +780,10 @@ func (l *loop) read(c *Conn) {
 func (l *loop) flushBeforeClose(c *Conn) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.queued == 0 || c.lingering || c.werr != nil {
+	if c.queued == 0 || c.lingering || c.werr() != nil {
 		return false
 	}
-	if !c.closing {
-		c.closing, c.closeErr = true, errEOF
-	}
+	c.startClose(errEOF)
 	l.markDirtyLocked(c)
 	return true
 }
@@ -851,15 +846,15 @@ func (l *loop) flushDirty() {
 		if c.queued > 0 && !c.waitOut {
 			c.flushLocked(&l.iov)
 		}
-		if c.refill && c.queued == 0 && !c.waitOut && !c.closing && c.werr == nil && l.filler != nil {
+		if c.refill && c.queued == 0 && !c.waitOut && !c.closing && c.werr() == nil && l.filler != nil {
 			c.refill = false
 			l.filler.Fill(c)
 			if c.queued > 0 {
 				c.flushLocked(&l.iov)
 			}
 		}
-		done := c.closing && (c.queued == 0 || c.werr != nil)
-		werr := c.werr
+		done := c.closing && (c.queued == 0 || c.werr() != nil)
+		werr := c.werr()
 		c.mu.Unlock()
 		if done {
 			l.finishClose(c, werr)
@@ -872,22 +867,22 @@ func (l *loop) flushDirty() {
 // after shutting down its writing side and draining input for the linger
 // time.
 func (l *loop) finishClose(c *Conn, werr error) {
-	if werr == nil && c.sealer != nil && !c.lingering {
+	if sl := c.sealer(); werr == nil && sl != nil && !c.lingering {
 		c.mu.Lock()
-		if end := c.sealer.Close(nil); len(end) > 0 {
+		if end := sl.Close(nil); len(end) > 0 {
 			unix.Write(c.fd, end) // best effort: the stream ends anyway
 		}
-		c.sealer = nil
+		c.more.sealer = nil
 		c.mu.Unlock()
 	}
-	if werr == nil && c.linger > 0 && !c.lingering {
+	if werr == nil && c.more.linger > 0 && !c.lingering {
 		c.lingering = true
 		unix.Shutdown(c.fd, unix.SHUT_WR)
-		c.SetTimer(time.Now().Add(c.linger))
+		c.SetTimer(time.Now().Add(c.more.linger))
 		l.read(c)
 		return
 	}
-	l.closeConn(c, c.closeErr)
+	l.closeConn(c, c.closeErr())
 }
 
 // watchStall adds c to the connections whose output waits.
@@ -911,10 +906,13 @@ func (l *loop) checkStalls(now int64) {
 	for i, c := range l.checked {
 		l.checked[i] = nil
 		c.mu.Lock()
-		since := c.stalled
+		var since int64
+		if c.q != nil {
+			since = c.q.stalled
+		}
 		expired := since != 0 && !c.closed && now-since >= limit
 		if expired {
-			c.werr = ErrWriteTimeout
+			c.moreState().werr = ErrWriteTimeout
 			c.dropOutput()
 		}
 		c.mu.Unlock()
@@ -951,7 +949,7 @@ func (l *loop) runTimers() {
 			signal(c.wready)
 			(*netConn)(c).rearm(now)
 		case c.lingering:
-			l.closeConn(c, c.closeErr)
+			l.closeConn(c, c.closeErr())
 		default:
 			c.dispatching.Store(true)
 			l.e.h.OnTimer(c)
@@ -974,7 +972,7 @@ func (l *loop) closeConn(c *Conn, err error) {
 	l.tmu.Lock()
 	l.wheel.set(&c.tm, 0)
 	l.tmu.Unlock()
-	l.conns[c.fd] = nil
+	l.e.table.set(c.fd, nil)
 	unix.Close(c.fd) // also leaves epoll
 	if c.unread != nil {
 		bufpool.Put(c.unread)
@@ -995,11 +993,7 @@ func (l *loop) shutdown() {
 	for _, ls := range l.lss {
 		l.unlisten(ls)
 	}
-	for _, c := range l.conns {
-		if c != nil {
-			l.closeConn(c, ErrClosed)
-		}
-	}
+	l.e.table.each(l, func(c *Conn) { l.closeConn(c, ErrClosed) })
 	l.release()
 }
 

@@ -60,7 +60,7 @@ func (h *sealingHandler) OnData(c *Conn, in []byte) {
 	for _, b := range in {
 		switch b {
 		case '!':
-			c.sealer.(*xorSealer).owed = true
+			c.sealer().(*xorSealer).owed = true
 			c.SealOwed()
 		case '#':
 			go c.Close()

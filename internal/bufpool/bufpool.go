@@ -6,6 +6,7 @@
 package bufpool
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/gobwas/pool"
@@ -77,4 +78,36 @@ func Grow(p *[]byte, n int) *[]byte {
 		Put(p)
 	}
 	return q
+}
+
+// Pool lends values of type T, such as the state of work in progress that
+// a connection holds only while it has some. They count in Lent with the
+// buffers.
+type Pool[T any] struct {
+	// Reset, when set, readies a value given back for reuse, in place of
+	// zeroing it.
+	Reset func(*T)
+	p     sync.Pool
+}
+
+// Get returns a zero T, or one Reset readied.
+func (p *Pool[T]) Get() *T {
+	lent.Add(1)
+	if x, ok := p.p.Get().(*T); ok {
+		return x
+	}
+	return new(T)
+}
+
+// Put zeroes *x (or calls Reset) and returns x to the pool. x must not be
+// used afterwards.
+func (p *Pool[T]) Put(x *T) {
+	lent.Add(-1)
+	if p.Reset != nil {
+		p.Reset(x)
+	} else {
+		var zero T
+		*x = zero
+	}
+	p.p.Put(x)
 }

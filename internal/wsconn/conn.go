@@ -304,7 +304,8 @@ func New(nc net.Conn, buffered []byte, cfg Config) *Conn {
 	if cfg.ReadBufferSize <= 0 {
 		cfg.ReadBufferSize = 4096
 	}
-	c := &Conn{nc: nc, cfg: cfg, proto: codec.NewProtocol(cfg.Codec)}
+	c := &Conn{nc: nc, cfg: cfg, proto: new(codec.Protocol)}
+	c.proto.InitShared(&c.cfg.Codec, cfg.Codec.Extensions)
 	if len(buffered) > 0 {
 		c.rbuf = newReadBuf(max(cfg.ReadBufferSize, len(buffered)))
 		c.w = copy(*c.rbuf, buffered)
