@@ -25,6 +25,11 @@
 // median over the runs of the server's value divided by the reference's
 // plain figure from the same run (its range in brackets), beside the
 // median of its values.
+//
+// A case that fails (a server that does not start, a client refused, a
+// connection a server drops while it should hold it) is recorded as
+// failed with its error, shown so in the table, and the run goes on; the
+// raw data is saved after every case.
 package main
 
 import (
