@@ -65,7 +65,7 @@ func CountSealed(suiteID uint16, secret, stream []byte) (int, error) {
 		}
 		*scratch = append((*scratch)[:0], rec...)
 		seq := d.seq
-		if _, err := d.open((*scratch)[:HeaderLen], (*scratch)[HeaderLen:]); err != nil {
+		if _, err := d.open(s, (*scratch)[:HeaderLen], (*scratch)[HeaderLen:]); err != nil {
 			if seq > 0 {
 				return 0, errors.New("tlsrec: record not sealed under the secret after one that is")
 			}

@@ -111,10 +111,10 @@ var (
 
 // direction is the protection of one direction of the connection: the
 // traffic secret (kept for the next KeyUpdate), the AEAD and IV derived
-// from it, and the sequence number of the next record.
+// from it, and the sequence number of the next record. Its suite is the
+// RecordLayer's.
 type direction struct {
 	aead   cipher.AEAD // nil after Shed, made again from secret when used
-	suite  *suite
 	seq    uint64
 	iv     [ivLen]byte
 	secret [maxHashLen]byte
@@ -212,16 +212,16 @@ func (d *direction) set(s *suite, secret []byte, seq uint64) error {
 	if err != nil {
 		return err
 	}
-	d.aead, d.iv, d.seq, d.suite = aead, iv, seq, s
+	d.aead, d.iv, d.seq = aead, iv, seq
 	copy(d.secret[:], secret)
 	return nil
 }
 
 // ready makes the AEAD again after Shed. It allocates, which only a
 // connection waking from idle pays.
-func (d *direction) ready() {
+func (d *direction) ready(s *suite) {
 	if d.aead == nil {
-		d.aead, _, _ = d.suite.trafficKeys(d.secret[:d.suite.hashLen]) // the secret made one before
+		d.aead, _, _ = s.trafficKeys(d.secret[:s.hashLen]) // the secret made one before
 	}
 }
 
@@ -239,11 +239,11 @@ func (d *direction) xorSeq() {
 // seal protects rec in place: rec[HeaderLen:len(rec)-tagLen] holds the
 // inner plaintext (content and type), and seal fills in the header and
 // the tag.
-func (d *direction) seal(rec []byte) {
+func (d *direction) seal(s *suite, rec []byte) {
 	body := rec[HeaderLen:]
 	rec[0], rec[1], rec[2] = typeApplicationData, 3, 3
 	binary.BigEndian.PutUint16(rec[3:HeaderLen], uint16(len(body)))
-	d.ready()
+	d.ready(s)
 	d.xorSeq()
 	d.aead.Seal(body[:0], d.iv[:], body[:len(body)-tagLen], rec[:HeaderLen])
 	d.xorSeq()
@@ -252,8 +252,8 @@ func (d *direction) seal(rec []byte) {
 
 // open authenticates and decrypts a record's body in place and returns the
 // inner plaintext.
-func (d *direction) open(hdr, body []byte) ([]byte, error) {
-	d.ready()
+func (d *direction) open(s *suite, hdr, body []byte) ([]byte, error) {
+	d.ready(s)
 	d.xorSeq()
 	inner, err := d.aead.Open(body[:0], d.iv[:], body, hdr)
 	d.xorSeq()
@@ -423,7 +423,7 @@ func (l *RecordLayer) record(hdr, body []byte) (Event, error) {
 		// The peer had to update its key long before (RFC 8446 §5.3).
 		return Event{}, l.fail(AlertInternalError, "read sequence number exhausted")
 	}
-	inner, err := l.r.open(hdr, body)
+	inner, err := l.r.open(l.suite, hdr, body)
 	if err != nil {
 		return Event{}, l.fail(AlertBadRecordMAC, "record authentication failed")
 	}
@@ -686,7 +686,7 @@ func (l *RecordLayer) appendRecord(dst []byte, typ byte, content []byte) []byte 
 	dst = slices.Grow(dst, end-start)[:end]
 	copy(dst[start+HeaderLen:], content)
 	dst[start+HeaderLen+len(content)] = typ
-	l.w.seal(dst[start:])
+	l.w.seal(l.suite, dst[start:])
 	return dst
 }
 
@@ -761,7 +761,7 @@ func (l *RecordLayer) SealInPlace(buf []byte, start int) ([]byte, error) {
 	buf = append(buf, typeApplicationData)
 	buf = slices.Grow(buf, tagLen)
 	buf = buf[:len(buf)+tagLen]
-	l.w.seal(buf[start:])
+	l.w.seal(l.suite, buf[start:])
 	return buf, nil
 }
 
