@@ -296,7 +296,7 @@ func (lc *loopConn) updateTimerLocked() {
 	default:
 		at = d.UnixNano()
 	}
-	if t := lc.tls; t != nil && !t.shed && (at == 0 || t.checkAt < at) {
+	if t := lc.tls; t != nil && !t.shed() && (at == 0 || t.checkAt < at) {
 		at = t.checkAt
 	}
 	if at == 0 {
@@ -444,8 +444,7 @@ func (lc *loopConn) request() *http.Request {
 	}
 	r = r.WithContext(lc.requestContext())
 	if lc.tls != nil {
-		state := lc.tls.state // the caller's to change
-		r.TLS = &state
+		r.TLS = lc.tls.state.connectionState()
 	}
 	if x := lc.extra; x != nil {
 		for i := 0; i+1 < len(x.paths); i += 2 {

@@ -192,7 +192,7 @@ func TestTLSShedsWhenIdle(t *testing.T) {
 	shed := func() bool {
 		s.lc.pe.Lock()
 		defer s.lc.pe.Unlock()
-		return s.lc.tls.shed
+		return s.lc.tls.shed()
 	}
 	for round := range 2 {
 		deadline := time.Now().Add(3 * time.Second)

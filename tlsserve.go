@@ -7,9 +7,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"os"
+	"reflect"
 	"time"
+	"unsafe"
 
 	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/internal/bufpool"
@@ -153,7 +156,7 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 		tc.Close()
 		return
 	}
-	tl := &tlsLayer{state: state}
+	tl := &tlsLayer{state: keepTLSState(&state)}
 	if err := tl.rec.Init(tlsrec.Config{
 		Suite: state.CipherSuite, Role: tlsrec.Server, Secrets: secrets,
 		ReadSeq: uint64(rc.records - handshakeRecords), WriteSeq: uint64(writeSeq),
@@ -354,28 +357,27 @@ type tlsLayer struct {
 	rec tlsrec.RecordLayer
 	lc  *loopConn
 
-	// state is the handshake's, for Session.Request. Kept whole (about
-	// 200 bytes more per connection, and the exporter secret crypto/tls
-	// keeps for it) because only crypto/tls can make one whose
-	// ExportKeyingMaterial works: one rebuilt from a few fields would
-	// panic there.
-	state tls.ConnectionState
+	state tlsState // the handshake's, for Session.Request
 
 	// Under the connection's lock: an idle connection sheds its ciphers.
 	active, seen uint32 // activity counted, and as the last check saw it
-	checkAt      int64  // when the next check is due, Unix ns
-	shed         bool
+	checkAt      int64  // when the next check is due, Unix ns; tlsShed once shed
 }
 
 // tlsShedAfter is how long a connection is idle before it sheds its
 // ciphers (about 1.5 KiB with AES-GCM), which its next record makes again.
 const tlsShedAfter = time.Second
 
+// tlsShed is tlsLayer.checkAt once the ciphers are shed: no check is due.
+const tlsShed = math.MaxInt64
+
+// shed reports whether the ciphers are shed. The connection is locked.
+func (t *tlsLayer) shed() bool { return t.checkAt == tlsShed }
+
 // activity notes that records go in or out. The connection is locked.
 func (t *tlsLayer) activity() {
 	t.active++
-	if t.shed {
-		t.shed = false
+	if t.checkAt == tlsShed {
 		t.checkAt = time.Now().Add(tlsShedAfter).UnixNano()
 		if t.lc != nil {
 			t.lc.updateTimerLocked()
@@ -386,16 +388,107 @@ func (t *tlsLayer) activity() {
 // tick sheds the ciphers of a connection that was idle since the last
 // check. The connection is locked.
 func (t *tlsLayer) tick(now int64) {
-	if t.shed || now < t.checkAt {
+	if now < t.checkAt {
 		return
 	}
 	if t.active == t.seen {
 		t.rec.Shed()
-		t.shed = true
+		t.checkAt = tlsShed
 		return
 	}
 	t.seen = t.active
 	t.checkAt = now + int64(tlsShedAfter)
+}
+
+// tlsState is a connection's tls.ConnectionState as the loop keeps it for
+// Session.Request: what a TLS 1.3 server's state holds, in 56 bytes
+// rather than 192, made whole again on demand. The keying material
+// exporter is carried over too (crypto/tls does not export the field that
+// holds it, hence reflect and unsafe), so that ExportKeyingMaterial works
+// on the state made again; a state with what the compact form leaves out
+// (client certificates, and the fields a server's state has empty), or a
+// Go whose ConnectionState has no such field, is kept whole.
+type tlsState struct {
+	version, suite uint16
+	curve          tls.CurveID
+	flags          uint8
+	serverName     string
+	protocol       string
+	ekm            ekmFunc
+	whole          *tls.ConnectionState
+}
+
+// Flags of a tlsState.
+const (
+	tlsHandshakeComplete = 1 << iota
+	tlsDidResume
+	tlsProtocolIsMutual
+	tlsECHAccepted
+	tlsHelloRetryRequest
+)
+
+// ekmFunc is the type of tls.ConnectionState's exporter.
+type ekmFunc = func(label string, context []byte, length int) ([]byte, error)
+
+// ekmOffset is the offset of tls.ConnectionState's exporter, found by
+// name and type; ekmKnown is false when this Go's has none.
+var ekmOffset, ekmKnown = func() (uintptr, bool) {
+	f, ok := reflect.TypeFor[tls.ConnectionState]().FieldByName("ekm")
+	if !ok || f.Type != reflect.TypeFor[ekmFunc]() {
+		return 0, false
+	}
+	return f.Offset, true
+}()
+
+// ekmField returns s's exporter field. ekmKnown must be true.
+func ekmField(s *tls.ConnectionState) *ekmFunc {
+	return (*ekmFunc)(unsafe.Add(unsafe.Pointer(s), ekmOffset))
+}
+
+// keepTLSState returns s as a tlsState.
+func keepTLSState(s *tls.ConnectionState) tlsState {
+	if !ekmKnown || s.PeerCertificates != nil || s.VerifiedChains != nil || s.SignedCertificateTimestamps != nil ||
+		s.OCSPResponse != nil || s.TLSUnique != nil {
+		whole := *s
+		return tlsState{whole: &whole}
+	}
+	k := tlsState{
+		version: s.Version, suite: s.CipherSuite, curve: s.CurveID,
+		serverName: s.ServerName, protocol: s.NegotiatedProtocol, ekm: *ekmField(s),
+	}
+	for _, f := range [...]struct {
+		set  bool
+		flag uint8
+	}{
+		{s.HandshakeComplete, tlsHandshakeComplete}, {s.DidResume, tlsDidResume},
+		{s.NegotiatedProtocolIsMutual, tlsProtocolIsMutual}, {s.ECHAccepted, tlsECHAccepted},
+		{s.HelloRetryRequest, tlsHelloRetryRequest},
+	} {
+		if f.set {
+			k.flags |= f.flag
+		}
+	}
+	return k
+}
+
+// connectionState makes the tls.ConnectionState that k keeps, a new one
+// for the caller to change.
+func (k *tlsState) connectionState() *tls.ConnectionState {
+	if k.whole != nil {
+		s := *k.whole
+		return &s
+	}
+	s := &tls.ConnectionState{
+		Version: k.version, CipherSuite: k.suite, CurveID: k.curve,
+		ServerName: k.serverName, NegotiatedProtocol: k.protocol,
+		HandshakeComplete:          k.flags&tlsHandshakeComplete != 0,
+		DidResume:                  k.flags&tlsDidResume != 0,
+		NegotiatedProtocolIsMutual: k.flags&tlsProtocolIsMutual != 0,
+		ECHAccepted:                k.flags&tlsECHAccepted != 0,
+		HelloRetryRequest:          k.flags&tlsHelloRetryRequest != 0,
+	}
+	*ekmField(s) = k.ekm
+	return s
 }
 
 // Seal implements poller.Sealer. The connection is locked.
