@@ -148,20 +148,19 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 		pe.handTLS(tc, append(head, rest...), &state)
 		return
 	}
-	writeSeq, err := tlsrec.CountSealed(state.CipherSuite, secrets.Server, *rc.written)
+	tl := &tlsLayer{state: keepTLSState(&state)}
+	err = tl.rec.Init(tlsrec.Config{
+		Suite: state.CipherSuite, Role: tlsrec.Server, Secrets: secrets,
+		ReadSeq: uint64(rc.records - handshakeRecords),
+	})
+	if err == nil {
+		// The session tickets crypto/tls sent are under our secret.
+		err = tl.rec.SkipSealed(*rc.written)
+	}
 	rc.release()
 	if err != nil {
 		codec.ReleaseExtensions(op.exts)
 		pe.srv.opts.logger().Debug("wskit: TLS: cannot continue the record layer", "remote", nc.RemoteAddr(), "err", err)
-		tc.Close()
-		return
-	}
-	tl := &tlsLayer{state: keepTLSState(&state)}
-	if err := tl.rec.Init(tlsrec.Config{
-		Suite: state.CipherSuite, Role: tlsrec.Server, Secrets: secrets,
-		ReadSeq: uint64(rc.records - handshakeRecords), WriteSeq: uint64(writeSeq),
-	}); err != nil {
-		codec.ReleaseExtensions(op.exts)
 		tc.Close()
 		return
 	}
@@ -289,7 +288,7 @@ func (pe *pollEngine) loopUpgrade(head, rest []byte, remote net.Addr, state *tls
 // start of the ClientHello (its random names the connection in the key
 // log), the records read, and what the handshake wrote (the session
 // tickets sent with the server's Finished are under the application
-// secret: tlsrec.CountSealed counts them).
+// secret: RecordLayer.SkipSealed counts them).
 type recordConn struct {
 	net.Conn
 	hdr     [tlsrec.HeaderLen]byte

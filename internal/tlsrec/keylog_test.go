@@ -148,6 +148,19 @@ func TestCountRecords(t *testing.T) {
 	if n, err := CountSealed(tls.TLS_AES_128_GCM_SHA256, testSecrets(tls.TLS_AES_128_GCM_SHA256).Client, s); n != 0 || err != nil {
 		t.Error(n, err)
 	}
+	l, err := New(Config{Suite: tls.TLS_AES_128_GCM_SHA256, Secrets: testSecrets(tls.TLS_AES_128_GCM_SHA256)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SkipSealed(s[:len(s)-1]); err == nil {
+		t.Error("SkipSealed on a cut stream")
+	}
+	if err := l.SkipSealed(bytes.Clone(s)); err != nil || l.w.seq != 3 {
+		t.Error(l.w.seq, err)
+	}
+	if err := l.SkipSealed(bytes.Clone(s)); err == nil {
+		t.Error("SkipSealed twice")
+	}
 	// Records under another secret after ours: not a stream crypto/tls writes.
 	_, r := pair(t, tls.TLS_AES_128_GCM_SHA256)
 	if _, err := CountSealed(tls.TLS_AES_128_GCM_SHA256, testSecrets(tls.TLS_AES_128_GCM_SHA256).Server, append(s, records(t, r, []byte("x"))...)); err == nil {
