@@ -11,6 +11,8 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"runtime"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -34,6 +36,56 @@ import (
 type tlsEngine struct {
 	cfg  *tls.Config // the server's, with keys logged to keys
 	keys *tlsrec.KeyLog
+
+	// Handshakes run on goroutines that, done with one, wait a while for
+	// the next: a handshake grows its goroutine's stack to tens of KiB,
+	// which a new goroutine grows again, copying it at each step.
+	next    chan net.Conn // to a goroutine waiting for a handshake
+	waiting atomic.Int32  // goroutines waiting
+}
+
+// tlsHandshakerWait is how long a goroutine done with a handshake waits
+// for the next one before it ends.
+const tlsHandshakerWait = time.Second
+
+// startTLS has a goroutine shake hands with the client of nc, a
+// connection the loop detached: one waiting for work, or a new one.
+func (pe *pollEngine) startTLS(nc net.Conn) {
+	select {
+	case pe.tls.next <- nc:
+	default:
+		go pe.handshaker(nc)
+	}
+}
+
+// handshaker serves nc's handshake, then waits for more, until none comes
+// for tlsHandshakerWait, enough of them wait, or the engine stops.
+func (pe *pollEngine) handshaker(nc net.Conn) {
+	var timer *time.Timer
+	for {
+		pe.serveTLS(nc)
+		if pe.tls.waiting.Add(1) > int32(2*runtime.GOMAXPROCS(0)) {
+			pe.tls.waiting.Add(-1)
+			return
+		}
+		if timer == nil {
+			timer = time.NewTimer(tlsHandshakerWait)
+		} else {
+			timer.Reset(tlsHandshakerWait)
+		}
+		select {
+		case nc = <-pe.tls.next:
+			pe.tls.waiting.Add(-1)
+			timer.Stop()
+		case <-timer.C:
+			pe.tls.waiting.Add(-1)
+			return
+		case <-pe.stopped:
+			pe.tls.waiting.Add(-1)
+			timer.Stop()
+			return
+		}
+	}
 }
 
 // newTLSEngine makes the configuration the engine shakes hands with:
@@ -42,7 +94,7 @@ type tlsEngine struct {
 // uses instead; a handshake whose secrets the engine does not learn goes
 // to net/http, a goroutine per connection.
 func newTLSEngine(cfg *tls.Config) *tlsEngine {
-	te := &tlsEngine{keys: new(tlsrec.KeyLog)}
+	te := &tlsEngine{keys: new(tlsrec.KeyLog), next: make(chan net.Conn)}
 	te.cfg = cfg.Clone()
 	te.cfg.KeyLogWriter = &keyLogTee{keys: te.keys, app: cfg.KeyLogWriter}
 	if get := cfg.GetConfigForClient; get != nil {
