@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wskit/wskit/frame"
 	"github.com/wskit/wskit/internal/race"
 	"github.com/wskit/wskit/internal/selfsign"
 	"github.com/wskit/wskit/internal/wstest"
@@ -581,6 +582,91 @@ func TestTLSCallbackPanics(t *testing.T) {
 			}
 			if !strings.Contains(logs.String(), "boom in GetCertificate") {
 				t.Errorf("the panic is not logged:\n%s", logs)
+			}
+		})
+	}
+}
+
+// tlsHoldConn holds what is written while hold is set, and writes it in
+// one go on flush: records that arrive together.
+type tlsHoldConn struct {
+	net.Conn
+	hold bool
+	held []byte
+}
+
+func (c *tlsHoldConn) Write(p []byte) (int, error) {
+	if c.hold {
+		c.held = append(c.held, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *tlsHoldConn) flush() error {
+	c.hold = false
+	_, err := c.Conn.Write(c.held)
+	return err
+}
+
+// TestTLSFramesWithTheHead sends, in one TCP segment right after the
+// handshake, the upgrade request with a frame in its record and two more
+// frames in records of their own, without waiting for the 101: on the
+// poll engine the records the handshake's reader took ahead of crypto/tls
+// go to the loop's record layer, and every frame is echoed in order.
+func TestTLSFramesWithTheHead(t *testing.T) {
+	for _, engine := range []Engine{EngineStd, EnginePoll} {
+		t.Run(engine.String(), func(t *testing.T) {
+			ptLeakCheck(t)
+			opts := ptOptions()
+			opts.Engine = engine
+			opts.TLSConfig = tlsCert.ServerConfig()
+			onLoop := make(chan bool, 1)
+			addr := tlsStart(t, opts, func(srv *Server) http.Handler {
+				return srv.WebSocketEvents(Events{
+					OnOpen:    func(s *Session) { ptPut(onLoop, s.lc != nil && s.lc.tls != nil) },
+					OnMessage: ptEcho,
+				})
+			})
+			nc, err := net.DialTimeout("tcp", addr, ptWait)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			hc := &tlsHoldConn{Conn: nc}
+			cfg := tlsCert.ClientConfig()
+			cfg.ServerName = "localhost"
+			cfg.MinVersion = tls.VersionTLS13
+			tc := tls.Client(hc, cfg)
+			tc.SetDeadline(time.Now().Add(ptWait))
+			if err := tc.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			hc.hold = true
+			msgs := []string{"in the head's record", "in a record of its own", "and one more"}
+			tc.Write(append([]byte(ptHead("localhost", "/")), ptFrame(true, frame.OpText, []byte(msgs[0]))...))
+			tc.Write(ptFrame(true, frame.OpText, []byte(msgs[1])))
+			tc.Write(ptFrame(true, frame.OpText, []byte(msgs[2])))
+			if err := hc.flush(); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(tc)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("upgrade: %v, %v", resp, err)
+			}
+			if loop := ptAwait(t, onLoop, "OnOpen"); loop != (engine == EnginePoll) {
+				t.Fatalf("session on the loop: %v", loop)
+			}
+			for _, want := range msgs {
+				var hdr [2]byte
+				if _, err := io.ReadFull(br, hdr[:]); err != nil {
+					t.Fatalf("reading the echo of %q: %v", want, err)
+				}
+				got := make([]byte, hdr[1])
+				if _, err := io.ReadFull(br, got); err != nil || hdr[0] != 0x81 || string(got) != want {
+					t.Fatalf("echo % x %q, %v; want %q", hdr, got, err, want)
+				}
 			}
 		})
 	}

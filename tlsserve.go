@@ -144,7 +144,7 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	err := handshake(ctx, tc)
 	secrets, haveSecrets := pe.tls.takeSecrets(rc)
 	if err != nil {
-		rc.release()
+		rc.drop()
 		if ctx.Err() != nil {
 			pe.srv.pickShard().refused[refusedTimeout].Add(1)
 		}
@@ -166,7 +166,7 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	}
 	state := tc.ConnectionState()
 	if state.NegotiatedProtocol == "h2" {
-		rc.release()
+		rc.handOver()
 		pe.handTLS(tc, nil, &state) // net/http's HTTP/2 must see the *tls.Conn itself
 		return
 	}
@@ -178,25 +178,26 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	head, rest, err := readTLSHead(tc, pe.srv.opts.MaxHandshakeSize+4096)
 	nc.SetReadDeadline(time.Time{})
 	if err != nil {
-		rc.release()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			pe.srv.pickShard().refused[refusedTimeout].Add(1)
 		}
 		if len(head) == 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+			rc.drop()
 			tc.Close() // nothing came, or not in time: as net/http, close without an answer
 			return
 		}
+		rc.handOver()
 		pe.handTLS(tc, head, &state) // net/http answers what it can
 		return
 	}
 	if state.Version != tls.VersionTLS13 || !haveSecrets {
-		rc.release()
+		rc.handOver()
 		pe.handTLS(tc, append(head, rest...), &state)
 		return
 	}
 	rt, op, ok := pe.loopUpgrade(head, rest, nc.RemoteAddr(), &state)
 	if !ok {
-		rc.release()
+		rc.handOver()
 		pe.handTLS(tc, append(head, rest...), &state)
 		return
 	}
@@ -209,8 +210,12 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 		// The session tickets crypto/tls sent are under our secret.
 		err = tl.rec.SkipSealed(*rc.written)
 	}
-	rc.release()
+	// Records read ahead of crypto/tls (the client's first frames, sent
+	// without waiting for the 101) go to the loop's record layer.
+	ahead, aheadFrom := rc.takeAhead()
+	rc.drop()
 	if err != nil {
+		bufpool.Put(ahead)
 		codec.ReleaseExtensions(op.exts)
 		pe.srv.opts.logger().Debug("wskit: TLS: cannot continue the record layer", "remote", nc.RemoteAddr(), "err", err)
 		tc.Close()
@@ -223,13 +228,21 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	ok = poller.Attach(nc, func(c *poller.Conn) {
 		c.SetSealer(tl)
 		newLoopConn(pe, c, rt, op)
+		if ahead != nil {
+			if lc, ok := c.Context.(*loopConn); ok {
+				lc.onRecords((*ahead)[aheadFrom:])
+			}
+			bufpool.Put(ahead)
+		}
 	}, func() {
 		codec.ReleaseExtensions(op.exts)
 		tl.rec.Release()
+		bufpool.Put(ahead)
 	})
 	if !ok {
 		codec.ReleaseExtensions(op.exts)
 		tl.rec.Release()
+		bufpool.Put(ahead)
 		tc.Close()
 	}
 }
@@ -334,53 +347,84 @@ func (pe *pollEngine) loopUpgrade(head, rest []byte, remote net.Addr, state *tls
 }
 
 // recordConn is the transport under crypto/tls during a handshake on the
-// poll engine: it reads one whole TLS record at a time, so that crypto/tls
-// never takes bytes past the last record it needs (the loop takes over
-// from there), and it keeps what the loop's record layer must know: the
-// start of the ClientHello (its random names the connection in the key
-// log), the records read, and what the handshake wrote (the session
-// tickets sent with the server's Finished are under the application
-// secret: RecordLayer.SkipSealed counts them).
+// poll engine. It reads ahead of crypto/tls into a pooled buffer (a
+// flight of the client's records in one read, not two reads a record) but
+// hands it at most one record per Read, so that crypto/tls never takes
+// bytes past the last record it needs: the loop takes over from there,
+// with the records read ahead. It keeps what the loop's record layer
+// must know: the start of the ClientHello (its random names the
+// connection in the key log), the records read, and what the handshake
+// wrote (the session tickets sent with the server's Finished are under
+// the application secret: RecordLayer.SkipSealed counts them).
 type recordConn struct {
 	net.Conn
-	hdr     [tlsrec.HeaderLen]byte
-	left    int                                               // of the record being read
+	ahead   *[]byte // read ahead of crypto/tls: (*ahead)[off:] is unread
+	off     int
+	left    int                                               // bytes of the current record yet to hand over, header included
+	direct  bool                                              // net/http serves the connection: no record bounds
+	pending []byte                                            // read ahead, for net/http
 	first   [tlsrec.HeaderLen + 4 + 2 + tlsrec.RandomLen]byte // the start of the ClientHello
 	firstN  int
 	records int     // records read
 	written *[]byte // what was written, until the record layer takes over
 }
 
+// tlsReadAhead is the size of a recordConn's read-ahead buffer, room for
+// a ClientHello with a post-quantum key share.
+const tlsReadAhead = 4096
+
 func (c *recordConn) Read(p []byte) (int, error) {
-	if c.left == 0 {
-		if _, err := io.ReadFull(c.Conn, c.hdr[:]); err != nil {
+	if c.direct {
+		if len(c.pending) == 0 {
+			return c.Conn.Read(p)
+		}
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	if c.ahead == nil {
+		c.ahead = bufpool.Get(tlsReadAhead)
+	}
+	if c.left == 0 { // a record starts: its header tells its length
+		for len(*c.ahead)-c.off < tlsrec.HeaderLen {
+			if err := c.fill(); err != nil {
+				return 0, err
+			}
+		}
+		h := (*c.ahead)[c.off:]
+		c.left = tlsrec.HeaderLen + int(binary.BigEndian.Uint16(h[3:tlsrec.HeaderLen]))
+		c.records++
+	}
+	if c.off == len(*c.ahead) {
+		if err := c.fill(); err != nil {
 			return 0, err
 		}
-		c.left = int(binary.BigEndian.Uint16(c.hdr[3:]))
-		c.records++
-		c.keepFirst(c.hdr[:])
-		n := copy(p, c.hdr[:])
-		if n < len(c.hdr) {
-			return 0, io.ErrShortBuffer // crypto/tls reads a header whole
-		}
-		if len(p) == n || c.left == 0 {
-			return n, nil
-		}
-		m, err := c.readBody(p[n:])
-		return n + m, err
 	}
-	return c.readBody(p)
+	b := (*c.ahead)[c.off:]
+	n := copy(p, b[:min(len(b), c.left)])
+	c.keepFirst(b[:n])
+	c.off += n
+	c.left -= n
+	return n, nil
 }
 
-// readBody reads at most the rest of the current record.
-func (c *recordConn) readBody(p []byte) (int, error) {
-	if len(p) > c.left {
-		p = p[:c.left]
+// fill reads what the connection has into the read-ahead buffer, after
+// the unread bytes, which it moves to the start.
+func (c *recordConn) fill() error {
+	b := *c.ahead
+	if c.off > 0 {
+		b = b[:copy(b, b[c.off:])]
+		c.off = 0
 	}
-	n, err := c.Conn.Read(p)
-	c.keepFirst(p[:n])
-	c.left -= n
-	return n, err
+	n, err := c.Conn.Read(b[len(b):cap(b)])
+	*c.ahead = b[:len(b)+n]
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
 }
 
 func (c *recordConn) keepFirst(b []byte) {
@@ -396,9 +440,35 @@ func (c *recordConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-func (c *recordConn) release() {
+// handOver readies c to carry the *tls.Conn that net/http serves: it
+// keeps no more of what is written, and reads go straight to the
+// connection once what was read ahead is taken.
+func (c *recordConn) handOver() {
+	if c.ahead != nil && c.off < len(*c.ahead) {
+		c.pending = bytes.Clone((*c.ahead)[c.off:]) // rare: a client that did not wait
+	}
+	c.drop()
+	c.direct = true
+}
+
+// takeAhead hands over the buffer of what was read ahead and not taken,
+// which starts at from, or nil when nothing was.
+func (c *recordConn) takeAhead() (b *[]byte, from int) {
+	b, from = c.ahead, c.off
+	c.ahead = nil
+	if b != nil && from == len(*b) {
+		bufpool.Put(b)
+		return nil, 0
+	}
+	return b, from
+}
+
+// drop gives c's buffers back: the connection ends, or the loop takes it.
+func (c *recordConn) drop() {
 	bufpool.Put(c.written)
-	c.written = nil
+	bufpool.Put(c.ahead)
+	c.written, c.ahead = nil, nil
+	c.off = 0
 }
 
 // tlsLayer is the record layer of a TLS connection on the loop: the
@@ -570,5 +640,3 @@ func (t *tlsLayer) Close(dst []byte) []byte {
 	}
 	return out
 }
-
-var _ = bytes.IndexByte
