@@ -76,6 +76,10 @@ func TestKeyLog(t *testing.T) {
 	if _, err := kl.Write([]byte("CLIENT_TRAFFIC_SECRET_0 " + random1 + " x\n")); err == nil {
 		t.Fatal("malformed line accepted")
 	}
+	// Other labels are not even parsed.
+	if _, err := kl.Write([]byte("CLIENT_HANDSHAKE_TRAFFIC_SECRET x\n")); err != nil || kl.Len() != 0 {
+		t.Fatal("a handshake secret's line was parsed:", err)
+	}
 
 	// Concurrent handshakes log into one KeyLog.
 	var wg sync.WaitGroup
