@@ -42,6 +42,8 @@ type tlsEngine struct {
 	// which a new goroutine grows again, copying it at each step.
 	next    chan net.Conn // to a goroutine waiting for a handshake
 	waiting atomic.Int32  // goroutines waiting
+
+	serverName atomic.Pointer[string] // the last kept, shared by the states that have it
 }
 
 // tlsHandshakerWait is how long a goroutine done with a handshake waits
@@ -201,7 +203,7 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 		pe.handTLS(tc, append(head, rest...), &state)
 		return
 	}
-	tl := &tlsLayer{state: keepTLSState(&state)}
+	tl := &tlsLayer{state: keepTLSState(&state, &pe.tls.serverName)}
 	err = tl.rec.Init(tlsrec.Config{
 		Suite: state.CipherSuite, Role: tlsrec.Server, Secrets: secrets,
 		ReadSeq: uint64(rc.records - handshakeRecords),
@@ -566,8 +568,11 @@ func ekmField(s *tls.ConnectionState) *ekmFunc {
 	return (*ekmFunc)(unsafe.Add(unsafe.Pointer(s), ekmOffset))
 }
 
-// keepTLSState returns s as a tlsState.
-func keepTLSState(s *tls.ConnectionState) tlsState {
+// keepTLSState returns s as a tlsState. Its server name is last's when
+// they are the same, else becomes last: connections that name the same
+// server share one string rather than each keeping the copy crypto/tls
+// made.
+func keepTLSState(s *tls.ConnectionState, last *atomic.Pointer[string]) tlsState {
 	if !ekmKnown || s.PeerCertificates != nil || s.VerifiedChains != nil || s.SignedCertificateTimestamps != nil ||
 		s.OCSPResponse != nil || s.TLSUnique != nil {
 		whole := *s
@@ -576,6 +581,13 @@ func keepTLSState(s *tls.ConnectionState) tlsState {
 	k := tlsState{
 		version: s.Version, suite: s.CipherSuite, curve: s.CurveID,
 		serverName: s.ServerName, protocol: s.NegotiatedProtocol, ekm: *ekmField(s),
+	}
+	if name := s.ServerName; name != "" {
+		if p := last.Load(); p != nil && *p == name {
+			k.serverName = *p
+		} else {
+			last.Store(&name)
+		}
 	}
 	for _, f := range [...]struct {
 		set  bool

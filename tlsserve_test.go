@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"net"
 	"reflect"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"unsafe"
 
@@ -43,7 +45,14 @@ func TestTLSStateKept(t *testing.T) {
 		a.Close()
 		b.Close()
 
-		k := keepTLSState(&want)
+		var last atomic.Pointer[string]
+		k := keepTLSState(&want, &last)
+		// A second connection naming the same server shares the name.
+		again := want
+		again.ServerName = strings.Clone(want.ServerName)
+		if k2 := keepTLSState(&again, &last); unsafe.StringData(k2.serverName) != unsafe.StringData(k.serverName) && k2.whole == nil {
+			t.Errorf("client certificate %v: the server name is not shared", clientCert)
+		}
 		if compact := k.whole == nil; compact == clientCert {
 			t.Errorf("client certificate %v: kept compact %v", clientCert, compact)
 		}
