@@ -12,6 +12,7 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -177,7 +178,8 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	// unread or cut, it would get net/http's ReadHeaderTimeout afresh.
 	handshakeRecords := rc.records
 	nc.SetReadDeadline(deadline)
-	head, rest, err := readTLSHead(tc, pe.srv.opts.MaxHandshakeSize+4096)
+	hb, head, rest, drained, err := readTLSHead(tc, pe.srv.opts.MaxHandshakeSize+4096)
+	defer bufpool.Put(hb) // head and rest are copied where they are kept
 	nc.SetReadDeadline(time.Time{})
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -189,18 +191,18 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 			return
 		}
 		rc.handOver()
-		pe.handTLS(tc, head, &state) // net/http answers what it can
+		pe.handTLS(tc, bytes.Clone(head), &state) // net/http answers what it can
 		return
 	}
-	if state.Version != tls.VersionTLS13 || !haveSecrets {
+	if state.Version != tls.VersionTLS13 || !haveSecrets || !drained {
 		rc.handOver()
-		pe.handTLS(tc, append(head, rest...), &state)
+		pe.handTLS(tc, slices.Concat(head, rest), &state)
 		return
 	}
 	rt, op, ok := pe.loopUpgrade(head, rest, nc.RemoteAddr(), &state)
 	if !ok {
 		rc.handOver()
-		pe.handTLS(tc, append(head, rest...), &state)
+		pe.handTLS(tc, slices.Concat(head, rest), &state)
 		return
 	}
 	tl := &tlsLayer{state: keepTLSState(&state, &pe.tls.serverName)}
@@ -225,7 +227,7 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	}
 	tl.checkAt = time.Now().Add(tlsShedAfter).UnixNano()
 	op.tls = tl
-	op.rest = rest
+	op.rest = bytes.Clone(rest)
 	pe.srv.pickShard().accepted.Add(1)
 	ok = poller.Attach(nc, func(c *poller.Conn) {
 		c.SetSealer(tl)
@@ -295,25 +297,31 @@ func (pe *pollEngine) handTLS(tc *tls.Conn, prefix []byte, state *tls.Connection
 	}
 }
 
-// readTLSHead reads a request head from tc: it returns the head (through
-// the empty line) and what followed it, or the bytes read and an error
-// when the head is longer than limit or does not come.
-func readTLSHead(tc *tls.Conn, limit int) (head, rest []byte, err error) {
-	buf := make([]byte, 0, 1024)
-	scratch := bufpool.Get(16 << 10) // a record's plaintext: crypto/tls keeps none back
-	defer bufpool.Put(scratch)
-	*scratch = (*scratch)[:cap(*scratch)]
+// readTLSHead reads a request head from tc into b, a pooled buffer for
+// the caller to give back: it returns the head (through the empty line)
+// and what followed it, or the bytes read and an error when the head is
+// longer than limit or does not come. drained is false when crypto/tls
+// may hold more of the last record read, which a read that fills the
+// buffer cannot tell: then net/http must read on from tc.
+func readTLSHead(tc *tls.Conn, limit int) (b *[]byte, head, rest []byte, drained bool, err error) {
+	b = bufpool.Get(2048)
 	for {
-		n, err := tc.Read(*scratch)
-		buf = append(buf, (*scratch)[:n]...)
+		if cap(*b)-len(*b) < 512 {
+			b = bufpool.Grow(b, cap(*b))
+		}
+		buf := *b
+		n, err := tc.Read(buf[len(buf):cap(buf)])
+		filled := n == cap(buf)-len(buf)
+		buf = buf[:len(buf)+n]
+		*b = buf
 		if end := headLen(buf, 0); end >= 0 {
-			return buf[:end], buf[end:], nil
+			return b, buf[:end], buf[end:], !filled, nil
 		}
 		if err != nil {
-			return buf, nil, err
+			return b, buf, nil, false, err
 		}
 		if len(buf) > limit {
-			return buf, nil, errors.New("wskit: request head too large")
+			return b, buf, nil, false, errors.New("wskit: request head too large")
 		}
 	}
 }
