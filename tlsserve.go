@@ -41,8 +41,9 @@ type tlsEngine struct {
 	// Handshakes run on goroutines that, done with one, wait a while for
 	// the next: a handshake grows its goroutine's stack to tens of KiB,
 	// which a new goroutine grows again, copying it at each step.
-	next    chan net.Conn // to a goroutine waiting for a handshake
-	waiting atomic.Int32  // goroutines waiting
+	next     chan net.Conn // to a goroutine waiting for a handshake
+	waiting  atomic.Int32  // goroutines waiting
+	waitMost int32         // goroutines that may wait: two per CPU
 
 	serverName atomic.Pointer[string] // the last kept, shared by the states that have it
 }
@@ -67,7 +68,7 @@ func (pe *pollEngine) handshaker(nc net.Conn) {
 	var timer *time.Timer
 	for {
 		pe.serveTLS(nc)
-		if pe.tls.waiting.Add(1) > int32(2*runtime.GOMAXPROCS(0)) {
+		if pe.tls.waiting.Add(1) > pe.tls.waitMost {
 			pe.tls.waiting.Add(-1)
 			return
 		}
@@ -97,7 +98,7 @@ func (pe *pollEngine) handshaker(nc net.Conn) {
 // uses instead; a handshake whose secrets the engine does not learn goes
 // to net/http, a goroutine per connection.
 func newTLSEngine(cfg *tls.Config) *tlsEngine {
-	te := &tlsEngine{keys: new(tlsrec.KeyLog), next: make(chan net.Conn)}
+	te := &tlsEngine{keys: new(tlsrec.KeyLog), next: make(chan net.Conn), waitMost: int32(2 * runtime.GOMAXPROCS(0))}
 	te.cfg = cfg.Clone()
 	te.cfg.KeyLogWriter = &keyLogTee{keys: te.keys, app: cfg.KeyLogWriter}
 	if get := cfg.GetConfigForClient; get != nil {
