@@ -80,11 +80,11 @@ func TestTLSStateKept(t *testing.T) {
 	}
 }
 
-// TestTLSLayerSize keeps the record layer of a loop session in the 320
+// TestTLSLayerSize keeps the record layer of a loop session in the 288
 // byte size class.
 func TestTLSLayerSize(t *testing.T) {
-	if n := unsafe.Sizeof(tlsLayer{}); n > 320 {
-		t.Errorf("tlsLayer is %d bytes, more than 320", n)
+	if n := unsafe.Sizeof(tlsLayer{}); n > 288 {
+		t.Errorf("tlsLayer is %d bytes, more than 288", n)
 	}
 }
 

@@ -110,14 +110,20 @@ var (
 )
 
 // direction is the protection of one direction of the connection: the
-// traffic secret (kept for the next KeyUpdate), the AEAD and IV derived
-// from it, and the sequence number of the next record. Its suite is the
+// traffic secret (kept for the next KeyUpdate), the keys derived from it,
+// and the sequence number of the next record. Its suite is the
 // RecordLayer's.
 type direction struct {
-	aead   cipher.AEAD // nil after Shed, made again from secret when used
+	keys   *trafficKeys // nil after Shed, made again from secret when used
 	seq    uint64
-	iv     [ivLen]byte
 	secret [maxHashLen]byte
+}
+
+// trafficKeys are the AEAD and IV of a traffic secret, apart from the
+// secret so that an idle layer keeps neither.
+type trafficKeys struct {
+	aead cipher.AEAD
+	iv   [ivLen]byte
 }
 
 // What the layer owes the peer, besides a fatal alert.
@@ -212,7 +218,7 @@ func (d *direction) set(s *suite, secret []byte, seq uint64) error {
 	if err != nil {
 		return err
 	}
-	d.aead, d.iv, d.seq = aead, iv, seq
+	d.keys, d.seq = &trafficKeys{aead: aead, iv: iv}, seq
 	copy(d.secret[:], secret)
 	return nil
 }
@@ -220,8 +226,17 @@ func (d *direction) set(s *suite, secret []byte, seq uint64) error {
 // ready makes the AEAD again after Shed. It allocates, which only a
 // connection waking from idle pays.
 func (d *direction) ready(s *suite) {
-	if d.aead == nil {
-		d.aead, _, _ = s.trafficKeys(d.secret[:s.hashLen]) // the secret made one before
+	if d.keys == nil {
+		aead, iv, _ := s.trafficKeys(d.secret[:s.hashLen]) // the secret made them before
+		d.keys = &trafficKeys{aead: aead, iv: iv}
+	}
+}
+
+// shed drops the keys, and clears the IV, which the secret makes again.
+func (d *direction) shed() {
+	if d.keys != nil {
+		clear(d.keys.iv[:])
+		d.keys = nil
 	}
 }
 
@@ -233,7 +248,8 @@ func (d *direction) update(s *suite) error {
 // xorSeq turns the IV into the nonce of the record numbered seq, and back
 // (RFC 8446 §5.3): the nonce needs no room of its own.
 func (d *direction) xorSeq() {
-	binary.BigEndian.PutUint64(d.iv[ivLen-8:], binary.BigEndian.Uint64(d.iv[ivLen-8:])^d.seq)
+	iv := d.keys.iv[ivLen-8:]
+	binary.BigEndian.PutUint64(iv, binary.BigEndian.Uint64(iv)^d.seq)
 }
 
 // seal protects rec in place: rec[HeaderLen:len(rec)-tagLen] holds the
@@ -245,7 +261,7 @@ func (d *direction) seal(s *suite, rec []byte) {
 	binary.BigEndian.PutUint16(rec[3:HeaderLen], uint16(len(body)))
 	d.ready(s)
 	d.xorSeq()
-	d.aead.Seal(body[:0], d.iv[:], body[:len(body)-tagLen], rec[:HeaderLen])
+	d.keys.aead.Seal(body[:0], d.keys.iv[:], body[:len(body)-tagLen], rec[:HeaderLen])
 	d.xorSeq()
 	d.seq++
 }
@@ -255,7 +271,7 @@ func (d *direction) seal(s *suite, rec []byte) {
 func (d *direction) open(s *suite, hdr, body []byte) ([]byte, error) {
 	d.ready(s)
 	d.xorSeq()
-	inner, err := d.aead.Open(body[:0], d.iv[:], body, hdr)
+	inner, err := d.keys.aead.Open(body[:0], d.keys.iv[:], body, hdr)
 	d.xorSeq()
 	d.seq++
 	return inner, err
@@ -818,12 +834,13 @@ func (l *RecordLayer) AppendReplies(dst []byte) []byte {
 	return dst
 }
 
-// Shed drops the two AEADs, about 1.5 KiB with AES-GCM, keeping their
-// secrets: the next record opened or sealed makes them again. A transport
-// calls it on a connection that has been idle a while.
+// Shed drops the two AEADs and IVs, about 1.5 KiB with AES-GCM, keeping
+// their secrets: the next record opened or sealed makes them again. A
+// transport calls it on a connection that has been idle a while.
 func (l *RecordLayer) Shed() {
 	if l.err != ErrReleased {
-		l.r.aead, l.w.aead = nil, nil
+		l.r.shed()
+		l.w.shed()
 	}
 }
 
@@ -835,9 +852,8 @@ func (l *RecordLayer) Release() {
 	l.discardInput()
 	clear(l.r.secret[:])
 	clear(l.w.secret[:])
-	clear(l.r.iv[:])
-	clear(l.w.iv[:])
-	l.r.aead, l.w.aead = nil, nil
+	l.r.shed()
+	l.w.shed()
 	l.err = ErrReleased
 	l.alert, l.owe = 0, oweNothing
 	l.sentDone = true
