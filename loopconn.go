@@ -317,7 +317,7 @@ func (lc *loopConn) updateTimerLocked() {
 	default:
 		at = d.UnixNano()
 	}
-	if t := lc.tls(); t != nil && !t.shed && (at == 0 || t.checkAt < at) {
+	if t := lc.tls(); t != nil && !t.shed() && (at == 0 || t.checkAt < at) {
 		at = t.checkAt
 	}
 	if at == 0 {
@@ -462,8 +462,7 @@ func (lc *loopConn) request() *http.Request {
 	}
 	r = r.WithContext(lc.requestContext())
 	if tl := lc.tls(); tl != nil {
-		state := tl.state // the caller's to change
-		r.TLS = &state
+		r.TLS = tl.state.connectionState()
 	}
 	if x := lc.extra; x != nil && x.paths != nil {
 		for name, value := range unpackPaths(*x.paths) {

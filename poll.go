@@ -139,7 +139,7 @@ type headState struct {
 func (pe *pollEngine) OnOpen(c *poller.Conn) {
 	if pe.tls != nil {
 		// crypto/tls shakes hands on a goroutine of its own.
-		go pe.serveTLS(c.Detach())
+		pe.startTLS(c.Detach())
 		return
 	}
 	if t := pe.srv.opts.HandshakeTimeout; t > 0 {

@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/bufpool"
 	"github.com/wskit/wskit/internal/race"
 	"github.com/wskit/wskit/internal/selfsign"
 	"github.com/wskit/wskit/internal/wstest"
@@ -192,7 +194,7 @@ func TestTLSShedsWhenIdle(t *testing.T) {
 	shed := func() bool {
 		s.lc.pe.Lock()
 		defer s.lc.pe.Unlock()
-		return s.lc.tls().shed
+		return s.lc.tls().shed()
 	}
 	for round := range 2 {
 		deadline := time.Now().Add(3 * time.Second)
@@ -583,5 +585,115 @@ func TestTLSCallbackPanics(t *testing.T) {
 				t.Errorf("the panic is not logged:\n%s", logs)
 			}
 		})
+	}
+}
+
+// tlsHoldConn holds what is written while hold is set, and writes it in
+// one go on flush: records that arrive together.
+type tlsHoldConn struct {
+	net.Conn
+	hold bool
+	held []byte
+}
+
+func (c *tlsHoldConn) Write(p []byte) (int, error) {
+	if c.hold {
+		c.held = append(c.held, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *tlsHoldConn) flush() error {
+	c.hold = false
+	_, err := c.Conn.Write(c.held)
+	return err
+}
+
+// TestTLSFramesWithTheHead sends, in one TCP segment right after the
+// handshake, the upgrade request with a frame in its record and two more
+// frames in records of their own, without waiting for the 101: on the
+// poll engine the records the handshake's reader took ahead of crypto/tls
+// go to the loop's record layer, and every frame is echoed in order. A
+// head that, with the frame after it, fills the buffer it is read into
+// may leave bytes of its record in crypto/tls: net/http serves that
+// session, and its frames are echoed too.
+func TestTLSFramesWithTheHead(t *testing.T) {
+	b := bufpool.Get(2048)
+	fill := cap(*b) // what the head is read into first
+	bufpool.Put(b)
+	for _, tc := range []struct {
+		name  string
+		head  string
+		first string
+	}{
+		{"short", ptHead("localhost", "/"), "in the head's record"},
+		{"filling", ptHead("localhost", "/", "X-Pad: "+strings.Repeat("p", fill-100-len(ptHead("localhost", "/")))),
+			strings.Repeat("in the head's record, past the buffer ", 8)},
+	} {
+		for _, engine := range []Engine{EngineStd, EnginePoll} {
+			t.Run(tc.name+"/"+engine.String(), func(t *testing.T) {
+				testTLSFramesWithTheHead(t, engine, tc.head, tc.first, engine == EnginePoll && tc.name == "short")
+			})
+		}
+	}
+}
+
+func testTLSFramesWithTheHead(t *testing.T, engine Engine, head, first string, wantLoop bool) {
+	ptLeakCheck(t)
+	opts := ptOptions()
+	opts.Engine = engine
+	opts.TLSConfig = tlsCert.ServerConfig()
+	onLoop := make(chan bool, 1)
+	addr := tlsStart(t, opts, func(srv *Server) http.Handler {
+		return srv.WebSocketEvents(Events{
+			OnOpen:    func(s *Session) { ptPut(onLoop, s.lc != nil && s.lc.tls() != nil) },
+			OnMessage: ptEcho,
+		})
+	})
+	nc, err := net.DialTimeout("tcp", addr, ptWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	hc := &tlsHoldConn{Conn: nc}
+	cfg := tlsCert.ClientConfig()
+	cfg.ServerName = "localhost"
+	cfg.MinVersion = tls.VersionTLS13
+	tc := tls.Client(hc, cfg)
+	tc.SetDeadline(time.Now().Add(ptWait))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	hc.hold = true
+	msgs := []string{first, "in a record of its own", "and one more"}
+	tc.Write(append([]byte(head), ptFrame(true, frame.OpText, []byte(msgs[0]))...))
+	tc.Write(ptFrame(true, frame.OpText, []byte(msgs[1])))
+	tc.Write(ptFrame(true, frame.OpText, []byte(msgs[2])))
+	if err := hc.flush(); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(tc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v, %v", resp, err)
+	}
+	if loop := ptAwait(t, onLoop, "OnOpen"); loop != wantLoop {
+		t.Fatalf("session on the loop: %v", loop)
+	}
+	for _, want := range msgs {
+		var hdr [4]byte
+		if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+			t.Fatalf("reading the echo of %q: %v", want, err)
+		}
+		size := int(hdr[1])
+		if size == 126 {
+			io.ReadFull(br, hdr[2:])
+			size = int(hdr[2])<<8 | int(hdr[3])
+		}
+		got := make([]byte, size)
+		if _, err := io.ReadFull(br, got); err != nil || hdr[0] != 0x81 || string(got) != want {
+			t.Fatalf("echo % x %q, %v; want %q", hdr, got, err, want)
+		}
 	}
 }

@@ -7,9 +7,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"os"
+	"reflect"
+	"runtime"
+	"slices"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/internal/bufpool"
@@ -31,6 +37,59 @@ import (
 type tlsEngine struct {
 	cfg  *tls.Config // the server's, with keys logged to keys
 	keys *tlsrec.KeyLog
+
+	// Handshakes run on goroutines that, done with one, wait a while for
+	// the next: a handshake grows its goroutine's stack to tens of KiB,
+	// which a new goroutine grows again, copying it at each step.
+	next     chan net.Conn // to a goroutine waiting for a handshake
+	waiting  atomic.Int32  // goroutines waiting
+	waitMost int32         // goroutines that may wait: two per CPU
+
+	serverName atomic.Pointer[string] // the last kept, shared by the states that have it
+}
+
+// tlsHandshakerWait is how long a goroutine done with a handshake waits
+// for the next one before it ends.
+const tlsHandshakerWait = time.Second
+
+// startTLS has a goroutine shake hands with the client of nc, a
+// connection the loop detached: one waiting for work, or a new one.
+func (pe *pollEngine) startTLS(nc net.Conn) {
+	select {
+	case pe.tls.next <- nc:
+	default:
+		go pe.handshaker(nc)
+	}
+}
+
+// handshaker serves nc's handshake, then waits for more, until none comes
+// for tlsHandshakerWait, enough of them wait, or the engine stops.
+func (pe *pollEngine) handshaker(nc net.Conn) {
+	var timer *time.Timer
+	for {
+		pe.serveTLS(nc)
+		if pe.tls.waiting.Add(1) > pe.tls.waitMost {
+			pe.tls.waiting.Add(-1)
+			return
+		}
+		if timer == nil {
+			timer = time.NewTimer(tlsHandshakerWait)
+		} else {
+			timer.Reset(tlsHandshakerWait)
+		}
+		select {
+		case nc = <-pe.tls.next:
+			pe.tls.waiting.Add(-1)
+			timer.Stop()
+		case <-timer.C:
+			pe.tls.waiting.Add(-1)
+			return
+		case <-pe.stopped:
+			pe.tls.waiting.Add(-1)
+			timer.Stop()
+			return
+		}
+	}
 }
 
 // newTLSEngine makes the configuration the engine shakes hands with:
@@ -39,7 +98,7 @@ type tlsEngine struct {
 // uses instead; a handshake whose secrets the engine does not learn goes
 // to net/http, a goroutine per connection.
 func newTLSEngine(cfg *tls.Config) *tlsEngine {
-	te := &tlsEngine{keys: new(tlsrec.KeyLog)}
+	te := &tlsEngine{keys: new(tlsrec.KeyLog), next: make(chan net.Conn), waitMost: int32(2 * runtime.GOMAXPROCS(0))}
 	te.cfg = cfg.Clone()
 	te.cfg.KeyLogWriter = &keyLogTee{keys: te.keys, app: cfg.KeyLogWriter}
 	if get := cfg.GetConfigForClient; get != nil {
@@ -89,7 +148,7 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	err := handshake(ctx, tc)
 	secrets, haveSecrets := pe.tls.takeSecrets(rc)
 	if err != nil {
-		rc.release()
+		rc.drop()
 		if ctx.Err() != nil {
 			pe.srv.pickShard().refused[refusedTimeout].Add(1)
 		}
@@ -111,7 +170,7 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	}
 	state := tc.ConnectionState()
 	if state.NegotiatedProtocol == "h2" {
-		rc.release()
+		rc.handOver()
 		pe.handTLS(tc, nil, &state) // net/http's HTTP/2 must see the *tls.Conn itself
 		return
 	}
@@ -120,62 +179,75 @@ func (pe *pollEngine) serveTLS(nc net.Conn) {
 	// unread or cut, it would get net/http's ReadHeaderTimeout afresh.
 	handshakeRecords := rc.records
 	nc.SetReadDeadline(deadline)
-	head, rest, err := readTLSHead(tc, pe.srv.opts.MaxHandshakeSize+4096)
+	hb, head, rest, drained, err := readTLSHead(tc, pe.srv.opts.MaxHandshakeSize+4096)
+	defer bufpool.Put(hb) // head and rest are copied where they are kept
 	nc.SetReadDeadline(time.Time{})
 	if err != nil {
-		rc.release()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			pe.srv.pickShard().refused[refusedTimeout].Add(1)
 		}
 		if len(head) == 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+			rc.drop()
 			tc.Close() // nothing came, or not in time: as net/http, close without an answer
 			return
 		}
-		pe.handTLS(tc, head, &state) // net/http answers what it can
+		rc.handOver()
+		pe.handTLS(tc, bytes.Clone(head), &state) // net/http answers what it can
 		return
 	}
-	if state.Version != tls.VersionTLS13 || !haveSecrets {
-		rc.release()
-		pe.handTLS(tc, append(head, rest...), &state)
+	if state.Version != tls.VersionTLS13 || !haveSecrets || !drained {
+		rc.handOver()
+		pe.handTLS(tc, slices.Concat(head, rest), &state)
 		return
 	}
 	rt, op, ok := pe.loopUpgrade(head, rest, nc.RemoteAddr(), &state)
 	if !ok {
-		rc.release()
-		pe.handTLS(tc, append(head, rest...), &state)
+		rc.handOver()
+		pe.handTLS(tc, slices.Concat(head, rest), &state)
 		return
 	}
-	writeSeq, err := tlsrec.CountSealed(state.CipherSuite, secrets.Server, *rc.written)
-	rc.release()
+	tl := &tlsLayer{state: keepTLSState(&state, &pe.tls.serverName)}
+	err = tl.rec.Init(tlsrec.Config{
+		Suite: state.CipherSuite, Role: tlsrec.Server, Secrets: secrets,
+		ReadSeq: uint64(rc.records - handshakeRecords),
+	})
+	if err == nil {
+		// The session tickets crypto/tls sent are under our secret.
+		err = tl.rec.SkipSealed(*rc.written)
+	}
+	// Records read ahead of crypto/tls (the client's first frames, sent
+	// without waiting for the 101) go to the loop's record layer.
+	ahead, aheadFrom := rc.takeAhead()
+	rc.drop()
 	if err != nil {
+		bufpool.Put(ahead)
 		codec.ReleaseExtensions(op.exts)
 		pe.srv.opts.logger().Debug("wskit: TLS: cannot continue the record layer", "remote", nc.RemoteAddr(), "err", err)
 		tc.Close()
 		return
 	}
-	tl := &tlsLayer{state: state}
-	if err := tl.rec.Init(tlsrec.Config{
-		Suite: state.CipherSuite, Role: tlsrec.Server, Secrets: secrets,
-		ReadSeq: uint64(rc.records - handshakeRecords), WriteSeq: uint64(writeSeq),
-	}); err != nil {
-		codec.ReleaseExtensions(op.exts)
-		tc.Close()
-		return
-	}
 	tl.checkAt = time.Now().Add(tlsShedAfter).UnixNano()
 	op.tls = tl
-	op.rest = rest
+	op.rest = bytes.Clone(rest)
 	pe.srv.pickShard().accepted.Add(1)
 	ok = poller.Attach(nc, func(c *poller.Conn) {
 		c.SetSealer(tl)
 		newLoopConn(pe, c, rt, op)
+		if ahead != nil {
+			if lc, ok := c.Context.(*loopConn); ok {
+				lc.onRecords((*ahead)[aheadFrom:])
+			}
+			bufpool.Put(ahead)
+		}
 	}, func() {
 		codec.ReleaseExtensions(op.exts)
 		tl.rec.Release()
+		bufpool.Put(ahead)
 	})
 	if !ok {
 		codec.ReleaseExtensions(op.exts)
 		tl.rec.Release()
+		bufpool.Put(ahead)
 		tc.Close()
 	}
 }
@@ -226,25 +298,31 @@ func (pe *pollEngine) handTLS(tc *tls.Conn, prefix []byte, state *tls.Connection
 	}
 }
 
-// readTLSHead reads a request head from tc: it returns the head (through
-// the empty line) and what followed it, or the bytes read and an error
-// when the head is longer than limit or does not come.
-func readTLSHead(tc *tls.Conn, limit int) (head, rest []byte, err error) {
-	buf := make([]byte, 0, 1024)
-	scratch := bufpool.Get(16 << 10) // a record's plaintext: crypto/tls keeps none back
-	defer bufpool.Put(scratch)
-	*scratch = (*scratch)[:cap(*scratch)]
+// readTLSHead reads a request head from tc into b, a pooled buffer for
+// the caller to give back: it returns the head (through the empty line)
+// and what followed it, or the bytes read and an error when the head is
+// longer than limit or does not come. drained is false when crypto/tls
+// may hold more of the last record read, which a read that fills the
+// buffer cannot tell: then net/http must read on from tc.
+func readTLSHead(tc *tls.Conn, limit int) (b *[]byte, head, rest []byte, drained bool, err error) {
+	b = bufpool.Get(2048)
 	for {
-		n, err := tc.Read(*scratch)
-		buf = append(buf, (*scratch)[:n]...)
+		if cap(*b)-len(*b) < 512 {
+			b = bufpool.Grow(b, cap(*b))
+		}
+		buf := *b
+		n, err := tc.Read(buf[len(buf):cap(buf)])
+		filled := n == cap(buf)-len(buf)
+		buf = buf[:len(buf)+n]
+		*b = buf
 		if end := headLen(buf, 0); end >= 0 {
-			return buf[:end], buf[end:], nil
+			return b, buf[:end], buf[end:], !filled, nil
 		}
 		if err != nil {
-			return buf, nil, err
+			return b, buf, nil, false, err
 		}
 		if len(buf) > limit {
-			return buf, nil, errors.New("wskit: request head too large")
+			return b, buf, nil, false, errors.New("wskit: request head too large")
 		}
 	}
 }
@@ -280,53 +358,84 @@ func (pe *pollEngine) loopUpgrade(head, rest []byte, remote net.Addr, state *tls
 }
 
 // recordConn is the transport under crypto/tls during a handshake on the
-// poll engine: it reads one whole TLS record at a time, so that crypto/tls
-// never takes bytes past the last record it needs (the loop takes over
-// from there), and it keeps what the loop's record layer must know: the
-// start of the ClientHello (its random names the connection in the key
-// log), the records read, and what the handshake wrote (the session
-// tickets sent with the server's Finished are under the application
-// secret: tlsrec.CountSealed counts them).
+// poll engine. It reads ahead of crypto/tls into a pooled buffer (a
+// flight of the client's records in one read, not two reads a record) but
+// hands it at most one record per Read, so that crypto/tls never takes
+// bytes past the last record it needs: the loop takes over from there,
+// with the records read ahead. It keeps what the loop's record layer
+// must know: the start of the ClientHello (its random names the
+// connection in the key log), the records read, and what the handshake
+// wrote (the session tickets sent with the server's Finished are under
+// the application secret: RecordLayer.SkipSealed counts them).
 type recordConn struct {
 	net.Conn
-	hdr     [tlsrec.HeaderLen]byte
-	left    int                                               // of the record being read
+	ahead   *[]byte // read ahead of crypto/tls: (*ahead)[off:] is unread
+	off     int
+	left    int                                               // bytes of the current record yet to hand over, header included
+	direct  bool                                              // net/http serves the connection: no record bounds
+	pending []byte                                            // read ahead, for net/http
 	first   [tlsrec.HeaderLen + 4 + 2 + tlsrec.RandomLen]byte // the start of the ClientHello
 	firstN  int
 	records int     // records read
 	written *[]byte // what was written, until the record layer takes over
 }
 
+// tlsReadAhead is the size of a recordConn's read-ahead buffer, room for
+// a ClientHello with a post-quantum key share.
+const tlsReadAhead = 4096
+
 func (c *recordConn) Read(p []byte) (int, error) {
-	if c.left == 0 {
-		if _, err := io.ReadFull(c.Conn, c.hdr[:]); err != nil {
+	if c.direct {
+		if len(c.pending) == 0 {
+			return c.Conn.Read(p)
+		}
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	if c.ahead == nil {
+		c.ahead = bufpool.Get(tlsReadAhead)
+	}
+	if c.left == 0 { // a record starts: its header tells its length
+		for len(*c.ahead)-c.off < tlsrec.HeaderLen {
+			if err := c.fill(); err != nil {
+				return 0, err
+			}
+		}
+		h := (*c.ahead)[c.off:]
+		c.left = tlsrec.HeaderLen + int(binary.BigEndian.Uint16(h[3:tlsrec.HeaderLen]))
+		c.records++
+	}
+	if c.off == len(*c.ahead) {
+		if err := c.fill(); err != nil {
 			return 0, err
 		}
-		c.left = int(binary.BigEndian.Uint16(c.hdr[3:]))
-		c.records++
-		c.keepFirst(c.hdr[:])
-		n := copy(p, c.hdr[:])
-		if n < len(c.hdr) {
-			return 0, io.ErrShortBuffer // crypto/tls reads a header whole
-		}
-		if len(p) == n || c.left == 0 {
-			return n, nil
-		}
-		m, err := c.readBody(p[n:])
-		return n + m, err
 	}
-	return c.readBody(p)
+	b := (*c.ahead)[c.off:]
+	n := copy(p, b[:min(len(b), c.left)])
+	c.keepFirst(b[:n])
+	c.off += n
+	c.left -= n
+	return n, nil
 }
 
-// readBody reads at most the rest of the current record.
-func (c *recordConn) readBody(p []byte) (int, error) {
-	if len(p) > c.left {
-		p = p[:c.left]
+// fill reads what the connection has into the read-ahead buffer, after
+// the unread bytes, which it moves to the start.
+func (c *recordConn) fill() error {
+	b := *c.ahead
+	if c.off > 0 {
+		b = b[:copy(b, b[c.off:])]
+		c.off = 0
 	}
-	n, err := c.Conn.Read(p)
-	c.keepFirst(p[:n])
-	c.left -= n
-	return n, err
+	n, err := c.Conn.Read(b[len(b):cap(b)])
+	*c.ahead = b[:len(b)+n]
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
 }
 
 func (c *recordConn) keepFirst(b []byte) {
@@ -342,9 +451,35 @@ func (c *recordConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-func (c *recordConn) release() {
+// handOver readies c to carry the *tls.Conn that net/http serves: it
+// keeps no more of what is written, and reads go straight to the
+// connection once what was read ahead is taken.
+func (c *recordConn) handOver() {
+	if c.ahead != nil && c.off < len(*c.ahead) {
+		c.pending = bytes.Clone((*c.ahead)[c.off:]) // rare: a client that did not wait
+	}
+	c.drop()
+	c.direct = true
+}
+
+// takeAhead hands over the buffer of what was read ahead and not taken,
+// which starts at from, or nil when nothing was.
+func (c *recordConn) takeAhead() (b *[]byte, from int) {
+	b, from = c.ahead, c.off
+	c.ahead = nil
+	if b != nil && from == len(*b) {
+		bufpool.Put(b)
+		return nil, 0
+	}
+	return b, from
+}
+
+// drop gives c's buffers back: the connection ends, or the loop takes it.
+func (c *recordConn) drop() {
 	bufpool.Put(c.written)
-	c.written = nil
+	bufpool.Put(c.ahead)
+	c.written, c.ahead = nil, nil
+	c.off = 0
 }
 
 // tlsLayer is the record layer of a TLS connection on the loop: the
@@ -354,28 +489,27 @@ type tlsLayer struct {
 	rec tlsrec.RecordLayer
 	lc  *loopConn
 
-	// state is the handshake's, for Session.Request. Kept whole (about
-	// 200 bytes more per connection, and the exporter secret crypto/tls
-	// keeps for it) because only crypto/tls can make one whose
-	// ExportKeyingMaterial works: one rebuilt from a few fields would
-	// panic there.
-	state tls.ConnectionState
+	state tlsState // the handshake's, for Session.Request
 
 	// Under the connection's lock: an idle connection sheds its ciphers.
 	active, seen uint32 // activity counted, and as the last check saw it
-	checkAt      int64  // when the next check is due, Unix ns
-	shed         bool
+	checkAt      int64  // when the next check is due, Unix ns; tlsShed once shed
 }
 
 // tlsShedAfter is how long a connection is idle before it sheds its
 // ciphers (about 1.5 KiB with AES-GCM), which its next record makes again.
 const tlsShedAfter = time.Second
 
+// tlsShed is tlsLayer.checkAt once the ciphers are shed: no check is due.
+const tlsShed = math.MaxInt64
+
+// shed reports whether the ciphers are shed. The connection is locked.
+func (t *tlsLayer) shed() bool { return t.checkAt == tlsShed }
+
 // activity notes that records go in or out. The connection is locked.
 func (t *tlsLayer) activity() {
 	t.active++
-	if t.shed {
-		t.shed = false
+	if t.checkAt == tlsShed {
 		t.checkAt = time.Now().Add(tlsShedAfter).UnixNano()
 		if t.lc != nil {
 			t.lc.updateTimerLocked()
@@ -386,16 +520,117 @@ func (t *tlsLayer) activity() {
 // tick sheds the ciphers of a connection that was idle since the last
 // check. The connection is locked.
 func (t *tlsLayer) tick(now int64) {
-	if t.shed || now < t.checkAt {
+	if now < t.checkAt {
 		return
 	}
 	if t.active == t.seen {
 		t.rec.Shed()
-		t.shed = true
+		t.checkAt = tlsShed
 		return
 	}
 	t.seen = t.active
 	t.checkAt = now + int64(tlsShedAfter)
+}
+
+// tlsState is a connection's tls.ConnectionState as the loop keeps it for
+// Session.Request: what a TLS 1.3 server's state holds, in 56 bytes
+// rather than 192, made whole again on demand. The keying material
+// exporter is carried over too (crypto/tls does not export the field that
+// holds it, hence reflect and unsafe), so that ExportKeyingMaterial works
+// on the state made again; a state with what the compact form leaves out
+// (client certificates, and the fields a server's state has empty), or a
+// Go whose ConnectionState has no such field, is kept whole.
+type tlsState struct {
+	version, suite uint16
+	curve          tls.CurveID
+	flags          uint8
+	serverName     string
+	protocol       string
+	ekm            ekmFunc
+	whole          *tls.ConnectionState
+}
+
+// Flags of a tlsState.
+const (
+	tlsHandshakeComplete = 1 << iota
+	tlsDidResume
+	tlsProtocolIsMutual
+	tlsECHAccepted
+	tlsHelloRetryRequest
+)
+
+// ekmFunc is the type of tls.ConnectionState's exporter.
+type ekmFunc = func(label string, context []byte, length int) ([]byte, error)
+
+// ekmOffset is the offset of tls.ConnectionState's exporter, found by
+// name and type; ekmKnown is false when this Go's has none.
+var ekmOffset, ekmKnown = func() (uintptr, bool) {
+	f, ok := reflect.TypeFor[tls.ConnectionState]().FieldByName("ekm")
+	if !ok || f.Type != reflect.TypeFor[ekmFunc]() {
+		return 0, false
+	}
+	return f.Offset, true
+}()
+
+// ekmField returns s's exporter field. ekmKnown must be true.
+func ekmField(s *tls.ConnectionState) *ekmFunc {
+	return (*ekmFunc)(unsafe.Add(unsafe.Pointer(s), ekmOffset))
+}
+
+// keepTLSState returns s as a tlsState. Its server name is last's when
+// they are the same, else becomes last: connections that name the same
+// server share one string rather than each keeping the copy crypto/tls
+// made.
+func keepTLSState(s *tls.ConnectionState, last *atomic.Pointer[string]) tlsState {
+	if !ekmKnown || s.PeerCertificates != nil || s.VerifiedChains != nil || s.SignedCertificateTimestamps != nil ||
+		s.OCSPResponse != nil || s.TLSUnique != nil {
+		whole := *s
+		return tlsState{whole: &whole}
+	}
+	k := tlsState{
+		version: s.Version, suite: s.CipherSuite, curve: s.CurveID,
+		serverName: s.ServerName, protocol: s.NegotiatedProtocol, ekm: *ekmField(s),
+	}
+	if name := s.ServerName; name != "" {
+		if p := last.Load(); p != nil && *p == name {
+			k.serverName = *p
+		} else {
+			last.Store(&name)
+		}
+	}
+	for _, f := range [...]struct {
+		set  bool
+		flag uint8
+	}{
+		{s.HandshakeComplete, tlsHandshakeComplete}, {s.DidResume, tlsDidResume},
+		{s.NegotiatedProtocolIsMutual, tlsProtocolIsMutual}, {s.ECHAccepted, tlsECHAccepted},
+		{s.HelloRetryRequest, tlsHelloRetryRequest},
+	} {
+		if f.set {
+			k.flags |= f.flag
+		}
+	}
+	return k
+}
+
+// connectionState makes the tls.ConnectionState that k keeps, a new one
+// for the caller to change.
+func (k *tlsState) connectionState() *tls.ConnectionState {
+	if k.whole != nil {
+		s := *k.whole
+		return &s
+	}
+	s := &tls.ConnectionState{
+		Version: k.version, CipherSuite: k.suite, CurveID: k.curve,
+		ServerName: k.serverName, NegotiatedProtocol: k.protocol,
+		HandshakeComplete:          k.flags&tlsHandshakeComplete != 0,
+		DidResume:                  k.flags&tlsDidResume != 0,
+		NegotiatedProtocolIsMutual: k.flags&tlsProtocolIsMutual != 0,
+		ECHAccepted:                k.flags&tlsECHAccepted != 0,
+		HelloRetryRequest:          k.flags&tlsHelloRetryRequest != 0,
+	}
+	*ekmField(s) = k.ekm
+	return s
 }
 
 // Seal implements poller.Sealer. The connection is locked.
@@ -426,5 +661,3 @@ func (t *tlsLayer) Close(dst []byte) []byte {
 	}
 	return out
 }
-
-var _ = bytes.IndexByte

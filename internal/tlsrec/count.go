@@ -53,6 +53,35 @@ func CountSealed(suiteID uint16, secret, stream []byte) (int, error) {
 	}
 	scratch := bufpool.Get(HeaderLen + MaxCiphertext)
 	defer bufpool.Put(scratch)
+	return countSealed(s, &d, stream, scratch)
+}
+
+// SkipSealed moves the write sequence number of a new layer past the
+// records of written sealed under its write secret, counted as
+// CountSealed counts them: for a server, what crypto/tls wrote during the
+// handshake, whose session tickets are sealed under it. It uses the
+// layer's own cipher instead of making one, and opens the records in
+// place: written is overwritten. Call it before sealing anything, with
+// Config.WriteSeq 0.
+func (l *RecordLayer) SkipSealed(written []byte) error {
+	if l.err != nil {
+		return l.err
+	}
+	if l.w.seq != 0 {
+		return errors.New("tlsrec: SkipSealed after records were sealed")
+	}
+	if _, rest := CountRecords(written); rest != 0 {
+		return errors.New("tlsrec: stream ends inside a record")
+	}
+	_, err := countSealed(l.suite, &l.w, written, nil)
+	return err
+}
+
+// countSealed counts the records of stream that d opens, which must be the
+// last ones, as CountSealed describes, leaving d's sequence number at
+// their count. It opens copies in scratch, or the records in place when
+// scratch is nil.
+func countSealed(s *suite, d *direction, stream []byte, scratch *[]byte) (int, error) {
 	for len(stream) > 0 {
 		size := HeaderLen + (int(stream[3])<<8 | int(stream[4]))
 		rec := stream[:size]
@@ -63,9 +92,12 @@ func CountSealed(suiteID uint16, secret, stream []byte) (int, error) {
 			}
 			continue
 		}
-		*scratch = append((*scratch)[:0], rec...)
+		if scratch != nil {
+			*scratch = append((*scratch)[:0], rec...)
+			rec = *scratch
+		}
 		seq := d.seq
-		if _, err := d.open((*scratch)[:HeaderLen], (*scratch)[HeaderLen:]); err != nil {
+		if _, err := d.open(s, rec[:HeaderLen], rec[HeaderLen:]); err != nil {
 			if seq > 0 {
 				return 0, errors.New("tlsrec: record not sealed under the secret after one that is")
 			}

@@ -236,6 +236,16 @@ func TestCryptoTLSWriteSequence(t *testing.T) {
 				if h.cfg.WriteSeq != c.want {
 					t.Fatalf("write sequence %d, want %d", h.cfg.WriteSeq, c.want)
 				}
+				// SkipSealed finds the same with the layer's own cipher.
+				cfg := h.cfg
+				cfg.WriteSeq = 0
+				l, err := New(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := l.SkipSealed(bytes.Clone(h.hs.written.Bytes())); err != nil || l.w.seq != c.want {
+					t.Fatalf("SkipSealed: write sequence %d, %v; want %d", l.w.seq, err, c.want)
+				}
 				r := readAsync(p, len(before)+len("ours"))
 				e.send([]byte("ours"))
 				if b := <-r; string(b) != before+"ours" {

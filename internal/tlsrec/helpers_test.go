@@ -49,7 +49,7 @@ func appendInner(l *RecordLayer, dst, inner []byte) []byte {
 	dst = append(dst, make([]byte, HeaderLen)...)
 	dst = append(dst, inner...)
 	dst = append(dst, make([]byte, tagLen)...)
-	l.w.seal(dst[start:])
+	l.w.seal(l.suite, dst[start:])
 	return dst
 }
 

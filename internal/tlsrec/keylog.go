@@ -71,9 +71,10 @@ type KeyLog struct {
 }
 
 // Write takes one or more whole key log lines, as crypto/tls writes them
-// (one line per call). It fails on a malformed line, which makes
-// crypto/tls fail that handshake: a connection whose secrets are lost
-// could not be taken over.
+// (one line per call). Lines of other labels than the application
+// traffic secrets' are skipped unread. It fails on a malformed traffic
+// secret line, which makes crypto/tls fail that handshake: a connection
+// whose secrets are lost could not be taken over.
 func (k *KeyLog) Write(p []byte) (int, error) {
 	for rest := p; len(rest) > 0; {
 		var line []byte
@@ -81,12 +82,12 @@ func (k *KeyLog) Write(p []byte) (int, error) {
 		if len(bytes.TrimSpace(line)) == 0 || line[0] == '#' {
 			continue
 		}
+		if lab, _, _ := bytes.Cut(line, []byte{' '}); string(lab) != LabelClientTraffic && string(lab) != LabelServerTraffic {
+			continue // a handshake secret: not parsed, nor kept
+		}
 		label, random, secret, err := ParseKeyLogLine(line)
 		if err != nil {
 			return 0, err
-		}
-		if label != LabelClientTraffic && label != LabelServerTraffic {
-			continue
 		}
 		k.mu.Lock()
 		if k.secrets == nil {

@@ -76,6 +76,10 @@ func TestKeyLog(t *testing.T) {
 	if _, err := kl.Write([]byte("CLIENT_TRAFFIC_SECRET_0 " + random1 + " x\n")); err == nil {
 		t.Fatal("malformed line accepted")
 	}
+	// Other labels are not even parsed.
+	if _, err := kl.Write([]byte("CLIENT_HANDSHAKE_TRAFFIC_SECRET x\n")); err != nil || kl.Len() != 0 {
+		t.Fatal("a handshake secret's line was parsed:", err)
+	}
 
 	// Concurrent handshakes log into one KeyLog.
 	var wg sync.WaitGroup
@@ -147,6 +151,19 @@ func TestCountRecords(t *testing.T) {
 	}
 	if n, err := CountSealed(tls.TLS_AES_128_GCM_SHA256, testSecrets(tls.TLS_AES_128_GCM_SHA256).Client, s); n != 0 || err != nil {
 		t.Error(n, err)
+	}
+	l, err := New(Config{Suite: tls.TLS_AES_128_GCM_SHA256, Secrets: testSecrets(tls.TLS_AES_128_GCM_SHA256)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SkipSealed(s[:len(s)-1]); err == nil {
+		t.Error("SkipSealed on a cut stream")
+	}
+	if err := l.SkipSealed(bytes.Clone(s)); err != nil || l.w.seq != 3 {
+		t.Error(l.w.seq, err)
+	}
+	if err := l.SkipSealed(bytes.Clone(s)); err == nil {
+		t.Error("SkipSealed twice")
 	}
 	// Records under another secret after ours: not a stream crypto/tls writes.
 	_, r := pair(t, tls.TLS_AES_128_GCM_SHA256)

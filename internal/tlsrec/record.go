@@ -110,14 +110,20 @@ var (
 )
 
 // direction is the protection of one direction of the connection: the
-// traffic secret (kept for the next KeyUpdate), the AEAD and IV derived
-// from it, and the sequence number of the next record.
+// traffic secret (kept for the next KeyUpdate), the keys derived from it,
+// and the sequence number of the next record. Its suite is the
+// RecordLayer's.
 type direction struct {
-	aead   cipher.AEAD // nil after Shed, made again from secret when used
-	suite  *suite
+	keys   *trafficKeys // nil after Shed, made again from secret when used
 	seq    uint64
-	iv     [ivLen]byte
 	secret [maxHashLen]byte
+}
+
+// trafficKeys are the AEAD and IV of a traffic secret, apart from the
+// secret so that an idle layer keeps neither.
+type trafficKeys struct {
+	aead cipher.AEAD
+	iv   [ivLen]byte
 }
 
 // What the layer owes the peer, besides a fatal alert.
@@ -212,16 +218,25 @@ func (d *direction) set(s *suite, secret []byte, seq uint64) error {
 	if err != nil {
 		return err
 	}
-	d.aead, d.iv, d.seq, d.suite = aead, iv, seq, s
+	d.keys, d.seq = &trafficKeys{aead: aead, iv: iv}, seq
 	copy(d.secret[:], secret)
 	return nil
 }
 
 // ready makes the AEAD again after Shed. It allocates, which only a
 // connection waking from idle pays.
-func (d *direction) ready() {
-	if d.aead == nil {
-		d.aead, _, _ = d.suite.trafficKeys(d.secret[:d.suite.hashLen]) // the secret made one before
+func (d *direction) ready(s *suite) {
+	if d.keys == nil {
+		aead, iv, _ := s.trafficKeys(d.secret[:s.hashLen]) // the secret made them before
+		d.keys = &trafficKeys{aead: aead, iv: iv}
+	}
+}
+
+// shed drops the keys, and clears the IV, which the secret makes again.
+func (d *direction) shed() {
+	if d.keys != nil {
+		clear(d.keys.iv[:])
+		d.keys = nil
 	}
 }
 
@@ -233,29 +248,30 @@ func (d *direction) update(s *suite) error {
 // xorSeq turns the IV into the nonce of the record numbered seq, and back
 // (RFC 8446 §5.3): the nonce needs no room of its own.
 func (d *direction) xorSeq() {
-	binary.BigEndian.PutUint64(d.iv[ivLen-8:], binary.BigEndian.Uint64(d.iv[ivLen-8:])^d.seq)
+	iv := d.keys.iv[ivLen-8:]
+	binary.BigEndian.PutUint64(iv, binary.BigEndian.Uint64(iv)^d.seq)
 }
 
 // seal protects rec in place: rec[HeaderLen:len(rec)-tagLen] holds the
 // inner plaintext (content and type), and seal fills in the header and
 // the tag.
-func (d *direction) seal(rec []byte) {
+func (d *direction) seal(s *suite, rec []byte) {
 	body := rec[HeaderLen:]
 	rec[0], rec[1], rec[2] = typeApplicationData, 3, 3
 	binary.BigEndian.PutUint16(rec[3:HeaderLen], uint16(len(body)))
-	d.ready()
+	d.ready(s)
 	d.xorSeq()
-	d.aead.Seal(body[:0], d.iv[:], body[:len(body)-tagLen], rec[:HeaderLen])
+	d.keys.aead.Seal(body[:0], d.keys.iv[:], body[:len(body)-tagLen], rec[:HeaderLen])
 	d.xorSeq()
 	d.seq++
 }
 
 // open authenticates and decrypts a record's body in place and returns the
 // inner plaintext.
-func (d *direction) open(hdr, body []byte) ([]byte, error) {
-	d.ready()
+func (d *direction) open(s *suite, hdr, body []byte) ([]byte, error) {
+	d.ready(s)
 	d.xorSeq()
-	inner, err := d.aead.Open(body[:0], d.iv[:], body, hdr)
+	inner, err := d.keys.aead.Open(body[:0], d.keys.iv[:], body, hdr)
 	d.xorSeq()
 	d.seq++
 	return inner, err
@@ -423,7 +439,7 @@ func (l *RecordLayer) record(hdr, body []byte) (Event, error) {
 		// The peer had to update its key long before (RFC 8446 §5.3).
 		return Event{}, l.fail(AlertInternalError, "read sequence number exhausted")
 	}
-	inner, err := l.r.open(hdr, body)
+	inner, err := l.r.open(l.suite, hdr, body)
 	if err != nil {
 		return Event{}, l.fail(AlertBadRecordMAC, "record authentication failed")
 	}
@@ -686,7 +702,7 @@ func (l *RecordLayer) appendRecord(dst []byte, typ byte, content []byte) []byte 
 	dst = slices.Grow(dst, end-start)[:end]
 	copy(dst[start+HeaderLen:], content)
 	dst[start+HeaderLen+len(content)] = typ
-	l.w.seal(dst[start:])
+	l.w.seal(l.suite, dst[start:])
 	return dst
 }
 
@@ -761,7 +777,7 @@ func (l *RecordLayer) SealInPlace(buf []byte, start int) ([]byte, error) {
 	buf = append(buf, typeApplicationData)
 	buf = slices.Grow(buf, tagLen)
 	buf = buf[:len(buf)+tagLen]
-	l.w.seal(buf[start:])
+	l.w.seal(l.suite, buf[start:])
 	return buf, nil
 }
 
@@ -818,12 +834,13 @@ func (l *RecordLayer) AppendReplies(dst []byte) []byte {
 	return dst
 }
 
-// Shed drops the two AEADs, about 1.5 KiB with AES-GCM, keeping their
-// secrets: the next record opened or sealed makes them again. A transport
-// calls it on a connection that has been idle a while.
+// Shed drops the two AEADs and IVs, about 1.5 KiB with AES-GCM, keeping
+// their secrets: the next record opened or sealed makes them again. A
+// transport calls it on a connection that has been idle a while.
 func (l *RecordLayer) Shed() {
 	if l.err != ErrReleased {
-		l.r.aead, l.w.aead = nil, nil
+		l.r.shed()
+		l.w.shed()
 	}
 }
 
@@ -835,9 +852,8 @@ func (l *RecordLayer) Release() {
 	l.discardInput()
 	clear(l.r.secret[:])
 	clear(l.w.secret[:])
-	clear(l.r.iv[:])
-	clear(l.w.iv[:])
-	l.r.aead, l.w.aead = nil, nil
+	l.r.shed()
+	l.w.shed()
 	l.err = ErrReleased
 	l.alert, l.owe = 0, oweNothing
 	l.sentDone = true

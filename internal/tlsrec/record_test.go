@@ -686,7 +686,7 @@ func TestShed(t *testing.T) {
 				}
 				w.Shed()
 				r.Shed()
-				if w.w.aead != nil || r.r.aead != nil {
+				if w.w.keys != nil || r.r.keys != nil {
 					t.Fatal("Shed kept an AEAD")
 				}
 			}

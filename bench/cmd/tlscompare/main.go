@@ -25,6 +25,11 @@
 // median over the runs of the server's value divided by the reference's
 // plain figure from the same run (its range in brackets), beside the
 // median of its values.
+//
+// A case that fails (a server that does not start, a client refused, a
+// connection a server drops while it should hold it) is recorded as
+// failed with its error, shown so in the table, and the run goes on; the
+// raw data is saved after every case.
 package main
 
 import (
@@ -34,6 +39,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -122,6 +128,10 @@ type sample struct {
 	Errors int64           `json:"errors"`
 	Load   *load.Result    `json:"load,omitempty"` // wskit bench's result
 	Idle   json.RawMessage `json:"idle,omitempty"` // cmd/idle's record
+	// Failed says why the measurement failed (the server or the client
+	// stopped, a peer broke a connection it had to hold…): Value is then
+	// meaningless, and the table shows the cell as failed.
+	Failed string `json:"failed,omitempty"`
 }
 
 func (t *tlsCompare) dataPath() string { return filepath.Join(t.results, "tls.json") }
@@ -135,6 +145,11 @@ func (t *tlsCompare) main(onlyReport bool) error {
 		}
 		if !slices.Contains(t.impls, t.ref) {
 			return fmt.Errorf("the reference %q is not among the servers", t.ref)
+		}
+		for _, scen := range t.scenarios {
+			if scenarioMetrics(scen) == nil {
+				return fmt.Errorf("unknown scenario %q (want echo, churn or idle)", scen)
+			}
 		}
 		if t.dry {
 			dir, err := os.MkdirTemp("", "tlscompare-results")
@@ -179,10 +194,22 @@ func (t *tlsCompare) measure() error {
 		return err
 	}
 	defer os.RemoveAll(t.bin)
+	if err := os.MkdirAll(t.results, 0o755); err != nil {
+		return err
+	}
 	d := data{
 		Machine: machine(), Date: time.Now().UTC().Format("2006-01-02"), Runs: t.runs, Duration: t.dur.String(),
 		IdleConns: t.n, Reference: t.ref, Impls: t.impls,
 	}
+	return t.collect(&d, t.measureCase, t.save)
+}
+
+// collect runs every case of every run through measureCase and adds the
+// samples to d, saving d after each case, so that what was measured
+// survives an interrupted run. A case that fails is recorded as failed,
+// with its error, for each of its metrics, and the run goes on with the
+// other cases: one server's fault costs its own cells only.
+func (t *tlsCompare) collect(d *data, measureCase func(scen, srv string) ([]sample, error), save func(*data) error) error {
 	for run := 1; run <= t.runs; run++ {
 		k := (run - 1) % len(t.impls)
 		order := append(slices.Clone(t.impls[k:]), t.impls[:k]...)
@@ -197,27 +224,73 @@ func (t *tlsCompare) measure() error {
 					}
 				}
 				for _, srv := range variants {
-					ss, err := t.measureCase(scen, srv)
-					if err != nil {
-						return fmt.Errorf("run %d, %s, %s: %w", run, srv, scen, err)
-					}
-					for _, s := range ss {
+					ss, err := measureCase(scen, srv)
+					for _, s := range checkSamples(scen, srv, ss, err) {
 						s.Run = run
-						fmt.Fprintf(os.Stderr, "run %d  %-24s %-10s %s (errors %d)\n", run, srv, s.Metric, report.Format(s.Value), s.Errors)
+						if s.Failed != "" {
+							fmt.Fprintf(os.Stderr, "run %d  %-24s %-10s FAILED: %s\n", run, srv, s.Metric, s.Failed)
+						} else {
+							fmt.Fprintf(os.Stderr, "run %d  %-24s %-10s %s (errors %d)\n", run, srv, s.Metric, report.Format(s.Value), s.Errors)
+						}
 						d.Samples = append(d.Samples, s)
+					}
+					if err := save(d); err != nil {
+						return err
 					}
 				}
 			}
 		}
 	}
+	return nil
+}
+
+// checkSamples returns what a case of scenario scen against srv gave: ss,
+// with any sample that has no value marked failed, or when err is set, one
+// failed sample per metric of the scenario.
+func checkSamples(scen, srv string, ss []sample, err error) []sample {
+	if err != nil {
+		var out []sample
+		for _, m := range scenarioMetrics(scen) {
+			out = append(out, sample{Server: srv, Metric: m, Failed: err.Error()})
+		}
+		return out
+	}
+	for i := range ss {
+		if v := ss[i].Value; math.IsNaN(v) || math.IsInf(v, 0) {
+			ss[i].Value = 0 // JSON has no NaN
+			if ss[i].Failed == "" {
+				ss[i].Failed = "no value measured"
+			}
+		}
+	}
+	return ss
+}
+
+// scenarioMetrics returns the metrics a scenario measures, nil for an
+// unknown one.
+func scenarioMetrics(scen string) []string {
+	switch scen {
+	case metricEcho:
+		return []string{metricEcho}
+	case metricChurn:
+		return []string{metricChurn}
+	case metricIdle:
+		return []string{metricIdle, metricIdleFreed}
+	}
+	return nil
+}
+
+// save writes d to the raw data file.
+func (t *tlsCompare) save(d *data) error {
 	js, err := json.MarshalIndent(d, "", "\t")
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(t.results, 0o755); err != nil {
+	tmp := t.dataPath() + ".tmp"
+	if err := os.WriteFile(tmp, append(js, '\n'), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(t.dataPath(), append(js, '\n'), 0o644)
+	return os.Rename(tmp, t.dataPath())
 }
 
 // build compiles benchserver, idle and wskit into a temporary directory.
@@ -244,11 +317,10 @@ func (t *tlsCompare) measureCase(scen, srv string) ([]sample, error) {
 		if err != nil {
 			return nil, err
 		}
-		v := math.NaN()
-		if res.Server != nil {
-			v = res.Server.CPUMicros
+		if res.Server == nil {
+			return nil, errors.New("wskit bench did not measure the server's CPU time")
 		}
-		return []sample{{Server: srv, Metric: metricEcho, Value: v, Errors: res.ErrorTotal(), Load: res}}, nil
+		return []sample{{Server: srv, Metric: metricEcho, Value: res.Server.CPUMicros, Errors: res.ErrorTotal(), Load: res}}, nil
 	case metricChurn:
 		res, err := t.bench(srv, "-scenario", "churn", "-c", "100", "-size", "64")
 		if err != nil {
@@ -282,11 +354,11 @@ func (t *tlsCompare) bench(srv string, args ...string) (*load.Result, error) {
 	err = wc.Run()
 	var exit *exec.ExitError
 	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
-		return nil, fmt.Errorf("wskit %s: %v\n%s", strings.Join(argv, " "), err, errOut.String())
+		return nil, fmt.Errorf("wskit %s: %v: %s", strings.Join(argv, " "), err, lastLines(errOut.String(), 3))
 	}
 	var res load.Result
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		return nil, fmt.Errorf("wskit bench's JSON: %v\n%s%s", err, out.String(), errOut.String())
+		return nil, fmt.Errorf("wskit bench's JSON: %v: %s", err, lastLines(out.String()+errOut.String(), 3))
 	}
 	return &res, nil
 }
@@ -297,11 +369,11 @@ func (t *tlsCompare) idle(srv string) ([]sample, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	argv := []string{"-impl", srv, "-n", fmt.Sprint(t.n), "-per", fmt.Sprint(t.per), "-echo", "16384", "-json"}
-	var out bytes.Buffer
+	var out, errOut bytes.Buffer
 	cmd := exec.CommandContext(ctx, filepath.Join(t.bin, "idle"), argv...)
-	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	cmd.Stdout, cmd.Stderr = &out, io.MultiWriter(os.Stderr, &errOut)
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("idle %s: %v", strings.Join(argv, " "), err)
+		return nil, fmt.Errorf("idle %s: %v: %s", strings.Join(argv, " "), err, lastLines(errOut.String(), 3))
 	}
 	line := bytes.TrimSpace(out.Bytes())
 	var rec struct {
@@ -322,13 +394,41 @@ func (t *tlsCompare) idle(srv string) ([]sample, error) {
 	}, nil
 }
 
+// lastLines returns the last n non-empty lines of s, joined by " / ":
+// the end of a child's output, where it says why it failed.
+func lastLines(s string, n int) string {
+	var lines []string
+	for line := range strings.Lines(s) {
+		if line = strings.TrimSpace(line); line != "" {
+			lines = append(lines, line)
+		}
+	}
+	return strings.Join(lines[max(0, len(lines)-n):], " / ")
+}
+
 // render makes the table and the checks of issue 16 from d.
 func render(d *data) string {
 	// values[server][metric][run]
 	values := map[string]map[string]map[int]float64{}
+	// failures[server][metric]: the runs whose measurement failed.
+	failures := map[string]map[string][]int{}
 	failed := 0
-	var erred []string
+	var erred, failedText []string
 	for _, s := range d.Samples {
+		if s.Failed != "" {
+			if failures[s.Server] == nil {
+				failures[s.Server] = map[string][]int{}
+			}
+			failures[s.Server][s.Metric] = append(failures[s.Server][s.Metric], s.Run)
+			switch s.Metric {
+			case metricChurn:
+				failures[s.Server][metricChurnCPU] = append(failures[s.Server][metricChurnCPU], s.Run)
+			case metricIdleFreed:
+				continue // the same failure as idle's, listed there
+			}
+			failedText = append(failedText, fmt.Sprintf("%s %s run %d: %s", s.Server, s.Metric, s.Run, s.Failed))
+			continue
+		}
 		if s.Errors > 0 {
 			erred = append(erred, fmt.Sprintf("%s %s run %d: %s", s.Server, s.Metric, s.Run, errorText(s)))
 		}
@@ -380,7 +480,11 @@ func render(d *data) string {
 	}
 	cell := func(srv, metric, ref string) string {
 		v := med(srv, metric)
+		failedRuns := failures[srv][metric]
 		if math.IsNaN(v) {
+			if len(failedRuns) > 0 {
+				return "failed (" + runsText(failedRuns) + ")"
+			}
 			return "—"
 		}
 		s := report.Format(v)
@@ -388,6 +492,9 @@ func render(d *data) string {
 			if r := ratioText(ratios(srv, metric, ref, metric)); r != "" {
 				s += " (" + r + ")"
 			}
+		}
+		if len(failedRuns) > 0 {
+			s += "; failed in " + runsText(failedRuns)
 		}
 		return s
 	}
@@ -423,14 +530,21 @@ func render(d *data) string {
 	if len(erred) > 0 {
 		b.WriteString(" Errors: " + strings.Join(erred, "; ") + ".")
 	}
+	if len(failedText) > 0 {
+		b.WriteString(" Failed measurements (shown as failed, left out of the medians): " + strings.Join(failedText, "; ") + ".")
+	}
 	b.WriteString("\n\n")
-	b.WriteString(checks(d, values, ratios))
+	b.WriteString(checks(d, values, failures, ratios))
 	return b.String()
 }
 
 // checks states issue 16's targets for wskit-poll-events-tls and whether
 // this data meets them, run by run.
-func checks(d *data, values map[string]map[string]map[int]float64, ratios func(a, m, b, m2 string) []float64) string {
+//
+// A run in which wskit-poll-events-tls's measurement failed counts as a
+// run in which the target was not met; a peer's failed measurement leaves
+// that peer out of that run's comparison.
+func checks(d *data, values map[string]map[string]map[int]float64, failures map[string]map[string][]int, ratios func(a, m, b, m2 string) []float64) string {
 	const w = "wskit-poll-events"
 	if !slices.Contains(d.Impls, w) {
 		return ""
@@ -457,7 +571,7 @@ func checks(d *data, values map[string]map[string]map[int]float64, ratios func(a
 	b.WriteString("Issue 16's targets for wskit-poll-events-tls, checked run by run:\n\n")
 	var ok, total int
 	for _, m := range []string{metricIdle, metricIdleFreed} {
-		ok, total = 0, 0
+		ok, total = 0, len(failures[wt][m])
 		for _, v := range values[wt][m] {
 			total++
 			if v <= 3 {
@@ -470,7 +584,7 @@ func checks(d *data, values map[string]map[string]map[int]float64, ratios func(a
 			fmt.Fprintf(&b, "; once the server has returned the memory it freed to the system: %s.\n", verdict(ok, total))
 		}
 	}
-	ok, total = 0, 0
+	ok, total = 0, len(failures[wt][metricEcho])
 	for _, r := range ratios(wt, metricEcho, w, metricEcho) {
 		total++
 		if r <= 1.3 {
@@ -478,16 +592,16 @@ func checks(d *data, values map[string]map[string]map[int]float64, ratios func(a
 		}
 	}
 	fmt.Fprintf(&b, "- server CPU per wss:// message ≤ 1.3 × its ws:// figure: %s.\n", verdict(ok, total))
-	b.WriteString(beatAll(values, wt, peers, metricEcho, false, "- server CPU per wss:// message below every peer's"))
-	b.WriteString(beatAll(values, wt, []string{"gorilla-tls"}, metricChurn, true, "- handshakes/s ≥ gorilla-tls's"))
+	b.WriteString(beatAll(values, len(failures[wt][metricEcho]), wt, peers, metricEcho, false, "- server CPU per wss:// message below every peer's"))
+	b.WriteString(beatAll(values, len(failures[wt][metricChurn]), wt, []string{"gorilla-tls"}, metricChurn, true, "- handshakes/s ≥ gorilla-tls's"))
 	return b.String()
 }
 
 // beatAll says in how many runs srv's metric beat every one of peers
 // measured in that run (higher or lower is better), naming the peers that
-// beat it.
-func beatAll(values map[string]map[string]map[int]float64, srv string, peers []string, metric string, higher bool, what string) string {
-	ok, total := 0, 0
+// beat it; srvFailed runs in which srv's measurement failed count as lost.
+func beatAll(values map[string]map[string]map[int]float64, srvFailed int, srv string, peers []string, metric string, higher bool, what string) string {
+	ok, total := 0, srvFailed
 	var lost []string
 	for run, v := range values[srv][metric] {
 		total++
@@ -516,9 +630,30 @@ func beatAll(values map[string]map[string]map[int]float64, srv string, peers []s
 		s += fmt.Sprintf("met in all %d run(s)", total)
 	default:
 		slices.Sort(lost)
-		s += fmt.Sprintf("**met in %d of %d runs**; ahead of wskit at least once: %s", ok, total, strings.Join(lost, ", "))
+		s += fmt.Sprintf("**met in %d of %d runs**", ok, total)
+		if srvFailed > 0 {
+			s += fmt.Sprintf("; %s's measurement failed in %d", srv, srvFailed)
+		}
+		if len(lost) > 0 {
+			s += "; ahead of wskit at least once: " + strings.Join(lost, ", ")
+		}
 	}
 	return s + ".\n"
+}
+
+// runsText names runs: "run 3", "runs 1, 3".
+func runsText(runs []int) string {
+	runs = slices.Clone(runs)
+	slices.Sort(runs)
+	runs = slices.Compact(runs)
+	var parts []string
+	for _, r := range runs {
+		parts = append(parts, fmt.Sprint(r))
+	}
+	if len(runs) == 1 {
+		return "run " + parts[0]
+	}
+	return "runs " + strings.Join(parts, ", ")
 }
 
 // machine describes this computer: CPUs, their model, the kernel and Go.

@@ -1,6 +1,11 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -60,5 +65,98 @@ func TestRender(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("the report lacks %q:\n%s", want, got)
 		}
+	}
+}
+
+// TestCollectFailure runs the collection with cases that fail: a peer's
+// idle case in the last run (its client got a TLS alert), one echo that
+// yields no value and wskit's churn in one run. Each is recorded as
+// failed with its error, every other case still runs, the data is saved
+// after each case and survives JSON, and the table shows the failures.
+func TestCollectFailure(t *testing.T) {
+	tc := &tlsCompare{
+		impls: []string{"wskit-poll-events", "gorilla", "nbio"}, ref: "wskit-poll-events", runs: 3,
+		scenarios: []string{metricEcho, metricChurn, metricIdle},
+	}
+	d := &data{Runs: 3, Duration: "10s", IdleConns: 19000, Reference: tc.ref, Impls: tc.impls}
+	calls := map[string]int{}
+	measureCase := func(scen, srv string) ([]sample, error) {
+		calls[scen+" "+srv]++
+		run := calls[scen+" "+srv]
+		res := &load.Result{Open: 1000, Handshakes: 1000, Server: &load.ServerStats{CPUMicros: 500}}
+		switch {
+		case scen == metricIdle && srv == "nbio-tls" && run == 3:
+			return nil, errors.New("idle -impl nbio-tls: exit status 1: idle: nbio-tls: client process 7 printed \"remote error: tls: internal error\", want \"ready\"")
+		case scen == metricEcho && srv == "gorilla-tls" && run == 1:
+			return []sample{{Server: srv, Metric: metricEcho, Value: math.NaN(), Load: res}}, nil
+		case scen == metricChurn && srv == "wskit-poll-events-tls" && run == 2:
+			return nil, errors.New("benchserver did not start: EOF")
+		case scen == metricIdle:
+			return []sample{{Server: srv, Metric: metricIdle, Value: 3}, {Server: srv, Metric: metricIdleFreed, Value: 2}}, nil
+		case scen == metricChurn:
+			return []sample{{Server: srv, Metric: metricChurn, Value: 1000, Load: res}}, nil
+		}
+		return []sample{{Server: srv, Metric: metricEcho, Value: 10, Load: res}}, nil
+	}
+	saves := 0
+	var saved []byte
+	save := func(d *data) error {
+		saves++
+		var err error
+		saved, err = json.Marshal(d)
+		return err
+	}
+	if err := tc.collect(d, measureCase, save); err != nil {
+		t.Fatal(err)
+	}
+	// Per run: echo over both schemes for 3 servers, churn and idle over
+	// wss for each and over ws for the reference.
+	const casesPerRun = 6 + 4 + 4
+	total := 0
+	for _, n := range calls {
+		total += n
+	}
+	if total != 3*casesPerRun || saves != total {
+		t.Fatalf("%d cases measured and %d saves, want %d of each", total, saves, 3*casesPerRun)
+	}
+	var back data
+	if err := json.Unmarshal(saved, &back); err != nil {
+		t.Fatal(err)
+	}
+	var failed []string
+	for _, s := range back.Samples {
+		if s.Failed != "" {
+			failed = append(failed, fmt.Sprintf("%d %s %s", s.Run, s.Server, s.Metric))
+		}
+	}
+	slices.Sort(failed)
+	want := []string{"1 gorilla-tls echo", "2 wskit-poll-events-tls churn", "3 nbio-tls idle", "3 nbio-tls idle-freed"}
+	if !slices.Equal(failed, want) {
+		t.Fatalf("failed samples %q, want %q", failed, want)
+	}
+	got := render(&back)
+	for _, want := range []string{
+		"| nbio-tls | 3.00 (1.00×); failed in run 3 | 2.00 (1.00×); failed in run 3 |",
+		"nbio-tls idle run 3: idle -impl nbio-tls: exit status 1: idle: nbio-tls: client process 7 printed \"remote error: tls: internal error\"",
+		"gorilla-tls echo run 1: no value measured",
+		"wskit-poll-events-tls churn run 2: benchserver did not start: EOF",
+		"handshakes/s ≥ gorilla-tls's: **met in 2 of 3 runs**; wskit-poll-events-tls's measurement failed in 1.",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the report lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "nbio-tls idle-freed run") {
+		t.Errorf("idle's failure is listed twice:\n%s", got)
+	}
+
+	// A server whose every measurement of a metric failed.
+	for i := range back.Samples {
+		if s := &back.Samples[i]; s.Server == "gorilla-tls" && s.Metric == metricChurn {
+			s.Failed, s.Value = "refused", 0
+		}
+	}
+	if got := render(&back); !strings.Contains(got, "| failed (runs 1, 2, 3) | failed (runs 1, 2, 3) |") {
+		t.Errorf("gorilla-tls's churn cells are not shown as failed:\n%s", got)
 	}
 }
