@@ -243,6 +243,7 @@ type loop struct {
 	stalls  []*Conn // under qmu: connections waiting for EPOLLOUT
 	checked []*Conn
 	iov     []unix.Iovec
+	lend    lending             // output lent from buf in the handler call running
 	filler  Filler              // the handler, if it is one
 	rsa     unix.RawSockaddrAny // filled by accept4
 	waitN   int                 // events found by waitReady
@@ -740,6 +741,7 @@ func (l *loop) read(c *Conn) {
 		if n > 0 {
 			l.stats.readBytes.Add(uint64(n))
 			if !c.lingering {
+				l.lend.to = c // before dispatching: Lendable reads it after
 				c.dispatching.Store(true)
 				l.e.h.OnData(c, l.buf[:n])
 				if l.settle(c) || c.closed || c.paused.Load() || c.detached {
@@ -817,6 +819,9 @@ func (l *loop) outputFull(c *Conn) bool {
 func (l *loop) settle(c *Conn) bool {
 	c.dispatching.Store(false)
 	c.mu.Lock()
+	if l.lend.to == c {
+		l.endLending(c)
+	}
 	if (c.queued > 0 || c.closing) && !c.closed {
 		l.markDirtyLocked(c)
 	}
