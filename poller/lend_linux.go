@@ -10,21 +10,21 @@ import (
 
 // Output lent from the input. A handler that echoes a large payload it was
 // given (or any slice of its input) need not copy it into the output: the
-// loop writes it from its read buffer when the handler call ends, before it
-// reads again into that buffer, and copies only what the socket did not
-// take. The bytes of a 16 KiB echo are then copied once in user space
-// fewer, and the write is made where the end of the iteration would have
-// made it.
+// loop writes it from its read buffer once it is done reading the
+// connection, before it reads another into that buffer, and copies only
+// what the socket did not take. The bytes of a 16 KiB echo are then copied
+// once in user space fewer, and the replies to all the reads of a
+// connection in one iteration still leave in one write.
 
-// maxLent bounds the chunks lent in one handler call; past it, output is
-// copied as usual.
-const maxLent = 32
+// maxLent bounds the chunks lent while the loop reads a connection (a
+// payload and its head take two); past it, output is copied as usual.
+const maxLent = 64
 
-// lending is a loop's record of the output lent in the handler call
-// running: the connection, and the slices its lent chunks point to, which
-// must stay put while they are queued.
+// lending is a loop's record of the output lent while it reads a
+// connection: the connection, and the slices its lent chunks point to,
+// which must stay put while they are queued.
 type lending struct {
-	to    *Conn // the connection being handed the read buffer, nil between calls
+	to    *Conn // the connection being read, nil between connections
 	n     int   // lent chunks queued
 	nh    int   // heads held
 	bufs  [maxLent][]byte
@@ -49,9 +49,9 @@ func within(p, buf []byte) bool {
 }
 
 // Lendable reports whether CommitInput can queue p: whether p lies in the
-// input of the OnData call running on c, on the loop, and the output can
-// take it without a copy (it is not sealed, nor waiting for the socket).
-// c is locked.
+// loop's read buffer during an OnData call on c (p must be of that call's
+// input), and the output can take it without a copy (it is not sealed, nor
+// waiting for the socket). c is locked.
 func (c *Conn) Lendable(p []byte) bool {
 	l := c.l
 	// The range check comes first: only the loop's own handler call can
@@ -65,8 +65,8 @@ func (c *Conn) Lendable(p []byte) bool {
 }
 
 // CommitInput queues head, copied, then p without a copy: p must be
-// Lendable. The loop writes them when the handler call ends, and copies
-// what the socket does not take then. head holds at most 16 bytes, such as
+// Lendable. The loop writes them once done reading c, and copies what the
+// socket does not take then. head holds at most 16 bytes, such as
 // a frame header. c is locked.
 func (c *Conn) CommitInput(head, p []byte) {
 	ld := &c.l.lend
@@ -84,9 +84,9 @@ func (c *Conn) CommitInput(head, p []byte) {
 	c.queued += len(head) + len(p)
 }
 
-// endLending runs when a handler call on c ends, before the loop reads
-// into its buffer again: the lent output is written, and what the socket
-// did not take is copied. c is locked.
+// endLending runs when the loop is done reading c, before it reads
+// another connection into its buffer: the lent output is written, and what
+// the socket did not take is copied. c is locked.
 func (l *loop) endLending(c *Conn) {
 	ld := &l.lend
 	ld.to = nil
