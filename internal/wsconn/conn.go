@@ -785,6 +785,10 @@ func (c *Conn) writeDirect(head, p []byte) error {
 		c.closed = true
 		c.nc.Close() // a failed write leaves a stream that cannot be resumed
 	}
+	if c.drained != nil {
+		close(c.drained) // a round ended, as flushRounds reports each
+		c.drained = nil
+	}
 	return c.flushRounds()
 }
 
