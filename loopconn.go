@@ -594,6 +594,15 @@ func (lc *loopConn) WriteMessage(op frame.Opcode, rsv byte, p []byte) error {
 		return err
 	}
 	lc.fillFirst()
+	if len(p) >= lendMin && c.Lendable(p) {
+		// An echo of a payload the loop just read: written from the read
+		// buffer when the callback returns, not copied into the output.
+		var h [frame.MaxHeaderSize]byte
+		if head, ok := lc.proto.AppendMessageHead(h[:0], op, rsv, len(p)); ok {
+			c.CommitInput(head, p)
+			return nil
+		}
+	}
 	b, err := lc.proto.AppendMessage(c.Buffer(size), op, rsv, p)
 	if err != nil {
 		c.Commit(b[:0])
@@ -602,6 +611,10 @@ func (lc *loopConn) WriteMessage(op frame.Opcode, rsv byte, p []byte) error {
 	}
 	return sendErr(c.Commit(b))
 }
+
+// lendMin is the least payload sent from the loop's read buffer rather than
+// copied: below it, a copy costs less than the iovec and its bookkeeping.
+const lendMin = 2048
 
 // encodeFailed closes the session with 1011 when an extension panicked
 // while encoding a message. c is locked.

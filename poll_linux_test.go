@@ -373,6 +373,66 @@ func TestPollSlowReaderPipelinedEchoes(t *testing.T) {
 	}
 }
 
+// Echoes of every size, whole and cut by the reads, some fragmented, on
+// two connections of one loop whose peers read slowly: the large ones go
+// out from the loop's read buffer, and what a write does not take is
+// copied before the loop reads the other connection into that buffer.
+func TestPollEventsLentEchoes(t *testing.T) {
+	ptLeakCheck(t)
+	const count = 600
+	opts := ptOptions()
+	opts.Loops = 1
+	opts.MaxQueue = 64 << 20
+	ev := Events{OnMessage: func(s *Session, m Message) {
+		if err := s.Send(m.Type, m.Payload); err != nil {
+			panic(err) // the client sees 1011
+		}
+	}}
+	_, addr := ptStart(t, opts, ptListen(t, 0, 32<<10), ptRoutes(ev))
+	sizes := []int{16 << 10, 64, 2047, 2048, 5000, 16<<10 + 3, 40 << 10, 70 << 10, 1}
+	var wg sync.WaitGroup
+	for k := range 2 {
+		p := ptConnect(t, addr)
+		p.nc.SetReadBuffer(16 << 10)
+		if err := p.upgrade(addr, "/events"); err != nil {
+			t.Fatal(err)
+		}
+		var out []byte
+		for i := range count {
+			msg := ptPattern(k*count+i, sizes[i%len(sizes)])
+			if i%7 == 3 && len(msg) > 1 {
+				half := len(msg) / 2
+				out = append(out, ptFrame(false, frame.OpBinary, msg[:half])...)
+				out = append(out, ptFrame(true, frame.OpContinuation, msg[half:])...)
+				continue
+			}
+			out = append(out, ptFrame(true, frame.OpBinary, msg)...)
+		}
+		written := make(chan error, 1)
+		go func() {
+			_, err := p.nc.Write(out)
+			written <- err
+		}()
+		wg.Go(func() {
+			time.Sleep(100 * time.Millisecond) // the replies back up meanwhile
+			for i := range count {
+				if err := p.expect(frame.OpBinary, ptPattern(k*count+i, sizes[i%len(sizes)])); err != nil {
+					t.Errorf("connection %d, reply %d: %v", k, i, err)
+					return
+				}
+			}
+			if err := ptAwait(t, written, "the requests' write"); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := p.closeHandshake(CloseNormal, ""); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // The queue bound on an Events session: the closing policies close the
 // session with their code when the peer does not read; QueueBlock, which
 // cannot wait on the loop, refuses the send with ErrQueueFull and keeps the

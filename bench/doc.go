@@ -121,7 +121,8 @@
 // Client and server share the CPUs unless the server is pinned.
 //
 // Environment: BENCH_IMPLS=a,b,... picks the servers (default: the eleven
-// above); BENCH_SERVER_CPUS=LIST runs the server under taskset -c LIST with
+// above); BENCH_E2E_CONNS=1,50 the connection counts (default 1 and
+// 1000); BENCH_SERVER_CPUS=LIST runs the server under taskset -c LIST with
 // GOMAXPROCS set to the number of CPUs listed; BENCH_SERVER_PROFILE=DIR
 // makes each server write DIR/IMPL.cpu.pprof and, when it stops,
 // DIR/IMPL.allocs.pprof (BENCH_SERVER_MEMPROFILERATE=1 records every

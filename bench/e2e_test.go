@@ -23,6 +23,24 @@ var (
 	}{{"closed", 1}, {"pipe32", 32}}
 )
 
+// e2eConnCounts returns the connection counts BenchmarkE2E runs:
+// $BENCH_E2E_CONNS (numbers separated by commas) or e2eConns.
+func e2eConnCounts(tb testing.TB) []int {
+	s := os.Getenv("BENCH_E2E_CONNS")
+	if s == "" {
+		return e2eConns
+	}
+	var ns []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			tb.Fatalf("BENCH_E2E_CONNS=%q: want positive numbers", s)
+		}
+		ns = append(ns, n)
+	}
+	return ns
+}
+
 // e2eImpls returns the servers BenchmarkE2E runs: $BENCH_IMPLS (names
 // separated by commas) or servers.Names.
 func e2eImpls() []string {
@@ -140,7 +158,7 @@ func BenchmarkE2E(b *testing.B) {
 		fleet[impl] = s
 		return s, nil
 	}
-	for _, n := range e2eConns {
+	for _, n := range e2eConnCounts(b) {
 		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
 			for _, size := range e2eSizes {
 				b.Run("size="+size.name, func(b *testing.B) {

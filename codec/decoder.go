@@ -108,9 +108,10 @@ func (d *Decoder) continuePayload(in []byte) (f frame.Frame, n int, ok bool, err
 // Room returns free space in the buffer of a frame cut by the end of the
 // input, for the caller to read the frame's next payload bytes straight into
 // it; passing exactly those bytes to Next then costs no copy. It offers at
-// most what the frame still needs, growing with the bytes received as Next
-// does, and returns nil between frames or when the frame needs fewer than
-// least more bytes.
+// most what the frame still needs: all of it when that is at most four
+// times least (a 16 KiB frame read through a 4 KiB buffer ends in one more
+// read), otherwise growing with the bytes received as Next does. It returns
+// nil between frames or when the frame needs fewer than least more bytes.
 func (d *Decoder) Room(least int) []byte {
 	if !d.inFrame || d.err != nil {
 		return nil
@@ -123,6 +124,9 @@ func (d *Decoder) Room(least int) []byte {
 	// At least what appendPayload would ask for, so it never moves the
 	// bytes read into the room to another buffer.
 	r := min(need, max(least, 2*have))
+	if need <= 4*least {
+		r = need
+	}
 	d.buf = bufpool.Grow(d.buf, r)
 	return (*d.buf)[have : have+r]
 }

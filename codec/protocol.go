@@ -496,6 +496,23 @@ func (p *Protocol) AppendMessage(dst []byte, op frame.Opcode, rsv byte, payload 
 	return p.enc().AppendMessage(dst, op, rsv, payload), nil
 }
 
+// AppendMessageHead appends the header of a data message of n bytes whose
+// payload the caller sends right after it, unchanged, and counts the
+// message as sent: AppendMessage without the copy of the payload. It
+// reports false and appends nothing when AppendMessage would change or
+// split the payload (an extension encodes it, the encoder masks or
+// fragments it) or would fail: call AppendMessage then.
+func (p *Protocol) AppendMessageHead(dst []byte, op frame.Opcode, rsv byte, n int) ([]byte, bool) {
+	if p.sentClose || p.sendErr != nil || (p.ext != nil && rsv == 0) || p.enc.Role == Client ||
+		(p.enc.FragmentSize > 0 && n > p.enc.FragmentSize) {
+		return dst, false
+	}
+	if c := p.ctr; c != nil {
+		p.countOut(c, op, n, n)
+	}
+	return frame.AppendHeader(dst, frame.Header{Fin: true, Rsv: rsv, Op: op, Length: int64(n)}), true
+}
+
 // countOut counts a data message sent whose payload of n bytes went out as
 // wire bytes.
 func (p *Protocol) countOut(c *Counters, op frame.Opcode, n, wire int) {

@@ -10,8 +10,10 @@ import (
 type Config struct {
 	// Loops is the number of event loops; 0 means runtime.GOMAXPROCS(0).
 	Loops int
-	// ReadBufferSize is the size of each loop's shared read buffer; 0 means
-	// 64 KiB.
+	// ReadBufferSize is the most one read takes; 0 means 64 KiB. Each loop
+	// holds a shared buffer of four times that, so that output lent from
+	// the input of one read (see Conn.CommitInput) outlasts the next reads
+	// of the same connection.
 	ReadBufferSize int
 	// LevelTriggered registers loop-driven connections level-triggered
 	// rather than edge-triggered (see the package documentation).

@@ -225,7 +225,7 @@ type loop struct {
 	efd    int // eventfd that wakes the loop
 	file   *os.File
 	raw    syscall.RawConn
-	buf    []byte
+	buf    []byte // maxReads parts of Config.ReadBufferSize (see readInput)
 	events []unix.EpollEvent
 	lss    []*listener
 	n      int // open connections
@@ -243,6 +243,7 @@ type loop struct {
 	stalls  []*Conn // under qmu: connections waiting for EPOLLOUT
 	checked []*Conn
 	iov     []unix.Iovec
+	lend    lending             // output lent from buf in the handler call running
 	filler  Filler              // the handler, if it is one
 	rsa     unix.RawSockaddrAny // filled by accept4
 	waitN   int                 // events found by waitReady
@@ -298,7 +299,7 @@ func newLoop(e *Engine, id int) (*loop, error) {
 	}
 	l := &loop{
 		e: e, id: id, epfd: epfd, efd: efd,
-		buf:    make([]byte, e.cfg.ReadBufferSize),
+		buf:    make([]byte, maxReads*e.cfg.ReadBufferSize),
 		events: make([]unix.EpollEvent, 256),
 		wheel:  newWheel(e.cfg.TimerTick, 1024),
 		iov:    make([]unix.Iovec, 0, maxIovecs),
@@ -714,6 +715,18 @@ func signal(ch chan struct{}) {
 // queue. A lingering connection's input is dropped: the handler has closed
 // it, and must not see (nor, by setting a timer, prolong) what comes after.
 func (l *loop) read(c *Conn) {
+	l.readInput(c)
+	if l.lend.to == c {
+		c.mu.Lock()
+		l.endLending(c)
+		c.mu.Unlock()
+	}
+}
+
+// readInput is read before the output lent from the input is written: it
+// reads into successive parts of the loop's buffer while the parts before
+// hold lent output, so that up to maxReads reads of c leave in one write.
+func (l *loop) readInput(c *Conn) {
 	if c.closed || c.paused.Load() || c.detached || l.outputFull(c) {
 		return
 	}
@@ -731,19 +744,26 @@ func (l *loop) read(c *Conn) {
 			}
 		}
 	}
+	size := l.e.cfg.ReadBufferSize
+	buf := l.buf[:size]
 	for i := 0; i < maxReads; i++ {
-		n, err := readFD(c.fd, l.buf)
+		n, err := readFD(c.fd, buf)
 		l.stats.reads.Add(1)
 		if n > 0 {
 			l.stats.readBytes.Add(uint64(n))
 			if !c.lingering {
+				lent := l.lend.n
+				l.lend.to = c // before dispatching: Lendable reads it after
 				c.dispatching.Store(true)
-				l.e.h.OnData(c, l.buf[:n])
+				l.e.h.OnData(c, buf[:n])
 				if l.settle(c) || c.closed || c.paused.Load() || c.detached {
 					return
 				}
+				if l.lend.n > lent && i+1 < maxReads {
+					buf = l.buf[(i+1)*size : (i+2)*size]
+				}
 			}
-			if (n < len(l.buf) && !c.hup) || l.e.cfg.LevelTriggered {
+			if (n < len(buf) && !c.hup) || l.e.cfg.LevelTriggered {
 				return // a short read drained the socket; new data brings a new edge
 			}
 			continue

@@ -58,6 +58,8 @@ func (c *Conn) Buffer(n int) []byte                                  { return ni
 func (c *Conn) Commit(b []byte) error                                { return ErrUnsupported }
 func (c *Conn) Write(p []byte) (int, error)                          { return 0, ErrUnsupported }
 func (c *Conn) CommitShared(b *[]byte, r Releaser, _ int) error      { r.Release(); return ErrUnsupported }
+func (c *Conn) Lendable(p []byte) bool                               { return false }
+func (c *Conn) CommitInput(head, p []byte)                           {}
 func (c *Conn) Refill()                                              {}
 func (c *Conn) Queued() int                                          { return 0 }
 func (c *Conn) SharedSize() int                                      { return 0 }

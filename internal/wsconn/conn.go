@@ -160,7 +160,10 @@ func (l *segments) release() (size int) {
 }
 
 // vectors is the writer's list of buffers for one writev.
-type vectors struct{ v [][]byte }
+type vectors struct {
+	v    [][]byte
+	head [frame.MaxHeaderSize]byte // a frame header written ahead of a payload
+}
 
 var vecPool = sync.Pool{New: func() any { return new(vectors) }}
 
@@ -715,6 +718,12 @@ func (c *Conn) WriteMessage(op frame.Opcode, rsv byte, p []byte) error {
 		c.mu.Unlock()
 		return err
 	}
+	if len(p) >= directMin && c.writesDirect() {
+		var h [frame.MaxHeaderSize]byte
+		if head, ok := c.proto.AppendMessageHead(h[:0], op, rsv, len(p)); ok {
+			return c.writeDirect(head, p)
+		}
+	}
 	if err := c.admit(nil, c.proto.MessageSize(len(p))); err != nil {
 		c.mu.Unlock()
 		return err
@@ -731,6 +740,57 @@ func (c *Conn) WriteMessage(op frame.Opcode, rsv byte, p []byte) error {
 		return closedErr(err)
 	}
 	return c.flushLocked()
+}
+
+// directMin is the least payload WriteMessage writes from where the caller
+// holds it rather than copying it into the output.
+const directMin = 2048
+
+// writesDirect reports whether a message may be written from the caller's
+// payload: nothing else is being written or waits, and the connection
+// writes several buffers in one system call. c is locked.
+func (c *Conn) writesDirect() bool {
+	if c.flushing || c.werr != nil || c.released || c.closed || c.streaming ||
+		(c.refill && c.source != nil) || c.pending() {
+		return false
+	}
+	if c.vw == nil {
+		c.vw = newVectorWriter(c.nc)
+	}
+	_, copies := c.vw.(*buffersWriter)
+	return !copies
+}
+
+// writeDirect writes a frame's head and its payload p in one writev, p
+// from where the caller holds it: the caller waits for the write anyway,
+// so copying p into the output would only add work. Output queued by other
+// senders meanwhile goes out after it. c is locked on entry, unlocked on
+// return.
+func (c *Conn) writeDirect(head, p []byte) error {
+	c.flushing = true
+	c.mu.Unlock()
+	vs := vecPool.Get().(*vectors)
+	n := copy(vs.head[:], head)
+	vs.v = append(vs.v[:0], vs.head[:n], p)
+	c.setWriteDeadline()
+	_, err := c.vw.Writev(vs.v)
+	clear(vs.v)
+	vs.v = vs.v[:0]
+	vecPool.Put(vs)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = ErrWriteTimeout
+	}
+	c.mu.Lock()
+	if err != nil && c.werr == nil {
+		c.werr = err
+		c.closed = true
+		c.nc.Close() // a failed write leaves a stream that cannot be resumed
+	}
+	if c.drained != nil {
+		close(c.drained) // a round ended, as flushRounds reports each
+		c.drained = nil
+	}
+	return c.flushRounds()
 }
 
 // WriteMessageContext is WriteMessage bounded by ctx. A wait for room in

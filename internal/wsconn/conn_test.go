@@ -41,6 +41,31 @@ type peer struct {
 func newPair(t *testing.T, cfg Config, buffered []byte) (*Conn, *peer) {
 	t.Helper()
 	a, b := net.Pipe()
+	return newPairOver(t, cfg, buffered, a, b)
+}
+
+// newTCPPair is newPair over loopback TCP, where the Conn writes with writev.
+func newTCPPair(t *testing.T, cfg Config) (*Conn, *peer) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	b, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newPairOver(t, cfg, nil, a, b)
+}
+
+// newPairOver is newPair over a, the Conn's end, and b, the peer's.
+func newPairOver(t *testing.T, cfg Config, buffered []byte, a, b net.Conn) (*Conn, *peer) {
+	t.Helper()
 	c := New(a, buffered, cfg)
 	role := codec.Client
 	if cfg.Codec.Role == codec.Client {
@@ -388,14 +413,26 @@ func TestKeepalivePings(t *testing.T) {
 // TestConcurrentWritesDoNotInterleave writes from many goroutines while
 // the peer decodes: every frame must be whole and each writer's in order.
 func TestConcurrentWritesDoNotInterleave(t *testing.T) {
-	c, p := newPair(t, serverConfig(), nil)
+	t.Run("pipe", func(t *testing.T) {
+		c, p := newPair(t, serverConfig(), nil)
+		testWritesDoNotInterleave(t, c, p)
+	})
+	// Over TCP a large message is written from the sender's payload, the
+	// others queue behind it.
+	t.Run("tcp", func(t *testing.T) {
+		c, p := newTCPPair(t, serverConfig())
+		testWritesDoNotInterleave(t, c, p)
+	})
+}
+
+func testWritesDoNotInterleave(t *testing.T, c *Conn, p *peer) {
 	p.startReading()
 	const writers, each = 8, 200
 	var wg sync.WaitGroup
 	for g := range writers {
 		wg.Go(func() {
 			for i := range each {
-				msg := fmt.Sprintf("%d:%d:%s", g, i, strings.Repeat("x", (g*31+i*17)%3000))
+				msg := fmt.Sprintf("%d:%d:%s", g, i, strings.Repeat("x", (g*31+i*17)%5000))
 				if err := c.WriteMessage(frame.OpText, 0, []byte(msg)); err != nil {
 					t.Errorf("writer %d: %v", g, err)
 					return
@@ -418,7 +455,7 @@ func TestConcurrentWritesDoNotInterleave(t *testing.T) {
 		if err1 != nil || err2 != nil || g < 0 || g >= writers {
 			t.Fatalf("garbled frame %.40q", f.p)
 		}
-		want := fmt.Sprintf("%d:%d:%s", g, i, strings.Repeat("x", (g*31+i*17)%3000))
+		want := fmt.Sprintf("%d:%d:%s", g, i, strings.Repeat("x", (g*31+i*17)%5000))
 		if string(f.p) != want || i != next[g] {
 			t.Fatalf("frame %.40q (%d bytes); want writer %d's message %d", f.p, len(f.p), g, next[g])
 		}
