@@ -503,11 +503,12 @@ func (p *Protocol) AppendMessage(dst []byte, op frame.Opcode, rsv byte, payload 
 // split the payload (an extension encodes it, the encoder masks or
 // fragments it) or would fail: call AppendMessage then.
 func (p *Protocol) AppendMessageHead(dst []byte, op frame.Opcode, rsv byte, n int) ([]byte, bool) {
-	if p.sentClose || p.sendErr != nil || (p.ext != nil && rsv == 0) || p.enc.Role == Client ||
-		(p.enc.FragmentSize > 0 && n > p.enc.FragmentSize) {
+	enc := p.enc()
+	if p.sentClose || (p.ext != nil && (rsv == 0 || p.ext.sendErr != nil)) || enc.Role == Client ||
+		(enc.FragmentSize > 0 && n > enc.FragmentSize) {
 		return dst, false
 	}
-	if c := p.ctr; c != nil {
+	if c := p.cfg.Counters; c != nil {
 		p.countOut(c, op, n, n)
 	}
 	return frame.AppendHeader(dst, frame.Header{Fin: true, Rsv: rsv, Op: op, Length: int64(n)}), true

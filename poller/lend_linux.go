@@ -60,8 +60,8 @@ func (c *Conn) Lendable(p []byte) bool {
 		return false
 	}
 	ld := &l.lend
-	return ld.to == c && ld.n+2 <= maxLent && c.sealer == nil && c.sealed == 0 &&
-		!c.waitOut && c.werr == nil && !c.closed
+	return ld.to == c && ld.n+2 <= maxLent && c.sealer() == nil && (c.q == nil || c.q.sealed == 0) &&
+		!c.waitOut && c.werr() == nil && !c.closed
 }
 
 // CommitInput queues head, copied, then p without a copy: p must be
@@ -93,7 +93,7 @@ func (l *loop) endLending(c *Conn) {
 	if ld.n == 0 {
 		return
 	}
-	if c.queued > 0 && !c.waitOut && c.werr == nil && !c.closed {
+	if c.queued > 0 && !c.waitOut && c.werr() == nil && !c.closed {
 		c.flushLocked(&l.iov)
 	}
 	c.keepLent()
@@ -104,25 +104,29 @@ func (l *loop) endLending(c *Conn) {
 // keepLent copies the lent chunks still queued into pooled ones, a run of
 // them into one. c is locked.
 func (c *Conn) keepLent() {
-	out := c.out[:0]
-	for i := 0; i < len(c.out); {
-		if c.out[i].r != lent {
-			out = append(out, c.out[i])
+	q := c.q
+	if q == nil {
+		return
+	}
+	out := q.out[:0]
+	for i := 0; i < len(q.out); {
+		if q.out[i].r != lent {
+			out = append(out, q.out[i])
 			i++
 			continue
 		}
 		j, n := i, 0
-		for ; j < len(c.out) && c.out[j].r == lent; j++ {
-			n += len(*c.out[j].b)
+		for ; j < len(q.out) && q.out[j].r == lent; j++ {
+			n += len(*q.out[j].b)
 		}
 		skip := 0
 		if i == 0 {
-			skip = c.sent // written already
-			c.sent = 0
+			skip = q.sent // written already
+			q.sent = 0
 		}
 		b := bufpool.Get(n - skip)
 		for m := i; m < j; m++ {
-			p := *c.out[m].b
+			p := *q.out[m].b
 			k := min(skip, len(p))
 			*b = append(*b, p[k:]...)
 			skip -= k
@@ -130,9 +134,9 @@ func (c *Conn) keepLent() {
 		out = append(out, chunk{b: b})
 		i = j
 	}
-	clear(c.out[len(out):])
-	c.out = out
-	if len(c.out) == 0 {
-		c.dropChunkList()
+	clear(q.out[len(out):])
+	q.out = out
+	if len(q.out) == 0 {
+		c.dropQueue()
 	}
 }
