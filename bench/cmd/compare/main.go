@@ -114,6 +114,7 @@ type goTable struct {
 	higher    bool
 	reference string // "" shows medians
 	ceilings  []string
+	unranked  bool // see report.Comparison.Unranked
 }
 
 var goSuites = []goSuite{
@@ -122,7 +123,7 @@ var goSuites = []goSuite{
 		tables: []goTable{
 			{title: "Messages per second, × gorilla within each run:", unit: "msgs/s", higher: true, reference: "gorilla", ceilings: []string{"tcp"}},
 			{title: "Server CPU per message, × the plain TCP echo within each run:", unit: "server-µs/msg", reference: "tcp", ceilings: []string{"tcp"}},
-			{title: "Server allocations per message (medians):", unit: "server-allocs/msg", ceilings: []string{"tcp"}},
+			{title: "Server allocations per message (medians):", unit: "server-allocs/msg", ceilings: []string{"tcp"}, unranked: true},
 		},
 		what: "Each server in a child process, the client in the benchmark's process over loopback; conns=1 and 1000, 64 B and 16 KiB, one message in flight per connection (closed) or 32 (pipe32).",
 	},
@@ -131,7 +132,7 @@ var goSuites = []goSuite{
 		tables: []goTable{
 			{title: "Deliveries per second, × gorilla-hub within each run:", unit: "deliveries/s", higher: true, reference: "gorilla-hub"},
 			{title: "Server CPU per delivery, × gorilla-hub within each run:", unit: "server-µs/delivery", reference: "gorilla-hub"},
-			{title: "Write system calls per delivery (medians; 1 is one per message and connection):", unit: "server-writes/delivery"},
+			{title: "Write system calls per delivery (medians; 1 is one per message and connection):", unit: "server-writes/delivery", unranked: true},
 		},
 		what: "One publisher in the benchmark's process, the subscribers (subs=) in a child process that checks every message at every connection; rounds of 32 messages.",
 	},
@@ -140,7 +141,7 @@ var goSuites = []goSuite{
 		impls: []string{"gorilla", "gorillareadmessage", "gorillacopy", "wskit", "wskitraw"},
 		tables: []goTable{
 			{title: "Messages per second, × gorilla within each run:", unit: "msgs/s", higher: true, reference: "gorilla"},
-			{title: "Allocations per echo, server and client together (the client allocates none; medians):", unit: "allocs/op"},
+			{title: "Allocations per echo, server and client together (the client allocates none; medians):", unit: "allocs/op", unranked: true},
 		},
 		what: "Client and server in one process over loopback, the closed loop on one connection (Echo) and on 16 (EchoParallel).",
 	},
@@ -523,7 +524,7 @@ func (c *comparer) reportGo(s goSuite) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s on %s.\n\n", date, machineName)
 	for _, t := range s.tables {
-		cmp := &report.Comparison{Impls: rows, Reference: t.reference, Ceilings: t.ceilings, Title: t.title}
+		cmp := &report.Comparison{Impls: rows, Reference: t.reference, Ceilings: t.ceilings, Title: t.title, Unranked: t.unranked}
 		if t.reference != "" && !slices.Contains(rows, t.reference) {
 			continue
 		}

@@ -64,6 +64,9 @@ type Comparison struct {
 	BestOf map[string]int
 	// Notes go under the table, such as how it was measured.
 	Notes []string
+	// Unranked tables mark no best: their values sit at a floor (zero
+	// allocations, say) where who is lowest is noise.
+	Unranked bool
 	// Ceilings are shown but never best, such as a plain TCP echo.
 	Ceilings []string
 	// Title, when set, heads the table in place of the machine and date,
@@ -274,14 +277,14 @@ func (c *Comparison) Table() string {
 		}
 		for _, m := range c.Metrics {
 			cell := c.cell(m, impl)
-			if c.ties(m, impl) && cell != "—" {
+			if !c.Unranked && c.ties(m, impl) && cell != "—" {
 				cell = "**" + cell + "**"
 			}
 			fmt.Fprintf(&b, " %s |", cell)
 		}
 		b.WriteString("\n")
 	}
-	if lines := c.bestLines(); len(lines) > 0 {
+	if lines := c.bestLines(); len(lines) > 0 && !c.Unranked {
 		b.WriteString("\nBest in each run:\n")
 		for _, l := range lines {
 			fmt.Fprintf(&b, "- %s\n", l)

@@ -73,6 +73,19 @@ func TestTable(t *testing.T) {
 	}
 }
 
+// TestUnrankedTable marks no leader in a table of values at a floor.
+func TestUnrankedTable(t *testing.T) {
+	c := sample()
+	c.Unranked = true
+	got := c.Table()
+	if strings.Contains(got, "**") || strings.Contains(got, "Best in each run") {
+		t.Errorf("an unranked table marks a best:\n%s", got)
+	}
+	if !strings.Contains(got, "| nbio | 2.90× (2.90–2.90) | — |") {
+		t.Errorf("an unranked table lost its cells:\n%s", got)
+	}
+}
+
 func TestChartIsWellFormedSVG(t *testing.T) {
 	svg := sample().Chart()
 	d := xml.NewDecoder(strings.NewReader(string(svg)))
