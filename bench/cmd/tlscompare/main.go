@@ -500,7 +500,7 @@ func render(d *data) string {
 	}
 	ref := d.Reference
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s on %s, loopback; client and server share the machine's CPUs, which other work also used, "+
+	fmt.Fprintf(&b, "Measured %s on %s, loopback; client and server share the machine's CPUs, "+
 		"so read the ratios (taken within each run) rather than the absolute figures.\n\n", d.Date, d.Machine)
 	b.WriteString("| server | idle after a 16 KiB echo, KB RSS per conn | same, after FreeOSMemory | server CPU per message, wss, µs | same, ws, µs | wss ÷ ws | handshakes/s, wss | server CPU per handshake, µs |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
