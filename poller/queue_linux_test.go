@@ -23,6 +23,19 @@ func (h *connRecorder) OnOpen(c *Conn) {
 	h.conns <- c
 }
 
+// openConn starts an engine of one loop with h, connects to it and
+// returns both ends: h sends its connections on conns as they open.
+func openConn(t *testing.T, h Handler, conns <-chan *Conn) (net.Conn, *Conn) {
+	t.Helper()
+	_, addr := startEngine(t, Config{Loops: 1}, h)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc, <-conns
+}
+
 // holdsQueue reports whether c holds an output queue.
 func holdsQueue(c *Conn) bool {
 	c.Lock()
@@ -36,13 +49,7 @@ func holdsQueue(c *Conn) bool {
 func TestOutputQueueOnlyWhileQueued(t *testing.T) {
 	base := bufpool.Lent()
 	h := &connRecorder{conns: make(chan *Conn, 1)}
-	_, addr := startEngine(t, Config{Loops: 1}, h)
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	c := <-h.conns
+	nc, c := openConn(t, h, h.conns)
 
 	// Written at once.
 	msg := []byte("hello")
@@ -79,13 +86,7 @@ func TestOutputQueueOnlyWhileQueued(t *testing.T) {
 // leaves no queue behind.
 func TestEmptyCommitGivesQueueBack(t *testing.T) {
 	h := &connRecorder{conns: make(chan *Conn, 1)}
-	_, addr := startEngine(t, Config{Loops: 1}, h)
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	c := <-h.conns
+	_, c := openConn(t, h, h.conns)
 	c.Lock()
 	c.Commit(c.Buffer(10))
 	held := c.q != nil

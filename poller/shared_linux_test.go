@@ -50,13 +50,7 @@ func (h *fillHandler) Fill(c *Conn) {
 // is released once written.
 func TestFillAndSharedOutput(t *testing.T) {
 	h := &fillHandler{conns: make(chan *Conn, 1), closed: make(chan error, 1)}
-	_, addr := startEngine(t, Config{Loops: 1}, h)
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	c := <-h.conns
+	nc, c := openConn(t, h, h.conns)
 
 	var want bytes.Buffer
 	var all []*piece
