@@ -7,63 +7,87 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
+
+// chainHeadsTaken are heads of the common form chainRequest parses itself.
+var chainHeadsTaken = []string{
+	"GET /echo HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+	"GET /echo?token=bench HTTP/1.1\r\nHost: 127.0.0.1:80\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-key: k\r\n\r\n",
+	"GET /e? HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\nX-A: 1\r\nx-a: 2\r\nX-a:  3 \t\r\n\r\n",
+	"GET /e?a?b? HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\nCache-Control: max-age=0\r\nConnection: Upgrade, CLOSE\r\n\r\n",
+	"GET /rooms/a!b(c)*'[x]{y}$&+,;=@:~ HTTP/1.1\r\nHost: a\r\nConnection: keep-alive ,close \r\nX-Empty:\r\n\r\n",
+	"GET /e HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X-Many: v\r\nX-Other-Field: w\r\nAccept-Language: en\r\n", 6) + "\r\n",
+	"GET /e HTTP/1.1\r\nHost: a\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) \xc3\xa9\r\nConnection: cloſe\r\n\r\n",
+}
+
+// chainHeadsRefused are heads chainRequest leaves to http.ReadRequest.
+var chainHeadsRefused = []string{
+	"GET /e HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+	"GET /e HTTP/1.1\r\n\r\n",
+	"GET /e HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+	"GET /e HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+	"GET /e HTTP/1.1\r\nHost: a\r\nX: 1\r\n  folded\r\n\r\n",
+	"GET /e HTTP/1.1\r\nHost: a\r\nX : 1\r\n\r\n",
+	"GET //e HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /e#f HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /e f HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /e HTTP/1.0\r\nHost: a\r\n\r\n",
+	"POST /e HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET http://a/e HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /e HTTP/1.1\r\nHost: a b\r\n\r\n",
+	"GET /e HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n",
+}
+
+// chainRequestMatches reports whether chainRequest took head, and checks
+// that what it made is the request http.ReadRequest parses from it.
+func chainRequestMatches(t *testing.T, head string) bool {
+	t.Helper()
+	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}
+	ctx := context.Background()
+	got := chainRequest(ctx, []byte(head), remote)
+	if got == nil {
+		return false
+	}
+	want, err := parseHead([]byte(head), remote)
+	if err != nil {
+		t.Errorf("%q: ReadRequest: %v, chainRequest took it", head, err)
+		return true
+	}
+	want = want.WithContext(ctx)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%q:\ngot  %#v\nwant %#v", head, got, want)
+	}
+	return true
+}
+
+// FuzzChainRequest feeds arbitrary heads to the parser of the handler
+// chain's requests: it must not fail, and what it takes must be what
+// http.ReadRequest makes of the same bytes.
+func FuzzChainRequest(f *testing.F) {
+	for _, head := range append(slices.Clone(chainHeadsTaken), chainHeadsRefused...) {
+		f.Add(head)
+	}
+	f.Fuzz(func(t *testing.T, head string) { chainRequestMatches(t, head) })
+}
 
 // TestChainRequestIsReadRequests checks that chainRequest makes the
 // request http.ReadRequest parses, for heads it takes, and that it takes
 // the common ones.
 func TestChainRequestIsReadRequests(t *testing.T) {
-	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}
 	check := func(head string) bool {
 		t.Helper()
-		ctx := context.Background()
-		got := chainRequest(ctx, []byte(head), remote)
-		want, err := parseHead([]byte(head), remote)
-		if got == nil {
-			return false
-		}
-		if err != nil {
-			t.Errorf("%q: ReadRequest: %v, chainRequest took it", head, err)
-			return true
-		}
-		want = want.WithContext(ctx)
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("%q:\ngot  %#v\nwant %#v", head, got, want)
-		}
-		return true
+		return chainRequestMatches(t, head)
 	}
-	common := []string{
-		"GET /echo HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-		"GET /echo?token=bench HTTP/1.1\r\nHost: 127.0.0.1:80\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-key: k\r\n\r\n",
-		"GET /e? HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\nX-A: 1\r\nx-a: 2\r\nX-a:  3 \t\r\n\r\n",
-		"GET /e?a?b? HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\nCache-Control: max-age=0\r\nConnection: Upgrade, CLOSE\r\n\r\n",
-		"GET /rooms/a!b(c)*'[x]{y}$&+,;=@:~ HTTP/1.1\r\nHost: a\r\nConnection: keep-alive ,close \r\nX-Empty:\r\n\r\n",
-		"GET /e HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X-Many: v\r\nX-Other-Field: w\r\nAccept-Language: en\r\n", 6) + "\r\n",
-		"GET /e HTTP/1.1\r\nHost: a\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) \xc3\xa9\r\nConnection: cloſe\r\n\r\n",
-	}
+	common := chainHeadsTaken
 	for _, head := range common {
 		if !check(head) {
 			t.Errorf("%q: not taken", head)
 		}
 	}
-	refused := []string{
-		"GET /e HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-		"GET /e HTTP/1.1\r\n\r\n",
-		"GET /e HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
-		"GET /e HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
-		"GET /e HTTP/1.1\r\nHost: a\r\nX: 1\r\n  folded\r\n\r\n",
-		"GET /e HTTP/1.1\r\nHost: a\r\nX : 1\r\n\r\n",
-		"GET //e HTTP/1.1\r\nHost: a\r\n\r\n",
-		"GET /e#f HTTP/1.1\r\nHost: a\r\n\r\n",
-		"GET /e f HTTP/1.1\r\nHost: a\r\n\r\n",
-		"GET /e HTTP/1.0\r\nHost: a\r\n\r\n",
-		"POST /e HTTP/1.1\r\nHost: a\r\n\r\n",
-		"GET http://a/e HTTP/1.1\r\nHost: a\r\n\r\n",
-		"GET /e HTTP/1.1\r\nHost: a b\r\n\r\n",
-		"GET /e HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n",
-	}
+	refused := chainHeadsRefused
 	for _, head := range refused {
 		if check(head) {
 			t.Errorf("%q: taken", head)
