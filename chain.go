@@ -133,7 +133,7 @@ func (pe *pollEngine) quickChain(c *poller.Conn, head, rest []byte) bool {
 	in := make([]byte, 0, len(head)+len(rest))
 	in = append(append(in, head...), rest...)
 	ctx := &chainContext{hs: pe.hs, c: c}
-	r := chainRequest(ctx, in[:len(head)], c.RemoteAddr())
+	r := chainRequest(ctx, in[:len(head)], c.RemoteAddrString())
 	if r == nil || !upgradeCandidate(r) {
 		return false
 	}
@@ -203,11 +203,21 @@ func (w *chainWriter) replayTo(rw http.ResponseWriter) {
 func (w *chainWriter) release() {
 	bufpool.Put(w.body)
 	w.body = nil
+	if h := w.header; h != nil {
+		w.header = nil
+		clear(h)
+		chainHeaders.Put(h)
+	}
 }
+
+// chainHeaders keeps the header maps of chains that have returned (a
+// ResponseWriter is not used after its handler returns): garbage made by
+// each handshake would share spans with what sessions keep, and pin them.
+var chainHeaders = sync.Pool{New: func() any { return make(http.Header) }}
 
 func (w *chainWriter) Header() http.Header {
 	if w.header == nil {
-		w.header = make(http.Header)
+		w.header = chainHeaders.Get().(http.Header)
 	}
 	return w.header
 }
@@ -382,7 +392,7 @@ func upgradeCandidate(r *http.Request) bool {
 // context rather than copied into it. It returns nil for a head that it
 // does not take (continuation lines, a body, an unusual target), which
 // http.ReadRequest then parses.
-func chainRequest(ctx context.Context, head []byte, remote net.Addr) *http.Request {
+func chainRequest(ctx context.Context, head []byte, remote string) *http.Request {
 	line, rest, ok := bytes.Cut(head, crlf)
 	if !ok || !bytes.HasPrefix(line, []byte("GET /")) || !bytes.HasSuffix(line, []byte(" HTTP/1.1")) {
 		return nil
@@ -436,7 +446,7 @@ func chainRequest(ctx context.Context, head []byte, remote net.Addr) *http.Reque
 	r.Close = hasCloseToken(h["Connection"])
 	r.Body = http.NoBody
 	r.RequestURI = target
-	r.RemoteAddr = remote.String()
+	r.RemoteAddr = remote
 	return r
 }
 

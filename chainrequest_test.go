@@ -47,7 +47,7 @@ func chainRequestMatches(t *testing.T, head string) bool {
 	t.Helper()
 	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}
 	ctx := context.Background()
-	got := chainRequest(ctx, []byte(head), remote)
+	got := chainRequest(ctx, []byte(head), remote.String())
 	if got == nil {
 		return false
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wskit/wskit/codec"
 	"github.com/wskit/wskit/frame"
+	"github.com/wskit/wskit/internal/bufpool"
 	"github.com/wskit/wskit/internal/tlsrec"
 	"github.com/wskit/wskit/internal/wsconn"
 	"github.com/wskit/wskit/poller"
@@ -58,7 +59,7 @@ type loopOpen struct {
 	key, protocol string
 	exts          []codec.Negotiated
 	rest          []byte          // read past the head
-	fields        string          // fields for the 101 from the handler chain (see appendFields)
+	fields        *[]byte         // pooled: fields for the 101 from the handler chain (see appendFields)
 	ctx           context.Context // the chain's, if it went through one
 	paths         string          // see packPaths
 	vals          *valueSet
@@ -95,7 +96,11 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
 	// for more output: a burst of handshakes holds less meanwhile.
 	var room [512]byte
 	b := appendAcceptStart(room[:0], op.key, op.protocol, op.exts)
-	b = append(append(b, op.fields...), "\r\n\r\n"...)
+	if op.fields != nil {
+		b = append(b, *op.fields...)
+		bufpool.Put(op.fields)
+	}
+	b = append(b, "\r\n\r\n"...)
 	c.Lock()
 	c.Commit(b)
 	c.Unlock()

@@ -599,9 +599,15 @@ func (pe *pollEngine) attach(u *upgraded, rt *route) {
 	}}
 	if len(u.header) > 0 {
 		// Written out now: the chain may change its header once the
-		// route has returned, while the loop writes the 101.
-		var buf [256]byte
-		a.op.fields = string(appendFields(buf[:0], u.header))
+		// route has returned, while the loop writes the 101. In a pooled
+		// buffer: small garbage of each handshake would share spans with
+		// what sessions keep, and pin them.
+		f := bufpool.Get(256)
+		if *f = appendFields(*f, u.header); len(*f) > 0 {
+			a.op.fields = f
+		} else {
+			bufpool.Put(f)
+		}
 	}
 	if !poller.Attach(pc.Conn, a.open, a.dropped) {
 		a.dropped()
@@ -619,7 +625,10 @@ type attaching struct {
 
 func (a *attaching) open(c *poller.Conn) { newLoopConn(a.pe, c, a.rt, a.op) }
 
-func (a *attaching) dropped() { codec.ReleaseExtensions(a.op.exts) }
+func (a *attaching) dropped() {
+	codec.ReleaseExtensions(a.op.exts)
+	bufpool.Put(a.op.fields)
+}
 
 // keptHead writes r's request line and header as the chain left them, for
 // Session.Request to parse again, in the compact form sessions keep.

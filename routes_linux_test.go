@@ -201,6 +201,9 @@ func TestRouteMiddleware(t *testing.T) {
 				if c := resp.Header.Get("Set-Cookie"); c != "session=s-ada; Path=/" {
 					t.Errorf("%s: Set-Cookie %q in the 101, want the middleware's", kind, c)
 				}
+				if a := resp.Header.Get("WWW-Authenticate"); a != "" {
+					t.Errorf("%s: the 101 has the refusal's WWW-Authenticate %q (header maps are reused)", kind, a)
+				}
 				if resp.Header.Get("Sec-WebSocket-Accept") != rfcAccept {
 					t.Errorf("%s: bad accept %q", kind, resp.Header.Get("Sec-WebSocket-Accept"))
 				}

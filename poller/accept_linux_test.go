@@ -113,3 +113,25 @@ func emfileChild() {
 	io.Copy(io.Discard, os.Stdin)
 	e.Close()
 }
+
+// TestPeerAddrString checks that the address string made without a
+// net.Addr is net.Addr's own, in one allocation.
+func TestPeerAddrString(t *testing.T) {
+	v4 := peerAddr{family: 4, port: 43210}
+	copy(v4.ip[:], []byte{127, 0, 0, 2})
+	loop6 := peerAddr{family: 6, port: 1, ip: [16]byte{15: 1}}
+	mapped := peerAddr{family: 6, port: 65535, ip: [16]byte{10: 0xff, 11: 0xff, 12: 192, 13: 168, 14: 1, 15: 9}}
+	full := peerAddr{family: 6, port: 8080, ip: [16]byte{0x20, 0x01, 0x0d, 0xb8, 5: 0x02, 14: 0xab, 15: 0xcd}}
+	for _, a := range []peerAddr{v4, loop6, mapped, full, {}} {
+		want := a.addr().String()
+		if got := a.String(); got != want {
+			t.Errorf("%+v: %q, want %q", a, got, want)
+		}
+		if a.family == 0 {
+			continue
+		}
+		if n := testing.AllocsPerRun(100, func() { _ = a.String() }); n != 1 {
+			t.Errorf("%+v: %v allocations, want 1", a, n)
+		}
+	}
+}

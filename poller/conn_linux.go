@@ -5,6 +5,7 @@ package poller
 import (
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -108,6 +109,28 @@ type detach struct {
 	rdl, wdl       int64
 }
 
+// detachPool keeps detach states between a connection's attach and the
+// next Detach: each handshake run off the loop would otherwise leave two
+// channels behind.
+var detachPool = sync.Pool{New: func() any {
+	return &detach{rready: make(chan struct{}, 1), wready: make(chan struct{}, 1)}
+}}
+
+// putDetach returns d, which nothing signals or waits on any more, to the
+// pool.
+func putDetach(d *detach) {
+	select {
+	case <-d.rready:
+	default:
+	}
+	select {
+	case <-d.wready:
+	default:
+	}
+	d.rdl, d.wdl = 0, 0
+	detachPool.Put(d)
+}
+
 // Handler returns the Handler of the connection's engine.
 func (c *Conn) Handler() Handler { return c.l.e.h }
 
@@ -116,6 +139,10 @@ func (c *Conn) Fd() int { return c.fd }
 
 // RemoteAddr returns the peer's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.peer.addr() }
+
+// RemoteAddrString returns RemoteAddr().String() in one allocation, the
+// string's.
+func (c *Conn) RemoteAddrString() string { return c.peer.String() }
 
 // peerAddr is a peer's address kept inline, without a Sockaddr allocation.
 type peerAddr struct {
@@ -150,6 +177,20 @@ func (a *peerAddr) addr() net.Addr {
 		return &net.TCPAddr{IP: append(net.IP(nil), a.ip[:]...), Port: int(a.port)}
 	}
 	return &net.UnixAddr{Net: "unix"}
+}
+
+// String is addr().String().
+func (a *peerAddr) String() string {
+	var ip netip.Addr
+	switch a.family {
+	case 4:
+		ip = netip.AddrFrom4([4]byte(a.ip[:4]))
+	case 6:
+		ip = netip.AddrFrom16(a.ip).Unmap() // net.IP prints a mapped IPv4 address so
+	default:
+		return ""
+	}
+	return netip.AddrPortFrom(ip, a.port).String()
 }
 
 // LocalAddr returns the local address.
@@ -683,7 +724,7 @@ func (c *Conn) ResumeRead() {
 func (c *Conn) Detach() net.Conn {
 	c.mu.Lock()
 	c.detached = true
-	c.detach = &detach{rready: make(chan struct{}, 1), wready: make(chan struct{}, 1)}
+	c.detach = detachPool.Get().(*detach)
 	c.mu.Unlock()
 	if c.l.e.cfg.LevelTriggered {
 		c.l.ctl(unix.EPOLL_CTL_MOD, c.fd, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP|unix.EPOLLET)
@@ -707,7 +748,7 @@ func Attach(nc net.Conn, setup func(c *Conn), dropped func()) bool {
 		return false
 	}
 	c := (*Conn)(d)
-	c.l.post(task{kind: taskFunc, fn: func() { c.l.attach(c, setup, dropped) }})
+	c.l.post(task{kind: taskAttach, c: c, setup: setup, fn: dropped})
 	return true
 }
 

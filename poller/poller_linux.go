@@ -203,17 +203,19 @@ const (
 	taskFlush
 	taskResume
 	taskFunc
+	taskAttach
 	taskStop
 )
 
 // task is work handed to a loop by another goroutine.
 type task struct {
-	kind taskKind
-	fd   int
-	peer peerAddr
-	c    *Conn
-	ls   *listener
-	fn   func()
+	kind  taskKind
+	fd    int
+	peer  peerAddr
+	c     *Conn
+	ls    *listener
+	fn    func()      // taskFunc's, or taskAttach's dropped
+	setup func(*Conn) // taskAttach's
 }
 
 // loop is one event loop: an epoll instance, its connections, a read
@@ -456,8 +458,11 @@ func (l *loop) stopFuncs() {
 	l.tasks = nil
 	l.qmu.Unlock()
 	for _, t := range tasks {
-		if t.kind == taskFunc {
+		switch t.kind {
+		case taskFunc:
 			t.fn()
+		case taskAttach:
+			l.attach(t.c, t.setup, t.fn)
 		}
 	}
 }
@@ -505,6 +510,8 @@ func (l *loop) runTasks() {
 			}
 		case taskFunc:
 			t.fn()
+		case taskAttach:
+			l.attach(t.c, t.setup, t.fn)
 		case taskStop:
 			l.stopped = true
 			l.stopFuncs()
@@ -654,8 +661,10 @@ func (l *loop) attach(c *Conn, setup func(*Conn), dropped func()) {
 		return
 	}
 	c.detached = false
+	d := c.detach
 	c.detach = nil
 	c.mu.Unlock()
+	putDetach(d)
 	l.tmu.Lock()
 	l.wheel.set(&c.tm, 0) // the goroutine's deadlines
 	l.tmu.Unlock()

@@ -50,6 +50,7 @@ func (c *Conn) Handler() Handler                                     { return ni
 func (c *Conn) Fd() int                                              { return -1 }
 func (c *Conn) Loop() int                                            { return 0 }
 func (c *Conn) RemoteAddr() net.Addr                                 { return nil }
+func (c *Conn) RemoteAddrString() string                             { return "" }
 func (c *Conn) LocalAddr() net.Addr                                  { return nil }
 func (c *Conn) Lock()                                                {}
 func (c *Conn) Unlock()                                              {}

@@ -219,6 +219,11 @@ func measure(exe, impl string, n, per, echo int, churn bool, quiet time.Duration
 	if err != nil {
 		return r, err
 	}
+	if heapDir != "" {
+		// Every allocation recorded, so that the profile accounts for each
+		// byte held rather than a sample.
+		argv = append(argv, "-memprofilerate", "1")
+	}
 	srv, err := harness.Spawn(argv, env)
 	if err != nil {
 		return r, err
