@@ -25,7 +25,7 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[liveSession]struct{}
 	closing  bool
-	wg       sync.WaitGroup
+	drained  chan struct{} // made by Shutdown; closed once no session is tracked
 	https    []*http.Server // of Serve
 	polls    []*pollEngine
 
@@ -532,15 +532,33 @@ func (srv *Server) track(s liveSession) bool {
 		return false
 	}
 	srv.sessions[s] = struct{}{}
-	srv.wg.Add(1)
 	return true
 }
 
 func (srv *Server) untrack(s liveSession) {
 	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if _, ok := srv.sessions[s]; !ok {
+		return
+	}
 	delete(srv.sessions, s)
-	srv.mu.Unlock()
-	srv.wg.Done()
+	if len(srv.sessions) == 0 && srv.drained != nil {
+		close(srv.drained) // no session is tracked once closing: closed once
+	}
+}
+
+// sessionsDrained returns a channel closed once no session is tracked.
+// srv is closing: none can be added.
+func (srv *Server) sessionsDrained() <-chan struct{} {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.drained == nil {
+		srv.drained = make(chan struct{})
+		if len(srv.sessions) == 0 {
+			close(srv.drained)
+		}
+	}
+	return srv.drained
 }
 
 // Sessions returns the number of open sessions.
@@ -582,8 +600,15 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 		pe.goingAway()
 	}
 	done := make(chan struct{})
+	drained := srv.sessionsDrained()
 	go func() {
-		srv.wg.Wait()
+		// Ends with ctx too: a session its owner never lets go (UpgradeRaw
+		// without CloseNow) must not keep it waiting.
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			return
+		}
 		for _, pe := range polls {
 			for pe.sessions.Load() > 0 && ctx.Err() == nil {
 				time.Sleep(5 * time.Millisecond)

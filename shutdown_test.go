@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,5 +161,41 @@ func TestSessionsCount(t *testing.T) {
 	for i, c := range cs {
 		c.Close(wskit.CloseNormal, "")
 		waitSessions(t, srv, len(cs)-i-1)
+	}
+}
+
+// A session Shutdown cannot close, because the caller of UpgradeRaw never
+// lets it go, makes Shutdown return the context's error when it ends, and
+// leaves nothing of Shutdown's running.
+func TestShutdownDeadlineLeavesNoWaiter(t *testing.T) {
+	srv := newServer(t, testOptions())
+	upgraded := make(chan *wsraw.Session, 1)
+	url := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := srv.UpgradeRaw(w, r)
+		if err != nil {
+			t.Errorf("UpgradeRaw: %v", err)
+			return
+		}
+		upgraded <- s // kept, and let go only at the end
+	}))
+	c := dial(t, url, nil)
+	kept := await(t, upgraded, "the raw session")
+	defer kept.CloseNow()
+	waitSessions(t, srv, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want context.DeadlineExceeded", err)
+	}
+	receiveClose(t, c)
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		if !strings.Contains(stacks, "(*Server).Shutdown") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a goroutine of Shutdown still runs after it returned:\n%s", stacks)
+		}
 	}
 }
