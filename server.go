@@ -25,7 +25,7 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[liveSession]struct{}
 	closing  bool
-	drained  chan struct{} // made by Shutdown; closed once no session is tracked
+	drained  chan struct{}  // made by Shutdown; closed once no session is tracked
 	https    []*http.Server // of Serve
 	polls    []*pollEngine
 
@@ -273,6 +273,9 @@ func (srv *Server) newServerSession(u *upgraded, sh *shard) *Session {
 	cfg := srv.connConfig(codec.Server, false, sh)
 	cfg.Codec.Extensions = u.exts
 	s := newSession(wsconn.New(u.nc, u.buffered, cfg), &srv.opts, u.r, u.protocol, false)
+	// Under the lock: the grace timer, already running, may start the
+	// background reader, which reads them.
+	s.mu.Lock()
 	s.kept = u.kept
 	s.meter = sh
 	s.engine = EngineStd
@@ -280,6 +283,7 @@ func (srv *Server) newServerSession(u *upgraded, sh *shard) *Session {
 		s.engine = EnginePoll
 	}
 	s.vals = u.vals
+	s.mu.Unlock()
 	return s
 }
 
