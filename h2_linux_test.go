@@ -473,3 +473,42 @@ func TestHTTP2StuckReader(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTP2DialStuckWriter: a server that stops reading leaves a dialed
+// session's write blocked by HTTP/2's flow control; the client's write
+// timeout ends it with ErrWriteTimeout, as over HTTP/1.1.
+func TestHTTP2DialStuckWriter(t *testing.T) {
+	ptLeakCheck(t)
+	opts := ptOptions()
+	opts.HTTP2 = true
+	opts.TLSConfig = tlsCert.ServerConfig()
+	release := make(chan struct{})
+	defer close(release)
+	addr := tlsStart(t, opts, func(srv *Server) http.Handler {
+		return srv.WebSocket(func(s *Session) { <-release }) // never reads
+	})
+	tr := h2TestTransport(true)
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), ptWait)
+	defer cancel()
+	dopts := DefaultOptions()
+	dopts.Timeout = 300 * time.Millisecond
+	s, err := Dial(ctx, "wss://localhost:"+portOf(mustAddr(t, addr))+"/", &DialOptions{HTTP2: true, HTTP2Transport: tr, Options: dopts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.CloseNow()
+	ended := make(chan error, 1)
+	go func() {
+		p := make([]byte, 64<<10)
+		for {
+			if err := s.SendBinary(p); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	if err := ptAwait(t, ended, "the blocked send"); !errors.Is(err, ErrWriteTimeout) {
+		t.Errorf("the blocked send ended with %v, want ErrWriteTimeout", err)
+	}
+}

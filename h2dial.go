@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -168,17 +169,80 @@ type h2ClientStream struct {
 	cancel      context.CancelFunc
 	remote      net.Addr
 	own         *ownConn // the connection to close with the stream; nil if shared
+
+	wmu      sync.Mutex
+	wdl      *time.Timer // fires at the write deadline
+	wgen     uint64      // which deadline wdl is for
+	writing  bool        // a Write is in progress
+	wexpired bool        // the deadline has passed: Write fails until it moves
+	wcut     bool        // a Write was cut by the deadline: the stream is over
 }
 
 // h2Linger bounds the wait of a closed stream for the server's end.
 const h2Linger = 2 * time.Second
 
 func (s *h2ClientStream) Write(p []byte) (int, error) {
+	s.wmu.Lock()
+	if s.wexpired {
+		s.wmu.Unlock()
+		return 0, os.ErrDeadlineExceeded
+	}
+	s.writing = true
+	s.wmu.Unlock()
 	n, err := s.pw.Write(p)
-	if errors.Is(err, io.ErrClosedPipe) {
+	s.wmu.Lock()
+	s.writing = false
+	cut := s.wcut
+	s.wmu.Unlock()
+	switch {
+	case cut:
+		err = os.ErrDeadlineExceeded
+	case errors.Is(err, io.ErrClosedPipe):
 		err = net.ErrClosed
 	}
 	return n, err
+}
+
+// SetWriteDeadline bounds the writes of the request body. A write that is
+// waiting for the transport when the deadline passes (HTTP/2's flow
+// control: the server is not reading) fails, and the stream with it: a
+// body cannot take back part of a write. Once the deadline has passed,
+// writes fail at once until it moves.
+func (s *h2ClientStream) SetWriteDeadline(t time.Time) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.wgen++
+	if s.wdl != nil {
+		s.wdl.Stop()
+		s.wdl = nil
+	}
+	s.wexpired = false
+	if t.IsZero() {
+		return nil
+	}
+	d := time.Until(t)
+	if d <= 0 {
+		s.expireLocked()
+		return nil
+	}
+	gen := s.wgen
+	s.wdl = time.AfterFunc(d, func() {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		if s.wgen == gen {
+			s.expireLocked()
+		}
+	})
+	return nil
+}
+
+// expireLocked is the write deadline passing. s.wmu is held.
+func (s *h2ClientStream) expireLocked() {
+	s.wexpired = true
+	if s.writing && !s.wcut {
+		s.wcut = true
+		s.pw.CloseWithError(os.ErrDeadlineExceeded) // ends the write waiting
+	}
 }
 
 // Close ends the request body after what was written (cancelling the
@@ -190,6 +254,11 @@ func (s *h2ClientStream) Close() error {
 	if !s.stop() {
 		return net.ErrClosed
 	}
+	s.wmu.Lock()
+	if s.wdl != nil {
+		s.wdl.Stop()
+	}
+	s.wmu.Unlock()
 	s.pw.Close()
 	go func() {
 		t := time.NewTimer(h2Linger)
@@ -210,7 +279,8 @@ func (s *h2ClientStream) Close() error {
 func (s *h2ClientStream) LocalAddr() net.Addr  { return addrString{"tcp", ""} }
 func (s *h2ClientStream) RemoteAddr() net.Addr { return s.remote }
 
-// SetDeadline sets the read deadline. Writes have none: a request body is
-// a pipe the transport drains, and Close ends a blocked write.
-func (s *h2ClientStream) SetDeadline(t time.Time) error      { return s.SetReadDeadline(t) }
-func (s *h2ClientStream) SetWriteDeadline(t time.Time) error { return nil }
+// SetDeadline sets the read and write deadlines.
+func (s *h2ClientStream) SetDeadline(t time.Time) error {
+	s.SetWriteDeadline(t)
+	return s.SetReadDeadline(t)
+}
