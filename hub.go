@@ -287,6 +287,7 @@ func (h *Hub) Options() HubOptions { return h.opts }
 type subscription struct {
 	h         *Hub
 	s         *Session
+	sibling   *subscription // the session's next, under its output lock
 	out       sessionConn
 	sharing   int // index in h.sharings; -1: encoded for this session alone
 	idx       int // in h.subs, under h.mu
@@ -517,7 +518,7 @@ func (h *Hub) add(s *Session, after uint64, recover bool) (*subscription, bool, 
 	}
 	out.Lock()
 	over, twice := s.hubsOver, false
-	for _, sub := range s.hubSubs {
+	for sub := s.hubSubs; sub != nil; sub = sub.sibling {
 		twice = twice || sub.h == h
 	}
 	sharing, ok := out.Protocol().Sharing()
@@ -588,7 +589,7 @@ func (h *Hub) add(s *Session, after uint64, recover bool) (*subscription, bool, 
 	}
 	sub.idx = len(h.subs)
 	h.subs = append(h.subs, sub)
-	s.hubSubs = append(s.hubSubs, sub)
+	sub.sibling, s.hubSubs = s.hubSubs, sub
 	sub.next, sub.end = first, h.seq
 	for seq := first; seq < h.seq; seq++ {
 		m := h.log[seq%n]
@@ -769,7 +770,7 @@ func (h *Hub) Unsubscribe(s *Session) bool {
 	h.mu.Lock()
 	var sub *subscription
 	out.Lock()
-	for _, x := range s.hubSubs {
+	for x := s.hubSubs; x != nil; x = x.sibling {
 		if x.h == h {
 			sub = x
 		}
@@ -814,12 +815,9 @@ func (h *Hub) remove(sub *subscription) {
 	if !sub.gone { // a closing policy dropped it already
 		sub.drop()
 	}
-	subs := sub.s.hubSubs
-	for i, x := range subs {
-		if x == sub {
-			subs[i] = subs[len(subs)-1]
-			subs[len(subs)-1] = nil
-			sub.s.hubSubs = subs[:len(subs)-1]
+	for p := &sub.s.hubSubs; *p != nil; p = &(*p).sibling {
+		if *p == sub {
+			*p, sub.sibling = sub.sibling, nil
 			break
 		}
 	}
@@ -940,7 +938,7 @@ func (hs *hubSource) Fill() { (*Session)(hs).fillHubs() }
 // fillHubs hands the messages of every hub the session is subscribed to to
 // its connection. The session's output is locked.
 func (s *Session) fillHubs() {
-	for _, sub := range s.hubSubs {
+	for sub := s.hubSubs; sub != nil; sub = sub.sibling {
 		sub.fill()
 	}
 }
@@ -950,7 +948,10 @@ func (s *Session) leaveHubs() {
 	out := s.out()
 	out.Lock()
 	s.hubsOver = true
-	subs := append([]*subscription(nil), s.hubSubs...)
+	var subs []*subscription
+	for sub := s.hubSubs; sub != nil; sub = sub.sibling {
+		subs = append(subs, sub)
+	}
 	out.Unlock()
 	for _, sub := range subs {
 		h := sub.h

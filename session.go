@@ -93,7 +93,7 @@ type Session struct {
 
 	// Under the output lock (sessionConn.Lock): the hubs s is subscribed
 	// to, and (hubsOver, below) whether it has left them for good.
-	hubSubs []*subscription
+	hubSubs *subscription // the first; the others follow through sibling
 
 	mu       sync.Mutex
 	vals     *valueSet // under mu
