@@ -26,7 +26,10 @@ type loopConn struct {
 	pe    *poller.Conn
 	rt    *route
 	head  string        // the request head (see compactHead), parsed again by Session.Request
-	extra *requestExtra // what the head does not tell, when there is any, and the TLS layer
+	// extra is what the head does not tell, when there is any: the
+	// chain's context alone (a context.Context, see keptContext), or a
+	// *requestExtra for more (path values, the TLS layer).
+	extra any
 }
 
 // requestExtra is what Session.Request gives besides the head: what the
@@ -42,7 +45,7 @@ type requestExtra struct {
 
 // tls returns lc's record layer, or nil when lc is not over TLS.
 func (lc *loopConn) tls() *tlsLayer {
-	if x := lc.extra; x != nil {
+	if x, ok := lc.extra.(*requestExtra); ok {
 		return x.tls
 	}
 	return nil
@@ -81,11 +84,15 @@ func newLoopConn(e *pollEngine, c *poller.Conn, rt *route, op loopOpen) {
 	if op.tls != nil {
 		op.tls.lc = lc
 	}
-	if op.ctx != nil || op.paths != "" || op.tls != nil {
-		lc.extra = &requestExtra{ctx: op.ctx, tls: op.tls}
+	switch {
+	case op.paths != "" || op.tls != nil:
+		x := &requestExtra{ctx: op.ctx, tls: op.tls}
 		if paths := op.paths; paths != "" {
-			lc.extra.paths = &paths
+			x.paths = &paths
 		}
+		lc.extra = x
+	case op.ctx != nil:
+		lc.extra = op.ctx // no allocation: a context is a pointer already
 	}
 	sh := e.shard(c)
 	lc.proto.InitShared(&e.codec[c.Loop()], op.exts)
@@ -469,7 +476,7 @@ func (lc *loopConn) request() *http.Request {
 	if tl := lc.tls(); tl != nil {
 		r.TLS = tl.state.connectionState()
 	}
-	if x := lc.extra; x != nil && x.paths != nil {
+	if x, ok := lc.extra.(*requestExtra); ok && x.paths != nil {
 		for name, value := range unpackPaths(*x.paths) {
 			r.SetPathValue(name, value)
 		}
@@ -480,8 +487,13 @@ func (lc *loopConn) request() *http.Request {
 // requestContext returns the context of the session's request: the
 // chain's, or the engine's own.
 func (lc *loopConn) requestContext() context.Context {
-	if lc.extra != nil && lc.extra.ctx != nil {
-		return lc.extra
+	switch x := lc.extra.(type) {
+	case *requestExtra: // first: it is a context.Context too
+		if x.ctx != nil {
+			return x
+		}
+	case context.Context:
+		return context.WithoutCancel(x)
 	}
 	return lc.engine().requestContext(lc.pe)
 }
@@ -584,7 +596,7 @@ func (lc *loopConn) Protocol() *codec.Protocol { return &lc.proto }
 // its own, so that output keeps the order in which it was given. The output
 // is locked.
 func (lc *loopConn) fillFirst() {
-	if len(lc.s.hubSubs) > 0 {
+	if lc.s.hubSubs != nil {
 		lc.s.fillHubs()
 	}
 }
