@@ -91,6 +91,7 @@ func main() {
 	runs := flag.Int("runs", 1, "measure every implementation this many times, in turn, and print the medians")
 	churn := flag.Bool("churn", false, "have the clients open (and echo on) all connections, close them, and open them again: the server's memory then holds what a long-running one reuses")
 	jsonOut := flag.Bool("json", false, "print one JSON object per measurement on stdout instead of the table")
+	classes := flag.Bool("classes", false, "also print, per connection, where the runtime's memory went (its /memory/classes/ metrics once freed memory is returned)")
 	flag.Parse()
 
 	exe, err := os.Executable()
@@ -119,6 +120,9 @@ func main() {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.1f\t%s\t%.1f\t%s\t\n",
 				impl, run, r.conns, r.sockets, mib(r.rss0), mib(r.rss1), formatRow(row), r.connect.Seconds(), r.negotiated)
 			tw.Flush()
+			if *classes {
+				printClasses(os.Stdout, impl, r)
+			}
 		}
 	}
 	if *runs > 1 && !*jsonOut {
@@ -180,6 +184,22 @@ func (r result) record(impl string, run, echo int) record {
 	}
 }
 
+// printClasses prints the runtime's memory classes that moved, per
+// connection, once freed memory was returned.
+func printClasses(w io.Writer, impl string, r result) {
+	names := make([]string, 0, len(r.free1.Classes))
+	for n := range r.free1.Classes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		d := perConn(int64(r.free1.Classes[n])-int64(r.free0.Classes[n]), r.conns)
+		if d >= 0.5 || d <= -0.5 {
+			fmt.Fprintf(w, "    %s %s: %.0f B/conn\n", impl, n, d)
+		}
+	}
+}
+
 func formatRow(row []float64) string {
 	return fmt.Sprintf("%.0f\t%.0f\t%.0f\t%.0f\t%.2f", row[0], row[1], row[2], row[3], row[4])
 }
@@ -209,6 +229,7 @@ type result struct {
 	// operating system (debug.FreeOSMemory), before and after.
 	rssFree0, rssFree1 int64
 	st0, st1           servers.Stats
+	free0, free1       servers.Stats // once freed memory is returned
 	connect            time.Duration
 	negotiated         string // the server's Sec-WebSocket-Extensions, "-" for none
 }
@@ -244,7 +265,7 @@ func measure(exe, impl string, n, per, echo int, churn bool, quiet time.Duration
 	if err != nil {
 		return r, err
 	}
-	if _, err := srv.FreeOSMemory(); err != nil {
+	if r.free0, err = srv.FreeOSMemory(); err != nil {
 		return r, err
 	}
 	if r.rssFree0, err = harness.RSS(srv.Pid); err != nil {
@@ -314,7 +335,7 @@ func measure(exe, impl string, n, per, echo int, churn bool, quiet time.Duration
 		return r, err
 	}
 	r.sockets = sock1 - sock0
-	if _, err := srv.FreeOSMemory(); err != nil {
+	if r.free1, err = srv.FreeOSMemory(); err != nil {
 		return r, err
 	}
 	if r.rssFree1, err = harness.RSS(srv.Pid); err != nil {

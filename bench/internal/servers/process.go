@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"strings"
 	rpprof "runtime/pprof"
 	"slices"
 	"syscall"
@@ -32,7 +33,22 @@ type Stats struct {
 	Total       uint64 `json:"total_bytes"` // all memory mapped by the runtime
 	Mallocs     uint64 `json:"mallocs"`     // cumulative, tiny ones included
 	TotalAlloc  uint64 `json:"total_alloc_bytes"`
+	// Classes are the runtime's /memory/classes/ metrics, by name: where
+	// the memory mapped goes (objects, free space in spans in use,
+	// metadata, stacks, ...).
+	Classes map[string]uint64 `json:"memory_classes"`
 }
+
+// memoryClasses are the names of the runtime's /memory/classes/ metrics.
+var memoryClasses = func() []string {
+	var names []string
+	for _, d := range metrics.All() {
+		if strings.HasPrefix(d.Name, "/memory/classes/") {
+			names = append(names, d.Name)
+		}
+	}
+	return names
+}()
 
 var statSamples = []metrics.Sample{
 	{Name: "/sched/goroutines:goroutines"},
@@ -54,7 +70,17 @@ func readStats(gc, free bool) Stats {
 	samples := make([]metrics.Sample, len(statSamples))
 	copy(samples, statSamples)
 	metrics.Read(samples)
+	classes := make([]metrics.Sample, len(memoryClasses))
+	for i, n := range memoryClasses {
+		classes[i].Name = n
+	}
+	metrics.Read(classes)
+	byName := make(map[string]uint64, len(classes))
+	for _, c := range classes {
+		byName[strings.TrimPrefix(c.Name, "/memory/classes/")] = c.Value.Uint64()
+	}
 	return Stats{
+		Classes:     byName,
 		Goroutines:  samples[0].Value.Uint64(),
 		HeapObjects: samples[1].Value.Uint64(),
 		Stacks:      samples[2].Value.Uint64(),
