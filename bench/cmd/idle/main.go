@@ -91,6 +91,7 @@ func main() {
 	runs := flag.Int("runs", 1, "measure every implementation this many times, in turn, and print the medians")
 	churn := flag.Bool("churn", false, "have the clients open (and echo on) all connections, close them, and open them again: the server's memory then holds what a long-running one reuses")
 	jsonOut := flag.Bool("json", false, "print one JSON object per measurement on stdout instead of the table")
+	flag.IntVar(&parallel, "parallel", 64, "handshakes each client process keeps in progress at once")
 	classes := flag.Bool("classes", false, "also print, per connection, where the runtime's memory went (its /memory/classes/ metrics once freed memory is returned)")
 	flag.Parse()
 
@@ -399,8 +400,11 @@ type client struct {
 	negotiated string      // after ready: the server's extensions response
 }
 
+// parallel is -parallel: handshakes in progress at once per client.
+var parallel = 64
+
 func startClient(exe, addr, src string, n int, deflate, useTLS bool, echo int, churn bool) (*client, error) {
-	argv := []string{exe, "-addr", addr, "-src", src, "-n", strconv.Itoa(n), "-echo", strconv.Itoa(echo)}
+	argv := []string{exe, "-addr", addr, "-src", src, "-n", strconv.Itoa(n), "-echo", strconv.Itoa(echo), "-parallel", strconv.Itoa(parallel)}
 	if deflate {
 		argv = append(argv, "-deflate")
 	}
