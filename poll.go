@@ -592,11 +592,15 @@ func (pe *pollEngine) attach(u *upgraded, rt *route) {
 	} else {
 		head = keptHead(u.r)
 	}
-	a := &attaching{pe: pe, rt: rt, op: loopOpen{
+	a := attachings.Get().(*attaching)
+	if a.openFn == nil {
+		a.openFn, a.droppedFn = a.open, a.dropped
+	}
+	a.pe, a.rt, a.op = pe, rt, loopOpen{
 		head: head, key: u.key, protocol: u.protocol, exts: u.exts,
 		rest: append(append([]byte(nil), u.buffered...), pc.prefix...),
 		ctx:  keptContext(u.r), paths: packPaths(u.r), vals: u.vals,
-	}}
+	}
 	if len(u.header) > 0 {
 		// Written out now: the chain may change its header once the
 		// route has returned, while the loop writes the 101. In a pooled
@@ -609,25 +613,40 @@ func (pe *pollEngine) attach(u *upgraded, rt *route) {
 			bufpool.Put(f)
 		}
 	}
-	if !poller.Attach(pc.Conn, a.open, a.dropped) {
+	if !poller.Attach(pc.Conn, a.openFn, a.droppedFn) {
 		a.dropped()
 		pc.Close()
 	}
 }
 
-// attaching is an Events session on its way back to the loop: one
-// allocation, and the functions given to poller.Attach are 16 B each.
+// attaching is an Events session on its way back to the loop. It is
+// pooled with the functions given to poller.Attach, its own methods made
+// once: each handshake through a chain would otherwise leave them behind.
 type attaching struct {
-	pe *pollEngine
-	rt *route
-	op loopOpen
+	pe        *pollEngine
+	rt        *route
+	op        loopOpen
+	openFn    func(*poller.Conn)
+	droppedFn func()
 }
 
-func (a *attaching) open(c *poller.Conn) { newLoopConn(a.pe, c, a.rt, a.op) }
+var attachings = sync.Pool{New: func() any { return new(attaching) }}
+
+func (a *attaching) open(c *poller.Conn) {
+	newLoopConn(a.pe, c, a.rt, a.op)
+	a.release()
+}
 
 func (a *attaching) dropped() {
 	codec.ReleaseExtensions(a.op.exts)
 	bufpool.Put(a.op.fields)
+	a.release()
+}
+
+// release returns a, done with, to the pool.
+func (a *attaching) release() {
+	a.pe, a.rt, a.op = nil, nil, loopOpen{}
+	attachings.Put(a)
 }
 
 // keptHead writes r's request line and header as the chain left them, for
