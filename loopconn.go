@@ -25,7 +25,7 @@ type loopConn struct {
 	proto codec.Protocol // guarded by c's lock
 	pe    *poller.Conn
 	rt    *route
-	head  string        // the request head (see compactHead), parsed again by Session.Request
+	head  string // the request head (see compactHead), parsed again by Session.Request
 	// extra is what the head does not tell, when there is any: the
 	// chain's context alone (a context.Context, see keptContext), or a
 	// *requestExtra for more (path values, the TLS layer).

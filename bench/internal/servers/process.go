@@ -14,9 +14,9 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"strings"
 	rpprof "runtime/pprof"
 	"slices"
+	"strings"
 	"syscall"
 )
 
