@@ -177,7 +177,13 @@ func (lc *loopConn) receive(in []byte, t *codec.Tally) {
 			}
 		}
 		if state == codec.StateClosed {
-			c.Close()
+			if lc.tls() != nil {
+				// The peer's close_notify may follow its close frame:
+				// closing with it unread would reset the connection.
+				c.CloseWithError(nil, lc.linger())
+			} else {
+				c.Close()
+			}
 			return
 		}
 	}
@@ -278,11 +284,17 @@ func (lc *loopConn) fail(err error) {
 		lc.pe.CloseWithError(err, 0) // the 1011 goes out, or the write timeout ends it
 		return
 	}
+	lc.pe.CloseWithError(err, lc.linger())
+}
+
+// linger is how long a closing connection reads and drops input, waiting
+// for the peer's end, before its socket is closed.
+func (lc *loopConn) linger() time.Duration {
 	linger := 2 * time.Second
 	if t := lc.s.opts.Timeout; t > 0 && t < linger {
 		linger = t
 	}
-	lc.pe.CloseWithError(err, linger)
+	return linger
 }
 
 // onTimer runs the protocol's timers.
