@@ -38,6 +38,11 @@ func TestThreeNodeChat(t *testing.T) {
 		pages = append(pages, awaitListening(t, &logs[i], exits[i]))
 	}
 	defer func() {
+		if t.Failed() {
+			for i := range logs {
+				t.Logf("node %d's log:\n%s", i, logs[i].String())
+			}
+		}
 		cancel()
 		for i, exit := range exits {
 			if code := <-exit; code != 0 {
