@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wskit/wskit/codec"
@@ -91,6 +92,7 @@ func (dc *dialCall) dialH2(ctx context.Context) (*Session, error) {
 	}
 	st := &h2ClientStream{bodyReader: newBodyReader(resp.Body), pw: pw, cancel: cancelStream,
 		remote: addrString{"tcp", u.Host}, own: own}
+	st.cutWrite = st.cutOff
 	own = nil
 	cfg := connConfig(dc.o, codec.Client, false)
 	cfg.Codec.Extensions = exts
@@ -170,32 +172,22 @@ type h2ClientStream struct {
 	remote      net.Addr
 	own         *ownConn // the connection to close with the stream; nil if shared
 
-	wmu      sync.Mutex
-	wdl      *time.Timer // fires at the write deadline
-	wgen     uint64      // which deadline wdl is for
-	writing  bool        // a Write is in progress
-	wexpired bool        // the deadline has passed: Write fails until it moves
-	wcut     bool        // a Write was cut by the deadline: the stream is over
+	wd       deadline    // the request body's writes (see SetWriteDeadline)
+	cutWrite func()      // cut, made once: what the deadline calls
+	cut      atomic.Bool // a write was cut by the deadline: the stream is over
 }
 
 // h2Linger bounds the wait of a closed stream for the server's end.
 const h2Linger = 2 * time.Second
 
 func (s *h2ClientStream) Write(p []byte) (int, error) {
-	s.wmu.Lock()
-	if s.wexpired {
-		s.wmu.Unlock()
+	if !s.wd.begin(s.cutWrite) {
 		return 0, os.ErrDeadlineExceeded
 	}
-	s.writing = true
-	s.wmu.Unlock()
 	n, err := s.pw.Write(p)
-	s.wmu.Lock()
-	s.writing = false
-	cut := s.wcut
-	s.wmu.Unlock()
+	s.wd.end()
 	switch {
-	case cut:
+	case s.cut.Load():
 		err = os.ErrDeadlineExceeded
 	case errors.Is(err, io.ErrClosedPipe):
 		err = net.ErrClosed
@@ -209,40 +201,14 @@ func (s *h2ClientStream) Write(p []byte) (int, error) {
 // body cannot take back part of a write. Once the deadline has passed,
 // writes fail at once until it moves.
 func (s *h2ClientStream) SetWriteDeadline(t time.Time) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	s.wgen++
-	if s.wdl != nil {
-		s.wdl.Stop()
-		s.wdl = nil
-	}
-	s.wexpired = false
-	if t.IsZero() {
-		return nil
-	}
-	d := time.Until(t)
-	if d <= 0 {
-		s.expireLocked()
-		return nil
-	}
-	gen := s.wgen
-	s.wdl = time.AfterFunc(d, func() {
-		s.wmu.Lock()
-		defer s.wmu.Unlock()
-		if s.wgen == gen {
-			s.expireLocked()
-		}
-	})
+	s.wd.set(t)
 	return nil
 }
 
-// expireLocked is the write deadline passing. s.wmu is held.
-func (s *h2ClientStream) expireLocked() {
-	s.wexpired = true
-	if s.writing && !s.wcut {
-		s.wcut = true
-		s.pw.CloseWithError(os.ErrDeadlineExceeded) // ends the write waiting
-	}
+// cutOff ends the write waiting when the deadline passes.
+func (s *h2ClientStream) cutOff() {
+	s.cut.Store(true)
+	s.pw.CloseWithError(os.ErrDeadlineExceeded)
 }
 
 // Close ends the request body after what was written (cancelling the
@@ -254,11 +220,6 @@ func (s *h2ClientStream) Close() error {
 	if !s.stop() {
 		return net.ErrClosed
 	}
-	s.wmu.Lock()
-	if s.wdl != nil {
-		s.wdl.Stop()
-	}
-	s.wmu.Unlock()
 	s.pw.Close()
 	go func() {
 		t := time.NewTimer(h2Linger)
