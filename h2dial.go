@@ -173,7 +173,7 @@ type h2ClientStream struct {
 	own         *ownConn // the connection to close with the stream; nil if shared
 
 	wd       deadline    // the request body's writes (see SetWriteDeadline)
-	cutWrite func()      // cut, made once: what the deadline calls
+	cutWrite func()      // cutOff, made once: what the deadline calls
 	cut      atomic.Bool // a write was cut by the deadline: the stream is over
 }
 
