@@ -102,7 +102,10 @@ func releaseQuick(q *quickRequest) {
 	clear(q.h)
 	q.vals = [len(quickHeaders)][1]string{}
 	q.u = url.URL{}
-	q.r.Host, q.r.RequestURI = "", ""
+	// All of the request: a ServeMux gave it a pattern and path values
+	// that point into this head, which the next head's route, without
+	// wildcards, would not replace.
+	q.r = http.Request{Header: q.h, URL: &q.u}
 	quickPool.Put(q)
 }
 
