@@ -74,7 +74,19 @@ var primerPayload = stdCompress(nil, deflatePrimer)[0]
 // receiverTail, with the window dict, stopping one byte past limit.
 func stdInflate(payload, dict []byte, limit int) ([]byte, error) {
 	r := flate.NewReaderDict(io.MultiReader(bytes.NewReader(payload), bytes.NewReader(receiverTail)), dict)
-	return io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	// Up to one byte past the limit, and an error only if it comes before
+	// that byte: a limited inflater never looks further.
+	out := make([]byte, limit+1)
+	n, err := 0, error(nil)
+	for n < len(out) && err == nil {
+		var k int
+		k, err = r.Read(out[n:])
+		n += k
+	}
+	if n == len(out) || err == io.EOF {
+		err = nil
+	}
+	return out[:n], err
 }
 
 // FuzzDeflateInflate gives arbitrary bytes as the payload of a compressed
@@ -104,6 +116,9 @@ func FuzzDeflateInflate(f *testing.F) {
 		{stdCompress(nil, make([]byte, inflateLimit))[0], 0},
 		{stdCompress(nil, make([]byte, inflateLimit+1))[0], 0},
 		{stdCompress(nil, make([]byte, 1<<20))[0], 2},
+		// Too big, and corrupt only past the limit.
+		{append(stdCompress(nil, make([]byte, inflateLimit+2))[0], 0x07, 0xff), 0},
+		{append(stdCompress(nil, randomBytes(inflateLimit+2))[0], 0x07, 0xff), 0},
 		{stdCompress(nil, randomBytes(300))[0], 5 << 2},
 		{finalBlock(text), 1},
 		{append(finalBlock([]byte("done")), "trailing"...), 1},
