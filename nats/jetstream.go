@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/wskit/wskit"
 )
@@ -68,26 +69,62 @@ func (b *Broker) consume(s *subscription, subject string, replay int, deliver fu
 // historyBatch is how many messages History fetches at a time.
 const historyBatch = 256
 
+// History's waits before it asks again when no server answers: doubling
+// from the first to the most.
+const (
+	historyRetryFirst = 25 * time.Millisecond
+	historyRetryMost  = 400 * time.Millisecond
+)
+
 // KeepsHistory implements wskit.BrokerHistory: true in JetStream mode.
 func (b *Broker) KeepsHistory() bool { return b.opts.Mode == JetStream }
 
 // History implements wskit.BrokerHistory, in JetStream mode: it reads the
 // topic's messages after the sequence after with an ordered consumer of
-// its own, up to the newest when it starts.
+// its own, up to the newest when it starts. While no server answers for
+// the stream (its replicas catching up, or electing a leader), it asks
+// again until ctx ends.
 func (b *Broker) History(ctx context.Context, topic string, after uint64, fn func(wskit.BrokerMessage) error) (bool, error) {
 	if b.opts.Mode != JetStream {
 		return false, errors.New("wskit/nats: core NATS keeps no history")
 	}
 	b.historyReads.Add(1)
-	complete, err := b.history(ctx, b.Subject(topic), after, fn)
+	complete, err := b.historyRetrying(ctx, b.Subject(topic), after, fn)
 	if err != nil {
 		b.historyErrors.Add(1)
-		if !b.nc.IsConnected() {
+		if !b.nc.IsConnected() && !errors.Is(err, wskit.ErrBrokerUnavailable) {
 			err = fmt.Errorf("%w: %w", wskit.ErrBrokerUnavailable, err)
 		}
 		return false, fmt.Errorf("wskit/nats: history of %s: %w", topic, err)
 	}
 	return complete, nil
+}
+
+// historyRetrying reads the history, asking again while no server answers
+// for the stream: its replicas are catching up or electing a leader
+// (JetStream's direct gets are answered only by replicas that are
+// current). It stops with ctx, or once fn has had a message.
+func (b *Broker) historyRetrying(ctx context.Context, subject string, after uint64, fn func(wskit.BrokerMessage) error) (bool, error) {
+	wait := historyRetryFirst
+	for {
+		handed := false
+		complete, err := b.history(ctx, subject, after, func(m wskit.BrokerMessage) error {
+			handed = true
+			return fn(m)
+		})
+		if err == nil || handed || !errors.Is(err, nats.ErrNoResponders) {
+			return complete, err
+		}
+		b.log.Debug("JetStream history: no server answers for the stream yet", "subject", subject, "again_in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, fmt.Errorf("%w: %w (%w)", wskit.ErrBrokerUnavailable, ctx.Err(), err)
+		case <-t.C:
+		}
+		wait = min(2*wait, historyRetryMost)
+	}
 }
 
 func (b *Broker) history(ctx context.Context, subject string, after uint64, fn func(wskit.BrokerMessage) error) (bool, error) {
