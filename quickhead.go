@@ -26,9 +26,12 @@ var quickHeaders = [...]string{
 
 var quickPool = sync.Pool{New: func() any {
 	q := &quickRequest{h: make(http.Header, len(quickHeaders))}
-	q.r.Header, q.r.URL = q.h, &q.u
+	q.blank()
 	return q
 }}
+
+// blank makes q's request a new one over q's own header and URL.
+func (q *quickRequest) blank() { q.r = http.Request{Header: q.h, URL: &q.u} }
 
 // parseQuick parses a head of the common form: GET, HTTP/1.1, an
 // origin-form target needing no cleaning or unescaping, one Host field and
@@ -105,7 +108,7 @@ func releaseQuick(q *quickRequest) {
 	// All of the request: a ServeMux gave it a pattern and path values
 	// that point into this head, which the next head's route, without
 	// wildcards, would not replace.
-	q.r = http.Request{Header: q.h, URL: &q.u}
+	q.blank()
 	quickPool.Put(q)
 }
 
